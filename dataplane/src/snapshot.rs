@@ -1,0 +1,274 @@
+//! The immutable, compiled view of the configuration that workers read.
+//!
+//! Layer: control → dataplane contract. `control` compiles a validated config
+//! into a [`Snapshot`] and publishes it through `arc-swap`; each worker loads it
+//! once per burst. Nothing here is ever mutated after publication, and nothing
+//! here parses text. Addresses are IPv4 as `u32` in host order (so `10.0.0.1` is
+//! `0x0a00_0001`); ports are `u16` in host order.
+
+use hashbrown::HashMap;
+
+/// Transport protocol of a virtual service, with its IANA protocol number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Proto {
+    /// TCP, IP protocol 6.
+    Tcp = 6,
+    /// UDP, IP protocol 17.
+    Udp = 17,
+}
+
+impl Proto {
+    /// The IP protocol number (RFC 790 / IANA registry).
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+    /// The protocol for an IP protocol number, if fulcrum balances it.
+    pub fn from_number(n: u8) -> Option<Proto> {
+        match n {
+            6 => Some(Proto::Tcp),
+            17 => Some(Proto::Udp),
+            _ => None,
+        }
+    }
+}
+
+/// How a packet reaches the real server (ipvsadm `-m`, `-g`, `-i`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// Masquerading (ipvsadm `-m`): destination VIP:vport becomes RIP:rport and
+    /// replies come back through the director, which restores VIP:vport.
+    Nat,
+    /// Direct routing (ipvsadm `-g`): only the destination MAC changes; the real
+    /// server holds the VIP on a loopback and answers the client directly.
+    Dr,
+}
+
+/// An IPv4 prefix: `addr` in host order, `len` in bits (0..=32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Prefix {
+    /// Network address, host order. Bits beyond `len` are zero.
+    pub addr: u32,
+    /// Prefix length in bits, 0..=32.
+    pub len: u8,
+}
+
+impl Prefix {
+    /// The netmask for `len`, host order (`len = 0` gives 0).
+    pub fn mask(self) -> u32 {
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.len))
+        }
+    }
+    /// Whether `ip` (host order) lies inside this prefix.
+    pub fn contains(self, ip: u32) -> bool {
+        ip & self.mask() == self.addr
+    }
+}
+
+/// One dataplane port as the workers see it.
+#[derive(Clone, Debug)]
+pub struct PortConf {
+    /// Operator's name for the port (from the config), for logs and stats.
+    pub name: String,
+    /// The port's MAC address, wire order. Used as the source MAC of every
+    /// frame fulcrum sends on this port and in ARP replies.
+    pub mac: [u8; 6],
+    /// The director's own addresses on this port (DIPs), with their prefixes.
+    pub addrs: Vec<(u32, Prefix)>,
+}
+
+/// One route: packets to `dst` leave on `port`, to `via` (a gateway, host
+/// order) or, when `via` is `None`, directly to the destination (connected).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Destination prefix.
+    pub dst: Prefix,
+    /// Output port index into [`Snapshot::ports`].
+    pub port: u8,
+    /// Next-hop gateway address, host order; `None` for a connected route.
+    pub via: Option<u32>,
+}
+
+/// What the director answers for at an address of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LocalKind {
+    /// A director interface address (DIP): answers ARP and ICMP echo.
+    Dip,
+    /// A virtual IP: answers ARP and ICMP echo, and balances its services.
+    Vip,
+}
+
+/// An address the director answers ARP and ICMP echo for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalAddr {
+    /// What the address is.
+    pub kind: LocalKind,
+    /// Bit `i` set: answer ARP for this address on port `i`.
+    pub arp_ports: u64,
+}
+
+/// Key of a virtual service: VIP, virtual port and protocol (host order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    /// Virtual IP, host order.
+    pub vip: u32,
+    /// Virtual port, host order; 0 means "all ports" (IPVS port-0 service).
+    pub vport: u16,
+    /// Protocol.
+    pub proto: Proto,
+}
+
+/// One virtual service.
+#[derive(Clone, Debug)]
+pub struct Service {
+    /// VIP:vport/proto.
+    pub key: ServiceKey,
+    /// IPVS scheduler for new connections.
+    pub scheduler: sched::SchedKind,
+    /// Dense ids into [`Snapshot::reals`] of this service's real servers, in
+    /// configuration order. The scheduler's index `i` means `reals[i]`.
+    pub reals: Vec<u32>,
+}
+
+/// One real server of one service. Ids are dense and start at 1 because 0 is
+/// kept for "none" in connection entries.
+#[derive(Clone, Debug)]
+pub struct RealServer {
+    /// Real server IP (RIP), host order.
+    pub ip: u32,
+    /// Real server port, host order (equal to the vport in DR mode).
+    pub port: u16,
+    /// IPVS weight, 0..=65535; 0 quiesces it (no new connections).
+    pub weight: u32,
+    /// Forwarding method towards this real server.
+    pub method: Method,
+    /// Index into [`Snapshot::services`] of the owning service.
+    pub service: u16,
+}
+
+/// Connection timeouts in milliseconds, per IPVS state.
+///
+/// Defaults mirror `net/netfilter/ipvs/ip_vs_proto_tcp.c` and `_udp.c`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// ESTABLISHED, default 900 s.
+    pub tcp_established_ms: u32,
+    /// SYN_SENT, default 120 s.
+    pub tcp_syn_sent_ms: u32,
+    /// SYN_RECV, default 60 s.
+    pub tcp_syn_recv_ms: u32,
+    /// FIN_WAIT, default 120 s.
+    pub tcp_fin_wait_ms: u32,
+    /// TIME_WAIT, default 120 s.
+    pub tcp_time_wait_ms: u32,
+    /// CLOSE, default 10 s.
+    pub tcp_close_ms: u32,
+    /// CLOSE_WAIT, default 60 s.
+    pub tcp_close_wait_ms: u32,
+    /// LAST_ACK, default 30 s.
+    pub tcp_last_ack_ms: u32,
+    /// LISTEN, default 120 s.
+    pub tcp_listen_ms: u32,
+    /// SYNACK, default 120 s.
+    pub tcp_synack_ms: u32,
+    /// UDP, default 300 s.
+    pub udp_ms: u32,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            tcp_established_ms: 900_000,
+            tcp_syn_sent_ms: 120_000,
+            tcp_syn_recv_ms: 60_000,
+            tcp_fin_wait_ms: 120_000,
+            tcp_time_wait_ms: 120_000,
+            tcp_close_ms: 10_000,
+            tcp_close_wait_ms: 60_000,
+            tcp_last_ack_ms: 30_000,
+            tcp_listen_ms: 120_000,
+            tcp_synack_ms: 120_000,
+            udp_ms: 300_000,
+        }
+    }
+}
+
+/// Everything the workers need, compiled and immutable.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Bumped by every publication; workers rebuild per-snapshot state when it
+    /// changes.
+    pub generation: u64,
+    /// Ports, indexed by dataplane port index (config order).
+    pub ports: Vec<PortConf>,
+    /// Routes, sorted by descending prefix length (first match = longest).
+    pub routes: Vec<Route>,
+    /// Permanent neighbours: (port index, IP host order, MAC).
+    pub static_neighbours: Vec<(u8, u32, [u8; 6])>,
+    /// Addresses the director answers for.
+    pub local: HashMap<u32, LocalAddr>,
+    /// Virtual services, indexed by service id.
+    pub services: Vec<Service>,
+    /// VIP:vport/proto → index into `services`.
+    pub service_index: HashMap<ServiceKey, u16>,
+    /// Real servers by dense id; index 0 is an unused placeholder.
+    pub reals: Vec<RealServer>,
+    /// Connection timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl Snapshot {
+    /// Longest-prefix route lookup for `dst` (host order).
+    ///
+    /// Returns the output port and the next-hop IP (the gateway, or `dst`
+    /// itself on a connected route), or `None` when no route matches.
+    pub fn route(&self, dst: u32) -> Option<(u8, u32)> {
+        self.routes
+            .iter()
+            .find(|r| r.dst.contains(dst))
+            .map(|r| (r.port, r.via.unwrap_or(dst)))
+    }
+
+    /// Finds the virtual service for a packet to `vip:vport/proto`, falling back
+    /// to the port-0 ("all ports") service of that VIP as IPVS does.
+    pub fn service(&self, vip: u32, vport: u16, proto: Proto) -> Option<u16> {
+        let k = ServiceKey { vip, vport, proto };
+        if let Some(&s) = self.service_index.get(&k) {
+            return Some(s);
+        }
+        self.service_index
+            .get(&ServiceKey { vip, vport: 0, proto })
+            .copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_prefix_contains() {
+        let p = Prefix { addr: 0x0a00_0000, len: 24 };
+        assert!(p.contains(0x0a00_0064));
+        assert!(!p.contains(0x0a00_0164));
+        let d = Prefix { addr: 0, len: 0 };
+        assert!(d.contains(0xffff_ffff));
+        assert_eq!(Prefix { addr: 1, len: 32 }.mask(), u32::MAX);
+    }
+
+    #[test]
+    fn test_route_longest_prefix_first() {
+        let s = Snapshot {
+            routes: vec![
+                Route { dst: Prefix { addr: 0x0a01_0000, len: 24 }, port: 1, via: None },
+                Route { dst: Prefix { addr: 0, len: 0 }, port: 0, via: Some(0x0a00_00fe) },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(s.route(0x0a01_000b), Some((1, 0x0a01_000b)));
+        assert_eq!(s.route(0x0808_0808), Some((0, 0x0a00_00fe)));
+    }
+}

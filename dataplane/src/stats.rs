@@ -1,0 +1,297 @@
+//! Per-worker counters: what each worker saw, sent, dropped and why.
+//!
+//! Layer: dataplane. A worker counts into its own [`WorkerStats`] with plain
+//! adds (no atomics, no sharing on the fast path) and copies them into its
+//! [`SharedStats`] on the slow tick; the control thread only reads the shared
+//! copy. Every drop has exactly one [`DropReason`] and one counter.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! drop_reasons {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+        /// Why a packet was dropped. Each variant has its own counter; the name
+        /// is the one shown by `fulcrumctl --counters`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum DropReason { $( $(#[$doc])* $variant, )* }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+            /// Number of reasons (length of the counter array).
+            pub const COUNT: usize = Self::ALL.len();
+            /// Stable snake_case name used in CLI output and metrics.
+            pub fn name(self) -> &'static str {
+                match self { $(DropReason::$variant => $name,)* }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Frame shorter than an Ethernet header, or a VLAN tag cut short.
+    EthTruncated => "eth_truncated",
+    /// EtherType fulcrum does not handle (IPv6, LLDP, ...).
+    EthUnsupported => "eth_unsupported",
+    /// Frame not addressed to the port's MAC nor broadcast.
+    EthNotForUs => "eth_not_for_us",
+    /// ARP shorter than 28 bytes or not Ethernet/IPv4.
+    ArpMalformed => "arp_malformed",
+    /// ARP request for an address fulcrum does not own.
+    ArpNotForUs => "arp_not_for_us",
+    /// IPv4 header cut short, version != 4 or IHL < 5.
+    Ipv4Malformed => "ipv4_malformed",
+    /// IPv4 total length beyond the frame or shorter than the header.
+    Ipv4BadLength => "ipv4_bad_length",
+    /// IPv4 header checksum wrong.
+    Ipv4BadChecksum => "ipv4_bad_checksum",
+    /// A fragment (MF set or non-zero offset): fulcrum does not reassemble.
+    Ipv4Fragment => "ipv4_fragment",
+    /// TTL would reach zero on forwarding.
+    TtlExceeded => "ttl_exceeded",
+    /// IP options present on a packet to be balanced.
+    Ipv4Options => "ipv4_options",
+    /// TCP header cut short or data offset < 5.
+    TcpMalformed => "tcp_malformed",
+    /// UDP header cut short or length field inconsistent.
+    UdpMalformed => "udp_malformed",
+    /// ICMP message cut short.
+    IcmpMalformed => "icmp_malformed",
+    /// ICMP to a local address that is not an echo request.
+    IcmpUnsupported => "icmp_unsupported",
+    /// TCP segment without a connection that is not a SYN (IPVS does not
+    /// schedule those either).
+    TcpNoConn => "tcp_no_conn",
+    /// Packet to a VIP port without a virtual service.
+    NoService => "no_service",
+    /// The scheduler found no real server with weight > 0.
+    NoRealServer => "no_real_server",
+    /// Connection table full.
+    ConnTableFull => "conn_table_full",
+    /// Packet neither for a VIP, nor a NAT reply, nor local.
+    NotForUs => "not_for_us",
+    /// No route to the destination.
+    NoRoute => "no_route",
+    /// Next hop MAC unknown; an ARP request was sent.
+    NeighUnresolved => "neigh_unresolved",
+    /// Redirect ring to the owner worker full.
+    RedirectRingFull => "redirect_ring_full",
+    /// TX queue full after retry.
+    TxFull => "tx_full",
+    /// Packet on a port index the snapshot does not know.
+    BadPort => "bad_port",
+}
+
+/// A worker's own counters. Plain integers: only the owning worker writes.
+#[derive(Clone, Debug)]
+#[repr(align(64))]
+pub struct WorkerStats {
+    /// Frames received from the ports.
+    pub rx_pkts: u64,
+    /// Bytes received from the ports.
+    pub rx_bytes: u64,
+    /// Frames handed to the ports' TX queues.
+    pub tx_pkts: u64,
+    /// Bytes handed to the ports' TX queues.
+    pub tx_bytes: u64,
+    /// Drops, indexed by `DropReason as usize`.
+    pub drops: [u64; DropReason::COUNT],
+    /// Connections created.
+    pub conns_created: u64,
+    /// Connections expired by the timer wheel.
+    pub conns_expired: u64,
+    /// Packets this worker moved to their owner worker.
+    pub redirects_out: u64,
+    /// Packets other workers moved to this worker.
+    pub redirects_in: u64,
+    /// ARP requests answered.
+    pub arp_replies: u64,
+    /// ARP requests sent to resolve next hops.
+    pub arp_requests: u64,
+    /// ICMP echo requests answered.
+    pub icmp_echo_replies: u64,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        WorkerStats {
+            rx_pkts: 0,
+            rx_bytes: 0,
+            tx_pkts: 0,
+            tx_bytes: 0,
+            drops: [0; DropReason::COUNT],
+            conns_created: 0,
+            conns_expired: 0,
+            redirects_out: 0,
+            redirects_in: 0,
+            arp_replies: 0,
+            arp_requests: 0,
+            icmp_echo_replies: 0,
+        }
+    }
+}
+
+impl WorkerStats {
+    /// Counts one drop.
+    #[inline]
+    pub fn drop(&mut self, r: DropReason) {
+        self.drops[r as usize] += 1;
+    }
+    /// Total drops over all reasons.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}
+
+/// Per-real-server counters kept by one worker, as `ipvsadm --stats` shows
+/// them: connections scheduled, packets and bytes each way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealStats {
+    /// Connections scheduled to this real server.
+    pub conns: u64,
+    /// Packets client → real server.
+    pub in_pkts: u64,
+    /// Packets real server → client (NAT only; DR replies bypass the director).
+    pub out_pkts: u64,
+    /// Bytes client → real server (IP length).
+    pub in_bytes: u64,
+    /// Bytes real server → client (IP length).
+    pub out_bytes: u64,
+    /// Connections currently ESTABLISHED (IPVS activeconns).
+    pub active_conns: u64,
+    /// Connections currently in any other state (IPVS inactconns).
+    pub inactive_conns: u64,
+}
+
+/// A worker's counters as published for the control thread.
+///
+/// The owning worker stores, the control thread loads; both use `Relaxed`
+/// because each value is a monotone or gauge reading, not a synchronisation
+/// point. Cache-aligned so two workers never share a line.
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct SharedStats {
+    worker: [AtomicU64; 12],
+    drops: [AtomicU64; DropReason::COUNT],
+    /// Per real server id (dense, index 0 unused), 7 counters each, in
+    /// `RealStats` field order.
+    reals: Vec<[AtomicU64; 7]>,
+}
+
+impl SharedStats {
+    /// Room for real server ids `0..n_reals`.
+    pub fn new(n_reals: usize) -> Self {
+        SharedStats {
+            worker: Default::default(),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            reals: (0..n_reals).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Publishes `w` and the per-real-server counters `reals` (index = id).
+    /// Ids beyond the room given to [`SharedStats::new`] are not published.
+    pub fn publish(&self, w: &WorkerStats, reals: &[RealStats]) {
+        let v = [
+            w.rx_pkts,
+            w.rx_bytes,
+            w.tx_pkts,
+            w.tx_bytes,
+            w.conns_created,
+            w.conns_expired,
+            w.redirects_out,
+            w.redirects_in,
+            w.arp_replies,
+            w.arp_requests,
+            w.icmp_echo_replies,
+            0,
+        ];
+        for (a, x) in self.worker.iter().zip(v) {
+            a.store(x, Relaxed);
+        }
+        for (a, x) in self.drops.iter().zip(w.drops) {
+            a.store(x, Relaxed);
+        }
+        for (slot, r) in self.reals.iter().zip(reals) {
+            let v = [
+                r.conns,
+                r.in_pkts,
+                r.out_pkts,
+                r.in_bytes,
+                r.out_bytes,
+                r.active_conns,
+                r.inactive_conns,
+            ];
+            for (a, x) in slot.iter().zip(v) {
+                a.store(x, Relaxed);
+            }
+        }
+    }
+
+    /// Reads the published worker counters.
+    pub fn load(&self) -> WorkerStats {
+        let g = |i: usize| self.worker[i].load(Relaxed);
+        WorkerStats {
+            rx_pkts: g(0),
+            rx_bytes: g(1),
+            tx_pkts: g(2),
+            tx_bytes: g(3),
+            conns_created: g(4),
+            conns_expired: g(5),
+            redirects_out: g(6),
+            redirects_in: g(7),
+            arp_replies: g(8),
+            arp_requests: g(9),
+            icmp_echo_replies: g(10),
+            drops: std::array::from_fn(|i| self.drops[i].load(Relaxed)),
+        }
+    }
+
+    /// Reads the published counters of real server `id` (zeros if unknown).
+    pub fn load_real(&self, id: usize) -> RealStats {
+        let Some(s) = self.reals.get(id) else {
+            return RealStats::default();
+        };
+        let g = |i: usize| s[i].load(Relaxed);
+        RealStats {
+            conns: g(0),
+            in_pkts: g(1),
+            out_pkts: g(2),
+            in_bytes: g(3),
+            out_bytes: g(4),
+            active_conns: g(5),
+            inactive_conns: g(6),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_publish_load_roundtrip() {
+        let s = SharedStats::new(3);
+        let mut w = WorkerStats { rx_pkts: 5, tx_bytes: 77, redirects_in: 2, ..Default::default() };
+        w.drop(DropReason::TcpNoConn);
+        w.drop(DropReason::TcpNoConn);
+        let r = [RealStats::default(), RealStats { conns: 4, active_conns: 1, ..Default::default() }];
+        s.publish(&w, &r);
+        let back = s.load();
+        assert_eq!(back.rx_pkts, 5);
+        assert_eq!(back.tx_bytes, 77);
+        assert_eq!(back.redirects_in, 2);
+        assert_eq!(back.drops[DropReason::TcpNoConn as usize], 2);
+        assert_eq!(back.total_drops(), 2);
+        assert_eq!(s.load_real(1).conns, 4);
+        assert_eq!(s.load_real(1).active_conns, 1);
+        assert_eq!(s.load_real(9), RealStats::default());
+    }
+
+    #[test]
+    fn test_drop_names_unique() {
+        let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), DropReason::COUNT);
+    }
+}
