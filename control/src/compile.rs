@@ -1,0 +1,400 @@
+//! Validated [`Config`] → immutable [`Snapshot`] the workers read.
+//!
+//! Layer: control, second stage (`RON → Config → validate() → compile()`).
+//!
+//! Guarantees: infallible on a config that passed
+//! [`crate::config::validate`]; the result has ports in config order, routes
+//! sorted longest prefix first, dense real-server ids starting at 1, and every
+//! address the director must answer ARP for in `local`. The output depends
+//! only on its inputs (no clock, no I/O), so two compiles of one config are
+//! equal.
+//!
+//! Refuses: nothing at run time; feeding it an unvalidated config may produce
+//! a snapshot the workers cannot use (e.g. a static route whose gateway is on
+//! no port falls back to port 0).
+#![forbid(unsafe_code)]
+
+use std::net::Ipv4Addr;
+
+use dataplane::snapshot::{
+    LocalAddr, LocalKind, Method, PortConf, Prefix, RealServer, Route, Service, ServiceKey,
+    Snapshot, Timeouts,
+};
+use hashbrown::HashMap;
+
+use crate::config::{Config, Ipv4Net, TimeoutsConfig};
+
+fn prefix(n: Ipv4Net) -> Prefix {
+    Prefix {
+        addr: u32::from(n.addr),
+        len: n.len,
+    }
+}
+
+/// The port-set mask with one bit per port, `n_ports` in 0..=64.
+fn all_ports_mask(n_ports: usize) -> u64 {
+    match n_ports {
+        0 => 0,
+        n if n >= 64 => u64::MAX,
+        n => (1u64 << n) - 1,
+    }
+}
+
+/// Converts second-granularity config timeouts to the snapshot's
+/// milliseconds.
+pub fn timeouts_ms(t: &TimeoutsConfig) -> Timeouts {
+    Timeouts {
+        tcp_established_ms: t.tcp_established.as_ms(),
+        tcp_syn_sent_ms: t.tcp_syn_sent.as_ms(),
+        tcp_syn_recv_ms: t.tcp_syn_recv.as_ms(),
+        tcp_fin_wait_ms: t.tcp_fin_wait.as_ms(),
+        tcp_time_wait_ms: t.tcp_time_wait.as_ms(),
+        tcp_close_ms: t.tcp_close.as_ms(),
+        tcp_close_wait_ms: t.tcp_close_wait.as_ms(),
+        tcp_last_ack_ms: t.tcp_last_ack.as_ms(),
+        tcp_listen_ms: t.tcp_listen.as_ms(),
+        tcp_synack_ms: t.tcp_synack.as_ms(),
+        udp_ms: t.udp.as_ms(),
+    }
+}
+
+/// Compiles a validated config into the snapshot published to the workers.
+///
+/// - `ports`: config order; `port_macs[i]` (wire order) is the MAC of
+///   `cfg.ports[i]` as the NIC reports it after any pinning.
+/// - `routes`: one connected route per distinct port subnet (`via: None`),
+///   then the static routes (output port = the port whose connected subnet
+///   holds `via`, longest match), stably sorted by descending prefix length
+///   so the first match is the longest (as the kernel FIB answers).
+/// - `static_neighbours`: `(port, ip, mac)` with the port found by subnet.
+/// - `local`: every DIP as [`LocalKind::Dip`] with only its own port's bit
+///   set; every VIP as [`LocalKind::Vip`] with the bits of all ports whose
+///   connected subnets contain it, or of every port when none does (a VIP
+///   routed to the director by an upstream router may arrive anywhere).
+/// - `services` in config order with `service_index`; `reals` dense from
+///   id 1 (id 0 is a weight-0 placeholder because 0 means "no real server" in
+///   connection entries), each with its owning service index and its method
+///   (the per-real-server override, else the service's default).
+/// - `timeouts` in milliseconds.
+///
+/// # Panics
+/// If `port_macs.len() != cfg.ports.len()` (a caller bug: the daemon reads
+/// one MAC per configured port).
+pub fn compile(cfg: &Config, port_macs: &[[u8; 6]], generation: u64) -> Snapshot {
+    assert_eq!(
+        port_macs.len(),
+        cfg.ports.len(),
+        "compile: one MAC per configured port"
+    );
+    let port_of = |ip: Ipv4Addr| -> u8 { cfg.connected_port(ip).map_or(0, |p| p as u8) };
+
+    let ports: Vec<PortConf> = cfg
+        .ports
+        .iter()
+        .zip(port_macs)
+        .map(|(p, &mac)| PortConf {
+            name: p.name.clone(),
+            mac,
+            addrs: p
+                .addrs
+                .iter()
+                .map(|a| (u32::from(a.addr), prefix(a.network())))
+                .collect(),
+        })
+        .collect();
+
+    let mut routes: Vec<Route> = Vec::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        for a in &p.addrs {
+            let r = Route {
+                dst: prefix(a.network()),
+                port: i as u8,
+                via: None,
+            };
+            // Two DIPs on one subnet give one connected route, not two.
+            if !routes.contains(&r) {
+                routes.push(r);
+            }
+        }
+    }
+    for r in &cfg.routes {
+        routes.push(Route {
+            dst: prefix(r.dst),
+            port: port_of(r.via.0),
+            via: Some(u32::from(r.via.0)),
+        });
+    }
+    // `sort_by_key` is stable: equal lengths keep connected-then-static, config
+    // order.
+    routes.sort_by_key(|r| std::cmp::Reverse(r.dst.len));
+
+    let static_neighbours = cfg
+        .neighbours
+        .iter()
+        .map(|n| (port_of(n.ip.0), u32::from(n.ip.0), n.mac.0))
+        .collect();
+
+    let mut local: HashMap<u32, LocalAddr> = HashMap::new();
+    for (i, p) in cfg.ports.iter().enumerate() {
+        for a in &p.addrs {
+            local.insert(
+                u32::from(a.addr),
+                LocalAddr {
+                    kind: LocalKind::Dip,
+                    arp_ports: 1u64 << i,
+                },
+            );
+        }
+    }
+    for s in &cfg.services {
+        let vip = s.vip.ip();
+        let mut mask = 0u64;
+        for (i, p) in cfg.ports.iter().enumerate() {
+            if p.addrs.iter().any(|a| a.contains(vip)) {
+                mask |= 1u64 << i;
+            }
+        }
+        if mask == 0 {
+            mask = all_ports_mask(cfg.ports.len());
+        }
+        local.insert(
+            u32::from(vip),
+            LocalAddr {
+                kind: LocalKind::Vip,
+                arp_ports: mask,
+            },
+        );
+    }
+
+    let mut services = Vec::with_capacity(cfg.services.len());
+    let mut service_index = HashMap::new();
+    let mut reals = vec![RealServer {
+        ip: 0,
+        port: 0,
+        weight: 0,
+        method: Method::Nat,
+        service: 0,
+    }];
+    for (si, s) in cfg.services.iter().enumerate() {
+        let key = ServiceKey {
+            vip: u32::from(s.vip.ip()),
+            vport: s.vip.port(),
+            proto: s.proto.0,
+        };
+        let mut ids = Vec::with_capacity(s.real_servers.len());
+        for r in &s.real_servers {
+            ids.push(reals.len() as u32);
+            reals.push(RealServer {
+                ip: u32::from(r.addr.ip()),
+                port: r.addr.port(),
+                weight: r.weight.0,
+                method: r.method(s),
+                service: si as u16,
+            });
+        }
+        service_index.insert(key, si as u16);
+        services.push(Service {
+            key,
+            scheduler: s.scheduler.0,
+            reals: ids,
+        });
+    }
+
+    Snapshot {
+        generation,
+        ports,
+        routes,
+        static_neighbours,
+        local,
+        services,
+        service_index,
+        reals,
+        timeouts: timeouts_ms(&cfg.timeouts),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+    use dataplane::snapshot::Proto;
+    use sched::SchedKind;
+
+    const CFG: &str = r#"(
+        eal_args: ["-l", "0-1"],
+        workers: [1],
+        ports: [
+            (name: "outside", device: "net_af_packet0", addrs: ["10.0.0.1/24"]),
+            (name: "inside", device: "net_af_packet1", addrs: ["10.1.0.1/24", "10.1.0.2/24", "192.168.7.1/30"]),
+        ],
+        routes: [
+            (dst: "0.0.0.0/0", via: "10.0.0.254"),
+            (dst: "10.2.0.0/16", via: "10.1.0.254"),
+            (dst: "10.3.0.0/24", via: "10.1.0.253"),
+        ],
+        neighbours: [ (ip: "10.1.0.11", mac: "02:00:0a:01:00:0b") ],
+        timeouts: (tcp_established: 1000, udp: 7),
+        services: [
+            (vip: "10.0.0.100:80", proto: "tcp", scheduler: "rr", forwarding: "nat",
+             real_servers: [
+                (addr: "10.1.0.11:8080", weight: 3),
+                (addr: "10.2.0.12:8080"),
+             ]),
+            (vip: "198.51.100.7:443", proto: "udp", scheduler: "wrr", forwarding: "dr",
+             real_servers: [
+                (addr: "10.1.0.21:443", weight: 0),
+                (addr: "10.2.0.22:8443", forwarding: "masq"),
+             ]),
+        ],
+    )"#;
+
+    fn snap() -> Snapshot {
+        let cfg = parse(CFG, "t.ron").expect("valid");
+        compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]], 7)
+    }
+
+    fn p(a: [u8; 4], len: u8) -> Prefix {
+        Prefix {
+            addr: u32::from(Ipv4Addr::from(a)),
+            len,
+        }
+    }
+
+    #[test]
+    fn test_compile_ports() {
+        let s = snap();
+        assert_eq!(s.generation, 7);
+        assert_eq!(s.ports.len(), 2);
+        assert_eq!(s.ports[0].name, "outside");
+        assert_eq!(s.ports[1].mac, [2, 0, 0, 0, 0, 2]);
+        assert_eq!(
+            s.ports[1].addrs,
+            vec![
+                (0x0a01_0001, p([10, 1, 0, 0], 24)),
+                (0x0a01_0002, p([10, 1, 0, 0], 24)),
+                (0xc0a8_0701, p([192, 168, 7, 0], 30)),
+            ]
+        );
+    }
+
+    #[test]
+    fn test_compile_routes_order() {
+        let s = snap();
+        let got: Vec<(Prefix, u8, Option<u32>)> =
+            s.routes.iter().map(|r| (r.dst, r.port, r.via)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (p([192, 168, 7, 0], 30), 1, None),
+                // Connected /24s in port order, then the static /24 (stable).
+                (p([10, 0, 0, 0], 24), 0, None),
+                (p([10, 1, 0, 0], 24), 1, None),
+                (p([10, 3, 0, 0], 24), 1, Some(0x0a01_00fd)),
+                (p([10, 2, 0, 0], 16), 1, Some(0x0a01_00fe)),
+                (p([0, 0, 0, 0], 0), 0, Some(0x0a00_00fe)),
+            ]
+        );
+        assert_eq!(s.route(0x0a02_0505), Some((1, 0x0a01_00fe)));
+        assert_eq!(s.route(0x0808_0808), Some((0, 0x0a00_00fe)));
+        assert_eq!(s.route(0x0a01_000b), Some((1, 0x0a01_000b)));
+    }
+
+    #[test]
+    fn test_compile_neighbours_and_timeouts() {
+        let s = snap();
+        assert_eq!(
+            s.static_neighbours,
+            vec![(1, 0x0a01_000b, [2, 0, 0x0a, 1, 0, 0x0b])]
+        );
+        assert_eq!(s.timeouts.tcp_established_ms, 1_000_000);
+        assert_eq!(s.timeouts.udp_ms, 7_000);
+        // Untouched fields keep the IPVS defaults.
+        assert_eq!(s.timeouts.tcp_fin_wait_ms, 120_000);
+        assert_eq!(s.timeouts.tcp_syn_recv_ms, 60_000);
+    }
+
+    #[test]
+    fn test_compile_dense_ids_start_at_1() {
+        let s = snap();
+        assert_eq!(s.reals.len(), 5);
+        assert_eq!(s.reals[0].weight, 0);
+        assert_eq!(s.services[0].reals, vec![1, 2]);
+        assert_eq!(s.services[1].reals, vec![3, 4]);
+        let r1 = &s.reals[1];
+        assert_eq!(
+            (r1.ip, r1.port, r1.weight, r1.service),
+            (0x0a01_000b, 8080, 3, 0)
+        );
+        // Default weight is 1; weight 0 is kept (quiesced).
+        assert_eq!(s.reals[2].weight, 1);
+        assert_eq!(s.reals[3].weight, 0);
+        assert_eq!(s.reals[4].service, 1);
+        assert_eq!(s.services[0].scheduler, SchedKind::Rr);
+        assert_eq!(s.services[1].scheduler, SchedKind::Wrr);
+        assert_eq!(s.service(0x0a00_0064, 80, Proto::Tcp), Some(0));
+        assert_eq!(s.service(0xc633_6407, 443, Proto::Udp), Some(1));
+        assert_eq!(s.service(0xc633_6407, 443, Proto::Tcp), None);
+    }
+
+    #[test]
+    fn test_compile_forwarding_override() {
+        let s = snap();
+        assert_eq!(s.reals[1].method, Method::Nat);
+        assert_eq!(s.reals[2].method, Method::Nat);
+        // Service default DR ...
+        assert_eq!(s.reals[3].method, Method::Dr);
+        // ... overridden per real server with "masq".
+        assert_eq!(s.reals[4].method, Method::Nat);
+    }
+
+    #[test]
+    fn test_compile_local_arp_ports() {
+        let s = snap();
+        assert_eq!(
+            s.local.get(&0x0a00_0001),
+            Some(&LocalAddr {
+                kind: LocalKind::Dip,
+                arp_ports: 0b01
+            })
+        );
+        assert_eq!(
+            s.local.get(&0x0a01_0002),
+            Some(&LocalAddr {
+                kind: LocalKind::Dip,
+                arp_ports: 0b10
+            })
+        );
+        // VIP on the outside subnet: ARP on port 0 only.
+        assert_eq!(
+            s.local.get(&0x0a00_0064),
+            Some(&LocalAddr {
+                kind: LocalKind::Vip,
+                arp_ports: 0b01
+            })
+        );
+        // VIP on no connected subnet: ARP on every port.
+        assert_eq!(
+            s.local.get(&0xc633_6407),
+            Some(&LocalAddr {
+                kind: LocalKind::Vip,
+                arp_ports: 0b11
+            })
+        );
+        assert_eq!(s.local.len(), 6);
+    }
+
+    #[test]
+    fn test_all_ports_mask() {
+        assert_eq!(all_ports_mask(0), 0);
+        assert_eq!(all_ports_mask(1), 1);
+        assert_eq!(all_ports_mask(3), 0b111);
+        assert_eq!(all_ports_mask(64), u64::MAX);
+    }
+
+    #[test]
+    #[should_panic(expected = "one MAC per configured port")]
+    fn test_compile_mac_count_mismatch() {
+        let cfg = parse(CFG, "t.ron").expect("valid");
+        let _ = compile(&cfg, &[[2, 0, 0, 0, 0, 1]], 1);
+    }
+}

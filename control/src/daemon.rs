@@ -1,0 +1,183 @@
+//! The `fulcrum` daemon: config → EAL → ports → workers → admin socket →
+//! wait for a signal → orderly shutdown.
+//!
+//! Layer: control, slow path only. Every startup problem ends here as one
+//! [`StartupError`] whose `Display` is a single line naming the problem and
+//! its remedy; the binary prints it as `fulcrum: error: ...` and exits 1.
+//! Shutdown order on SIGINT/SIGTERM: stop the workers (each finishes its round
+//! and frees what it holds), stop and close the ports, remove the admin
+//! socket, `rte_eal_cleanup`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use dataplane::process::Core;
+use dataplane::stats::SharedStats;
+use dataplane::worker::{LoopConf, Mesh, Worker};
+use hwinit::dpdk::{DpdkQueue, Eal, Mempool, PortSetup};
+use tracing::{info, warn};
+
+use crate::admin::{build_status, AdminServer};
+use crate::compile::compile;
+use crate::config::Config;
+
+/// A startup failure: one line, problem and remedy.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// From the DPDK layer (EAL, hugepages, ports, mempools); its text already
+    /// names the remedy.
+    #[error("{0}")]
+    Hw(#[from] hwinit::HwError),
+    /// A worker lcore that EAL did not enable.
+    #[error("worker lcore {lcore} is not enabled in EAL: add it to \"-l\"/\"--lcores\" in eal_args (main lcore is {main})")]
+    LcoreNotEnabled {
+        /// The configured worker lcore.
+        lcore: u32,
+        /// EAL's main lcore.
+        main: u32,
+    },
+    /// A worker configured on the main lcore, which runs the control thread.
+    #[error("worker lcore {0} is EAL's main lcore, which runs the control thread: pick another lcore for the worker or set \"--main-lcore\" in eal_args")]
+    WorkerOnMainLcore(u32),
+    /// The admin socket could not be created.
+    #[error("admin socket: {0}")]
+    Admin(String),
+    /// Installing signal handlers failed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+///
+/// # Errors
+/// Any [`StartupError`]; once workers run, errors are logged, not returned.
+pub fn run(cfg: Config) -> Result<(), StartupError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(StartupError::Signals)?;
+    }
+
+    let eal = Eal::init(&cfg.eal_args)?;
+    let main = eal.main_lcore();
+    for &lcore in &cfg.workers {
+        if lcore == main {
+            return Err(StartupError::WorkerOnMainLcore(lcore));
+        }
+        if !eal.lcore_enabled(lcore) {
+            return Err(StartupError::LcoreNotEnabled { lcore, main });
+        }
+    }
+    let n_workers = cfg.workers.len() as u16;
+
+    // One mempool per NUMA socket that runs a worker.
+    let mut sockets: Vec<u32> = cfg.workers.iter().map(|&l| eal.lcore_socket(l)).collect();
+    sockets.sort_unstable();
+    sockets.dedup();
+    let mut pools: Vec<(u32, Mempool)> = Vec::new();
+    for &s in &sockets {
+        let pool = eal.create_mempool(&format!("fulcrum_s{s}"), cfg.mbufs_per_socket, s as i32)?;
+        pools.push((s, pool));
+    }
+    let pool_for = |socket: u32| -> &Mempool {
+        pools.iter().find(|(s, _)| *s == socket).map(|(_, p)| p).unwrap_or(&pools[0].1)
+    };
+
+    let mut port_ids = Vec::new();
+    let mut macs = Vec::new();
+    for p in &cfg.ports {
+        let id = eal.port_by_name(&p.device)?;
+        if let Some(mac) = p.mac {
+            eal.set_mac(id, mac.0)?;
+        }
+        let setup = PortSetup {
+            n_rxq: n_workers,
+            n_txq: n_workers,
+            rx_desc: cfg.rx_desc,
+            tx_desc: cfg.tx_desc,
+            promiscuous: true,
+            rss: n_workers > 1,
+            mtu: None,
+        };
+        let info = eal.setup_port(id, &setup, pool_for(eal.lcore_socket(cfg.workers[0])))?;
+        for note in &info.downgraded {
+            warn!(port = %p.name, device = %p.device, "{note}");
+        }
+        let link = eal.link_status(id);
+        if link.up {
+            info!(port = %p.name, device = %p.device, driver = %info.driver, mac = %fmt_mac(info.mac), speed_mbps = link.speed_mbps, "port up");
+        } else {
+            warn!(port = %p.name, device = %p.device, driver = %info.driver, mac = %fmt_mac(info.mac), "link is down");
+        }
+        port_ids.push(id);
+        macs.push(info.mac);
+    }
+
+    let snap = compile(&cfg, &macs, 1);
+    let n_reals = snap.reals.len();
+    let snapshot = Arc::new(ArcSwap::from_pointee(snap));
+    let mesh: Arc<Mesh<hwinit::dpdk::Mbuf>> = Mesh::new(usize::from(n_workers));
+    let stats: Vec<Arc<SharedStats>> = (0..n_workers).map(|_| Arc::new(SharedStats::new(n_reals))).collect();
+    let conf = LoopConf {
+        burst: usize::from(cfg.burst),
+        idle_sleep: Duration::from_micros(u64::from(cfg.idle_sleep_us)),
+    };
+
+    for (i, &lcore) in cfg.workers.iter().enumerate() {
+        let pool = pool_for(eal.lcore_socket(lcore));
+        let queues: Vec<DpdkQueue> = port_ids.iter().map(|&p| eal.queue(p, i as u16, pool)).collect();
+        let core = Core::new(i as u16, n_workers, cfg.conn_table_size);
+        let mut worker = Worker::new(core, queues, Arc::clone(&snapshot), Arc::clone(&mesh), Arc::clone(&stats[i]), conf);
+        let stop = Arc::clone(&stop);
+        eal.launch(lcore, move || {
+            worker.run(&stop);
+            0
+        })?;
+        info!(worker = i, lcore, "worker started");
+    }
+
+    let started = Instant::now();
+    let status = {
+        let snapshot = Arc::clone(&snapshot);
+        let stats = stats.clone();
+        let lcores = cfg.workers.clone();
+        let size = u64::from(cfg.conn_table_size);
+        Arc::new(move || build_status(&snapshot.load(), &stats, &lcores, started.elapsed().as_secs(), size))
+    };
+    let admin = match AdminServer::start(&cfg.admin_socket, status) {
+        Ok(a) => a,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            for &lcore in &cfg.workers {
+                eal.wait_lcore(lcore);
+            }
+            return Err(StartupError::Admin(e.to_string()));
+        }
+    };
+    info!(socket = %cfg.admin_socket.display(), workers = n_workers, "fulcrum ready");
+
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    info!("signal received: stopping workers");
+    for &lcore in &cfg.workers {
+        let rc = eal.wait_lcore(lcore);
+        if rc != 0 {
+            warn!(lcore, rc, "worker exited abnormally");
+        }
+    }
+    for &id in &port_ids {
+        eal.stop_port(id);
+        eal.close_port(id);
+    }
+    admin.stop();
+    drop(pools);
+    eal.cleanup();
+    info!("fulcrum stopped");
+    Ok(())
+}
+
+fn fmt_mac(m: [u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}

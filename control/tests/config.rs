@@ -1,0 +1,579 @@
+//! Config loading end to end: the shipped example parses and validates, and
+//! every kind of mistake is reported as one `file:line:col: message` line
+//! pointing at the offending value.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use control::config::{self, line_col, locate, parse, PathSeg, DEFAULT_ADMIN_SOCKET};
+use dataplane::snapshot::{Method, Proto};
+use sched::SchedKind;
+
+/// A small valid config whose line/column layout the error tests rely on.
+/// Line numbers are given in the comments of each test.
+const BASE: &str = r#"(
+    eal_args: ["-l", "0-1", "--no-pci"],
+    workers: [1],
+    ports: [
+        (name: "outside", device: "net_af_packet0", addrs: ["10.0.0.1/24"]),
+        (name: "inside", device: "net_af_packet1", addrs: ["10.1.0.1/24"], mac: "02:00:00:00:01:01"),
+    ],
+    routes: [ (dst: "0.0.0.0/0", via: "10.0.0.254") ],
+    neighbours: [ (ip: "10.1.0.11", mac: "02:00:0a:01:00:0b") ],
+    services: [
+        (
+            vip: "10.0.0.100:80",
+            proto: "tcp",
+            scheduler: "rr",
+            forwarding: "nat",
+            real_servers: [
+                (addr: "10.1.0.11:80", weight: 1),
+                (addr: "10.1.0.12:80"),
+            ],
+        ),
+        (
+            vip: "10.0.0.101:80",
+            proto: "tcp",
+            scheduler: "wrr",
+            forwarding: "dr",
+            real_servers: [
+                (addr: "10.1.0.21:80", weight: 3),
+            ],
+        ),
+    ],
+)
+"#;
+
+/// `BASE` with exactly one occurrence of `from` replaced by `to`.
+fn edit(from: &str, to: &str) -> String {
+    assert_eq!(
+        BASE.matches(from).count(),
+        1,
+        "edit target {from:?} must be unique"
+    );
+    BASE.replacen(from, to, 1)
+}
+
+/// The one-line error for `src`.
+fn err(src: &str) -> String {
+    let e = parse(src, "fulcrum.ron").expect_err("config must be rejected");
+    let s = e.to_string();
+    assert!(!s.contains('\n'), "error must be one line: {s:?}");
+    s
+}
+
+fn example_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/fulcrum.example.ron")
+}
+
+#[test]
+fn test_example_parses_and_validates() {
+    let cfg = config::load(&example_path()).expect("docs/fulcrum.example.ron must be valid");
+    assert_eq!(cfg.workers, vec![1]);
+    assert_eq!(cfg.eal_args.len(), 9);
+    assert_eq!(cfg.eal_args[0], "-l");
+    assert_eq!(
+        cfg.eal_args[8],
+        "--vdev=net_af_packet1,iface=veth-in,qpairs=1"
+    );
+    assert_eq!(
+        (cfg.mbufs_per_socket, cfg.rx_desc, cfg.tx_desc, cfg.burst),
+        (16383, 1024, 1024, 32)
+    );
+    assert_eq!((cfg.idle_sleep_us, cfg.conn_table_size), (0, 1_048_576));
+    assert_eq!(cfg.admin_socket, PathBuf::from(DEFAULT_ADMIN_SOCKET));
+    assert_eq!(cfg.ports.len(), 2);
+    assert_eq!(cfg.ports[1].name, "inside");
+    assert_eq!(cfg.ports[1].device, "net_af_packet1");
+    assert_eq!(cfg.ports[1].mac.map(|m| m.0), Some([2, 0, 0, 0, 1, 1]));
+    assert_eq!(cfg.ports[0].mac, None);
+    assert_eq!(cfg.ports[0].addrs[0].addr, Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(cfg.ports[0].addrs[0].len, 24);
+    assert_eq!(cfg.routes.len(), 1);
+    assert_eq!(cfg.routes[0].via.0, Ipv4Addr::new(10, 0, 0, 254));
+    assert_eq!(cfg.neighbours[0].mac.0, [2, 0, 0x0a, 1, 0, 0x0b]);
+    assert_eq!(cfg.timeouts.tcp_established.0, 900);
+    assert_eq!(cfg.timeouts.tcp_syn_recv.0, 60);
+    assert_eq!(cfg.services.len(), 2);
+    let nat = &cfg.services[0];
+    assert_eq!(
+        (nat.proto.0, nat.scheduler.0, nat.forwarding.0),
+        (Proto::Tcp, SchedKind::Rr, Method::Nat)
+    );
+    assert_eq!(nat.real_servers.len(), 2);
+    let dr = &cfg.services[1];
+    assert_eq!(
+        (dr.scheduler.0, dr.forwarding.0),
+        (SchedKind::Wrr, Method::Dr)
+    );
+    assert_eq!(dr.real_servers[0].weight.0, 3);
+    assert_eq!(dr.real_servers[0].addr.port(), 80);
+}
+
+#[test]
+fn test_example_compiles() {
+    let cfg = config::load(&example_path()).expect("valid");
+    let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1);
+    assert_eq!(snap.services.len(), 2);
+    assert_eq!(snap.reals.len(), 5);
+    assert_eq!(snap.routes.last().map(|r| r.via), Some(Some(0x0a00_00fe)));
+}
+
+#[test]
+fn test_base_is_valid_and_defaults_apply() {
+    let cfg = parse(BASE, "fulcrum.ron").expect("BASE must be valid");
+    assert_eq!(cfg.burst, 32);
+    assert_eq!(cfg.conn_table_size, 1_048_576);
+    assert_eq!(cfg.timeouts, config::TimeoutsConfig::default());
+    assert_eq!(cfg.timeouts.udp.0, 300);
+    // Weight defaults to 1.
+    assert_eq!(cfg.services[0].real_servers[1].weight.0, 1);
+    assert_eq!(cfg.services[0].real_servers[1].forwarding, None);
+}
+
+#[test]
+fn test_load_missing_file() {
+    let e = config::load(std::path::Path::new("/nonexistent/fulcrum.ron")).expect_err("no file");
+    let s = e.to_string();
+    assert!(
+        s.starts_with("/nonexistent/fulcrum.ron: cannot read config: "),
+        "{s}"
+    );
+    assert!(!s.contains('\n'));
+    assert_eq!(e.position(), None);
+}
+
+// --- syntax and type errors (positions from ron) ---
+
+#[test]
+fn test_error_syntax_missing_comma() {
+    // Line 3 loses its comma; ron stops at `ports` on line 4.
+    assert_eq!(
+        err(&edit("workers: [1],", "workers: [1]")),
+        "fulcrum.ron:4:5: expected `,`"
+    );
+}
+
+#[test]
+fn test_error_unknown_field() {
+    // Line 6: `maac` starts at column 76.
+    assert_eq!(
+        err(&edit("mac: \"02:00:00:00:01:01\"", "maac: \"02:00:00:00:01:01\"")),
+        "fulcrum.ron:6:76: unknown field `maac` in a port: expected one of name, device, addrs, mac"
+    );
+}
+
+#[test]
+fn test_error_unknown_top_level_field() {
+    assert_eq!(
+        err(&edit("    workers: [1],\n", "    workers: [1],\n    wrokers: 2,\n")),
+        "fulcrum.ron:4:5: unknown field `wrokers` in the top level: expected one of eal_args, workers, \
+         mbufs_per_socket, rx_desc, tx_desc, burst, idle_sleep_us, conn_table_size, admin_socket, ports, \
+         routes, neighbours, timeouts, services"
+    );
+}
+
+#[test]
+fn test_error_missing_field() {
+    // The port struct on line 5 (column 9) has no `device`.
+    assert_eq!(
+        err(&edit(
+            "(name: \"outside\", device: \"net_af_packet0\", ",
+            "(name: \"outside\", "
+        )),
+        "fulcrum.ron:5:9: missing field `device` in a port"
+    );
+}
+
+#[test]
+fn test_error_wrong_type() {
+    // Line 17: the weight is a string.
+    assert_eq!(
+        err(&edit("weight: 1)", "weight: \"1\")")),
+        "fulcrum.ron:17:48: expected a weight 0..=65535, found the string \"1\""
+    );
+}
+
+#[test]
+fn test_error_integer_out_of_bounds() {
+    assert_eq!(
+        err(&edit(
+            "    workers: [1],\n",
+            "    workers: [1],\n    rx_desc: 70000,\n"
+        )),
+        "fulcrum.ron:4:14: integer out of range for this field"
+    );
+}
+
+// --- value errors (raised inside deserialization) ---
+
+#[test]
+fn test_error_bad_cidr() {
+    assert_eq!(
+        err(&edit("\"10.1.0.1/24\"", "\"10.1.0.1/33\"")),
+        "fulcrum.ron:6:60: invalid CIDR \"10.1.0.1/33\": expected IPv4 address/prefix length like \"10.0.0.1/24\""
+    );
+}
+
+#[test]
+fn test_error_cidr_network_address() {
+    assert_eq!(
+        err(&edit("\"10.0.0.1/24\"", "\"10.0.0.0/24\"")),
+        "fulcrum.ron:5:61: invalid CIDR \"10.0.0.0/24\": 10.0.0.0 is the subnet's network or broadcast \
+         address, expected a host address"
+    );
+}
+
+#[test]
+fn test_error_bad_mac() {
+    assert_eq!(
+        err(&edit("\"02:00:00:00:01:01\"", "\"02:00:00:00:01\"")),
+        "fulcrum.ron:6:81: invalid MAC address \"02:00:00:00:01\": expected six hex octets like \"02:00:00:00:01:01\""
+    );
+}
+
+#[test]
+fn test_error_multicast_mac() {
+    assert_eq!(
+        err(&edit("\"02:00:0a:01:00:0b\"", "\"01:00:5e:00:00:01\"")),
+        "fulcrum.ron:9:42: invalid MAC address \"01:00:5e:00:00:01\": multicast/broadcast, expected a unicast MAC"
+    );
+}
+
+#[test]
+fn test_error_unknown_scheduler() {
+    assert_eq!(
+        err(&edit("\"wrr\"", "\"wrrr\"")),
+        "fulcrum.ron:24:24: invalid scheduler \"wrrr\": expected one of rr, wrr"
+    );
+}
+
+#[test]
+fn test_error_unknown_proto() {
+    assert_eq!(
+        err(&edit(
+            "vip: \"10.0.0.101:80\",\n            proto: \"tcp\"",
+            "vip: \"10.0.0.101:80\",\n            proto: \"sctp\""
+        )),
+        "fulcrum.ron:23:20: invalid protocol \"sctp\": expected one of tcp, udp"
+    );
+}
+
+#[test]
+fn test_error_unknown_forwarding() {
+    assert_eq!(
+        err(&edit("\"dr\"", "\"tun\"")),
+        "fulcrum.ron:25:25: invalid forwarding method \"tun\": expected one of nat, masq, dr, route"
+    );
+}
+
+#[test]
+fn test_error_weight_70000() {
+    assert_eq!(
+        err(&edit("weight: 3)", "weight: 70000)")),
+        "fulcrum.ron:27:48: invalid weight 70000: expected 0..=65535"
+    );
+}
+
+#[test]
+fn test_error_bad_port_number() {
+    assert_eq!(
+        err(&edit("\"10.1.0.12:80\"", "\"10.1.0.12:65536\"")),
+        "fulcrum.ron:18:24: invalid address \"10.1.0.12:65536\": port 65536 out of range 0..=65535"
+    );
+}
+
+#[test]
+fn test_error_bad_ip() {
+    assert_eq!(
+        err(&edit("\"10.0.0.254\"", "\"10.0.0.256\"")),
+        "fulcrum.ron:8:39: invalid IPv4 address \"10.0.0.256\": expected a dotted quad like \"10.0.0.254\""
+    );
+}
+
+#[test]
+fn test_error_timeout_zero() {
+    assert_eq!(
+        err(&edit(
+            "    workers: [1],\n",
+            "    workers: [1],\n    timeouts: (udp: 0),\n"
+        )),
+        "fulcrum.ron:4:21: invalid timeout 0 s: expected 1..=2592000 seconds"
+    );
+}
+
+#[test]
+fn test_error_route_dst_host_bits() {
+    assert_eq!(
+        err(&edit("\"0.0.0.0/0\"", "\"10.9.1.1/16\"")),
+        "fulcrum.ron:8:21: invalid prefix \"10.9.1.1/16\": host bits set, expected \"10.9.0.0/16\""
+    );
+}
+
+// --- cross-field errors (found after parsing, located in the text) ---
+
+#[test]
+fn test_error_duplicate_vip() {
+    assert_eq!(
+        err(&edit("\"10.0.0.101:80\"", "\"10.0.0.100:80\"")),
+        "fulcrum.ron:22:18: duplicate virtual service TCP 10.0.0.100:80: already defined by services[0]"
+    );
+}
+
+#[test]
+fn test_same_vip_other_proto_is_fine() {
+    let src = edit(
+        "vip: \"10.0.0.101:80\",\n            proto: \"tcp\"",
+        "vip: \"10.0.0.100:80\",\n            proto: \"udp\"",
+    );
+    let cfg = parse(&src, "fulcrum.ron").expect("TCP and UDP on one VIP:port are two services");
+    assert_eq!(cfg.services[1].proto.0, Proto::Udp);
+}
+
+#[test]
+fn test_error_dr_port_mismatch() {
+    assert_eq!(
+        err(&edit("\"10.1.0.21:80\"", "\"10.1.0.21:8080\"")),
+        "fulcrum.ron:27:24: direct routing cannot change the port: real server port 8080 must equal the virtual port 80"
+    );
+}
+
+#[test]
+fn test_error_dr_off_subnet() {
+    assert_eq!(
+        err(&edit("\"10.1.0.21:80\"", "\"10.7.0.21:80\"")),
+        "fulcrum.ron:27:24: direct-routing real server 10.7.0.21 is not on a connected subnet: DR only rewrites \
+         the MAC, expected an address inside 10.0.0.0/24, 10.1.0.0/24"
+    );
+}
+
+#[test]
+fn test_error_via_off_subnet() {
+    assert_eq!(
+        err(&edit("\"10.0.0.254\"", "\"10.9.0.254\"")),
+        "fulcrum.ron:8:39: gateway 10.9.0.254 is not on a connected subnet: expected an address inside \
+         10.0.0.0/24, 10.1.0.0/24"
+    );
+}
+
+#[test]
+fn test_error_empty_workers() {
+    assert_eq!(
+        err(&edit("workers: [1]", "workers: []")),
+        "fulcrum.ron:3:14: no workers: expected at least one worker lcore, like workers: [1]"
+    );
+}
+
+#[test]
+fn test_error_duplicate_worker() {
+    assert_eq!(
+        err(&edit("workers: [1]", "workers: [1, 2, 1]")),
+        "fulcrum.ron:3:21: duplicate worker lcore 1: expected each lcore once (one worker per lcore)"
+    );
+}
+
+#[test]
+fn test_error_too_many_workers() {
+    let list: Vec<String> = (0..65).map(|i| i.to_string()).collect();
+    let src = edit("workers: [1]", &format!("workers: [{}]", list.join(",")));
+    // Element 64 ("64") follows `    workers: [` (14 columns), 10 one-digit
+    // and 54 two-digit elements (118) and 64 commas: column 14 + 118 + 64 + 1.
+    assert_eq!(
+        err(&src),
+        "fulcrum.ron:3:197: too many workers (65): expected at most 64"
+    );
+}
+
+#[test]
+fn test_error_burst_out_of_range() {
+    assert_eq!(
+        err(&edit(
+            "    workers: [1],\n",
+            "    workers: [1],\n    burst: 65,\n"
+        )),
+        "fulcrum.ron:4:12: invalid burst 65: expected 1..=64 packets"
+    );
+}
+
+#[test]
+fn test_error_duplicate_port_name() {
+    assert_eq!(
+        err(&edit("(name: \"inside\"", "(name: \"outside\"")),
+        "fulcrum.ron:6:16: duplicate port name \"outside\": already used by ports[0]"
+    );
+}
+
+#[test]
+fn test_error_duplicate_device() {
+    assert_eq!(
+        err(&edit("\"net_af_packet1\"", "\"net_af_packet0\"")),
+        "fulcrum.ron:6:34: duplicate device \"net_af_packet0\": already used by ports[0]"
+    );
+}
+
+#[test]
+fn test_error_duplicate_real_server() {
+    assert_eq!(
+        err(&edit("\"10.1.0.12:80\"", "\"10.1.0.11:80\"")),
+        "fulcrum.ron:18:24: duplicate real server 10.1.0.11:80 in virtual service TCP 10.0.0.100:80"
+    );
+}
+
+#[test]
+fn test_error_neighbour_off_subnet() {
+    assert_eq!(
+        err(&edit("ip: \"10.1.0.11\"", "ip: \"10.5.0.11\"")),
+        "fulcrum.ron:9:24: neighbour 10.5.0.11 is not on a connected subnet: expected an address inside \
+         10.0.0.0/24, 10.1.0.0/24"
+    );
+}
+
+#[test]
+fn test_error_nat_no_route() {
+    // Without the default route, 10.8.0.12 is unreachable.
+    let src = edit(
+        "    routes: [ (dst: \"0.0.0.0/0\", via: \"10.0.0.254\") ],\n",
+        "",
+    )
+    .replacen("\"10.1.0.12:80\"", "\"10.8.0.12:80\"", 1);
+    assert_eq!(
+        err(&src),
+        "fulcrum.ron:17:24: no route to NAT real server 10.8.0.12: expected it on a connected subnet \
+         (10.0.0.0/24, 10.1.0.0/24) or covered by a static route"
+    );
+    // With the default route it is fine.
+    parse(&edit("\"10.1.0.12:80\"", "\"10.8.0.12:80\""), "fulcrum.ron")
+        .expect("routed by default route");
+}
+
+#[test]
+fn test_error_vip_is_dip() {
+    assert_eq!(
+        err(&edit("\"10.0.0.101:80\"", "\"10.0.0.1:80\"")),
+        "fulcrum.ron:22:18: VIP 10.0.0.1 is a director address (DIP) of port \"outside\": expected a separate address"
+    );
+}
+
+#[test]
+fn test_error_no_ports() {
+    let start = BASE.find("    ports: [").expect("ports");
+    let end = BASE.find("    routes:").expect("routes");
+    let src = format!("{}    ports: [],\n{}", &BASE[..start], &BASE[end..]);
+    assert_eq!(
+        err(&src),
+        "fulcrum.ron:4:12: no ports: expected at least one port"
+    );
+}
+
+// --- positions survive comments, explicit Some(...), struct names, Unicode ---
+
+#[test]
+fn test_error_position_ignores_commented_copy() {
+    // A commented-out copy of the value comes first; the error must point at
+    // the live one on line 18.
+    let src = edit(
+        "                (addr: \"10.1.0.12:80\"),\n",
+        "                // (addr: \"10.1.0.11:80\"),\n                (addr: \"10.1.0.11:80\"),\n",
+    );
+    assert_eq!(
+        err(&src),
+        "fulcrum.ron:19:24: duplicate real server 10.1.0.11:80 in virtual service TCP 10.0.0.100:80"
+    );
+}
+
+#[test]
+fn test_explicit_some_and_struct_name() {
+    let src = format!("Config{}", BASE).replacen(
+        "mac: \"02:00:00:00:01:01\"",
+        "mac: Some(\"02:00:00:00:01:01\")",
+        1,
+    );
+    let cfg = parse(&src, "f.ron").expect("Config(...) and Some(...) are accepted");
+    assert_eq!(cfg.ports[1].mac.map(|m| m.0), Some([2, 0, 0, 0, 1, 1]));
+    // And a cross-field error still finds its value through the struct name.
+    let bad = src.replacen("workers: [1]", "workers: []", 1);
+    assert_eq!(
+        err(&bad),
+        "fulcrum.ron:3:14: no workers: expected at least one worker lcore, like workers: [1]"
+    );
+}
+
+#[test]
+fn test_error_column_counts_characters() {
+    // "é" is two bytes; the column is in characters.
+    let src = edit("(name: \"inside\"", "(name: \"intérieur\"").replacen(
+        "\"10.1.0.1/24\"",
+        "\"10.1.0.1/99\"",
+        1,
+    );
+    let e = err(&src);
+    assert!(
+        e.starts_with("fulcrum.ron:6:63: invalid CIDR \"10.1.0.1/99\""),
+        "{e}"
+    );
+}
+
+// --- the locator helper ---
+
+#[test]
+fn test_locate_paths() {
+    use PathSeg::{Field as F, Index as I};
+    let at = |path: &[PathSeg]| locate(BASE, path).map(|o| line_col(BASE, o));
+    assert_eq!(at(&[F("workers")]), Some((3, 14)));
+    assert_eq!(at(&[F("workers"), I(0)]), Some((3, 15)));
+    assert_eq!(at(&[F("ports"), I(1), F("mac")]), Some((6, 81)));
+    assert_eq!(at(&[F("services"), I(1), F("vip")]), Some((22, 18)));
+    assert_eq!(
+        at(&[F("services"), I(0), F("real_servers"), I(1), F("addr")]),
+        Some((18, 24))
+    );
+    assert_eq!(
+        at(&[F("services"), I(1), F("real_servers"), I(0), F("weight")]),
+        Some((27, 48))
+    );
+    assert_eq!(at(&[F("routes"), I(0), F("via")]), Some((8, 39)));
+    // Absent paths.
+    assert_eq!(at(&[F("burst")]), None);
+    assert_eq!(at(&[F("services"), I(2)]), None);
+    assert_eq!(at(&[F("ports"), I(0), F("mac")]), None);
+    assert_eq!(locate("", &[F("workers")]), None);
+}
+
+#[test]
+fn test_locate_skips_strings_and_comments() {
+    use PathSeg::{Field as F, Index as I};
+    let src = "( /* workers: [9] */ a: \"workers: [8]\", // workers: [7]\n  workers: [ 5 , 6 ] )";
+    let off = locate(src, &[F("workers"), I(1)]).expect("found");
+    assert_eq!(&src[off..off + 1], "6");
+    assert_eq!(line_col(src, off), (2, 18));
+}
+
+#[test]
+fn test_locate_never_panics_on_garbage() {
+    use PathSeg::{Field as F, Index as I};
+    for src in [
+        "(",
+        ")",
+        "\"unterminated",
+        "r#\"raw",
+        "/* open",
+        "([(",
+        "(a: [1, (b: ",
+        "é(ü: [",
+        "'",
+    ] {
+        let _ = locate(src, &[F("a"), I(3), F("b")]);
+        let _ = parse(src, "x.ron").expect_err("garbage is rejected");
+    }
+}
+
+#[test]
+fn test_line_col() {
+    let src = "ab\ncé\nx";
+    assert_eq!(line_col(src, 0), (1, 1));
+    assert_eq!(line_col(src, 3), (2, 1));
+    // After "cé" (3 bytes): column 3.
+    assert_eq!(line_col(src, 6), (2, 3));
+    assert_eq!(line_col(src, 7), (3, 1));
+    assert_eq!(line_col(src, 100), (3, 2));
+}

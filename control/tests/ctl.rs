@@ -1,0 +1,391 @@
+//! The admin socket and `fulcrumctl`, end to end: a real `AdminServer` on a
+//! temporary socket, the client `query`, the ipvsadm-style text byte for
+//! byte, and the built `fulcrumctl` binary.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use control::admin::{
+    format_counters, format_list, query, AdminError, AdminServer, RealStatus, ServiceStatus,
+    Status, WorkerStatus,
+};
+use dataplane::stats::DropReason;
+
+/// A fresh directory for one test's socket (short, to stay under the
+/// 108-byte `sun_path` limit).
+fn temp_dir() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "fulcrum-ctl-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn worker(id: u32, lcore: u32, rx_pkts: u64, no_route: u64) -> WorkerStatus {
+    let mut drops: BTreeMap<String, u64> = DropReason::ALL
+        .iter()
+        .map(|r| (r.name().to_string(), 0))
+        .collect();
+    drops.insert("no_route".into(), no_route);
+    WorkerStatus {
+        id,
+        lcore,
+        rx_pkts,
+        rx_bytes: rx_pkts * 100,
+        tx_pkts: rx_pkts,
+        tx_bytes: rx_pkts * 100,
+        conns_created: 150,
+        conns_expired: 10,
+        redirects_out: 0,
+        redirects_in: 0,
+        arp_replies: 2,
+        arp_requests: 1,
+        icmp_echo_replies: 0,
+        drops,
+    }
+}
+
+/// One TCP service with two NAT real servers, listed in reverse address
+/// order to check that the listing sorts them as ipvsadm does.
+fn fixture() -> Status {
+    let real = |ip: &str, weight, active, inactive, c: [u64; 5]| RealStatus {
+        ip: ip.into(),
+        port: 80,
+        forwarding: "Masq".into(),
+        weight,
+        active_conns: active,
+        inactive_conns: inactive,
+        conns: c[0],
+        in_pkts: c[1],
+        out_pkts: c[2],
+        in_bytes: c[3],
+        out_bytes: c[4],
+    };
+    Status {
+        version: "0.1.0".into(),
+        uptime_s: 5,
+        conn_table_size: 1_048_576,
+        workers: vec![worker(0, 1, 1000, 0), worker(1, 2, 2000, 4)],
+        services: vec![ServiceStatus {
+            proto: "TCP".into(),
+            vip: "10.0.0.100".into(),
+            vport: 80,
+            scheduler: "rr".into(),
+            forwarding: "nat".into(),
+            conns: 300,
+            in_pkts: 1800,
+            out_pkts: 1500,
+            in_bytes: 123_456_789,
+            out_bytes: 654_000,
+            active_conns: 3,
+            inactive_conns: 1,
+            reals: vec![
+                real("10.1.0.12", 2, 0, 0, [100, 600, 500, 23_456_789, 254_000]),
+                real(
+                    "10.1.0.11",
+                    1,
+                    3,
+                    1,
+                    [200, 1200, 1000, 100_000_000, 400_000],
+                ),
+            ],
+        }],
+    }
+}
+
+const LIST: &str = "\
+fulcrum 0.1.0 (conn table size=1048576 per worker, 2 workers)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.100:80 rr
+  -> 10.1.0.11:80                 Masq    1      3          1         
+  -> 10.1.0.12:80                 Masq    2      0          0         
+";
+
+const LIST_STATS: &str = "\
+fulcrum 0.1.0 (conn table size=1048576 per worker, 2 workers)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  10.0.0.100:80                     300     1800     1500  123456K   654000
+  -> 10.1.0.11:80                      200     1200     1000  100000K   400000
+  -> 10.1.0.12:80                      100      600      500 23456789   254000
+";
+
+const LIST_STATS_EXACT: &str = "\
+fulcrum 0.1.0 (conn table size=1048576 per worker, 2 workers)
+Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes
+  -> RemoteAddress:Port
+TCP  10.0.0.100:80                     300     1800     1500 123456789   654000
+  -> 10.1.0.11:80                      200     1200     1000 100000000   400000
+  -> 10.1.0.12:80                      100      600      500 23456789   254000
+";
+
+fn start(dir: &Path, st: Status) -> AdminServer {
+    let sock = dir.join("fulcrum.sock");
+    AdminServer::start(&sock, Arc::new(move || st.clone())).expect("admin server starts")
+}
+
+fn ctl(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_fulcrumctl"))
+        .args(args)
+        .env_remove("FULCRUM_SOCKET")
+        .output()
+        .expect("run fulcrumctl")
+}
+
+#[test]
+fn test_format_list() {
+    assert_eq!(format_list(&fixture(), false, false), LIST);
+}
+
+#[test]
+fn test_format_list_stats() {
+    assert_eq!(format_list(&fixture(), true, false), LIST_STATS);
+    assert_eq!(format_list(&fixture(), true, true), LIST_STATS_EXACT);
+}
+
+#[test]
+fn test_format_list_sorts_services_like_ipvsadm() {
+    let mut st = fixture();
+    let mut udp = st.services[0].clone();
+    udp.proto = "UDP".into();
+    udp.vip = "10.0.0.5".into();
+    udp.reals.clear();
+    let mut tcp2 = st.services[0].clone();
+    tcp2.vip = "10.0.0.9".into();
+    tcp2.vport = 0;
+    tcp2.scheduler = "wrr".into();
+    tcp2.reals.clear();
+    st.services.insert(0, udp);
+    st.services.push(tcp2);
+    let text = format_list(&st, false, false);
+    let heads: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .skip(2)
+        .collect();
+    // TCP (6) before UDP (17); 10.0.0.9 before 10.0.0.100 numerically.
+    assert_eq!(
+        heads,
+        vec![
+            "TCP  10.0.0.9:0 wrr",
+            "TCP  10.0.0.100:80 rr",
+            "UDP  10.0.0.5:80 rr"
+        ]
+    );
+}
+
+#[test]
+fn test_admin_roundtrip() {
+    let dir = temp_dir();
+    let server = start(&dir, fixture());
+    let sock = dir.join("fulcrum.sock");
+    assert_eq!(server.path(), sock.as_path());
+    let got = query(&sock).expect("query");
+    assert_eq!(got, fixture());
+    // Served more than once.
+    assert_eq!(
+        query(&sock).expect("second query").services[0].reals.len(),
+        2
+    );
+    server.stop();
+    assert!(!sock.exists(), "stop removes the socket file");
+    let e = query(&sock).expect_err("server is gone");
+    assert!(matches!(e, AdminError::Connect { .. }));
+}
+
+#[test]
+fn test_admin_unknown_cmd() {
+    let dir = temp_dir();
+    let _server = start(&dir, fixture());
+    let mut s = UnixStream::connect(dir.join("fulcrum.sock")).expect("connect");
+    s.write_all(b"{\"cmd\":\"reboot\"}\n").expect("write");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read");
+    assert_eq!(
+        reply,
+        "{\"error\":\"unknown command \\\"reboot\\\": expected \\\"status\\\"\"}\n"
+    );
+}
+
+#[test]
+fn test_admin_status_reply_is_one_line() {
+    let dir = temp_dir();
+    let _server = start(&dir, fixture());
+    let mut s = UnixStream::connect(dir.join("fulcrum.sock")).expect("connect");
+    s.write_all(b"{\"cmd\":\"status\"}\n").expect("write");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("read");
+    assert_eq!(reply.matches('\n').count(), 1);
+    assert!(reply.ends_with('\n'));
+    let v: serde_json::Value = serde_json::from_str(&reply).expect("json");
+    assert_eq!(v["services"][0]["reals"][1]["forwarding"], "Masq");
+    assert_eq!(v["workers"][1]["drops"]["no_route"], 4);
+    assert_eq!(v["conn_table_size"], 1_048_576);
+}
+
+#[test]
+fn test_admin_refuses_live_socket_and_replaces_stale_one() {
+    let dir = temp_dir();
+    let sock = dir.join("fulcrum.sock");
+    let first = start(&dir, fixture());
+    let e = AdminServer::start(&sock, Arc::new(fixture))
+        .err()
+        .expect("second daemon refused");
+    assert!(matches!(e, AdminError::InUse { .. }), "{e}");
+    assert!(e.to_string().contains(sock.to_str().expect("utf8")));
+    // The live server still answers.
+    assert_eq!(query(&sock).expect("still served"), fixture());
+    drop(first);
+    assert!(!sock.exists());
+
+    // A stale socket file (its listener is gone) is replaced.
+    drop(UnixListener::bind(&sock).expect("bind"));
+    assert!(sock.exists());
+    let second = start(&dir, fixture());
+    assert_eq!(query(&sock).expect("served").version, "0.1.0");
+    drop(second);
+}
+
+#[test]
+fn test_admin_leaves_regular_file_alone() {
+    let dir = temp_dir();
+    let sock = dir.join("fulcrum.sock");
+    std::fs::write(&sock, b"not a socket").expect("write");
+    let e = AdminServer::start(&sock, Arc::new(fixture))
+        .err()
+        .expect("refused");
+    assert!(matches!(e, AdminError::NotASocket { .. }), "{e}");
+    assert_eq!(std::fs::read(&sock).expect("still there"), b"not a socket");
+}
+
+#[test]
+fn test_admin_creates_parent_dir() {
+    let dir = temp_dir();
+    let sock = dir.join("run/fulcrum/fulcrum.sock");
+    let server = AdminServer::start(&sock, Arc::new(fixture)).expect("start");
+    assert_eq!(query(&sock).expect("query").uptime_s, 5);
+    drop(server);
+}
+
+#[test]
+fn test_fulcrumctl_list() {
+    let dir = temp_dir();
+    let _server = start(&dir, fixture());
+    let sock = dir.join("fulcrum.sock");
+    let sock = sock.to_str().expect("utf8");
+    for args in [
+        vec!["-Ln"],
+        vec!["-L", "-n"],
+        vec!["--list", "--numeric"],
+        vec!["-l"],
+    ] {
+        let mut all = args.clone();
+        all.extend(["--socket", sock]);
+        let out = ctl(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), LIST, "{args:?}");
+        assert!(out.stderr.is_empty());
+    }
+}
+
+#[test]
+fn test_fulcrumctl_stats_exact_json_counters() {
+    let dir = temp_dir();
+    let _server = start(&dir, fixture());
+    let sock = dir.join("fulcrum.sock");
+    let sock = sock.to_str().expect("utf8");
+
+    let out = ctl(&["-Ln", "--stats", "--socket", sock]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), LIST_STATS);
+    let out = ctl(&["-Ln", "--stats", "--exact", "--socket", sock]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), LIST_STATS_EXACT);
+
+    let out = ctl(&["--json", "--socket", sock]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().count() > 10, "pretty-printed");
+    let back: Status = serde_json::from_str(&text).expect("json status");
+    assert_eq!(back, fixture());
+
+    let out = ctl(&["--counters", "--socket", sock]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, format_counters(&fixture(), false));
+    assert!(
+        text.contains("\nrx_pkts                  1000        2000        3000\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\ndrop/no_route               0           4           4\n"),
+        "{text}"
+    );
+    assert!(!text.contains("drop/tx_full"));
+    let out = ctl(&["--counters", "--exact", "--socket", sock]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\ndrop/tx_full                      0           0           0\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn test_fulcrumctl_socket_from_env() {
+    let dir = temp_dir();
+    let _server = start(&dir, fixture());
+    let out = Command::new(env!("CARGO_BIN_EXE_fulcrumctl"))
+        .arg("-Ln")
+        .env("FULCRUM_SOCKET", dir.join("fulcrum.sock"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), LIST);
+}
+
+#[test]
+fn test_fulcrumctl_missing_socket() {
+    let dir = temp_dir();
+    let sock = dir.join("nothing.sock");
+    let out = ctl(&["-Ln", "--socket", sock.to_str().expect("utf8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.ends_with('\n'));
+    assert!(
+        err.starts_with("fulcrumctl: cannot connect to admin socket "),
+        "{err}"
+    );
+    assert!(err.contains(sock.to_str().expect("utf8")), "{err}");
+    assert!(err.contains("is fulcrum running?"), "{err}");
+}
+
+#[test]
+fn test_fulcrumctl_usage_and_bad_flag() {
+    let out = ctl(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    let usage = String::from_utf8_lossy(&out.stdout);
+    assert!(usage.contains("Usage: fulcrumctl"), "{usage}");
+    assert!(usage.contains("--stats"));
+
+    let out = ctl(&["-L", "--frobnicate"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.starts_with("fulcrumctl: "), "{err}");
+    assert!(err.contains("--frobnicate"), "{err}");
+}

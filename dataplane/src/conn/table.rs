@@ -1,0 +1,1078 @@
+//! The per-worker connection table: a preallocated slab of entries, one hash
+//! index over both directions' keys, and the expiry wheel.
+//!
+//! Layer: dataplane, connection table. Owned by exactly one worker: `&mut`
+//! access, no locks, no atomics (DESIGN.md "Connection table and flow
+//! ownership").
+//!
+//! Layout (why it looks like this):
+//! - the slab is a `Vec` of 60-byte entries, allocated whole in
+//!   [`ConnTable::new`]; free entries form a LIFO list through their wheel
+//!   link, so insertion pops an index and removal pushes it back;
+//! - the index is a `hashbrown` [`HashTable`] of `u32` values
+//!   (`slab index | direction bit`), hashed with `ahash`. It stores no key:
+//!   equality is checked against the key copy inside the slab entry, which
+//!   the lookup has to read anyway. At 5 bytes per bucket instead of 21 for a
+//!   `HashMap<FlowKey, u32>`, it keeps the index four times smaller;
+//! - the index is created with room for `4 × max_conns` values although at
+//!   most `2 × max_conns` are ever stored: hashbrown reuses the slots of
+//!   removed keys by rehashing *in place* only while the table is at most
+//!   half full, and *reallocates* otherwise. The headroom is what makes "no
+//!   allocation after construction" true under churn, not just on average;
+//! - each entry keeps a private copy of the fields its keys are made of, so
+//!   a caller changing `cip`/`rip`/... through [`ConnTable::get_mut`] cannot
+//!   desynchronise the index (which would strand keys pointing at reused
+//!   slots).
+//!
+//! Hashing: `ahash::RandomState::new()`, seeded at random per table. The
+//! keys are chosen by the clients (source address and port), so a fixed
+//! seed would let an attacker precompute colliding flows and turn every
+//! lookup into a long probe; nothing needs the hash to be stable across
+//! workers or restarts (flow ownership uses its own hash, see `owner`).
+//!
+//! Guarantees: after construction no method allocates, none panics for any
+//! argument value (ids, keys, timeouts, clock), and every operation except
+//! [`ConnTable::expire`] is O(1) expected; `expire` does at most `budget`
+//! entry visits plus at most [`WHEEL_SLOTS`](super::WHEEL_SLOTS) empty-slot
+//! checks.
+//!
+//! Refuses: more than [`MAX_CONNS`] entries (the top bit of an index value
+//! is the direction). It does not evict live connections when full: the
+//! insert fails and the packet path decides (count, or fall back).
+
+use hashbrown::HashTable;
+
+use super::wheel::{self, Link, Linked, Wheel, DETACHED, FREE, NIL};
+use super::{Conn, ConnId, Dir, FlowKey, InsertError, TcpState};
+use crate::snapshot::Method;
+
+/// Largest `max_conns` a table accepts (2^31 − 1); [`ConnTable::new`]
+/// clamps larger values. Bit 31 of an index value marks the outbound key.
+pub const MAX_CONNS: u32 = (1 << 31) - 1;
+
+/// Bit of an index value that marks the outbound (NAT reply) key.
+const OUT_BIT: u32 = 1 << 31;
+/// Slab index part of an index value.
+const IDX_MASK: u32 = OUT_BIT - 1;
+
+/// The fields the keys are made of, copied at insertion. 20 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct KeyFields {
+    cip: u32,
+    vip: u32,
+    rip: u32,
+    cport: u16,
+    vport: u16,
+    rport: u16,
+    proto: u8,
+    /// NAT: the entry also owns an outbound key.
+    nat: bool,
+}
+
+impl KeyFields {
+    fn of(c: &Conn) -> KeyFields {
+        KeyFields {
+            cip: c.cip,
+            vip: c.vip,
+            rip: c.rip,
+            cport: c.cport,
+            vport: c.vport,
+            rport: c.rport,
+            proto: c.proto,
+            nat: c.method == Method::Nat,
+        }
+    }
+
+    /// The key for direction `dir`: inbound `cip:cport → vip:vport`,
+    /// outbound `rip:rport → cip:cport`.
+    fn key(&self, dir: Dir) -> FlowKey {
+        match dir {
+            Dir::In => FlowKey {
+                src_ip: self.cip,
+                dst_ip: self.vip,
+                src_port: self.cport,
+                dst_port: self.vport,
+                proto: self.proto,
+            },
+            Dir::Out => FlowKey {
+                src_ip: self.rip,
+                dst_ip: self.cip,
+                src_port: self.rport,
+                dst_port: self.cport,
+                proto: self.proto,
+            },
+        }
+    }
+}
+
+/// One slab entry: the connection, its key copy and its wheel link.
+/// 60 bytes (28 + 20 + 12).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    conn: Conn,
+    keys: KeyFields,
+    link: Link,
+}
+
+impl Entry {
+    fn in_use(&self) -> bool {
+        self.link.prev != FREE
+    }
+}
+
+impl Linked for Entry {
+    fn link(&self) -> &Link {
+        &self.link
+    }
+    fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
+}
+
+// DESIGN.md's budget: one connection entry fits in a cache line's worth of
+// bytes. Checked at compile time so a new field cannot silently break it.
+const _: () = assert!(core::mem::size_of::<Entry>() <= 64);
+
+/// The content of a free entry (only its link matters).
+const BLANK: Conn = Conn {
+    cip: 0,
+    cport: 0,
+    vip: 0,
+    vport: 0,
+    rip: 0,
+    rport: 0,
+    proto: 0,
+    method: Method::Dr,
+    real: 0,
+    service: 0,
+    state: TcpState::None,
+};
+
+/// Direction encoded in an index value.
+fn dir_of(v: u32) -> Dir {
+    if v & OUT_BIT != 0 {
+        Dir::Out
+    } else {
+        Dir::In
+    }
+}
+
+/// Hash of the key an index value stands for, read from the slab (used by
+/// hashbrown when it rehashes in place).
+fn hash_value(hasher: &ahash::RandomState, slab: &[Entry], v: u32) -> u64 {
+    match slab.get((v & IDX_MASK) as usize) {
+        Some(e) => hasher.hash_one(e.keys.key(dir_of(v))),
+        None => 0,
+    }
+}
+
+/// A worker's connection table. See the module documentation.
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct ConnTable {
+    /// All entries, live and free; length `max`, never reallocated.
+    slab: Vec<Entry>,
+    /// `slab index | OUT_BIT for outbound` for every key of every live entry.
+    index: HashTable<u32>,
+    hasher: ahash::RandomState,
+    wheel: Wheel,
+    /// First free entry, [`NIL`] when full.
+    free_head: u32,
+    /// Live connections.
+    len: u32,
+    /// Capacity, `max_conns` after clamping.
+    max: u32,
+    /// Buckets hashbrown allocated for the index (for memory accounting).
+    index_buckets: usize,
+}
+
+impl ConnTable {
+    /// Bytes of one slab entry (the [`Conn`] plus the table's private key
+    /// copy and wheel link): 60.
+    pub const ENTRY_BYTES: usize = core::mem::size_of::<Entry>();
+
+    /// A table for at most `max_conns` live connections (clamped to
+    /// [`MAX_CONNS`]). Allocates everything it will ever use: the slab
+    /// (`max_conns × 60` bytes), the index (room for `4 × max_conns` values,
+    /// 5 bytes per hashbrown bucket) and the wheel heads (64 KiB).
+    ///
+    /// # Panics
+    /// Only if the allocation fails (Rust's usual out-of-memory abort).
+    pub fn new(max_conns: u32) -> Self {
+        let max = max_conns.min(MAX_CONNS);
+        let mut slab = Vec::with_capacity(max as usize);
+        for i in 0..max {
+            let next = if i + 1 < max { i + 1 } else { NIL };
+            slab.push(Entry {
+                conn: BLANK,
+                keys: KeyFields::of(&BLANK),
+                link: Link::free(next),
+            });
+        }
+        let index = HashTable::with_capacity(4 * max as usize);
+        // hashbrown reports capacity = 7/8 of the buckets (all but one for
+        // tables of at most 8 buckets); invert that for the accounting.
+        let cap = index.capacity();
+        let index_buckets = match cap {
+            0 => 0,
+            1..=7 => cap + 1,
+            _ => cap / 7 * 8,
+        };
+        ConnTable {
+            slab,
+            index,
+            hasher: ahash::RandomState::new(),
+            wheel: Wheel::new(),
+            free_head: if max == 0 { NIL } else { 0 },
+            len: 0,
+            max,
+            index_buckets,
+        }
+    }
+
+    /// Live connections.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether no connection is live.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Most live connections the table holds (`max_conns` after clamping).
+    pub fn capacity(&self) -> usize {
+        self.max as usize
+    }
+
+    /// Bytes this table allocated: the slab, the index (values and control
+    /// bytes) and the wheel heads. Divide by [`ConnTable::capacity`] for
+    /// bytes per connection including both hash entries.
+    pub fn memory_bytes(&self) -> usize {
+        // hashbrown's control bytes: one per bucket plus one group (16) of
+        // mirrored bytes.
+        let index = if self.index_buckets == 0 {
+            0
+        } else {
+            self.index_buckets * 5 + 16
+        };
+        self.slab.capacity() * Self::ENTRY_BYTES + index + wheel::WHEEL_SLOTS * 4
+    }
+
+    fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
+        let slab = &self.slab;
+        self.index
+            .find(hash, |&v| {
+                slab.get((v & IDX_MASK) as usize)
+                    .is_some_and(|e| e.keys.key(dir_of(v)) == *key)
+            })
+            .copied()
+    }
+
+    /// Finds the connection a packet with 5-tuple `key` belongs to, and
+    /// whether the packet matched its inbound key ([`Dir::In`], client → VIP)
+    /// or its outbound key ([`Dir::Out`], NAT reply). `None` when no live
+    /// connection has that key. O(1) expected; no allocation.
+    ///
+    /// Mirrors `ip_vs_conn_in_get` / `ip_vs_conn_out_get` in
+    /// `net/netfilter/ipvs/ip_vs_conn.c`, merged into one probe.
+    pub fn lookup(&self, key: &FlowKey) -> Option<(ConnId, Dir)> {
+        let v = self.find(self.hasher.hash_one(key), key)?;
+        Some((ConnId(v & IDX_MASK), dir_of(v)))
+    }
+
+    /// Inserts `conn`, expiring `timeout_ms` after `now_ms` (both
+    /// milliseconds on the worker's monotonic clock).
+    ///
+    /// Keys: inbound `cip:cport → vip:vport`; for [`Method::Nat`] also
+    /// outbound `rip:rport → cip:cport` (both with `proto`). They are taken
+    /// from `conn` now and kept for the connection's life.
+    ///
+    /// # Errors
+    /// - [`InsertError::TableFull`] when `capacity()` connections are live
+    ///   (checked first);
+    /// - [`InsertError::Exists`] when either key is already in the table, or
+    ///   when a NAT connection's two keys are equal.
+    ///
+    /// In both cases nothing changed.
+    pub fn insert(
+        &mut self,
+        conn: Conn,
+        timeout_ms: u32,
+        now_ms: u64,
+    ) -> Result<ConnId, InsertError> {
+        if self.len >= self.max {
+            return Err(InsertError::TableFull);
+        }
+        let keys = KeyFields::of(&conn);
+        let k_in = keys.key(Dir::In);
+        let h_in = self.hasher.hash_one(k_in);
+        if self.find(h_in, &k_in).is_some() {
+            return Err(InsertError::Exists);
+        }
+        let h_out = if keys.nat {
+            let k_out = keys.key(Dir::Out);
+            let h = self.hasher.hash_one(k_out);
+            if k_out == k_in || self.find(h, &k_out).is_some() {
+                return Err(InsertError::Exists);
+            }
+            Some(h)
+        } else {
+            None
+        };
+        let idx = self.free_head;
+        let Some(e) = self.slab.get_mut(idx as usize) else {
+            // `len < max` guarantees a free entry; stay total anyway.
+            return Err(InsertError::TableFull);
+        };
+        self.free_head = e.link.next;
+        *e = Entry {
+            conn,
+            keys,
+            link: Link {
+                next: NIL,
+                prev: DETACHED,
+                expire_tick: wheel::expire_tick(now_ms, timeout_ms),
+            },
+        };
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        let rehash = |&v: &u32| hash_value(hasher, slab, v);
+        self.index.insert_unique(h_in, idx, rehash);
+        if let Some(h) = h_out {
+            self.index.insert_unique(h, idx | OUT_BIT, rehash);
+        }
+        self.wheel.file(&mut self.slab, idx);
+        self.len += 1;
+        Ok(ConnId(idx))
+    }
+
+    /// The live connection `id`, or `None` for a free slot or an id out of
+    /// range.
+    pub fn get(&self, id: ConnId) -> Option<&Conn> {
+        self.slab
+            .get(id.0 as usize)
+            .filter(|e| e.in_use())
+            .map(|e| &e.conn)
+    }
+
+    /// The live connection `id` for update (state, real server), or `None`
+    /// for a free slot or an id out of range. Changing its address, port,
+    /// `proto` or `method` fields does not re-key it (see [`Conn`]).
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.slab
+            .get_mut(id.0 as usize)
+            .filter(|e| e.in_use())
+            .map(|e| &mut e.conn)
+    }
+
+    /// Sets connection `id` to expire `timeout_ms` after `now_ms`
+    /// (milliseconds), like IPVS re-arming `cp->timer` on every packet.
+    /// O(1): a later expiry only rewrites a field and the wheel re-files the
+    /// entry lazily when its old slot comes up; an earlier one (e.g.
+    /// ESTABLISHED → CLOSE) re-files it at once. No-op on a stale id.
+    pub fn touch(&mut self, id: ConnId, timeout_ms: u32, now_ms: u64) {
+        if self.get(id).is_none() {
+            return;
+        }
+        let e = wheel::expire_tick(now_ms, timeout_ms);
+        self.wheel.reschedule(&mut self.slab, id.0, e);
+    }
+
+    /// Expires due connections: advances the wheel up to `now_ms`
+    /// (milliseconds, same clock as `insert`/`touch`), looking at no more
+    /// than `budget` entries (those not reached wait for the next call), and
+    /// calls `on_expire` with each connection *before* removing it (so the
+    /// caller can fix activeconns/inactconns). Returns how many were
+    /// removed.
+    ///
+    /// A connection is removed by the first call whose `now_ms` is at least
+    /// its expiry rounded up to the next [`TICK_MS`](super::TICK_MS) boundary — never
+    /// earlier, at most one tick later — provided earlier calls were not cut
+    /// short by `budget`. Entries whose expiry was moved later by `touch`
+    /// are re-filed and count against `budget` without being removed.
+    ///
+    /// Mirrors `ip_vs_conn_expire` (`net/netfilter/ipvs/ip_vs_conn.c`),
+    /// driven from the worker's slow tick instead of kernel timers.
+    pub fn expire(
+        &mut self,
+        now_ms: u64,
+        budget: usize,
+        mut on_expire: impl FnMut(&Conn),
+    ) -> usize {
+        let target = now_ms / wheel::TICK_MS;
+        self.wheel.catch_up(target);
+        let mut left = budget;
+        let mut removed = 0;
+        while let Some(i) = self.wheel.pop_due(&mut self.slab, target, &mut left) {
+            if let Some(e) = self.slab.get(i as usize) {
+                on_expire(&e.conn);
+            }
+            self.release(i);
+            removed += 1;
+        }
+        removed
+    }
+
+    /// Removes connection `id` now (e.g. when its real server is deleted).
+    /// No-op on a stale id.
+    pub fn remove(&mut self, id: ConnId) {
+        if self.get(id).is_none() {
+            return;
+        }
+        self.wheel.unlink(&mut self.slab, id.0);
+        self.release(id.0);
+    }
+
+    /// Drops entry `i`'s keys from the index and puts it on the free list.
+    /// The entry must be live and already out of the wheel.
+    fn release(&mut self, i: u32) {
+        let Some(e) = self.slab.get(i as usize) else {
+            return;
+        };
+        if !e.in_use() {
+            return;
+        }
+        let keys = e.keys;
+        self.unindex(keys.key(Dir::In), i);
+        if keys.nat {
+            self.unindex(keys.key(Dir::Out), i | OUT_BIT);
+        }
+        if let Some(e) = self.slab.get_mut(i as usize) {
+            e.link = Link::free(self.free_head);
+        }
+        self.free_head = i;
+        self.len -= 1;
+    }
+
+    /// Removes index value `v` stored under `key`.
+    fn unindex(&mut self, key: FlowKey, v: u32) {
+        let h = self.hasher.hash_one(key);
+        if let Ok(entry) = self.index.find_entry(h, |&x| x == v) {
+            entry.remove();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Timeouts;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    const TICK: u64 = wheel::TICK_MS;
+
+    fn conn(cip: u32, cport: u16, method: Method) -> Conn {
+        Conn {
+            cip,
+            cport,
+            vip: 0x0a00_0064,
+            vport: 80,
+            rip: 0x0a01_0002,
+            rport: 8080,
+            proto: 6,
+            method,
+            real: 1,
+            service: 0,
+            state: TcpState::SynRecv,
+        }
+    }
+
+    fn in_key(c: &Conn) -> FlowKey {
+        c.inbound_key()
+    }
+
+    #[test]
+    fn test_sizes() {
+        assert_eq!(core::mem::size_of::<Conn>(), 28);
+        assert_eq!(core::mem::size_of::<KeyFields>(), 20);
+        assert_eq!(core::mem::size_of::<Link>(), 12);
+        assert_eq!(ConnTable::ENTRY_BYTES, 60);
+    }
+
+    #[test]
+    fn test_memory_bytes() {
+        let t = ConnTable::new(1 << 20);
+        // 4 Mi values → 4 Mi × 8/7 → 8 Mi buckets.
+        assert_eq!(t.index_buckets, 1 << 23);
+        let per_conn = t.memory_bytes() as f64 / t.capacity() as f64;
+        assert!(per_conn > 100.0 && per_conn < 101.0, "{per_conn}");
+        assert_eq!(ConnTable::new(0).memory_bytes(), wheel::WHEEL_SLOTS * 4);
+    }
+
+    #[test]
+    fn test_lookup_nat() {
+        let mut t = ConnTable::new(8);
+        let c = conn(0xc0a8_0001, 40000, Method::Nat);
+        let id = t.insert(c, 60_000, 0).unwrap();
+        assert_eq!(t.lookup(&in_key(&c)), Some((id, Dir::In)));
+        assert_eq!(t.lookup(&c.outbound_key().unwrap()), Some((id, Dir::Out)));
+        assert_eq!(t.get(id), Some(&c));
+        assert_eq!(t.len(), 1);
+        // Same tuple, other protocol / other port / reversed: no match.
+        let mut k = in_key(&c);
+        k.proto = 17;
+        assert_eq!(t.lookup(&k), None);
+        let mut k = in_key(&c);
+        k.src_port += 1;
+        assert_eq!(t.lookup(&k), None);
+        let k = in_key(&c);
+        let rev = FlowKey {
+            src_ip: k.dst_ip,
+            dst_ip: k.src_ip,
+            src_port: k.dst_port,
+            dst_port: k.src_port,
+            proto: 6,
+        };
+        assert_eq!(t.lookup(&rev), None);
+    }
+
+    #[test]
+    fn test_lookup_dr_inbound_only() {
+        let mut t = ConnTable::new(8);
+        let c = conn(0xc0a8_0001, 40000, Method::Dr);
+        let id = t.insert(c, 60_000, 0).unwrap();
+        assert_eq!(t.lookup(&in_key(&c)), Some((id, Dir::In)));
+        let would_be_out = Conn {
+            method: Method::Nat,
+            ..c
+        }
+        .outbound_key()
+        .unwrap();
+        assert_eq!(t.lookup(&would_be_out), None);
+        assert_eq!(
+            t.lookup(&FlowKey {
+                src_ip: 1,
+                dst_ip: 2,
+                src_port: 3,
+                dst_port: 4,
+                proto: 6
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn test_insert_exists() {
+        let mut t = ConnTable::new(8);
+        let a = conn(0xc0a8_0001, 40000, Method::Nat);
+        let id = t.insert(a, 60_000, 0).unwrap();
+        // Same inbound key.
+        assert_eq!(
+            t.insert(
+                Conn {
+                    rip: 0x0a01_0003,
+                    ..a
+                },
+                1,
+                0
+            ),
+            Err(InsertError::Exists)
+        );
+        // Different inbound key (other VIP) but same outbound key.
+        assert_eq!(
+            t.insert(
+                Conn {
+                    vip: 0x0a00_0065,
+                    ..a
+                },
+                1,
+                0
+            ),
+            Err(InsertError::Exists)
+        );
+        // A DR connection only collides on its inbound key.
+        assert_eq!(
+            t.insert(
+                Conn {
+                    method: Method::Dr,
+                    ..a
+                },
+                1,
+                0
+            ),
+            Err(InsertError::Exists)
+        );
+        // NAT with both keys equal.
+        let same = Conn {
+            cip: 5,
+            cport: 7,
+            vip: 5,
+            vport: 7,
+            rip: 5,
+            rport: 7,
+            ..a
+        };
+        assert_eq!(t.insert(same, 1, 0), Err(InsertError::Exists));
+        // Unchanged.
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(id), Some(&a));
+        assert_eq!(t.lookup(&a.outbound_key().unwrap()), Some((id, Dir::Out)));
+        let mut n = 0;
+        assert_eq!(t.expire(60_000 + TICK, usize::MAX, |_| n += 1), 1);
+        assert_eq!(n, 1);
+    }
+
+    #[test]
+    fn test_table_full_and_reuse() {
+        let mut t = ConnTable::new(4);
+        let mut ids = Vec::new();
+        for p in 0..4 {
+            ids.push(t.insert(conn(1, p, Method::Nat), 1_000, 0).unwrap());
+        }
+        assert_eq!(t.len(), 4);
+        assert_eq!(
+            t.insert(conn(1, 99, Method::Nat), 1_000, 0),
+            Err(InsertError::TableFull)
+        );
+        // Full is checked before Exists.
+        assert_eq!(
+            t.insert(conn(1, 0, Method::Nat), 1_000, 0),
+            Err(InsertError::TableFull)
+        );
+        assert_eq!(t.expire(1_000 + TICK, usize::MAX, |_| {}), 4);
+        assert!(t.is_empty());
+        for id in &ids {
+            assert_eq!(t.get(*id), None);
+        }
+        for p in 10..14 {
+            let id = t.insert(conn(1, p, Method::Nat), 1_000, 2_000).unwrap();
+            assert!(id.0 < 4);
+        }
+        assert_eq!(t.len(), 4);
+        // A zero-capacity table is always full.
+        let mut z = ConnTable::new(0);
+        assert_eq!(
+            z.insert(conn(1, 1, Method::Dr), 1, 0),
+            Err(InsertError::TableFull)
+        );
+        assert_eq!(z.expire(u64::MAX, usize::MAX, |_| {}), 0);
+    }
+
+    #[test]
+    fn test_expire_timing() {
+        let mut t = ConnTable::new(8);
+        let c = conn(0xc0a8_0001, 40000, Method::Nat);
+        let id = t.insert(c, 10_000, 0).unwrap();
+        let mut seen = Vec::new();
+        assert_eq!(t.expire(9_000, usize::MAX, |x| seen.push(*x)), 0);
+        assert_eq!(t.expire(9_999, usize::MAX, |x| seen.push(*x)), 0);
+        assert_eq!(t.get(id), Some(&c));
+        assert_eq!(t.expire(10_000 + TICK, usize::MAX, |x| seen.push(*x)), 1);
+        assert_eq!(seen, vec![c]);
+        assert_eq!(t.get(id), None);
+        assert_eq!(t.lookup(&in_key(&c)), None);
+        assert_eq!(t.lookup(&c.outbound_key().unwrap()), None);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn test_expire_at_tick_boundary() {
+        // 64 000 ms is a tick boundary: due exactly then, not one ms before.
+        let mut t = ConnTable::new(2);
+        t.insert(conn(1, 1, Method::Dr), 64_000, 0).unwrap();
+        assert_eq!(t.expire(63_999, usize::MAX, |_| {}), 0);
+        assert_eq!(t.expire(64_000, usize::MAX, |_| {}), 1);
+    }
+
+    #[test]
+    fn test_touch_extends() {
+        let mut t = ConnTable::new(8);
+        let c = conn(0xc0a8_0001, 40000, Method::Dr);
+        let id = t.insert(c, 10_000, 0).unwrap();
+        t.touch(id, 10_000, 5_000);
+        assert_eq!(t.expire(10_000 + TICK, usize::MAX, |_| {}), 0);
+        assert_eq!(t.expire(14_999, usize::MAX, |_| {}), 0);
+        assert_eq!(t.get(id), Some(&c));
+        let mut seen = Vec::new();
+        assert_eq!(t.expire(15_000 + TICK, usize::MAX, |x| seen.push(*x)), 1);
+        assert_eq!(seen, vec![c]);
+    }
+
+    #[test]
+    fn test_touch_shortens() {
+        // ESTABLISHED → CLOSE: 900 s becomes 10 s and must not wait 900 s.
+        let to = Timeouts::default();
+        let mut t = ConnTable::new(8);
+        let c = Conn {
+            state: TcpState::Established,
+            ..conn(1, 1, Method::Nat)
+        };
+        let id = t
+            .insert(c, TcpState::Established.timeout_ms(&to), 0)
+            .unwrap();
+        t.get_mut(id).unwrap().state = TcpState::Close;
+        t.touch(id, TcpState::Close.timeout_ms(&to), 1_000);
+        assert_eq!(t.expire(10_999, usize::MAX, |_| {}), 0);
+        let mut seen = Vec::new();
+        assert_eq!(
+            t.expire(11_000 + TICK, usize::MAX, |x| seen.push(x.state)),
+            1
+        );
+        assert_eq!(seen, vec![TcpState::Close]);
+    }
+
+    #[test]
+    fn test_expire_budget() {
+        let mut t = ConnTable::new(16);
+        for p in 0..10 {
+            t.insert(conn(1, p, Method::Nat), 1_000, 0).unwrap();
+        }
+        let now = 1_000 + TICK;
+        let mut total = 0;
+        for want in [3, 3, 3, 1, 0] {
+            let mut n = 0;
+            let r = t.expire(now, 3, |_| n += 1);
+            assert_eq!(r, want);
+            assert_eq!(n, want);
+            total += r;
+            assert_eq!(t.len(), 10 - total);
+        }
+        assert_eq!(total, 10);
+        // Budget 0 does nothing.
+        t.insert(conn(2, 1, Method::Nat), 0, now).unwrap();
+        assert_eq!(t.expire(now + TICK, 0, |_| {}), 0);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn test_budget_counts_refiled() {
+        // Touched entries re-filed by the wheel cost budget but are not
+        // removed.
+        let mut t = ConnTable::new(8);
+        let a = t.insert(conn(1, 1, Method::Dr), 1_000, 0).unwrap();
+        t.insert(conn(1, 2, Method::Dr), 1_000, 0).unwrap();
+        t.touch(a, 100_000, 0);
+        let mut removed = 0;
+        let mut calls = 0;
+        while removed == 0 {
+            removed += t.expire(2_000, 1, |_| {});
+            calls += 1;
+        }
+        assert!(calls <= 2);
+        assert_eq!(t.len(), 1);
+        assert!(t.get(a).is_some());
+    }
+
+    #[test]
+    fn test_remove() {
+        let mut t = ConnTable::new(4);
+        let c = conn(1, 1, Method::Nat);
+        let id = t.insert(c, 10_000, 0).unwrap();
+        t.remove(id);
+        assert_eq!(t.get(id), None);
+        assert_eq!(t.lookup(&in_key(&c)), None);
+        assert_eq!(t.lookup(&c.outbound_key().unwrap()), None);
+        assert!(t.is_empty());
+        // Nothing left for the wheel to expire, and the keys are free again.
+        assert_eq!(
+            t.expire(100_000, usize::MAX, |_| panic!("expired a removed conn")),
+            0
+        );
+        assert!(t.insert(c, 10_000, 100_000).is_ok());
+    }
+
+    #[test]
+    fn test_stale_ids() {
+        let mut t = ConnTable::new(4);
+        let a = t.insert(conn(1, 1, Method::Nat), 10_000, 0).unwrap();
+        t.remove(a);
+        // Stale and out-of-range ids are no-ops.
+        for id in [a, ConnId(3), ConnId(4), ConnId(u32::MAX), ConnId(OUT_BIT)] {
+            assert_eq!(t.get(id), None);
+            assert!(t.get_mut(id).is_none());
+            t.touch(id, 1, 0);
+            t.remove(id);
+        }
+        assert!(t.is_empty());
+        // The slot is reused; the stale id now names the new connection, and
+        // the table stays consistent.
+        let b = conn(2, 2, Method::Nat);
+        let bid = t.insert(b, 10_000, 0).unwrap();
+        assert_eq!(bid, a);
+        t.remove(a);
+        t.remove(a);
+        assert!(t.is_empty());
+        assert_eq!(t.lookup(&in_key(&b)), None);
+    }
+
+    #[test]
+    fn test_get_mut_does_not_rekey() {
+        let mut t = ConnTable::new(4);
+        let c = conn(1, 1, Method::Nat);
+        let id = t.insert(c, 10_000, 0).unwrap();
+        {
+            let m = t.get_mut(id).unwrap();
+            m.cip = 99;
+            m.rip = 98;
+            m.method = Method::Dr;
+            m.state = TcpState::Established;
+        }
+        assert_eq!(t.get(id).unwrap().state, TcpState::Established);
+        assert_eq!(t.lookup(&in_key(&c)), Some((id, Dir::In)));
+        assert_eq!(t.lookup(&c.outbound_key().unwrap()), Some((id, Dir::Out)));
+        t.remove(id);
+        assert_eq!(t.lookup(&in_key(&c)), None);
+        assert_eq!(t.lookup(&c.outbound_key().unwrap()), None);
+        assert_eq!(t.index.len(), 0);
+    }
+
+    #[test]
+    fn test_hostile_clock_values() {
+        let mut t = ConnTable::new(4);
+        let id = t
+            .insert(conn(1, 1, Method::Nat), u32::MAX, u64::MAX)
+            .unwrap();
+        t.touch(id, u32::MAX, u64::MAX);
+        assert_eq!(t.expire(u64::MAX, usize::MAX, |_| {}), 0);
+        // Clock going backwards: nothing is expired early, nothing panics.
+        let b = t.insert(conn(1, 2, Method::Dr), 0, 5).unwrap();
+        assert_eq!(t.expire(0, usize::MAX, |_| {}), 0);
+        assert!(t.get(b).is_some());
+        assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn test_no_growth_under_churn() {
+        // The slab and the index must never reallocate: a near-full table
+        // with keys constantly replaced leaves hashbrown tombstones, which
+        // would make a tightly sized index grow.
+        let max = 3584u32; // 2 × max × 8/7 is exactly a power of two.
+        let mut t = ConnTable::new(max);
+        let slab_ptr = t.slab.as_ptr();
+        let index_cap = t.index.capacity();
+        let mut now = 0u64;
+        let mut port = 0u32;
+        let mut live = std::collections::VecDeque::new();
+        let mut n_expired = 0;
+        let mut saw_tombstones = false;
+        let mut saw_rehash = false;
+        let mut prev_cap = index_cap;
+        for round in 0..150_000u32 {
+            // Keep the table full: evict the oldest live connection.
+            while t.len() == t.capacity() {
+                let id = live.pop_front().unwrap();
+                t.remove(id);
+            }
+            let c = Conn {
+                cip: port,
+                cport: (port >> 3) as u16,
+                rport: round as u16,
+                ..conn(0, 0, Method::Nat)
+            };
+            port = port.wrapping_add(0x9e37_79b9);
+            if let Ok(id) = t.insert(c, 2_000, now) {
+                live.push_back(id);
+            }
+            if round % 1000 == 0 {
+                now += 1_000;
+                n_expired += t.expire(now, 100, |_| {});
+            }
+            // hashbrown's capacity() is live values + insertions left before
+            // a rehash: below the initial value means tombstones exist (the
+            // case this test is about), above it means the index grew.
+            let cap = t.index.capacity();
+            assert!(cap <= index_cap, "index grew: {cap} > {index_cap}");
+            saw_tombstones |= cap < index_cap;
+            // A jump back up means hashbrown rehashed in place (tombstones
+            // cleared, same allocation).
+            saw_rehash |= cap > prev_cap + 100;
+            prev_cap = cap;
+        }
+        assert!(saw_tombstones);
+        assert!(saw_rehash);
+        assert!(n_expired > 0);
+        assert_eq!(t.slab.as_ptr(), slab_ptr);
+        assert_eq!(t.slab.capacity(), max as usize);
+    }
+
+    // ---- model-based property test ----
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Insert {
+            cip: u32,
+            cport: u16,
+            vip: u32,
+            rip: u32,
+            rport: u16,
+            udp: bool,
+            nat: bool,
+            timeout_ms: u32,
+        },
+        Touch {
+            pick: usize,
+            timeout_ms: u32,
+        },
+        Remove {
+            pick: usize,
+        },
+        Expire {
+            dt_ms: u64,
+            budget: Option<usize>,
+        },
+        Stale {
+            id: u32,
+            timeout_ms: u32,
+        },
+    }
+
+    fn timeout() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            Just(0u32),
+            Just(1),
+            Just(63),
+            Just(64),
+            Just(65),
+            Just(10_000),
+            Just(1_048_576),
+            Just(2_500_000),
+            0u32..200_000,
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        // Small overlapping pools so that inbound and outbound keys collide.
+        let ip = 1u32..4;
+        let port = 1u16..3;
+        prop_oneof![
+            4 => (ip.clone(), port.clone(), ip.clone(), ip, port, any::<bool>(), any::<bool>(), timeout()).prop_map(
+                |(cip, cport, vip, rip, rport, udp, nat, timeout_ms)| Op::Insert {
+                    cip, cport, vip, rip, rport, udp, nat, timeout_ms
+                }
+            ),
+            2 => (any::<usize>(), timeout()).prop_map(|(pick, timeout_ms)| Op::Touch { pick, timeout_ms }),
+            1 => any::<usize>().prop_map(|pick| Op::Remove { pick }),
+            3 => (
+                prop_oneof![Just(0u64), Just(1), Just(63), Just(64), 0u64..300_000, Just(5_000_000)],
+                prop_oneof![Just(None), (0usize..4).prop_map(Some)],
+            )
+                .prop_map(|(dt_ms, budget)| Op::Expire { dt_ms, budget }),
+            1 => (any::<u32>(), timeout()).prop_map(|(id, timeout_ms)| Op::Stale { id, timeout_ms }),
+        ]
+    }
+
+    /// What the model knows about a live connection.
+    #[derive(Clone, Debug)]
+    struct M {
+        conn: Conn,
+        id: ConnId,
+        expire_ms: u64,
+    }
+
+    fn keys_of(c: &Conn) -> impl Iterator<Item = FlowKey> {
+        core::iter::once(c.inbound_key()).chain(c.outbound_key())
+    }
+
+    fn check_agrees(t: &ConnTable, model: &[M], ever: &HashSet<FlowKey>) {
+        assert_eq!(t.len(), model.len());
+        let mut live = HashSet::new();
+        for m in model {
+            assert_eq!(t.get(m.id), Some(&m.conn));
+            assert_eq!(t.lookup(&m.conn.inbound_key()), Some((m.id, Dir::In)));
+            if let Some(k) = m.conn.outbound_key() {
+                assert_eq!(t.lookup(&k), Some((m.id, Dir::Out)));
+            }
+            live.extend(keys_of(&m.conn));
+        }
+        for k in ever.difference(&live) {
+            assert_eq!(t.lookup(k), None, "{k:?} should be gone");
+        }
+        assert_eq!(t.index.len(), live.len());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn test_prop_model(
+            start in prop_oneof![Just(0u64), 0u64..(1u64 << 45)],
+            max in 0u32..12,
+            ops in proptest::collection::vec(op(), 1..120),
+        ) {
+            let mut t = ConnTable::new(max);
+            let mut model: Vec<M> = Vec::new();
+            let mut ever: HashSet<FlowKey> = HashSet::new();
+            let mut now = start;
+            for op in ops {
+                match op {
+                    Op::Insert { cip, cport, vip, rip, rport, udp, nat, timeout_ms } => {
+                        let c = Conn {
+                            cip, cport, vip, vport: 80, rip, rport,
+                            proto: if udp { 17 } else { 6 },
+                            method: if nat { Method::Nat } else { Method::Dr },
+                            real: rip, service: 0,
+                            state: if udp { TcpState::Udp } else { TcpState::None },
+                        };
+                        let taken: HashSet<FlowKey> = model.iter().flat_map(|m| keys_of(&m.conn)).collect();
+                        let want = if model.len() >= max as usize {
+                            Err(InsertError::TableFull)
+                        } else if keys_of(&c).any(|k| taken.contains(&k))
+                            || c.outbound_key() == Some(c.inbound_key())
+                        {
+                            Err(InsertError::Exists)
+                        } else {
+                            Ok(())
+                        };
+                        let got = t.insert(c, timeout_ms, now);
+                        match (want, got) {
+                            (Ok(()), Ok(id)) => {
+                                prop_assert!(model.iter().all(|m| m.id != id));
+                                prop_assert!((id.0 as usize) < t.capacity());
+                                ever.extend(keys_of(&c));
+                                model.push(M { conn: c, id, expire_ms: now + u64::from(timeout_ms) });
+                            }
+                            (Err(w), Err(g)) => prop_assert_eq!(w, g),
+                            (w, g) => prop_assert!(false, "want {:?}, got {:?}", w, g),
+                        }
+                    }
+                    Op::Touch { pick, timeout_ms } => {
+                        if !model.is_empty() {
+                            let i = pick % model.len();
+                            t.touch(model[i].id, timeout_ms, now);
+                            model[i].expire_ms = now + u64::from(timeout_ms);
+                        }
+                    }
+                    Op::Remove { pick } => {
+                        if !model.is_empty() {
+                            let m = model.swap_remove(pick % model.len());
+                            t.remove(m.id);
+                        }
+                    }
+                    Op::Stale { id, timeout_ms } => {
+                        if model.iter().all(|m| m.id.0 != id) {
+                            prop_assert_eq!(t.get(ConnId(id)), None);
+                            t.touch(ConnId(id), timeout_ms, now);
+                            t.remove(ConnId(id));
+                        }
+                    }
+                    Op::Expire { dt_ms, budget } => {
+                        now += dt_ms;
+                        let mut expired = Vec::new();
+                        let n = t.expire(now, budget.unwrap_or(usize::MAX), |c| expired.push(*c));
+                        prop_assert_eq!(n, expired.len());
+                        if let Some(b) = budget {
+                            prop_assert!(n <= b);
+                        }
+                        for c in &expired {
+                            let pos = model.iter().position(|m| m.conn == *c);
+                            prop_assert!(pos.is_some(), "expired unknown {:?}", c);
+                            let m = model.swap_remove(pos.unwrap_or(0));
+                            // Never early.
+                            prop_assert!(m.expire_ms <= now, "early: due {} now {}", m.expire_ms, now);
+                        }
+                        if budget.is_none() {
+                            // At most one tick late.
+                            for m in &model {
+                                prop_assert!(
+                                    m.expire_ms + TICK > now,
+                                    "late: due {} now {}", m.expire_ms, now
+                                );
+                            }
+                        }
+                    }
+                }
+                check_agrees(&t, &model, &ever);
+            }
+        }
+    }
+}

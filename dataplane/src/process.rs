@@ -1,0 +1,687 @@
+//! `process()`: one packet in, one verdict out. The heart of the director.
+//!
+//! Layer: dataplane, per worker, no I/O. [`Core`] holds everything a worker
+//! owns except its queues: connection table, neighbour table, scheduler
+//! state, counters. [`Core::process`] takes one frame as a mutable byte slice,
+//! rewrites it in place and says what to do with it, so the same code runs
+//! from a unit test with a byte array, under the pcap driver and in the DPDK
+//! loop.
+//!
+//! Guarantees: never panics on any byte pattern (every header is checked with
+//! `check_len` before use); never allocates once warm (scheduler scratch and
+//! tables are preallocated); every packet that is not forwarded gets exactly
+//! one [`DropReason`]. Refuses: fragments, IPv6, and traffic to the
+//! director's own addresses other than ARP and ICMP echo (there is no kernel
+//! exception path yet).
+
+use sched::{AnyScheduler, Dest, FlowInfo, Scheduler};
+
+use crate::conn::{Conn, ConnId, ConnTable, Dir, FlowKey, InsertError, TcpState};
+use crate::neigh::{Lookup, NeighTable};
+use crate::owner::owner;
+use crate::snapshot::{LocalKind, Method, Proto, Snapshot};
+use crate::stats::{DropReason, RealStats, WorkerStats};
+use crate::wire::{
+    self, checksum, ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Ipv4Packet, TcpPacket,
+    UdpPacket, VlanHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_VLAN, PROTO_ICMP, PROTO_TCP,
+    PROTO_UDP,
+};
+use crate::xmit;
+
+/// Most ARP requests a worker queues between two drains of its loop.
+pub const MAX_ARP_OUT: usize = 64;
+/// Most learnt neighbours a worker queues for the other workers between drains.
+pub const MAX_NEIGH_OUT: usize = 64;
+
+/// What the worker loop must do with a processed frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (rewritten) frame on this port index.
+    Tx(u8),
+    /// Free the frame; the reason has already been counted.
+    Drop(DropReason),
+    /// The frame was consumed without a reply (an ARP reply we learnt from).
+    Consumed,
+    /// Move the frame, untouched, to this worker: it owns the flow.
+    Redirect(u16),
+}
+
+/// An ARP request the worker loop must build and send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpRequest {
+    /// Output port index.
+    pub port: u8,
+    /// Sender protocol address (a DIP of that port), host order.
+    pub sender_ip: u32,
+    /// Address to resolve, host order.
+    pub target_ip: u32,
+}
+
+/// A neighbour fact to forward to the other workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighFact {
+    /// IPv4 address, host order.
+    pub ip: u32,
+    /// Its MAC, wire order.
+    pub mac: [u8; 6],
+    /// Port index it was seen on.
+    pub port: u8,
+}
+
+/// Everything one worker owns except its queues.
+#[repr(align(64))]
+pub struct Core {
+    /// This worker's index, 0..n_workers.
+    pub id: u16,
+    /// How many workers share the flows.
+    pub n_workers: u16,
+    /// Connections this worker owns.
+    pub conns: ConnTable,
+    /// Next-hop MACs.
+    pub neigh: NeighTable,
+    /// Counters.
+    pub stats: WorkerStats,
+    /// Per-real-server counters, indexed by dense real server id.
+    pub reals: Vec<RealStats>,
+    /// ARP requests to send (drained by the worker loop).
+    pub arp_out: Vec<ArpRequest>,
+    /// Learnt neighbours to tell the other workers (drained by the loop).
+    pub neigh_out: Vec<NeighFact>,
+    scheds: Vec<AnyScheduler>,
+    dests: Vec<Dest>,
+    generation: Option<u64>,
+}
+
+/// Where the layers of a frame start, after parsing.
+struct Layers {
+    /// Offset of the IPv4 header in the frame.
+    l3: usize,
+}
+
+impl Core {
+    /// A worker core with room for `max_conns` connections.
+    pub fn new(id: u16, n_workers: u16, max_conns: u32) -> Self {
+        Core {
+            id,
+            n_workers: n_workers.max(1),
+            conns: ConnTable::new(max_conns),
+            neigh: NeighTable::with_capacity(1024),
+            stats: WorkerStats::default(),
+            reals: Vec::new(),
+            arp_out: Vec::with_capacity(MAX_ARP_OUT),
+            neigh_out: Vec::with_capacity(MAX_NEIGH_OUT),
+            scheds: Vec::new(),
+            dests: Vec::with_capacity(1024),
+            generation: None,
+        }
+    }
+
+    /// Adopts `snap` if it is a new generation: rebuilds scheduler state,
+    /// sizes the per-real-server counters and installs permanent neighbours.
+    /// Slow path (allocates); called once per burst, returns at once when the
+    /// generation is unchanged.
+    pub fn sync(&mut self, snap: &Snapshot) {
+        if self.generation == Some(snap.generation) {
+            return;
+        }
+        self.generation = Some(snap.generation);
+        self.scheds = snap.services.iter().map(|s| AnyScheduler::new(s.scheduler)).collect();
+        let longest = snap.services.iter().map(|s| s.reals.len()).max().unwrap_or(0);
+        self.dests.reserve(longest);
+        if self.reals.len() < snap.reals.len() {
+            self.reals.resize(snap.reals.len(), RealStats::default());
+        }
+        for &(port, ip, mac) in &snap.static_neighbours {
+            self.neigh.set_permanent(ip, mac, port);
+        }
+    }
+
+    /// Processes one frame that arrived on port `in_port`, in place.
+    ///
+    /// `frame` is the whole Ethernet frame (no FCS). `now_ms` is the worker's
+    /// monotonic clock in milliseconds. `redirected` is true when another
+    /// worker already classified the frame and moved it here; such a frame is
+    /// never redirected again. Counts `rx_*` only for frames from a port
+    /// (`redirected == false`); `tx_*` are counted by the loop that sends.
+    pub fn process(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        in_port: u8,
+        now_ms: u64,
+        redirected: bool,
+    ) -> Verdict {
+        if !redirected {
+            self.stats.rx_pkts += 1;
+            self.stats.rx_bytes += frame.len() as u64;
+        }
+        let v = self.classify(snap, frame, in_port, now_ms, redirected);
+        if let Verdict::Drop(r) = v {
+            self.stats.drop(r);
+        }
+        v
+    }
+
+    fn classify(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        in_port: u8,
+        now_ms: u64,
+        redirected: bool,
+    ) -> Verdict {
+        let Some(port) = snap.ports.get(usize::from(in_port)) else {
+            return Verdict::Drop(DropReason::BadPort);
+        };
+        let port_mac = port.mac;
+        let (ethertype, l3) = {
+            let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+                return Verdict::Drop(DropReason::EthTruncated);
+            };
+            let dst = eth.dst_addr();
+            if dst != port_mac && dst != wire::BROADCAST {
+                return Verdict::Drop(DropReason::EthNotForUs);
+            }
+            let mut ethertype = eth.ethertype();
+            let mut l3 = wire::ethernet::HEADER_LEN;
+            if ethertype == ETHERTYPE_VLAN {
+                let Ok(tag) = VlanHeader::new_checked(eth.payload()) else {
+                    return Verdict::Drop(DropReason::EthTruncated);
+                };
+                ethertype = tag.ethertype();
+                l3 += wire::vlan::HEADER_LEN;
+            }
+            (ethertype, l3)
+        };
+        match ethertype {
+            ETHERTYPE_ARP => self.arp(snap, frame, l3, in_port, port_mac, now_ms),
+            ETHERTYPE_IPV4 => self.ipv4(snap, frame, Layers { l3 }, in_port, port_mac, now_ms, redirected),
+            _ => Verdict::Drop(DropReason::EthUnsupported),
+        }
+    }
+
+    /// ARP (RFC 826): learn, and answer requests for our addresses.
+    fn arp(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        l3: usize,
+        in_port: u8,
+        port_mac: [u8; 6],
+        now_ms: u64,
+    ) -> Verdict {
+        let Some(body) = frame.get(l3..) else {
+            return Verdict::Drop(DropReason::ArpMalformed);
+        };
+        let Ok(pkt) = ArpPacket::new_checked(body) else {
+            return Verdict::Drop(DropReason::ArpMalformed);
+        };
+        let Ok(repr) = ArpRepr::parse(&pkt) else {
+            return Verdict::Drop(DropReason::ArpMalformed);
+        };
+        let ours = snap
+            .local
+            .get(&repr.target_ip)
+            .is_some_and(|l| l.arp_ports & (1u64 << (in_port & 63)) != 0);
+        // RFC 826 merge: update a sender we already know; add it when the
+        // packet is for us. Never learn 0.0.0.0 (ARP probes, RFC 5227).
+        if repr.sender_ip != 0
+            && (ours || self.neigh.knows(repr.sender_ip))
+            && self.neigh.learn(repr.sender_ip, repr.sender_mac, in_port, now_ms)
+            && self.neigh_out.len() < MAX_NEIGH_OUT
+        {
+            self.neigh_out.push(NeighFact { ip: repr.sender_ip, mac: repr.sender_mac, port: in_port });
+        }
+        if repr.operation != wire::arp::OP_REQUEST {
+            return Verdict::Consumed;
+        }
+        if !ours {
+            return Verdict::Drop(DropReason::ArpNotForUs);
+        }
+        let reply = ArpRepr {
+            operation: wire::arp::OP_REPLY,
+            sender_mac: port_mac,
+            sender_ip: repr.target_ip,
+            target_mac: repr.sender_mac,
+            target_ip: repr.sender_ip,
+        };
+        let Some(body) = frame.get_mut(l3..) else {
+            return Verdict::Drop(DropReason::ArpMalformed);
+        };
+        reply.emit(&mut ArpPacket::new_unchecked(body));
+        xmit::set_macs(frame, port_mac, repr.sender_mac);
+        self.stats.arp_replies += 1;
+        Verdict::Tx(in_port)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn ipv4(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        layers: Layers,
+        in_port: u8,
+        port_mac: [u8; 6],
+        now_ms: u64,
+        redirected: bool,
+    ) -> Verdict {
+        let l3 = layers.l3;
+        let Some(ipbuf) = frame.get(l3..) else {
+            return Verdict::Drop(DropReason::Ipv4Malformed);
+        };
+        let ip = match Ipv4Packet::new_checked(ipbuf) {
+            Ok(p) => p,
+            Err(wire::Error::BadTotalLen) => return Verdict::Drop(DropReason::Ipv4BadLength),
+            Err(_) => return Verdict::Drop(DropReason::Ipv4Malformed),
+        };
+        if !ip.verify_checksum() {
+            return Verdict::Drop(DropReason::Ipv4BadChecksum);
+        }
+        if ip.more_frags() || ip.frag_offset() != 0 {
+            // No reassembly: a non-first fragment has no ports to look up, and
+            // forwarding only first fragments would strand the rest.
+            return Verdict::Drop(DropReason::Ipv4Fragment);
+        }
+        let (src, dst, proto, hl, ttl) =
+            (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.header_len(), ip.ttl());
+        let total_len = usize::from(ip.total_len());
+        let ip_end = l3 + total_len;
+
+        if let Some(local) = snap.local.get(&dst) {
+            if proto == PROTO_ICMP {
+                return self.icmp_echo(frame, l3, hl, ip_end, in_port, port_mac);
+            }
+            if local.kind == LocalKind::Dip {
+                return Verdict::Drop(DropReason::NotForUs);
+            }
+        }
+
+        // Ports of a TCP or UDP packet, plus TCP flags.
+        let l4 = &frame[l3 + hl..ip_end];
+        let (sport, dport, flags) = match proto {
+            PROTO_TCP => match TcpPacket::new_checked(l4) {
+                Ok(t) => (t.src_port(), t.dst_port(), t.flags()),
+                Err(_) => return Verdict::Drop(DropReason::TcpMalformed),
+            },
+            PROTO_UDP => match UdpPacket::new_checked(l4) {
+                Ok(u) => (u.src_port(), u.dst_port(), 0),
+                Err(_) => return Verdict::Drop(DropReason::UdpMalformed),
+            },
+            _ => return Verdict::Drop(DropReason::NotForUs),
+        };
+        let l4proto = Proto::from_number(proto);
+        let is_vip = snap.local.get(&dst).is_some_and(|l| l.kind == LocalKind::Vip);
+
+        // Client → VIP.
+        if is_vip {
+            let Some(svc) = l4proto.and_then(|p| snap.service(dst, dport, p)) else {
+                return Verdict::Drop(DropReason::NoService);
+            };
+            let o = owner(src, sport, self.n_workers);
+            if o != self.id && !redirected {
+                self.stats.redirects_out += 1;
+                return Verdict::Redirect(o);
+            }
+            let key = FlowKey { src_ip: src, dst_ip: dst, src_port: sport, dst_port: dport, proto };
+            let id = match self.conns.lookup(&key) {
+                Some((id, _)) => id,
+                None => match self.new_conn(snap, svc, &key, flags, ttl, now_ms) {
+                    Ok(id) => id,
+                    Err(r) => return Verdict::Drop(r),
+                },
+            };
+            return self.forward_in(snap, frame, l3, total_len, ttl, id, flags, now_ms);
+        }
+
+        // Real server → client: a NAT reply, owned by the client's worker.
+        let key = FlowKey { src_ip: src, dst_ip: dst, src_port: sport, dst_port: dport, proto };
+        let o = owner(dst, dport, self.n_workers);
+        if o != self.id && !redirected {
+            // Only redirect what could be a reply of a connection elsewhere:
+            // the source must be a real server we balance to.
+            if self.may_be_reply(snap, src, sport) {
+                self.stats.redirects_out += 1;
+                return Verdict::Redirect(o);
+            }
+            return Verdict::Drop(DropReason::NotForUs);
+        }
+        match self.conns.lookup(&key) {
+            Some((id, Dir::Out)) => self.forward_out(snap, frame, l3, total_len, ttl, id, flags, now_ms),
+            _ => Verdict::Drop(DropReason::NotForUs),
+        }
+    }
+
+    /// Whether `ip:port` is a NAT real server in the snapshot (cheap scan of a
+    /// small list; only reached by replies that RSS sent to a non-owner).
+    fn may_be_reply(&self, snap: &Snapshot, ip: u32, port: u16) -> bool {
+        snap.reals
+            .iter()
+            .skip(1)
+            .any(|r| r.ip == ip && r.port == port && r.method == Method::Nat)
+    }
+
+    /// Schedules a new connection for service `svc` (`ttl` of the packet that
+    /// asks for it: NAT refuses to route one that would expire).
+    fn new_conn(
+        &mut self,
+        snap: &Snapshot,
+        svc: u16,
+        key: &FlowKey,
+        flags: u8,
+        ttl: u8,
+        now_ms: u64,
+    ) -> Result<ConnId, DropReason> {
+        let Some(service) = snap.services.get(usize::from(svc)) else {
+            return Err(DropReason::NoService);
+        };
+        if key.proto == PROTO_TCP {
+            // IPVS schedules only on a SYN (without sloppy_tcp); anything else
+            // without a connection is stray or an attack.
+            let syn_only = flags & (wire::tcp::FLAG_SYN | wire::tcp::FLAG_ACK | wire::tcp::FLAG_RST | wire::tcp::FLAG_FIN)
+                == wire::tcp::FLAG_SYN;
+            if !syn_only {
+                return Err(DropReason::TcpNoConn);
+            }
+        }
+        self.dests.clear();
+        for &rid in &service.reals {
+            let (w, s) = match (snap.reals.get(rid as usize), self.reals.get(rid as usize)) {
+                (Some(r), Some(s)) => (r.weight, *s),
+                _ => (0, RealStats::default()),
+            };
+            self.dests.push(Dest {
+                weight: w,
+                active_conns: s.active_conns.min(u64::from(u32::MAX)) as u32,
+                inactive_conns: s.inactive_conns.min(u64::from(u32::MAX)) as u32,
+            });
+        }
+        let flow = FlowInfo { src_ip: key.src_ip, src_port: key.src_port, dst_ip: key.dst_ip, dst_port: key.dst_port };
+        let Some(sched) = self.scheds.get_mut(usize::from(svc)) else {
+            return Err(DropReason::NoService);
+        };
+        let Some(pick) = sched.pick(&self.dests, &flow) else {
+            return Err(DropReason::NoRealServer);
+        };
+        let Some(&rid) = service.reals.get(pick) else {
+            return Err(DropReason::NoRealServer);
+        };
+        let Some(real) = snap.reals.get(rid as usize) else {
+            return Err(DropReason::NoRealServer);
+        };
+        if real.method == Method::Nat && ttl <= 1 {
+            // NAT routes, so the TTL would reach 0: no connection for it.
+            return Err(DropReason::TtlExceeded);
+        }
+        let state = if key.proto == PROTO_TCP { TcpState::None } else { TcpState::Udp };
+        let conn = Conn {
+            cip: key.src_ip,
+            cport: key.src_port,
+            vip: key.dst_ip,
+            vport: key.dst_port,
+            rip: real.ip,
+            // A port-0 service keeps the client's destination port.
+            rport: if real.port == 0 { key.dst_port } else { real.port },
+            proto: key.proto,
+            method: real.method,
+            real: rid,
+            service: svc,
+            state,
+        };
+        let timeout = state.timeout_ms(&snap.timeouts);
+        match self.conns.insert(conn, timeout, now_ms) {
+            Ok(id) => {
+                self.stats.conns_created += 1;
+                if let Some(s) = self.reals.get_mut(rid as usize) {
+                    s.conns += 1;
+                    if state.is_active() {
+                        s.active_conns += 1;
+                    } else {
+                        s.inactive_conns += 1;
+                    }
+                }
+                Ok(id)
+            }
+            Err(InsertError::TableFull) => Err(DropReason::ConnTableFull),
+            Err(_) => Err(DropReason::ConnTableFull),
+        }
+    }
+
+    /// Moves a connection to its next state and refreshes its timer,
+    /// keeping the real server's active/inactive counts in step.
+    fn advance(&mut self, snap: &Snapshot, id: ConnId, flags: u8, dir: Dir, now_ms: u64) -> Option<(Conn, u32)> {
+        let c = self.conns.get_mut(id)?;
+        let old = c.state;
+        let new = if c.proto == PROTO_TCP {
+            old.next(flags, dir, c.method == Method::Dr)
+        } else {
+            old
+        };
+        c.state = new;
+        let conn = *c;
+        if old.is_active() != new.is_active() {
+            if let Some(s) = self.reals.get_mut(conn.real as usize) {
+                if new.is_active() {
+                    s.active_conns += 1;
+                    s.inactive_conns = s.inactive_conns.saturating_sub(1);
+                } else {
+                    s.inactive_conns += 1;
+                    s.active_conns = s.active_conns.saturating_sub(1);
+                }
+            }
+        }
+        let timeout = new.timeout_ms(&snap.timeouts);
+        self.conns.touch(id, timeout, now_ms);
+        Some((conn, timeout))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_in(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        l3: usize,
+        total_len: usize,
+        ttl: u8,
+        id: ConnId,
+        flags: u8,
+        now_ms: u64,
+    ) -> Verdict {
+        if ttl <= 1 && self.conns.get(id).is_some_and(|c| c.method == Method::Nat) {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let Some((conn, _)) = self.advance(snap, id, flags, Dir::In, now_ms) else {
+            return Verdict::Drop(DropReason::NotForUs);
+        };
+        let Some((out_port, nh)) = snap.route(conn.rip) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let mac = match self.resolve(snap, out_port, nh, now_ms) {
+            Ok(m) => m,
+            Err(r) => return Verdict::Drop(r),
+        };
+        let Some(port) = snap.ports.get(usize::from(out_port)) else {
+            return Verdict::Drop(DropReason::BadPort);
+        };
+        match conn.method {
+            Method::Nat => {
+                let ip = &mut frame[l3..l3 + total_len];
+                xmit::decrement_ttl(ip);
+                xmit::nat::rewrite_inbound(ip, conn.rip, conn.rport);
+                xmit::set_macs(frame, port.mac, mac);
+            }
+            Method::Dr => xmit::dr::rewrite(frame, port.mac, mac),
+        }
+        if let Some(s) = self.reals.get_mut(conn.real as usize) {
+            s.in_pkts += 1;
+            s.in_bytes += total_len as u64;
+        }
+        Verdict::Tx(out_port)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_out(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        l3: usize,
+        total_len: usize,
+        ttl: u8,
+        id: ConnId,
+        flags: u8,
+        now_ms: u64,
+    ) -> Verdict {
+        if ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let Some((conn, _)) = self.advance(snap, id, flags, Dir::Out, now_ms) else {
+            return Verdict::Drop(DropReason::NotForUs);
+        };
+        let Some((out_port, nh)) = snap.route(conn.cip) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let mac = match self.resolve(snap, out_port, nh, now_ms) {
+            Ok(m) => m,
+            Err(r) => return Verdict::Drop(r),
+        };
+        let Some(port) = snap.ports.get(usize::from(out_port)) else {
+            return Verdict::Drop(DropReason::BadPort);
+        };
+        let ip = &mut frame[l3..l3 + total_len];
+        xmit::decrement_ttl(ip);
+        xmit::nat::rewrite_outbound(ip, conn.vip, conn.vport);
+        xmit::set_macs(frame, port.mac, mac);
+        if let Some(s) = self.reals.get_mut(conn.real as usize) {
+            s.out_pkts += 1;
+            s.out_bytes += total_len as u64;
+        }
+        Verdict::Tx(out_port)
+    }
+
+    /// Next-hop MAC for `nh` on `port`, or queues an ARP request.
+    fn resolve(&mut self, snap: &Snapshot, port: u8, nh: u32, now_ms: u64) -> Result<[u8; 6], DropReason> {
+        match self.neigh.lookup(nh, port, now_ms) {
+            Lookup::Hit(mac) => Ok(mac),
+            Lookup::SendRequest => {
+                self.queue_arp(snap, port, nh);
+                Err(DropReason::NeighUnresolved)
+            }
+            Lookup::Pending => Err(DropReason::NeighUnresolved),
+        }
+    }
+
+    /// Queues an ARP request for `target` on `port`, from the port address on
+    /// the target's subnet (or the port's first address).
+    pub fn queue_arp(&mut self, snap: &Snapshot, port: u8, target: u32) {
+        let Some(p) = snap.ports.get(usize::from(port)) else { return };
+        let sender = p
+            .addrs
+            .iter()
+            .find(|(_, pfx)| pfx.contains(target))
+            .or(p.addrs.first())
+            .map(|(a, _)| *a);
+        if let Some(sender_ip) = sender {
+            if self.arp_out.len() < MAX_ARP_OUT {
+                self.arp_out.push(ArpRequest { port, sender_ip, target_ip: target });
+            }
+        }
+    }
+
+    /// Answers an ICMP echo request to a local address in place (RFC 792).
+    fn icmp_echo(
+        &mut self,
+        frame: &mut [u8],
+        l3: usize,
+        hl: usize,
+        ip_end: usize,
+        in_port: u8,
+        port_mac: [u8; 6],
+    ) -> Verdict {
+        {
+            let Ok(icmp) = Icmpv4Packet::new_checked(&frame[l3 + hl..ip_end]) else {
+                return Verdict::Drop(DropReason::IcmpMalformed);
+            };
+            if icmp.msg_type() != wire::icmp::TYPE_ECHO_REQUEST || icmp.msg_code() != 0 {
+                return Verdict::Drop(DropReason::IcmpUnsupported);
+            }
+        }
+        {
+            let mut icmp = Icmpv4Packet::new_unchecked(&mut frame[l3 + hl..ip_end]);
+            let c = checksum::update_u16(
+                icmp.checksum(),
+                u16::from(wire::icmp::TYPE_ECHO_REQUEST) << 8,
+                u16::from(wire::icmp::TYPE_ECHO_REPLY) << 8,
+            );
+            icmp.set_msg_type(wire::icmp::TYPE_ECHO_REPLY);
+            icmp.set_checksum(c);
+        }
+        {
+            let mut ip = Ipv4Packet::new_unchecked(&mut frame[l3..ip_end]);
+            let (s, d) = (ip.src_addr(), ip.dst_addr());
+            // Swapping the addresses leaves the header sum unchanged; the new
+            // TTL is fixed incrementally.
+            ip.set_src_addr(d);
+            ip.set_dst_addr(s);
+            let old = u16::from_be_bytes([ip.ttl(), ip.protocol()]);
+            let new = u16::from_be_bytes([64, ip.protocol()]);
+            let c = checksum::update_u16(ip.checksum(), old, new);
+            ip.set_ttl(64);
+            ip.set_checksum(c);
+        }
+        let peer = EthernetFrame::new_unchecked(&*frame).src_addr();
+        xmit::set_macs(frame, port_mac, peer);
+        self.stats.icmp_echo_replies += 1;
+        Verdict::Tx(in_port)
+    }
+
+    /// Slow-tick work at `now_ms`: expires at most `budget` connections and
+    /// ages the neighbour table, queueing re-probes.
+    pub fn tick(&mut self, snap: &Snapshot, now_ms: u64, budget: usize) {
+        let reals = &mut self.reals;
+        let n = self.conns.expire(now_ms, budget, |c| {
+            if let Some(s) = reals.get_mut(c.real as usize) {
+                if c.state.is_active() {
+                    s.active_conns = s.active_conns.saturating_sub(1);
+                } else {
+                    s.inactive_conns = s.inactive_conns.saturating_sub(1);
+                }
+            }
+        });
+        self.stats.conns_expired += n as u64;
+        let mut probes: [(u8, u32); 16] = [(0, 0); 16];
+        let mut n_probes = 0;
+        self.neigh.age(now_ms, |port, ip| {
+            if n_probes < probes.len() {
+                probes[n_probes] = (port, ip);
+                n_probes += 1;
+            }
+        });
+        for &(port, ip) in &probes[..n_probes] {
+            self.queue_arp(snap, port, ip);
+        }
+    }
+}
+
+/// Writes a broadcast ARP request into `buf` and returns its length in bytes
+/// (60: a minimum Ethernet frame, zero-padded), or 0 if `buf` is shorter.
+///
+/// RFC 826: htype 1, ptype 0x0800, op 1, target MAC zero.
+pub fn emit_arp_request(buf: &mut [u8], port_mac: [u8; 6], req: &ArpRequest) -> usize {
+    const LEN: usize = 60;
+    let Some(buf) = buf.get_mut(..LEN) else { return 0 };
+    buf.fill(0);
+    {
+        let mut eth = EthernetFrame::new_unchecked(&mut *buf);
+        eth.set_dst_addr(wire::BROADCAST);
+        eth.set_src_addr(port_mac);
+        eth.set_ethertype(ETHERTYPE_ARP);
+    }
+    let repr = ArpRepr {
+        operation: wire::arp::OP_REQUEST,
+        sender_mac: port_mac,
+        sender_ip: req.sender_ip,
+        target_mac: [0; 6],
+        target_ip: req.target_ip,
+    };
+    repr.emit(&mut ArpPacket::new_unchecked(&mut buf[wire::ethernet::HEADER_LEN..]));
+    LEN
+}

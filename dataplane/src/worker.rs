@@ -1,0 +1,281 @@
+//! The per-worker run-to-completion loop.
+//!
+//! Layer: dataplane I/O glue, generic over [`PortQueue`] so it runs on DPDK
+//! mbufs and on in-memory queues alike. One round: drain the rings from other
+//! workers, then for every port `rx_burst` → [`Core::process`] each frame →
+//! coalesce per output port; then send ARP requests, `tx_burst` every port
+//! (retry once, then free and count what the NIC did not take), and free all
+//! dropped frames in bulk. A slow tick (every [`TICK_MS`]) expires connections,
+//! ages neighbours and publishes counters.
+//!
+//! Cross-worker traffic goes only through bounded lock-free rings
+//! ([`crossbeam::queue::ArrayQueue`], one per ordered worker pair): frames
+//! redirected to their flow's owner, and learnt neighbours.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use crossbeam::queue::ArrayQueue;
+use hwinit::{PacketBuf, PortQueue};
+
+use crate::process::{emit_arp_request, Core, NeighFact, Verdict};
+use crate::snapshot::Snapshot;
+use crate::stats::{DropReason, SharedStats};
+
+/// Slow-tick period in milliseconds.
+pub const TICK_MS: u64 = 1;
+/// Connections examined per slow tick at most (bounds the tick's latency).
+pub const EXPIRE_BUDGET: usize = 4096;
+/// Capacity of each inter-worker ring, in messages.
+pub const RING_LEN: usize = 4096;
+/// Most frames per `rx_burst`.
+pub const MAX_BURST: usize = 64;
+
+/// A message from one worker to another.
+pub enum RingMsg<B> {
+    /// A frame the sender classified as belonging to the receiver's flows,
+    /// with the port it arrived on.
+    Frame(B, u8),
+    /// A neighbour the sender learnt.
+    Neigh(NeighFact),
+}
+
+/// The rings between `n` workers: `ring(from, to)`.
+pub struct Mesh<B> {
+    n: usize,
+    rings: Vec<ArrayQueue<RingMsg<B>>>,
+}
+
+impl<B> Mesh<B> {
+    /// Rings for `n` workers, [`RING_LEN`] messages each (n² rings; the
+    /// diagonal is unused but keeps indexing trivial).
+    pub fn new(n: usize) -> Arc<Self> {
+        Arc::new(Mesh { n, rings: (0..n * n).map(|_| ArrayQueue::new(RING_LEN)).collect() })
+    }
+    fn ring(&self, from: usize, to: usize) -> &ArrayQueue<RingMsg<B>> {
+        &self.rings[from * self.n + to]
+    }
+}
+
+/// Tuning of one worker loop.
+#[derive(Clone, Copy, Debug)]
+pub struct LoopConf {
+    /// Frames per `rx_burst` (1..=[`MAX_BURST`]).
+    pub burst: usize,
+    /// Sleep after a round that found no work (`Duration::ZERO` = busy poll).
+    pub idle_sleep: Duration,
+}
+
+/// One worker: its core, its queues (one per port, index = port index) and
+/// its links to the others.
+pub struct Worker<Q: PortQueue> {
+    /// Per-packet state and counters.
+    pub core: Core,
+    /// This worker's RX/TX queue on each port.
+    pub queues: Vec<Q>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    mesh: Arc<Mesh<Q::Buf>>,
+    shared: Arc<SharedStats>,
+    conf: LoopConf,
+    rx: Vec<Q::Buf>,
+    tx: Vec<Vec<Q::Buf>>,
+    free: Vec<Q::Buf>,
+    epoch: Instant,
+    next_tick_ms: u64,
+}
+
+impl<Q: PortQueue> Worker<Q> {
+    /// Builds worker `core.id` over `queues`.
+    ///
+    /// # Panics
+    /// Panics if `queues` is empty or has more than 64 ports (the daemon's
+    /// validation forbids both).
+    pub fn new(
+        core: Core,
+        queues: Vec<Q>,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        mesh: Arc<Mesh<Q::Buf>>,
+        shared: Arc<SharedStats>,
+        conf: LoopConf,
+    ) -> Self {
+        assert!(!queues.is_empty() && queues.len() <= 64, "1..=64 ports");
+        let burst = conf.burst.clamp(1, MAX_BURST);
+        let n_ports = queues.len();
+        Worker {
+            core,
+            queues,
+            snapshot,
+            mesh,
+            shared,
+            conf: LoopConf { burst, ..conf },
+            rx: Vec::with_capacity(MAX_BURST),
+            tx: (0..n_ports).map(|_| Vec::with_capacity(4 * MAX_BURST)).collect(),
+            free: Vec::with_capacity(4 * MAX_BURST),
+            epoch: Instant::now(),
+            next_tick_ms: 0,
+        }
+    }
+
+    /// Runs rounds until `stop` is set, then publishes the counters one last
+    /// time and frees whatever is still queued.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let now_ms = self.epoch.elapsed().as_millis() as u64;
+            let work = self.poll_once(now_ms);
+            if work == 0 && !self.conf.idle_sleep.is_zero() {
+                std::thread::sleep(self.conf.idle_sleep);
+            }
+        }
+        self.publish();
+        for q in 0..self.tx.len() {
+            let mut pending = std::mem::take(&mut self.tx[q]);
+            self.queues[0].free_bulk(&mut pending);
+        }
+    }
+
+    /// One round at `now_ms`; returns how many frames it handled.
+    pub fn poll_once(&mut self, now_ms: u64) -> usize {
+        let snap = self.snapshot.load_full();
+        self.core.sync(&snap);
+        let mut work = self.drain_rings(&snap, now_ms);
+        for port in 0..self.queues.len() {
+            let n = self.queues[port].rx_burst(&mut self.rx, self.conf.burst);
+            work += n;
+            let mut rx = std::mem::take(&mut self.rx);
+            for mut buf in rx.drain(..) {
+                let v = self.core.process(&snap, buf.data_mut(), port as u8, now_ms, false);
+                self.dispatch(buf, port as u8, v);
+            }
+            self.rx = rx;
+        }
+        self.send_arp_requests(&snap);
+        self.share_neighbours();
+        self.flush();
+        if now_ms >= self.next_tick_ms {
+            self.next_tick_ms = now_ms + TICK_MS;
+            self.core.tick(&snap, now_ms, EXPIRE_BUDGET);
+            self.send_arp_requests(&snap);
+            self.flush();
+            self.publish();
+        }
+        work
+    }
+
+    fn drain_rings(&mut self, snap: &Snapshot, now_ms: u64) -> usize {
+        let me = usize::from(self.core.id);
+        let mut n = 0;
+        for from in 0..self.mesh.n {
+            if from == me {
+                continue;
+            }
+            for _ in 0..self.conf.burst {
+                let Some(msg) = self.mesh.ring(from, me).pop() else { break };
+                match msg {
+                    RingMsg::Frame(mut buf, port) => {
+                        n += 1;
+                        self.core.stats.redirects_in += 1;
+                        let v = self.core.process(snap, buf.data_mut(), port, now_ms, true);
+                        self.dispatch(buf, port, v);
+                    }
+                    RingMsg::Neigh(f) => {
+                        self.core.neigh.learn(f.ip, f.mac, f.port, now_ms);
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    #[inline]
+    fn dispatch(&mut self, buf: Q::Buf, in_port: u8, v: Verdict) {
+        match v {
+            Verdict::Tx(p) => match self.tx.get_mut(usize::from(p)) {
+                Some(q) => q.push(buf),
+                None => {
+                    self.core.stats.drop(DropReason::BadPort);
+                    self.free.push(buf);
+                }
+            },
+            Verdict::Drop(_) | Verdict::Consumed => self.free.push(buf),
+            Verdict::Redirect(w) => {
+                let me = usize::from(self.core.id);
+                let w = usize::from(w);
+                if w >= self.mesh.n || w == me {
+                    self.core.stats.drop(DropReason::BadPort);
+                    self.free.push(buf);
+                    return;
+                }
+                if let Err(RingMsg::Frame(buf, _)) = self.mesh.ring(me, w).push(RingMsg::Frame(buf, in_port)) {
+                    self.core.stats.drop(DropReason::RedirectRingFull);
+                    self.free.push(buf);
+                }
+            }
+        }
+    }
+
+    fn send_arp_requests(&mut self, snap: &Snapshot) {
+        for i in 0..self.core.arp_out.len() {
+            let req = self.core.arp_out[i];
+            let p = usize::from(req.port);
+            let (Some(q), Some(pc)) = (self.queues.get_mut(p), snap.ports.get(p)) else { continue };
+            let Some(mut buf) = q.alloc() else { continue };
+            if !buf.set_data_len(60) {
+                self.free.push(buf);
+                continue;
+            }
+            let len = emit_arp_request(buf.data_mut(), pc.mac, &req);
+            if len == 0 {
+                self.free.push(buf);
+                continue;
+            }
+            self.core.stats.arp_requests += 1;
+            self.tx[p].push(buf);
+        }
+        self.core.arp_out.clear();
+    }
+
+    fn share_neighbours(&mut self) {
+        let me = usize::from(self.core.id);
+        for f in self.core.neigh_out.drain(..) {
+            for to in 0..self.mesh.n {
+                if to != me {
+                    // A full ring only delays learning: the other worker
+                    // resolves the address itself on its next miss.
+                    let _ = self.mesh.ring(me, to).push(RingMsg::Neigh(f));
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for p in 0..self.tx.len() {
+            if self.tx[p].is_empty() {
+                continue;
+            }
+            let bytes: u64 = self.tx[p].iter().map(|b| b.data().len() as u64).sum();
+            let before = self.tx[p].len();
+            self.queues[p].tx_burst(&mut self.tx[p]);
+            if !self.tx[p].is_empty() {
+                self.queues[p].tx_burst(&mut self.tx[p]);
+            }
+            let unsent = self.tx[p].len();
+            let unsent_bytes: u64 = self.tx[p].iter().map(|b| b.data().len() as u64).sum();
+            self.core.stats.tx_pkts += (before - unsent) as u64;
+            self.core.stats.tx_bytes += bytes - unsent_bytes;
+            for _ in 0..unsent {
+                self.core.stats.drop(DropReason::TxFull);
+            }
+            self.free.append(&mut self.tx[p]);
+        }
+        if !self.free.is_empty() {
+            self.queues[0].free_bulk(&mut self.free);
+        }
+    }
+
+    /// Copies this worker's counters to its shared, readable copy.
+    pub fn publish(&self) {
+        self.shared.publish(&self.core.stats, &self.core.reals);
+    }
+}

@@ -1,0 +1,152 @@
+# shellcheck shell=bash
+# scripts/case.sh: one end-to-end run of fulcrum between network namespaces,
+# shared by scripts/demo.sh and tests/e2e/run.sh. Sourced after lib.sh and
+# topo.sh.
+#
+# Layer: test/ops tooling. `case_run MODE NW REQUESTS VERBOSE` builds the
+# topology for MODE (nat|dr), starts fulcrum with NW workers (1|2) on
+# net_af_packet, pings the VIP, sends REQUESTS sequential HTTP requests from
+# the client, reads fulcrum's counters and the real servers' access logs,
+# checks them, stops fulcrum and tears everything down.
+#
+# Guarantees: the teardown runs whatever happens (case_cleanup, also wired
+# to EXIT/INT/TERM by the callers); results land in CASE_FAILS (one reason
+# per failed check, empty = pass) and the run's files stay in $RUN.
+# Checks: ping VIP succeeds; every request answered 200 by some rsN; each
+# real server's access log holds REQUESTS/3 ± 5; fulcrum's per-real-server
+# conns equal the access-log counts exactly and the service's conns equal
+# REQUESTS; no drop reason outside FC_BENIGN_DROPS is non-zero; fulcrum exits
+# 0 on SIGTERM.
+
+# case_cleanup: stop fulcrum, stop nginx, delete namespaces, DPDK files.
+case_cleanup() {
+    fc_stop
+    topo_down
+    fc_dpdk_cleanup
+}
+
+# case_fail REASON: records a failed check.
+case_fail() {
+    CASE_FAILS+=("$1")
+    [ "${CASE_VERBOSE:-0}" = 1 ] && fc_say "  FAIL: $1"
+}
+
+# case_hr TITLE: a header line for people.
+case_hr() {
+    fc_say "=========================================================================="
+    fc_say " $*"
+    fc_say "=========================================================================="
+}
+
+case_run() {
+    local mode=$1 nw=$2 nreq=$3 CASE_VERBOSE=$4 t0 n ok failed logged body_n conns ip stats
+    CASE_FAILS=()
+    fc_new_prefix
+    fc_new_run_dir "$mode-${nw}w"
+    fc_say "run prefix $P, files in $RUN"
+    fc_mem_choice
+
+    if ! topo_up "$mode" >"$RUN/topo.log" 2>&1; then
+        cat "$RUN/topo.log"
+        case_fail "topology setup failed (see $RUN/topo.log)"
+        case_cleanup
+        return 1
+    fi
+    if [ "${FC_CAPTURE:-0}" = 1 ]; then
+        # Optional wire capture for post-mortems (killed with the namespace).
+        ip netns exec "${P}sw" dumpcap -q -i brout -i brin -w "$RUN/wire.pcapng" >/dev/null 2>&1 &
+        sleep 1
+    fi
+
+    fc_write_veth_config "$mode" "$nw" "$RUN/fulcrum.ron"
+    fc_start "${P}dir" "$RUN/fulcrum.ron"
+    if ! fc_wait_ready 20; then
+        case_fail "fulcrum did not become ready (see $RUN/fulcrum.log)"
+        case_cleanup
+        return 1
+    fi
+
+    # Warm-up and first check: the director answers ICMP echo for the VIP.
+    if topo_x cl ping -c 3 -i 0.2 -W 1 "$TOPO_VIP" >"$RUN/ping.txt" 2>&1; then
+        fc_say "ping VIP $TOPO_VIP: ok ($(grep -o '[0-9]* received' "$RUN/ping.txt") of 3)"
+    else
+        cat "$RUN/ping.txt"
+        case_fail "ping $TOPO_VIP from the client failed"
+    fi
+    # Second warm-up: each real server pings the inside DIP. Its ARP request
+    # teaches the director its MAC (RFC 826 merge rule): fulcrum drops, and
+    # does not queue, a packet whose next hop is unresolved
+    # (docs/architecture.md), which would cost each first SYN a 1 s
+    # retransmit and a neigh_unresolved drop. The DIP answers echo too.
+    for n in 1 2 3; do
+        if ! topo_x "rs$n" ping -c 1 -W 2 10.1.0.1 >"$RUN/ping-rs$n.txt" 2>&1; then
+            case_fail "ping DIP 10.1.0.1 from rs$n failed"
+        fi
+    done
+    [ "$CASE_VERBOSE" = 1 ] && fc_say "ping DIP 10.1.0.1 from rs1..rs3: done (the director learns their MACs)"
+    sleep 0.3
+
+    t0=$(date +%s.%N)
+    topo_curl_loop "$nreq" "$RUN/responses.txt"
+    ok=$(grep -c '^rs[1-3]$' "$RUN/responses.txt")
+    failed=$((nreq - ok))
+    fc_say "requests: $nreq sent, $ok ok, $failed failed ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s)"
+    [ "$failed" = 0 ] || case_fail "$failed of $nreq requests failed ($(grep -v '^rs[1-3]$' "$RUN/responses.txt" | sort | uniq -c | tr -s ' ' | paste -sd, -))"
+
+    # Counters are published about every millisecond; give them time.
+    sleep 1.2
+    if ! fc_json "$RUN/stats.json"; then
+        case_fail "fulcrumctl --json -L -n failed: $(head -c 300 "$RUN/stats.json.err")"
+    else
+        fc_ctl -L -n >"$RUN/ctl-L-n.txt" 2>&1
+        fc_ctl -L -n --stats >"$RUN/ctl-L-n-stats.txt" 2>&1
+        stats=$RUN/stats.json
+    fi
+
+    # Per real server: bodies, access log, fulcrum's conns.
+    local access=()
+    fc_say ""
+    printf '  %-14s %14s %12s %14s\n' "real server" "answers(body)" "access log" "fulcrum conns"
+    for n in 1 2 3; do
+        ip=${TOPO_RS_IPS[$((n - 1))]}
+        body_n=$(grep -c "^rs$n\$" "$RUN/responses.txt")
+        logged=$(topo_access_count "$n")
+        conns="?"
+        [ -n "${stats:-}" ] && conns=$("$PY" "$FC_ROOT/scripts/fcjson.py" real "$stats" "$ip" conns 2>/dev/null | grep -E '^[0-9]+$' || echo "?")
+        printf '  %-14s %14s %12s %14s\n' "rs$n $ip" "$body_n" "$logged" "$conns"
+        access+=("$ip=$logged")
+        [ "$body_n" = "$logged" ] || case_fail "rs$n: $body_n response bodies but $logged access-log lines"
+    done
+    fc_say ""
+
+    if [ -n "${stats:-}" ]; then
+        if [ "$CASE_VERBOSE" = 1 ]; then
+            fc_say "--- fulcrumctl -L -n"
+            sed 's/^/  /' "$RUN/ctl-L-n.txt"
+            fc_say "--- fulcrumctl -L -n --stats"
+            sed 's/^/  /' "$RUN/ctl-L-n-stats.txt"
+        fi
+        fc_say "--- workers"
+        "$PY" "$FC_ROOT/scripts/fcjson.py" workers "$stats"
+        fc_say "--- drops (all workers, non-zero)"
+        "$PY" "$FC_ROOT/scripts/fcjson.py" drops "$stats" --benign "$FC_BENIGN_DROPS"
+        if [ "$nw" = 2 ] && [ "$mode" = nat ]; then
+            fc_say "redirects between workers: out=$("$PY" "$FC_ROOT/scripts/fcjson.py" value "$stats" workers.redirects_out) in=$("$PY" "$FC_ROOT/scripts/fcjson.py" value "$stats" workers.redirects_in) (informational)"
+        fi
+        local reasons
+        if ! reasons=$("$PY" "$FC_ROOT/scripts/fcjson.py" e2e "$stats" --total "$nreq" \
+            --access "${access[@]}" --benign "$FC_BENIGN_DROPS"); then
+            while IFS= read -r line; do
+                case_fail "${line#  reason: }"
+            done <<<"$reasons"
+        fi
+    fi
+
+    fc_stop
+    if [ "$FC_STATUS" != 0 ]; then
+        case_fail "fulcrum exited with status $FC_STATUS on SIGTERM (expected 0)"
+        fc_show_log
+    fi
+    case_cleanup
+    [ "${#CASE_FAILS[@]}" = 0 ]
+}

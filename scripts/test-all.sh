@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# scripts/test-all.sh (`make test`): everything CI checks, in order.
+#
+# Layer: test driver. Runs `make deps`, the release build, then four suites,
+# each to the end even when an earlier one failed:
+#   cargo-test  cargo test --workspace --release
+#   startup     tests/startup/run.sh  (bad inputs are refused clearly)
+#   pcap        tests/pcap/run.sh     (golden packets through net_pcap)
+#   e2e         tests/e2e/run.sh      (NAT/DR x 1/2 workers, real kernels)
+# Each step has a time cap so a hang cannot eat CI's 90 minutes. Ends with
+# one line per suite and the plain `N passed, M failed` line; exits 1 if
+# anything failed (a failed build fails every suite that needs it).
+
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH=$HOME/.cargo/bin:$PATH
+fi
+mkdir -p run
+T0=$SECONDS
+declare -A RES
+ORDER=(cargo-test startup pcap e2e)
+
+step() { # step NAME: a header with the elapsed time.
+    printf '\n######## %s (t=%ds)\n' "$1" $((SECONDS - T0))
+}
+
+step deps
+bash scripts/deps.sh || echo "make test: deps failed; continuing, later steps will say what is missing"
+
+step "build: cargo build --release --workspace --bins"
+BUILD=ok
+timeout 45m cargo build --release --workspace --bins || BUILD=failed
+[ "$BUILD" = ok ] || echo "make test: release build FAILED"
+
+step "cargo-test: cargo test --workspace --release"
+if timeout 40m cargo test --workspace --release; then RES[cargo-test]=PASS; else RES[cargo-test]=FAIL; fi
+
+for s in startup pcap e2e; do
+    step "$s: tests/$s/run.sh"
+    if [ "$BUILD" != ok ]; then
+        echo "$s: skipped because the release build failed"
+        RES[$s]=FAIL
+        continue
+    fi
+    # e2e runs 4 cases of 300 requests plus a topology check; the others
+    # take well under a minute.
+    cap=5m
+    [ "$s" = e2e ] && cap=15m
+    if timeout "$cap" bash "tests/$s/run.sh"; then RES[$s]=PASS; else RES[$s]=FAIL; fi
+done
+
+pass=0
+fail=0
+line=""
+for s in "${ORDER[@]}"; do
+    line+=" $s=${RES[$s]}"
+    if [ "${RES[$s]}" = PASS ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+done
+printf '\nmake test summary (%d s):%s\n' $((SECONDS - T0)) "$line"
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
