@@ -79,6 +79,8 @@ mod dpdk {
         println!("cargo:rerun-if-changed=shim/shim.h");
         println!("cargo:rerun-if-env-changed=FULCRUM_DPDK_SHARED");
         println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+        println!("cargo:rerun-if-env-changed=PKG_CONFIG_LIBDIR");
+        println!("cargo:rerun-if-env-changed=PKG_CONFIG");
 
         let cflags = match pkg_config_raw(&["--cflags", "libdpdk"]) {
             Some(f) => f,

@@ -91,7 +91,11 @@ case_run() {
     ok=$(grep -c '^rs[1-3]$' "$RUN/responses.txt")
     failed=$((nreq - ok))
     fc_say "requests: $nreq sent, $ok ok, $failed failed ($(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s)"
-    [ "$failed" = 0 ] || case_fail "$failed of $nreq requests failed ($(grep -v '^rs[1-3]$' "$RUN/responses.txt" | sort | uniq -c | tr -s ' ' | paste -sd, -))"
+    if [ "$failed" != 0 ]; then
+        # e.g. "curl exit 7 x20" (7 = connection refused, 28 = timeout).
+        case_fail "$failed of $nreq requests failed: $(grep '^FAIL' "$RUN/responses.txt" | sort | uniq -c |
+            awk '{printf "%scurl exit %s x%d", (NR > 1 ? ", " : ""), $3, $1}')"
+    fi
 
     # Counters are published about every millisecond; give them time.
     sleep 1.2

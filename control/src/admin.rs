@@ -7,7 +7,8 @@
 //! JSON, `{"cmd":"status"}`; the server answers one line of JSON (a
 //! [`Status`]) and closes. Any other command, or a request that is not JSON,
 //! gets one line `{"error":"..."}`. One client is served at a time, each with
-//! a 2 s read/write timeout so a stuck client cannot hold the socket.
+//! a 2 s read/write timeout so a stuck client cannot hold the socket; the
+//! accept loop polls a stop flag every 20 ms, so stopping never hangs.
 //!
 //! Guarantees: [`AdminServer::start`] never steals a socket from a live
 //! daemon (it connects first and refuses if someone answers), only removes a
@@ -27,7 +28,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -369,6 +370,8 @@ pub type StatusFn = Arc<dyn Fn() -> Status + Send + Sync>;
 /// [`stop`]: AdminServer::stop
 pub struct AdminServer {
     path: PathBuf,
+    /// `(st_dev, st_ino)` of the socket file we bound.
+    inode: (u64, u64),
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -416,6 +419,19 @@ impl AdminServer {
             path: owned.clone(),
             source,
         })?;
+        let bound = std::fs::symlink_metadata(path)
+            .map(|m| (m.dev(), m.ino()))
+            .and_then(|inode| listener.set_nonblocking(true).map(|()| inode));
+        let inode = match bound {
+            Ok(i) => i,
+            Err(source) => {
+                let _ = std::fs::remove_file(path);
+                return Err(AdminError::Bind {
+                    path: owned,
+                    source,
+                });
+            }
+        };
         let perm = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
         if let Err(source) = perm {
             let _ = std::fs::remove_file(path);
@@ -438,6 +454,7 @@ impl AdminServer {
             })?;
         Ok(AdminServer {
             path: owned,
+            inode,
             stop,
             thread: Some(thread),
         })
@@ -448,7 +465,9 @@ impl AdminServer {
         &self.path
     }
 
-    /// Stops the thread and removes the socket file (same as dropping).
+    /// Stops the thread (within one 20 ms poll, or after the client being
+    /// served) and removes the socket file if it is still the one this server
+    /// bound. Dropping the server does the same.
     pub fn stop(mut self) {
         self.shutdown();
     }
@@ -458,10 +477,15 @@ impl AdminServer {
             return;
         };
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept(); the thread sees the flag and exits.
-        let _ = UnixStream::connect(&self.path);
         let _ = thread.join();
-        let _ = std::fs::remove_file(&self.path);
+        // Remove the socket file only if it is still the one we bound: if it
+        // was deleted and another daemon bound the path since, it is theirs.
+        let ours = std::fs::symlink_metadata(&self.path)
+            .map(|m| (m.dev(), m.ino()) == self.inode)
+            .unwrap_or(false);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -471,19 +495,27 @@ impl Drop for AdminServer {
     }
 }
 
+/// How often the accept loop looks at the stop flag when idle.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
 fn serve(listener: UnixListener, stop: &AtomicBool, status: &StatusFn) {
-    for conn in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        match conn {
-            Ok(stream) => {
+    // Non-blocking accept polled against the stop flag, rather than a blocking
+    // accept woken by a self-connect: the self-connect cannot reach us if the
+    // socket file was deleted meanwhile, and stop() would then hang.
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _)) => {
                 // A client that misbehaves only loses its own answer.
-                let _ = handle_client(stream, status);
+                let _ = stream
+                    .set_nonblocking(false)
+                    .and_then(|()| handle_client(stream, status));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(ACCEPT_POLL);
             }
             Err(_) => {
                 // E.g. EMFILE: back off instead of spinning.
-                std::thread::sleep(Duration::from_millis(50));
+                std::thread::sleep(ACCEPT_POLL);
             }
         }
     }

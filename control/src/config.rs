@@ -965,7 +965,9 @@ fn verr(path: Vec<PathSeg>, message: String) -> ValidationError {
 }
 
 /// Checks the rules a parsed config must meet beyond types and single
-/// values; stops at the first failure, in file order.
+/// values; stops at the first failure, checking in this order: workers,
+/// scalar settings, ports, routes, neighbours, services (each list in
+/// config order).
 ///
 /// Rules: 1..=64 distinct `workers`; `burst` 1..=64; non-zero `rx_desc`,
 /// `tx_desc`, `mbufs_per_socket`, `conn_table_size` and a non-empty
@@ -1709,4 +1711,215 @@ fn locate_best(src: &str, path: &[PathSeg]) -> usize {
     }
     let (k, _) = walk(src, &toks, 0, path);
     toks[k].start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_parse_cidr() {
+        assert_eq!(
+            Cidr::parse("10.0.0.1/24"),
+            Ok(Cidr {
+                addr: Ipv4Addr::new(10, 0, 0, 1),
+                len: 24
+            })
+        );
+        assert_eq!(
+            Cidr::parse("10.0.0.1/24").map(|c| c.network().to_string()),
+            Ok("10.0.0.0/24".to_string())
+        );
+        // /31 and /32 have no network/broadcast addresses (RFC 3021).
+        assert!(Cidr::parse("10.0.0.0/31").is_ok());
+        assert!(Cidr::parse("10.0.0.7/32").is_ok());
+        for bad in [
+            "10.0.0.1",
+            "10.0.0.1/",
+            "10.0.0.1/33",
+            "10.0.0.1/+8",
+            "10.0.0/24",
+            "010.0.0.1/24",
+            "10.0.0.255/24",
+            "224.0.0.1/4",
+            "0.0.0.1/8",
+        ] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn test_parse_ipv4_net() {
+        assert_eq!(
+            Ipv4Net::parse("0.0.0.0/0"),
+            Ok(Ipv4Net {
+                addr: Ipv4Addr::UNSPECIFIED,
+                len: 0
+            })
+        );
+        let n = Ipv4Net::parse("10.2.0.0/16").expect("valid");
+        assert!(n.contains(Ipv4Addr::new(10, 2, 255, 1)));
+        assert!(!n.contains(Ipv4Addr::new(10, 3, 0, 1)));
+        assert_eq!(
+            Ipv4Net::parse("10.2.0.1/16"),
+            Err("invalid prefix \"10.2.0.1/16\": host bits set, expected \"10.2.0.0/16\"".into())
+        );
+    }
+
+    #[test]
+    fn test_parse_socket_addr() {
+        let a = SocketAddrV4Str::parse("10.0.0.100:0").expect("port 0 is allowed");
+        assert_eq!((a.ip(), a.port()), (Ipv4Addr::new(10, 0, 0, 100), 0));
+        assert_eq!(
+            SocketAddrV4Str::parse("10.0.0.100:65535").map(|a| a.port()),
+            Ok(65535)
+        );
+        for bad in [
+            "10.0.0.100",
+            "10.0.0.100:",
+            "10.0.0.100:-1",
+            "10.0.0.100:123456",
+            "10.0.0.100:8o",
+            ":80",
+            "0.0.0.0:80",
+            "255.255.255.255:80",
+        ] {
+            assert!(SocketAddrV4Str::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            SocketAddrV4Str::parse("10.0.0.1:70000"),
+            Err("invalid address \"10.0.0.1:70000\": port 70000 out of range 0..=65535".into())
+        );
+    }
+
+    #[test]
+    fn test_parse_mac() {
+        assert_eq!(
+            MacAddr::parse("02:00:0A:01:00:0b"),
+            Ok(MacAddr([2, 0, 0x0a, 1, 0, 0x0b]))
+        );
+        assert_eq!(
+            MacAddr([2, 0, 0x0a, 1, 0, 0x0b]).to_string(),
+            "02:00:0a:01:00:0b"
+        );
+        for bad in [
+            "02:00:00:00:01",
+            "02:00:00:00:01:01:01",
+            "02-00-00-00-01-01",
+            "2:00:00:00:01:01",
+            "02:00:00:00:01:0g",
+            "ff:ff:ff:ff:ff:ff",
+            "00:00:00:00:00:00",
+            "01:00:5e:00:00:01",
+        ] {
+            assert!(MacAddr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn test_connected_port_longest_match() {
+        let src = r#"(eal_args: [], workers: [1], ports: [
+            (name: "a", device: "d0", addrs: ["10.0.0.1/16"]),
+            (name: "b", device: "d1", addrs: ["10.0.5.1/24"]),
+        ])"#;
+        let cfg = parse(src, "t.ron").expect("valid");
+        assert_eq!(cfg.connected_port(Ipv4Addr::new(10, 0, 5, 9)), Some(1));
+        assert_eq!(cfg.connected_port(Ipv4Addr::new(10, 0, 6, 9)), Some(0));
+        assert_eq!(cfg.connected_port(Ipv4Addr::new(10, 1, 0, 1)), None);
+        assert!(!cfg.has_route(Ipv4Addr::new(10, 1, 0, 1)));
+        assert_eq!(cfg.dip_port(Ipv4Addr::new(10, 0, 5, 1)), Some(1));
+    }
+
+    #[test]
+    fn test_tokenize() {
+        let src =
+            "Config( a: r#\"x\"y\"#, /* c /* nested */ */ b: [-1, 'z'], // tail\n c: Some(\"é\") )";
+        let kinds: Vec<TokKind> = tokenize(src).iter().map(|t| t.kind).collect();
+        use TokKind::*;
+        assert_eq!(
+            kinds,
+            vec![
+                Ident,
+                Open(b'('),
+                Ident,
+                Colon,
+                Str,
+                Comma,
+                Ident,
+                Colon,
+                Open(b'['),
+                Other,
+                Comma,
+                Other,
+                Close(b']'),
+                Comma,
+                Ident,
+                Colon,
+                Ident,
+                Open(b'('),
+                Str,
+                Close(b')'),
+                Close(b')')
+            ]
+        );
+        let toks = tokenize(src);
+        assert_eq!(&src[toks[4].start..toks[4].end], "r#\"x\"y\"#");
+        assert_eq!(&src[toks[9].start..toks[9].end], "-1");
+    }
+
+    #[test]
+    fn test_value_start_before() {
+        let src = "(a: [1, 2], b: \"xyz\", c: (d: 1))";
+        // Just past `"xyz"`.
+        let after_str = src.find("\", c").expect("pos") + 1;
+        assert_eq!(
+            value_start_before(src, after_str),
+            src.find("\"xyz").expect("pos")
+        );
+        // Just past the inner struct `(d: 1)`.
+        let after_struct = src.len() - 1;
+        assert_eq!(
+            value_start_before(src, after_struct),
+            src.find("(d").expect("pos")
+        );
+        // On the closing bracket of the list: its start.
+        let close = src.find(']').expect("pos");
+        assert_eq!(struct_start_at(src, close), src.find('[').expect("pos"));
+    }
+
+    #[test]
+    fn test_locate_through_some() {
+        use PathSeg::{Field as F, Index as I};
+        let src = "(x: Some((y: [3, Some(4)])))";
+        let off = locate(src, &[F("x"), F("y"), I(1)]).expect("found");
+        assert_eq!(&src[off..off + 4], "Some");
+        assert_eq!(
+            display_path(&[F("services"), I(1), F("real_servers"), I(0), F("addr")]),
+            "services[1].real_servers[0].addr"
+        );
+    }
+
+    #[test]
+    fn test_validate_in_memory_error_has_path() {
+        let src = r#"(eal_args: [], workers: [1], burst: 0, ports: [(name: "a", device: "d", addrs: ["10.0.0.1/24"])])"#;
+        let opts = ron::Options::default()
+            .with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+        let cfg: Config = opts.from_str(src).expect("parses");
+        let e = validate(&cfg).expect_err("burst 0");
+        assert_eq!(e.path, vec![PathSeg::Field("burst")]);
+        assert_eq!(
+            e.to_string(),
+            "burst: invalid burst 0: expected 1..=64 packets"
+        );
+    }
+
+    #[test]
+    fn test_parse_struct_name_error() {
+        let src = r#"(eal_args: [], workers: [1], ports: [Port(name: "a", device: "d", addrs: ["10.0.0.1/24"])])"#;
+        let e = parse(src, "t.ron").expect_err("named struct");
+        assert_eq!(
+            e.to_string(),
+            "t.ron:1:38: unexpected struct name `Port`: expected `(` without a name"
+        );
+    }
 }

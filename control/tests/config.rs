@@ -577,3 +577,61 @@ fn test_line_col() {
     assert_eq!(line_col(src, 7), (3, 1));
     assert_eq!(line_col(src, 100), (3, 2));
 }
+
+#[test]
+fn test_config_md_example_parses() {
+    let md = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/config.md"),
+    )
+    .expect("docs/config.md");
+    let start = md.find("```ron\n").expect("a ```ron block") + "```ron\n".len();
+    let len = md[start..].find("```").expect("closed block");
+    let cfg = parse(&md[start..start + len], "config.md").expect("the documented example is valid");
+    assert_eq!(cfg.services.len(), 2);
+    assert_eq!(
+        cfg.services[0].real_servers[1].forwarding.map(|f| f.0),
+        Some(Method::Nat)
+    );
+    assert_eq!(cfg.services[1].forwarding.0, Method::Dr);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Any text, valid UTF-8 or not RON at all, gives a config or a one-line
+    /// positioned error, never a panic.
+    #[test]
+    fn test_parse_never_panics(src in "\\PC{0,200}") {
+        if let Err(e) = parse(&src, "p.ron") {
+            let s = e.to_string();
+            proptest::prop_assert!(s.starts_with("p.ron:"));
+            proptest::prop_assert!(!s.contains('\n'));
+        }
+        let _ = locate(&src, &[PathSeg::Field("services"), PathSeg::Index(1), PathSeg::Field("vip")]);
+    }
+
+    /// Cutting the valid config anywhere, or overwriting one byte with RON
+    /// punctuation, still yields a well-formed error whose position lies
+    /// inside the text.
+    #[test]
+    fn test_parse_mutated_base(cut in 0usize..BASE.len(), at in 0usize..BASE.len(), ch in proptest::sample::select(vec!['(', ')', '[', ']', '"', ',', ':', '/', '*', 'x', '9', ' '])) {
+        let mut cut_at = cut;
+        while !BASE.is_char_boundary(cut_at) { cut_at -= 1; }
+        for src in [BASE[..cut_at].to_string(), {
+            let mut s = BASE.to_string();
+            if s.is_char_boundary(at) && s.is_char_boundary(at + 1) {
+                s.replace_range(at..at + 1, &ch.to_string());
+            }
+            s
+        }] {
+            if let Err(e) = parse(&src, "m.ron") {
+                let s = e.to_string();
+                proptest::prop_assert!(!s.contains('\n'));
+                let (line, col) = e.position().expect("positioned");
+                let n_lines = src.lines().count().max(1);
+                proptest::prop_assert!(line >= 1 && line <= n_lines + 1, "{s}");
+                proptest::prop_assert!(col >= 1, "{s}");
+            }
+        }
+    }
+}

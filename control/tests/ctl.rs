@@ -17,8 +17,23 @@ use control::admin::{
 use dataplane::stats::DropReason;
 
 /// A fresh directory for one test's socket (short, to stay under the
-/// 108-byte `sun_path` limit).
-fn temp_dir() -> PathBuf {
+/// 108-byte `sun_path` limit), removed when the test ends.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn temp_dir() -> TempDir {
     static N: AtomicUsize = AtomicUsize::new(0);
     let d = std::env::temp_dir().join(format!(
         "fulcrum-ctl-{}-{}",
@@ -27,7 +42,7 @@ fn temp_dir() -> PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
-    d
+    TempDir(d)
 }
 
 fn worker(id: u32, lcore: u32, rx_pkts: u64, no_route: u64) -> WorkerStatus {
@@ -388,4 +403,20 @@ fn test_fulcrumctl_usage_and_bad_flag() {
     assert_eq!(err.lines().count(), 1, "{err:?}");
     assert!(err.starts_with("fulcrumctl: "), "{err}");
     assert!(err.contains("--frobnicate"), "{err}");
+}
+
+#[test]
+fn test_admin_stop_after_socket_deleted() {
+    let dir = temp_dir();
+    let sock = dir.join("fulcrum.sock");
+    let server = start(&dir, fixture());
+    std::fs::remove_file(&sock).expect("delete socket file");
+    // Someone else binds the path meanwhile; stopping must neither hang nor
+    // delete their socket.
+    let other = UnixListener::bind(&sock).expect("rebind");
+    let t0 = std::time::Instant::now();
+    server.stop();
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2));
+    assert!(sock.exists(), "the other socket file is left alone");
+    drop(other);
 }

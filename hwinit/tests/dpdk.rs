@@ -498,6 +498,27 @@ fn test_launch_and_wait() {
     eal.launch(1, || 7).unwrap();
     assert_eq!(eal.wait_lcore(1), 7);
 
+    // A busy lcore refuses a second closure, and the refused closure is
+    // dropped on this thread: here it owns a Mempool, whose Drop takes the
+    // control lock, so this also proves launch does not hold that lock then.
+    let gate = Arc::new(AtomicU64::new(0));
+    let g = Arc::clone(&gate);
+    eal.launch(1, move || {
+        while g.load(Ordering::SeqCst) == 0 {
+            std::hint::spin_loop();
+        }
+        5
+    })
+    .unwrap();
+    let pool = eal.create_mempool("launch_pool", 63, -1).unwrap();
+    let e = eal
+        .launch(1, move || i32::from(pool.in_use() == 0))
+        .unwrap_err();
+    assert!(matches!(&e, HwError::Launch { lcore: 1, .. }), "{e:?}");
+    assert!(e.to_string().contains("busy"), "{e}");
+    gate.store(1, Ordering::SeqCst);
+    assert_eq!(eal.wait_lcore(1), 5);
+
     assert!(matches!(
         eal.launch(0, || 0),
         Err(HwError::Launch { lcore: 0, .. })
@@ -506,7 +527,7 @@ fn test_launch_and_wait() {
         eal.launch(2, || 0),
         Err(HwError::Launch { lcore: 2, .. })
     ));
-    assert_eq!(eal.wait_lcore(1), 7, "idle lcore: the last value, at once");
+    assert_eq!(eal.wait_lcore(1), 5, "idle lcore: the last value, at once");
     assert_eq!(eal.wait_lcore(0), 0, "main lcore runs nothing launched");
     assert_eq!(eal.wait_lcore(9), 0, "disabled lcore");
 }

@@ -178,13 +178,21 @@ impl Eal {
                 reason: "it is the main lcore (the caller's own thread)".into(),
             });
         }
+        // DPDK documents remote launch as main-lcore-only because it is not
+        // safe against a concurrent launch on the same worker; `&Eal` may be
+        // shared, so launches are serialised here instead.
         let job: Box<LcoreJob> = Box::new(Box::new(f));
         let arg = Box::into_raw(job).cast::<c_void>();
-        // SAFETY: lcore is an enabled worker lcore; `arg` is a valid
-        // Box<LcoreJob> pointer that the trampoline takes back exactly once,
-        // and only if this call returns 0.
-        let ret = unsafe { sys::rte_eal_remote_launch(Some(lcore_trampoline), arg, lcore) };
+        let _ctl2 = control();
+        let ret = {
+            // SAFETY: lcore is an enabled worker lcore; `arg` is a valid
+            // Box<LcoreJob> pointer that the trampoline takes back exactly
+            // once, and only if this call returns 0.
+            unsafe { sys::rte_eal_remote_launch(Some(lcore_trampoline), arg, lcore) }
+        };
         if ret != 0 {
+            // Dropped after the control lock is released: the closure may
+            // own DpdkQueue handles, whose Drop takes that lock.
             // SAFETY: the launch failed, so the trampoline will never run and
             // this is the only owner of the box created above.
             drop(unsafe { Box::from_raw(arg.cast::<LcoreJob>()) });

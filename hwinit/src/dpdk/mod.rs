@@ -33,7 +33,7 @@ mod mbuf;
 mod mempool;
 mod port;
 mod queue;
-pub mod sys;
+pub(crate) mod sys;
 
 pub use eal::{Eal, LCORE_PANICKED};
 pub use mbuf::Mbuf;
