@@ -118,11 +118,11 @@ impl Core {
 
     /// Adopts `snap` if it is a new generation: rebuilds scheduler state,
     /// sizes the per-real-server counters and installs permanent neighbours.
-    /// Slow path (allocates); called once per burst, returns at once when the
-    /// generation is unchanged.
-    pub fn sync(&mut self, snap: &Snapshot) {
+    /// Slow path (allocates); called once per burst, returns `false` at once
+    /// when the generation is unchanged and `true` when it adopted a new one.
+    pub fn sync(&mut self, snap: &Snapshot) -> bool {
         if self.generation == Some(snap.generation) {
-            return;
+            return false;
         }
         self.generation = Some(snap.generation);
         self.scheds = snap.services.iter().map(|s| AnyScheduler::new(s.scheduler)).collect();
@@ -133,6 +133,31 @@ impl Core {
         }
         for &(port, ip, mac) in &snap.static_neighbours {
             self.neigh.set_permanent(ip, mac, port);
+        }
+        true
+    }
+
+    /// Queues ARP requests for every next hop the snapshot will need (each
+    /// real server's, each static route's gateway) that this worker does not
+    /// know yet, up to [`MAX_ARP_OUT`] at once; the rest resolve on first use.
+    /// Resolving ahead means the first connection to a real server is not
+    /// dropped for `neigh_unresolved` (keepalived's health checks have the
+    /// same side effect on an LVS director). The workers share the answers.
+    pub fn prime_neighbours(&mut self, snap: &Snapshot, now_ms: u64) {
+        let hops = snap
+            .reals
+            .iter()
+            .skip(1)
+            .map(|r| r.ip)
+            .chain(snap.routes.iter().filter_map(|r| r.via));
+        for ip in hops {
+            if self.arp_out.len() >= MAX_ARP_OUT {
+                break;
+            }
+            let Some((port, nh)) = snap.route(ip) else { continue };
+            if self.neigh.lookup(nh, port, now_ms) == Lookup::SendRequest {
+                self.queue_arp(snap, port, nh);
+            }
         }
     }
 

@@ -49,8 +49,6 @@ drop_reasons! {
     Ipv4Fragment => "ipv4_fragment",
     /// TTL would reach zero on forwarding.
     TtlExceeded => "ttl_exceeded",
-    /// IP options present on a packet to be balanced.
-    Ipv4Options => "ipv4_options",
     /// TCP header cut short or data offset < 5.
     TcpMalformed => "tcp_malformed",
     /// UDP header cut short or length field inconsistent.

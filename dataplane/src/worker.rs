@@ -138,7 +138,9 @@ impl<Q: PortQueue> Worker<Q> {
     /// One round at `now_ms`; returns how many frames it handled.
     pub fn poll_once(&mut self, now_ms: u64) -> usize {
         let snap = self.snapshot.load_full();
-        self.core.sync(&snap);
+        if self.core.sync(&snap) && self.core.id == 0 {
+            self.core.prime_neighbours(&snap, now_ms);
+        }
         let mut work = self.drain_rings(&snap, now_ms);
         for port in 0..self.queues.len() {
             let n = self.queues[port].rx_burst(&mut self.rx, self.conf.burst);

@@ -108,6 +108,11 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     w0.queues[0].inject(&tcp(CLIENT_MAC, OUT_MAC, CIP, VIP, cport, 80, true));
     assert_eq!(w0.poll_once(0), 1);
     assert_eq!(w0.core.stats.redirects_out, 1);
+    // Worker 0 resolves the real servers ahead of use, once per snapshot.
+    let primed = w0.queues[1].take_tx();
+    assert_eq!(primed.len(), 1, "worker 0 primes the real server's ARP entry");
+    assert_eq!(&primed[0][38..42], &RIP);
+    assert_eq!(&primed[0][0..6], &[0xff; 6]);
     w1.poll_once(0);
     assert_eq!(w1.core.stats.redirects_in, 1);
     assert_eq!(w1.core.stats.drops[DropReason::NeighUnresolved as usize], 1);
@@ -153,6 +158,7 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     w1.publish();
     let (a, b) = (s0.load(), s1.load());
     assert_eq!(a.rx_pkts, 4);
+    assert_eq!(a.arp_requests, 1, "the priming request only");
     assert_eq!(a.redirects_out, 3);
     assert_eq!(b.redirects_in, 3);
     assert_eq!(b.conns_created, 1);
