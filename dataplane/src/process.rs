@@ -14,6 +14,7 @@
 //! director's own addresses other than ARP and ICMP echo (there is no kernel
 //! exception path yet).
 
+use hashbrown::HashSet;
 use sched::{AnyScheduler, Dest, FlowInfo, Scheduler};
 
 use crate::conn::{Conn, ConnId, ConnTable, Dir, FlowKey, InsertError, TcpState};
@@ -89,6 +90,9 @@ pub struct Core {
     pub neigh_out: Vec<NeighFact>,
     scheds: Vec<AnyScheduler>,
     dests: Vec<Dest>,
+    /// RIP:rport of every NAT real server in the snapshot: what a reply that
+    /// RSS put on the wrong worker may come from.
+    nat_reals: HashSet<(u32, u16), ahash::RandomState>,
     generation: Option<u64>,
 }
 
@@ -112,6 +116,7 @@ impl Core {
             neigh_out: Vec::with_capacity(MAX_NEIGH_OUT),
             scheds: Vec::new(),
             dests: Vec::with_capacity(1024),
+            nat_reals: HashSet::default(),
             generation: None,
         }
     }
@@ -128,6 +133,13 @@ impl Core {
         self.scheds = snap.services.iter().map(|s| AnyScheduler::new(s.scheduler)).collect();
         let longest = snap.services.iter().map(|s| s.reals.len()).max().unwrap_or(0);
         self.dests.reserve(longest);
+        self.nat_reals = snap
+            .reals
+            .iter()
+            .skip(1)
+            .filter(|r| r.method == Method::Nat)
+            .map(|r| (r.ip, r.port))
+            .collect();
         if self.reals.len() < snap.reals.len() {
             self.reals.resize(snap.reals.len(), RealStats::default());
         }
@@ -312,11 +324,12 @@ impl Core {
         let total_len = usize::from(ip.total_len());
         let ip_end = l3 + total_len;
 
-        if let Some(local) = snap.local.get(&dst) {
+        let local = snap.local.get(&dst).map(|l| l.kind);
+        if let Some(kind) = local {
             if proto == PROTO_ICMP {
                 return self.icmp_echo(frame, l3, hl, ip_end, in_port, port_mac);
             }
-            if local.kind == LocalKind::Dip {
+            if kind == LocalKind::Dip {
                 return Verdict::Drop(DropReason::NotForUs);
             }
         }
@@ -335,7 +348,7 @@ impl Core {
             _ => return Verdict::Drop(DropReason::NotForUs),
         };
         let l4proto = Proto::from_number(proto);
-        let is_vip = snap.local.get(&dst).is_some_and(|l| l.kind == LocalKind::Vip);
+        let is_vip = local == Some(LocalKind::Vip);
 
         // Client → VIP.
         if is_vip {
@@ -364,7 +377,7 @@ impl Core {
         if o != self.id && !redirected {
             // Only redirect what could be a reply of a connection elsewhere:
             // the source must be a real server we balance to.
-            if self.may_be_reply(snap, src, sport) {
+            if self.may_be_reply(src, sport) {
                 self.stats.redirects_out += 1;
                 return Verdict::Redirect(o);
             }
@@ -376,13 +389,12 @@ impl Core {
         }
     }
 
-    /// Whether `ip:port` is a NAT real server in the snapshot (cheap scan of a
-    /// small list; only reached by replies that RSS sent to a non-owner).
-    fn may_be_reply(&self, snap: &Snapshot, ip: u32, port: u16) -> bool {
-        snap.reals
-            .iter()
-            .skip(1)
-            .any(|r| r.ip == ip && r.port == port && r.method == Method::Nat)
+    /// Whether `ip:port` is a NAT real server of the current snapshot. A
+    /// port-0 service's real servers answer from any port, so their address
+    /// alone qualifies.
+    #[inline]
+    fn may_be_reply(&self, ip: u32, port: u16) -> bool {
+        self.nat_reals.contains(&(ip, port)) || self.nat_reals.contains(&(ip, 0))
     }
 
     /// Schedules a new connection for service `svc` (`ttl` of the packet that

@@ -76,6 +76,9 @@ pub struct Worker<Q: PortQueue> {
     /// This worker's RX/TX queue on each port.
     pub queues: Vec<Q>,
     snapshot: Arc<ArcSwap<Snapshot>>,
+    /// The snapshot in use, re-read only when the published one changes, so
+    /// a round costs no write to the shared reference count.
+    current: Option<Arc<Snapshot>>,
     mesh: Arc<Mesh<Q::Buf>>,
     shared: Arc<SharedStats>,
     conf: LoopConf,
@@ -107,6 +110,7 @@ impl<Q: PortQueue> Worker<Q> {
             core,
             queues,
             snapshot,
+            current: None,
             mesh,
             shared,
             conf: LoopConf { burst, ..conf },
@@ -137,7 +141,10 @@ impl<Q: PortQueue> Worker<Q> {
 
     /// One round at `now_ms`; returns how many frames it handled.
     pub fn poll_once(&mut self, now_ms: u64) -> usize {
-        let snap = self.snapshot.load_full();
+        let snap = match self.current.take() {
+            Some(cur) if Arc::ptr_eq(&cur, &self.snapshot.load()) => cur,
+            _ => self.snapshot.load_full(),
+        };
         if self.core.sync(&snap) && self.core.id == 0 {
             self.core.prime_neighbours(&snap, now_ms);
         }
@@ -162,6 +169,7 @@ impl<Q: PortQueue> Worker<Q> {
             self.flush();
             self.publish();
         }
+        self.current = Some(snap);
         work
     }
 

@@ -332,6 +332,26 @@ mod tests {
     }
 
     #[test]
+    fn test_rewrite_zero_sent_as_ffff() {
+        // Same datagram as above but built with dst port 3; rewriting the
+        // port to 2 makes the true checksum 0, which the incremental path
+        // must also store as 0xffff, never as "no checksum".
+        let mut buf = [0u8; 10];
+        let rest = checksum::add(
+            checksum::pseudo_header_v4(SRC, DST, PROTO_UDP, 10),
+            checksum::sum(&[0, 1, 0, 2, 0, 10]),
+        );
+        buf[..6].copy_from_slice(&[0, 1, 0, 3, 0, 10]);
+        buf[8..].copy_from_slice(&(!checksum::fold(rest)).to_be_bytes());
+        let mut packet = UdpPacket::new_checked(&mut buf[..]).unwrap();
+        packet.fill_checksum(SRC, DST);
+        assert_eq!(packet.checksum(), 0xfffe);
+        assert_eq!(packet.rewrite_dst_port(2), 3);
+        assert_eq!(packet.checksum(), 0xffff);
+        assert!(packet.verify_checksum(SRC, DST));
+    }
+
+    #[test]
     fn test_rewrite_nat() {
         let mut buf = DNS;
         let rip = 0xac10_0035;

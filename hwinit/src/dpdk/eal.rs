@@ -183,8 +183,8 @@ impl Eal {
         // shared, so launches are serialised here instead.
         let job: Box<LcoreJob> = Box::new(Box::new(f));
         let arg = Box::into_raw(job).cast::<c_void>();
-        let _ctl2 = control();
         let ret = {
+            let _ctl = control();
             // SAFETY: lcore is an enabled worker lcore; `arg` is a valid
             // Box<LcoreJob> pointer that the trampoline takes back exactly
             // once, and only if this call returns 0.
