@@ -32,7 +32,10 @@ fn established(method: Method) -> (dataplane::Snapshot, Core, Vec<Vec<u8>>) {
 fn bench_process(c: &mut Criterion) {
     let mut g = c.benchmark_group("process");
     g.throughput(Throughput::Elements(u64::from(FLOWS)));
-    for (name, method) in [("nat_established_64B", Method::Nat), ("dr_established_64B", Method::Dr)] {
+    for (name, method) in [
+        ("nat_established_64B", Method::Nat),
+        ("dr_established_64B", Method::Dr),
+    ] {
         let (snap, mut core, acks) = established(method);
         let mut buf = [0u8; 60];
         g.bench_function(name, |b| {
@@ -78,11 +81,16 @@ fn bench_worker_round(c: &mut Criterion) {
         snap,
         Mesh::new(1),
         Arc::new(SharedStats::new(8)),
-        LoopConf { burst: 32, idle_sleep: Duration::ZERO },
+        LoopConf {
+            burst: 32,
+            idle_sleep: Duration::ZERO,
+        },
     );
     let mut g = c.benchmark_group("worker");
     g.throughput(Throughput::Elements(32));
-    g.bench_function("round_32x64B_nat_established", |b| b.iter(|| w.poll_once(1)));
+    g.bench_function("round_32x64B_nat_established", |b| {
+        b.iter(|| w.poll_once(1))
+    });
     g.finish();
 }
 

@@ -81,7 +81,11 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         pools.push((s, pool));
     }
     let pool_for = |socket: u32| -> &Mempool {
-        pools.iter().find(|(s, _)| *s == socket).map(|(_, p)| p).unwrap_or(&pools[0].1)
+        pools
+            .iter()
+            .find(|(s, _)| *s == socket)
+            .map(|(_, p)| p)
+            .unwrap_or(&pools[0].1)
     };
 
     let mut port_ids = Vec::new();
@@ -118,7 +122,9 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
     let n_reals = snap.reals.len();
     let snapshot = Arc::new(ArcSwap::from_pointee(snap));
     let mesh: Arc<Mesh<hwinit::dpdk::Mbuf>> = Mesh::new(usize::from(n_workers));
-    let stats: Vec<Arc<SharedStats>> = (0..n_workers).map(|_| Arc::new(SharedStats::new(n_reals))).collect();
+    let stats: Vec<Arc<SharedStats>> = (0..n_workers)
+        .map(|_| Arc::new(SharedStats::new(n_reals)))
+        .collect();
     let conf = LoopConf {
         burst: usize::from(cfg.burst),
         idle_sleep: Duration::from_micros(u64::from(cfg.idle_sleep_us)),
@@ -126,9 +132,19 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
 
     for (i, &lcore) in cfg.workers.iter().enumerate() {
         let pool = pool_for(eal.lcore_socket(lcore));
-        let queues: Vec<DpdkQueue> = port_ids.iter().map(|&p| eal.queue(p, i as u16, pool)).collect();
+        let queues: Vec<DpdkQueue> = port_ids
+            .iter()
+            .map(|&p| eal.queue(p, i as u16, pool))
+            .collect();
         let core = Core::new(i as u16, n_workers, cfg.conn_table_size);
-        let mut worker = Worker::new(core, queues, Arc::clone(&snapshot), Arc::clone(&mesh), Arc::clone(&stats[i]), conf);
+        let mut worker = Worker::new(
+            core,
+            queues,
+            Arc::clone(&snapshot),
+            Arc::clone(&mesh),
+            Arc::clone(&stats[i]),
+            conf,
+        );
         let stop = Arc::clone(&stop);
         eal.launch(lcore, move || {
             worker.run(&stop);
@@ -143,7 +159,15 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         let stats = stats.clone();
         let lcores = cfg.workers.clone();
         let size = u64::from(cfg.conn_table_size);
-        Arc::new(move || build_status(&snapshot.load(), &stats, &lcores, started.elapsed().as_secs(), size))
+        Arc::new(move || {
+            build_status(
+                &snapshot.load(),
+                &stats,
+                &lcores,
+                started.elapsed().as_secs(),
+                size,
+            )
+        })
     };
     let admin = match AdminServer::start(&cfg.admin_socket, status) {
         Ok(a) => a,
@@ -179,5 +203,8 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
 }
 
 fn fmt_mac(m: [u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }

@@ -216,7 +216,10 @@ mod tests {
         assert_eq!(t.lookup(0x0a01_000b, 1, RETRY_MS), Lookup::SendRequest);
         assert!(t.learn(0x0a01_000b, M, 1, 1500));
         assert_eq!(t.lookup(0x0a01_000b, 1, 1600), Lookup::Hit(M));
-        assert!(!t.learn(0x0a01_000b, M, 1, 1700), "same facts are no change");
+        assert!(
+            !t.learn(0x0a01_000b, M, 1, 1700),
+            "same facts are no change"
+        );
     }
 
     #[test]
@@ -228,7 +231,11 @@ mod tests {
         assert!(probes.is_empty());
         t.age(REACHABLE_MS, |p, ip| probes.push((p, ip)));
         assert_eq!(probes, vec![(0, 7)]);
-        assert_eq!(t.lookup(7, 0, REACHABLE_MS + 1), Lookup::Hit(M), "stale entries stay usable");
+        assert_eq!(
+            t.lookup(7, 0, REACHABLE_MS + 1),
+            Lookup::Hit(M),
+            "stale entries stay usable"
+        );
         t.age(STALE_MS, |_, _| {});
         assert!(!t.knows(7));
     }
@@ -238,7 +245,9 @@ mod tests {
         let mut t = NeighTable::with_capacity(8);
         t.set_permanent(9, M, 1);
         assert!(!t.learn(9, [1; 6], 1, 5));
-        t.age(10 * STALE_MS, |_, _| panic!("permanent entries are not probed"));
+        t.age(10 * STALE_MS, |_, _| {
+            panic!("permanent entries are not probed")
+        });
         assert_eq!(t.lookup(9, 1, 10 * STALE_MS), Lookup::Hit(M));
     }
 

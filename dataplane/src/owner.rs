@@ -17,8 +17,7 @@ pub fn owner(cip: u32, cport: u16, n_workers: u16) -> u16 {
     if n_workers <= 1 {
         return 0;
     }
-    let h = (cip ^ u32::from(cport).rotate_left(16) ^ u32::from(cport))
-        .wrapping_mul(0x9e37_79b1);
+    let h = (cip ^ u32::from(cport).rotate_left(16) ^ u32::from(cport)).wrapping_mul(0x9e37_79b1);
     let h = h ^ (h >> 15);
     ((u64::from(h.wrapping_mul(0x85eb_ca6b)) * u64::from(n_workers)) >> 32) as u16
 }

@@ -130,8 +130,17 @@ impl Core {
             return false;
         }
         self.generation = Some(snap.generation);
-        self.scheds = snap.services.iter().map(|s| AnyScheduler::new(s.scheduler)).collect();
-        let longest = snap.services.iter().map(|s| s.reals.len()).max().unwrap_or(0);
+        self.scheds = snap
+            .services
+            .iter()
+            .map(|s| AnyScheduler::new(s.scheduler))
+            .collect();
+        let longest = snap
+            .services
+            .iter()
+            .map(|s| s.reals.len())
+            .max()
+            .unwrap_or(0);
         self.dests.reserve(longest);
         self.nat_reals = snap
             .reals
@@ -166,7 +175,9 @@ impl Core {
             if self.arp_out.len() >= MAX_ARP_OUT {
                 break;
             }
-            let Some((port, nh)) = snap.route(ip) else { continue };
+            let Some((port, nh)) = snap.route(ip) else {
+                continue;
+            };
             if self.neigh.lookup(nh, port, now_ms) == Lookup::SendRequest {
                 self.queue_arp(snap, port, nh);
             }
@@ -232,7 +243,15 @@ impl Core {
         };
         match ethertype {
             ETHERTYPE_ARP => self.arp(snap, frame, l3, in_port, port_mac, now_ms),
-            ETHERTYPE_IPV4 => self.ipv4(snap, frame, Layers { l3 }, in_port, port_mac, now_ms, redirected),
+            ETHERTYPE_IPV4 => self.ipv4(
+                snap,
+                frame,
+                Layers { l3 },
+                in_port,
+                port_mac,
+                now_ms,
+                redirected,
+            ),
             _ => Verdict::Drop(DropReason::EthUnsupported),
         }
     }
@@ -264,10 +283,16 @@ impl Core {
         // packet is for us. Never learn 0.0.0.0 (ARP probes, RFC 5227).
         if repr.sender_ip != 0
             && (ours || self.neigh.knows(repr.sender_ip))
-            && self.neigh.learn(repr.sender_ip, repr.sender_mac, in_port, now_ms)
+            && self
+                .neigh
+                .learn(repr.sender_ip, repr.sender_mac, in_port, now_ms)
             && self.neigh_out.len() < MAX_NEIGH_OUT
         {
-            self.neigh_out.push(NeighFact { ip: repr.sender_ip, mac: repr.sender_mac, port: in_port });
+            self.neigh_out.push(NeighFact {
+                ip: repr.sender_ip,
+                mac: repr.sender_mac,
+                port: in_port,
+            });
         }
         if repr.operation != wire::arp::OP_REQUEST {
             return Verdict::Consumed;
@@ -319,8 +344,13 @@ impl Core {
             // forwarding only first fragments would strand the rest.
             return Verdict::Drop(DropReason::Ipv4Fragment);
         }
-        let (src, dst, proto, hl, ttl) =
-            (ip.src_addr(), ip.dst_addr(), ip.protocol(), ip.header_len(), ip.ttl());
+        let (src, dst, proto, hl, ttl) = (
+            ip.src_addr(),
+            ip.dst_addr(),
+            ip.protocol(),
+            ip.header_len(),
+            ip.ttl(),
+        );
         let total_len = usize::from(ip.total_len());
         let ip_end = l3 + total_len;
 
@@ -360,7 +390,13 @@ impl Core {
                 self.stats.redirects_out += 1;
                 return Verdict::Redirect(o);
             }
-            let key = FlowKey { src_ip: src, dst_ip: dst, src_port: sport, dst_port: dport, proto };
+            let key = FlowKey {
+                src_ip: src,
+                dst_ip: dst,
+                src_port: sport,
+                dst_port: dport,
+                proto,
+            };
             let id = match self.conns.lookup(&key) {
                 Some((id, _)) => id,
                 None => match self.new_conn(snap, svc, &key, flags, ttl, now_ms) {
@@ -372,7 +408,13 @@ impl Core {
         }
 
         // Real server → client: a NAT reply, owned by the client's worker.
-        let key = FlowKey { src_ip: src, dst_ip: dst, src_port: sport, dst_port: dport, proto };
+        let key = FlowKey {
+            src_ip: src,
+            dst_ip: dst,
+            src_port: sport,
+            dst_port: dport,
+            proto,
+        };
         let o = owner(dst, dport, self.n_workers);
         if o != self.id && !redirected {
             // Only redirect what could be a reply of a connection elsewhere:
@@ -384,7 +426,9 @@ impl Core {
             return Verdict::Drop(DropReason::NotForUs);
         }
         match self.conns.lookup(&key) {
-            Some((id, Dir::Out)) => self.forward_out(snap, frame, l3, total_len, ttl, id, flags, now_ms),
+            Some((id, Dir::Out)) => {
+                self.forward_out(snap, frame, l3, total_len, ttl, id, flags, now_ms)
+            }
             _ => Verdict::Drop(DropReason::NotForUs),
         }
     }
@@ -414,7 +458,11 @@ impl Core {
         if key.proto == PROTO_TCP {
             // IPVS schedules only on a SYN (without sloppy_tcp); anything else
             // without a connection is stray or an attack.
-            let syn_only = flags & (wire::tcp::FLAG_SYN | wire::tcp::FLAG_ACK | wire::tcp::FLAG_RST | wire::tcp::FLAG_FIN)
+            let syn_only = flags
+                & (wire::tcp::FLAG_SYN
+                    | wire::tcp::FLAG_ACK
+                    | wire::tcp::FLAG_RST
+                    | wire::tcp::FLAG_FIN)
                 == wire::tcp::FLAG_SYN;
             if !syn_only {
                 return Err(DropReason::TcpNoConn);
@@ -432,7 +480,12 @@ impl Core {
                 inactive_conns: s.inactive_conns.min(u64::from(u32::MAX)) as u32,
             });
         }
-        let flow = FlowInfo { src_ip: key.src_ip, src_port: key.src_port, dst_ip: key.dst_ip, dst_port: key.dst_port };
+        let flow = FlowInfo {
+            src_ip: key.src_ip,
+            src_port: key.src_port,
+            dst_ip: key.dst_ip,
+            dst_port: key.dst_port,
+        };
         let Some(sched) = self.scheds.get_mut(usize::from(svc)) else {
             return Err(DropReason::NoService);
         };
@@ -449,7 +502,11 @@ impl Core {
             // NAT routes, so the TTL would reach 0: no connection for it.
             return Err(DropReason::TtlExceeded);
         }
-        let state = if key.proto == PROTO_TCP { TcpState::None } else { TcpState::Udp };
+        let state = if key.proto == PROTO_TCP {
+            TcpState::None
+        } else {
+            TcpState::Udp
+        };
         let conn = Conn {
             cip: key.src_ip,
             cport: key.src_port,
@@ -457,7 +514,11 @@ impl Core {
             vport: key.dst_port,
             rip: real.ip,
             // A port-0 service keeps the client's destination port.
-            rport: if real.port == 0 { key.dst_port } else { real.port },
+            rport: if real.port == 0 {
+                key.dst_port
+            } else {
+                real.port
+            },
             proto: key.proto,
             method: real.method,
             real: rid,
@@ -485,7 +546,14 @@ impl Core {
 
     /// Moves a connection to its next state and refreshes its timer,
     /// keeping the real server's active/inactive counts in step.
-    fn advance(&mut self, snap: &Snapshot, id: ConnId, flags: u8, dir: Dir, now_ms: u64) -> Option<(Conn, u32)> {
+    fn advance(
+        &mut self,
+        snap: &Snapshot,
+        id: ConnId,
+        flags: u8,
+        dir: Dir,
+        now_ms: u64,
+    ) -> Option<(Conn, u32)> {
         let c = self.conns.get_mut(id)?;
         let old = c.state;
         let new = if c.proto == PROTO_TCP {
@@ -595,7 +663,13 @@ impl Core {
     }
 
     /// Next-hop MAC for `nh` on `port`, or queues an ARP request.
-    fn resolve(&mut self, snap: &Snapshot, port: u8, nh: u32, now_ms: u64) -> Result<[u8; 6], DropReason> {
+    fn resolve(
+        &mut self,
+        snap: &Snapshot,
+        port: u8,
+        nh: u32,
+        now_ms: u64,
+    ) -> Result<[u8; 6], DropReason> {
         match self.neigh.lookup(nh, port, now_ms) {
             Lookup::Hit(mac) => Ok(mac),
             Lookup::SendRequest => {
@@ -609,7 +683,9 @@ impl Core {
     /// Queues an ARP request for `target` on `port`, from the port address on
     /// the target's subnet (or the port's first address).
     pub fn queue_arp(&mut self, snap: &Snapshot, port: u8, target: u32) {
-        let Some(p) = snap.ports.get(usize::from(port)) else { return };
+        let Some(p) = snap.ports.get(usize::from(port)) else {
+            return;
+        };
         let sender = p
             .addrs
             .iter()
@@ -618,7 +694,11 @@ impl Core {
             .map(|(a, _)| *a);
         if let Some(sender_ip) = sender {
             if self.arp_out.len() < MAX_ARP_OUT {
-                self.arp_out.push(ArpRequest { port, sender_ip, target_ip: target });
+                self.arp_out.push(ArpRequest {
+                    port,
+                    sender_ip,
+                    target_ip: target,
+                });
             }
         }
     }
@@ -704,7 +784,9 @@ impl Core {
 /// RFC 826: htype 1, ptype 0x0800, op 1, target MAC zero.
 pub fn emit_arp_request(buf: &mut [u8], port_mac: [u8; 6], req: &ArpRequest) -> usize {
     const LEN: usize = 60;
-    let Some(buf) = buf.get_mut(..LEN) else { return 0 };
+    let Some(buf) = buf.get_mut(..LEN) else {
+        return 0;
+    };
     buf.fill(0);
     {
         let mut eth = EthernetFrame::new_unchecked(&mut *buf);
@@ -719,6 +801,8 @@ pub fn emit_arp_request(buf: &mut [u8], port_mac: [u8; 6], req: &ArpRequest) -> 
         target_mac: [0; 6],
         target_ip: req.target_ip,
     };
-    repr.emit(&mut ArpPacket::new_unchecked(&mut buf[wire::ethernet::HEADER_LEN..]));
+    repr.emit(&mut ArpPacket::new_unchecked(
+        &mut buf[wire::ethernet::HEADER_LEN..],
+    ));
     LEN
 }

@@ -240,7 +240,11 @@ impl Snapshot {
             return Some(s);
         }
         self.service_index
-            .get(&ServiceKey { vip, vport: 0, proto })
+            .get(&ServiceKey {
+                vip,
+                vport: 0,
+                proto,
+            })
             .copied()
     }
 }
@@ -251,7 +255,10 @@ mod tests {
 
     #[test]
     fn test_prefix_contains() {
-        let p = Prefix { addr: 0x0a00_0000, len: 24 };
+        let p = Prefix {
+            addr: 0x0a00_0000,
+            len: 24,
+        };
         assert!(p.contains(0x0a00_0064));
         assert!(!p.contains(0x0a00_0164));
         let d = Prefix { addr: 0, len: 0 };
@@ -263,8 +270,19 @@ mod tests {
     fn test_route_longest_prefix_first() {
         let s = Snapshot {
             routes: vec![
-                Route { dst: Prefix { addr: 0x0a01_0000, len: 24 }, port: 1, via: None },
-                Route { dst: Prefix { addr: 0, len: 0 }, port: 0, via: Some(0x0a00_00fe) },
+                Route {
+                    dst: Prefix {
+                        addr: 0x0a01_0000,
+                        len: 24,
+                    },
+                    port: 1,
+                    via: None,
+                },
+                Route {
+                    dst: Prefix { addr: 0, len: 0 },
+                    port: 0,
+                    via: Some(0x0a00_00fe),
+                },
             ],
             ..Default::default()
         };

@@ -269,10 +269,22 @@ mod tests {
     #[test]
     fn test_publish_load_roundtrip() {
         let s = SharedStats::new(3);
-        let mut w = WorkerStats { rx_pkts: 5, tx_bytes: 77, redirects_in: 2, ..Default::default() };
+        let mut w = WorkerStats {
+            rx_pkts: 5,
+            tx_bytes: 77,
+            redirects_in: 2,
+            ..Default::default()
+        };
         w.drop(DropReason::TcpNoConn);
         w.drop(DropReason::TcpNoConn);
-        let r = [RealStats::default(), RealStats { conns: 4, active_conns: 1, ..Default::default() }];
+        let r = [
+            RealStats::default(),
+            RealStats {
+                conns: 4,
+                active_conns: 1,
+                ..Default::default()
+            },
+        ];
         s.publish(&w, &r);
         let back = s.load();
         assert_eq!(back.rx_pkts, 5);

@@ -52,7 +52,10 @@ impl<B> Mesh<B> {
     /// Rings for `n` workers, [`RING_LEN`] messages each (n² rings; the
     /// diagonal is unused but keeps indexing trivial).
     pub fn new(n: usize) -> Arc<Self> {
-        Arc::new(Mesh { n, rings: (0..n * n).map(|_| ArrayQueue::new(RING_LEN)).collect() })
+        Arc::new(Mesh {
+            n,
+            rings: (0..n * n).map(|_| ArrayQueue::new(RING_LEN)).collect(),
+        })
     }
     fn ring(&self, from: usize, to: usize) -> &ArrayQueue<RingMsg<B>> {
         &self.rings[from * self.n + to]
@@ -115,7 +118,9 @@ impl<Q: PortQueue> Worker<Q> {
             shared,
             conf: LoopConf { burst, ..conf },
             rx: Vec::with_capacity(MAX_BURST),
-            tx: (0..n_ports).map(|_| Vec::with_capacity(4 * MAX_BURST)).collect(),
+            tx: (0..n_ports)
+                .map(|_| Vec::with_capacity(4 * MAX_BURST))
+                .collect(),
             free: Vec::with_capacity(4 * MAX_BURST),
             epoch: Instant::now(),
             next_tick_ms: 0,
@@ -154,7 +159,9 @@ impl<Q: PortQueue> Worker<Q> {
             work += n;
             let mut rx = std::mem::take(&mut self.rx);
             for mut buf in rx.drain(..) {
-                let v = self.core.process(&snap, buf.data_mut(), port as u8, now_ms, false);
+                let v = self
+                    .core
+                    .process(&snap, buf.data_mut(), port as u8, now_ms, false);
                 self.dispatch(buf, port as u8, v);
             }
             self.rx = rx;
@@ -181,7 +188,9 @@ impl<Q: PortQueue> Worker<Q> {
                 continue;
             }
             for _ in 0..self.conf.burst {
-                let Some(msg) = self.mesh.ring(from, me).pop() else { break };
+                let Some(msg) = self.mesh.ring(from, me).pop() else {
+                    break;
+                };
                 match msg {
                     RingMsg::Frame(mut buf, port) => {
                         n += 1;
@@ -217,7 +226,9 @@ impl<Q: PortQueue> Worker<Q> {
                     self.free.push(buf);
                     return;
                 }
-                if let Err(RingMsg::Frame(buf, _)) = self.mesh.ring(me, w).push(RingMsg::Frame(buf, in_port)) {
+                if let Err(RingMsg::Frame(buf, _)) =
+                    self.mesh.ring(me, w).push(RingMsg::Frame(buf, in_port))
+                {
                     self.core.stats.drop(DropReason::RedirectRingFull);
                     self.free.push(buf);
                 }
@@ -229,7 +240,9 @@ impl<Q: PortQueue> Worker<Q> {
         for i in 0..self.core.arp_out.len() {
             let req = self.core.arp_out[i];
             let p = usize::from(req.port);
-            let (Some(q), Some(pc)) = (self.queues.get_mut(p), snap.ports.get(p)) else { continue };
+            let (Some(q), Some(pc)) = (self.queues.get_mut(p), snap.ports.get(p)) else {
+                continue;
+            };
             let Some(mut buf) = q.alloc() else { continue };
             if !buf.set_data_len(60) {
                 self.free.push(buf);

@@ -11,74 +11,9 @@ use dataplane::process::{ArpRequest, Core, Verdict};
 use dataplane::snapshot::*;
 use dataplane::stats::DropReason;
 use etherparse::PacketBuilder;
-use hashbrown::HashMap;
 
-const OUT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-const IN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
-const CLIENT_MAC: [u8; 6] = [0x02, 0xcc, 0, 0, 0, 0x02];
-const RS1_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x0b];
-const RS2_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x0c];
-
-const CIP: [u8; 4] = [10, 0, 0, 2];
-const VIP: [u8; 4] = [10, 0, 0, 100];
-const DIP_OUT: [u8; 4] = [10, 0, 0, 1];
-const RIP1: [u8; 4] = [10, 1, 0, 11];
-const RIP2: [u8; 4] = [10, 1, 0, 12];
-
-fn ip(a: [u8; 4]) -> u32 {
-    u32::from_be_bytes(a)
-}
-
-/// Two ports (outside 10.0.0.1/24, inside 10.1.0.1/24), one TCP and one UDP
-/// service on the VIP with two real servers each, rr; real server port 8080
-/// for NAT (to exercise the port rewrite), 80 for DR.
-fn snapshot(method: Method, neighbours: bool) -> Snapshot {
-    let rport = if method == Method::Nat { 8080 } else { 80 };
-    let ports = vec![
-        PortConf { name: "outside".into(), mac: OUT_MAC, addrs: vec![(ip(DIP_OUT), Prefix { addr: 0x0a00_0000, len: 24 })] },
-        PortConf { name: "inside".into(), mac: IN_MAC, addrs: vec![(0x0a01_0001, Prefix { addr: 0x0a01_0000, len: 24 })] },
-    ];
-    let routes = vec![
-        Route { dst: Prefix { addr: 0x0a00_0000, len: 24 }, port: 0, via: None },
-        Route { dst: Prefix { addr: 0x0a01_0000, len: 24 }, port: 1, via: None },
-    ];
-    let mut local = HashMap::new();
-    local.insert(ip(DIP_OUT), LocalAddr { kind: LocalKind::Dip, arp_ports: 1 });
-    local.insert(0x0a01_0001, LocalAddr { kind: LocalKind::Dip, arp_ports: 2 });
-    local.insert(ip(VIP), LocalAddr { kind: LocalKind::Vip, arp_ports: 1 });
-    let tcp = ServiceKey { vip: ip(VIP), vport: 80, proto: Proto::Tcp };
-    let udp = ServiceKey { vip: ip(VIP), vport: 53, proto: Proto::Udp };
-    let mut service_index = HashMap::new();
-    service_index.insert(tcp, 0);
-    service_index.insert(udp, 1);
-    let real = |ipa: [u8; 4], port, service| RealServer { ip: ip(ipa), port, weight: 1, method, service };
-    let reals = vec![
-        RealServer { ip: 0, port: 0, weight: 0, method, service: 0 },
-        real(RIP1, rport, 0),
-        real(RIP2, rport, 0),
-        real(RIP1, 5353, 1),
-        real(RIP2, 5353, 1),
-    ];
-    let static_neighbours = if neighbours {
-        vec![(0, ip(CIP), CLIENT_MAC), (1, ip(RIP1), RS1_MAC), (1, ip(RIP2), RS2_MAC)]
-    } else {
-        vec![]
-    };
-    Snapshot {
-        generation: 1,
-        ports,
-        routes,
-        static_neighbours,
-        local,
-        services: vec![
-            Service { key: tcp, scheduler: sched::SchedKind::Rr, reals: vec![1, 2] },
-            Service { key: udp, scheduler: sched::SchedKind::Rr, reals: vec![3, 4] },
-        ],
-        service_index,
-        reals,
-        timeouts: Timeouts::default(),
-    }
-}
+mod common;
+use common::*;
 
 fn core(snap: &Snapshot) -> Core {
     let mut c = Core::new(0, 1, 1024);
@@ -106,7 +41,9 @@ fn tcp_frame(
     flags: Flags,
     payload: &[u8],
 ) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(smac, dmac).ipv4(sip, dip, ttl).tcp(sport, dport, 1000, 65535);
+    let b = PacketBuilder::ethernet2(smac, dmac)
+        .ipv4(sip, dip, ttl)
+        .tcp(sport, dport, 1000, 65535);
     let b = match flags {
         Flags::Syn => b.syn(),
         Flags::SynAck => b.syn().ack(1),
@@ -118,9 +55,23 @@ fn tcp_frame(
     v
 }
 
-fn udp_frame(smac: [u8; 6], dmac: [u8; 6], sip: [u8; 4], dip: [u8; 4], ttl: u8, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+#[allow(clippy::too_many_arguments)]
+fn udp_frame(
+    smac: [u8; 6],
+    dmac: [u8; 6],
+    sip: [u8; 4],
+    dip: [u8; 4],
+    ttl: u8,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut v = Vec::new();
-    PacketBuilder::ethernet2(smac, dmac).ipv4(sip, dip, ttl).udp(sport, dport).write(&mut v, payload).unwrap();
+    PacketBuilder::ethernet2(smac, dmac)
+        .ipv4(sip, dip, ttl)
+        .udp(sport, dport)
+        .write(&mut v, payload)
+        .unwrap();
     v
 }
 
@@ -136,7 +87,17 @@ fn drops(c: &Core, r: DropReason) -> u64 {
 fn test_nat_inbound_syn_byte_exact() {
     let s = snapshot(Method::Nat, true);
     let mut c = core(&s);
-    let mut f = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, Flags::Syn, b"");
+    let mut f = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        40000,
+        80,
+        Flags::Syn,
+        b"",
+    );
     let want = tcp_frame(IN_MAC, RS1_MAC, CIP, RIP1, 63, 40000, 8080, Flags::Syn, b"");
     assert_eq!(run(&mut c, &s, &mut f, 0, 0), Verdict::Tx(1));
     assert_eq!(f, want);
@@ -149,24 +110,94 @@ fn test_nat_inbound_syn_byte_exact() {
 fn test_nat_both_directions_with_data_byte_exact() {
     let s = snapshot(Method::Nat, true);
     let mut c = core(&s);
-    let mut syn = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, Flags::Syn, b"");
+    let mut syn = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        40000,
+        80,
+        Flags::Syn,
+        b"",
+    );
     assert_eq!(run(&mut c, &s, &mut syn, 0, 0), Verdict::Tx(1));
 
     // The real server's SYN-ACK: source RIP:8080 becomes VIP:80.
-    let mut synack = tcp_frame(RS1_MAC, IN_MAC, RIP1, CIP, 64, 8080, 40000, Flags::SynAck, b"");
-    let want = tcp_frame(OUT_MAC, CLIENT_MAC, VIP, CIP, 63, 80, 40000, Flags::SynAck, b"");
+    let mut synack = tcp_frame(
+        RS1_MAC,
+        IN_MAC,
+        RIP1,
+        CIP,
+        64,
+        8080,
+        40000,
+        Flags::SynAck,
+        b"",
+    );
+    let want = tcp_frame(
+        OUT_MAC,
+        CLIENT_MAC,
+        VIP,
+        CIP,
+        63,
+        80,
+        40000,
+        Flags::SynAck,
+        b"",
+    );
     assert_eq!(run(&mut c, &s, &mut synack, 1, 1), Verdict::Tx(0));
     assert_eq!(synack, want);
 
-    let mut ack = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, Flags::Ack, b"GET / HTTP/1.0\r\n\r\n");
-    let want = tcp_frame(IN_MAC, RS1_MAC, CIP, RIP1, 63, 40000, 8080, Flags::Ack, b"GET / HTTP/1.0\r\n\r\n");
+    let mut ack = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        40000,
+        80,
+        Flags::Ack,
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
+    let want = tcp_frame(
+        IN_MAC,
+        RS1_MAC,
+        CIP,
+        RIP1,
+        63,
+        40000,
+        8080,
+        Flags::Ack,
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
     assert_eq!(run(&mut c, &s, &mut ack, 0, 2), Verdict::Tx(1));
     assert_eq!(ack, want);
     assert_eq!(c.reals[1].active_conns, 1, "ESTABLISHED counts as active");
     assert_eq!(c.reals[1].inactive_conns, 0);
 
-    let mut reply = tcp_frame(RS1_MAC, IN_MAC, RIP1, CIP, 64, 8080, 40000, Flags::Ack, b"HTTP/1.0 200 OK\r\n\r\nrs1\n");
-    let want = tcp_frame(OUT_MAC, CLIENT_MAC, VIP, CIP, 63, 80, 40000, Flags::Ack, b"HTTP/1.0 200 OK\r\n\r\nrs1\n");
+    let mut reply = tcp_frame(
+        RS1_MAC,
+        IN_MAC,
+        RIP1,
+        CIP,
+        64,
+        8080,
+        40000,
+        Flags::Ack,
+        b"HTTP/1.0 200 OK\r\n\r\nrs1\n",
+    );
+    let want = tcp_frame(
+        OUT_MAC,
+        CLIENT_MAC,
+        VIP,
+        CIP,
+        63,
+        80,
+        40000,
+        Flags::Ack,
+        b"HTTP/1.0 200 OK\r\n\r\nrs1\n",
+    );
     assert_eq!(run(&mut c, &s, &mut reply, 1, 3), Verdict::Tx(0));
     assert_eq!(reply, want);
     assert_eq!(c.reals[1].in_pkts, 2);
@@ -178,8 +209,28 @@ fn test_nat_both_directions_with_data_byte_exact() {
 fn test_nat_rr_alternates_real_servers() {
     let s = snapshot(Method::Nat, true);
     let mut c = core(&s);
-    let mut a = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, Flags::Syn, b"");
-    let mut b = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40001, 80, Flags::Syn, b"");
+    let mut a = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        40000,
+        80,
+        Flags::Syn,
+        b"",
+    );
+    let mut b = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        40001,
+        80,
+        Flags::Syn,
+        b"",
+    );
     run(&mut c, &s, &mut a, 0, 0);
     run(&mut c, &s, &mut b, 0, 0);
     assert_eq!(&a[0..6], &RS1_MAC);
@@ -205,7 +256,11 @@ fn test_nat_udp_both_directions_byte_exact() {
 fn test_dr_inbound_only_macs_change() {
     let s = snapshot(Method::Dr, true);
     let mut c = core(&s);
-    for (flags, payload) in [(Flags::Syn, &b""[..]), (Flags::Ack, &b"GET /"[..]), (Flags::FinAck, &b""[..])] {
+    for (flags, payload) in [
+        (Flags::Syn, &b""[..]),
+        (Flags::Ack, &b"GET /"[..]),
+        (Flags::FinAck, &b""[..]),
+    ] {
         let mut f = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, flags, payload);
         let want = tcp_frame(IN_MAC, RS1_MAC, CIP, VIP, 64, 40000, 80, flags, payload);
         assert_eq!(run(&mut c, &s, &mut f, 0, 0), Verdict::Tx(1));
@@ -214,9 +269,19 @@ fn test_dr_inbound_only_macs_change() {
     assert_eq!(c.stats.conns_created, 1);
     let (id, _) = c
         .conns
-        .lookup(&dataplane::conn::FlowKey { src_ip: ip(CIP), dst_ip: ip(VIP), src_port: 40000, dst_port: 80, proto: 6 })
+        .lookup(&dataplane::conn::FlowKey {
+            src_ip: ip(CIP),
+            dst_ip: ip(VIP),
+            src_port: 40000,
+            dst_port: 80,
+            proto: 6,
+        })
         .unwrap();
-    assert_eq!(c.conns.get(id).unwrap().state, TcpState::FinWait, "IPVS input-only table: FIN from ESTABLISHED");
+    assert_eq!(
+        c.conns.get(id).unwrap().state,
+        TcpState::FinWait,
+        "IPVS input-only table: FIN from ESTABLISHED"
+    );
 }
 
 #[test]
@@ -225,13 +290,33 @@ fn test_dr_reply_is_not_for_us() {
     // reaches the director has no outbound key and is dropped, counted.
     let s = snapshot(Method::Dr, true);
     let mut c = core(&s);
-    let mut syn = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, Flags::Syn, b"");
+    let mut syn = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        40000,
+        80,
+        Flags::Syn,
+        b"",
+    );
     run(&mut c, &s, &mut syn, 0, 0);
     let mut r = tcp_frame(RS1_MAC, IN_MAC, VIP, CIP, 64, 80, 40000, Flags::SynAck, b"");
-    assert_eq!(run(&mut c, &s, &mut r, 1, 0), Verdict::Drop(DropReason::NotForUs));
+    assert_eq!(
+        run(&mut c, &s, &mut r, 1, 0),
+        Verdict::Drop(DropReason::NotForUs)
+    );
 }
 
-fn arp_frame(op: u16, smac: [u8; 6], sip: [u8; 4], tmac: [u8; 6], tip: [u8; 4], dmac: [u8; 6]) -> Vec<u8> {
+fn arp_frame(
+    op: u16,
+    smac: [u8; 6],
+    sip: [u8; 4],
+    tmac: [u8; 6],
+    tip: [u8; 4],
+    dmac: [u8; 6],
+) -> Vec<u8> {
     let mut v = Vec::new();
     v.extend_from_slice(&dmac);
     v.extend_from_slice(&smac);
@@ -258,28 +343,64 @@ fn test_arp_reply_for_vip_and_dip() {
     assert_eq!(c.stats.arp_replies, 2);
     // The VIP is only announced on the outside port.
     let mut f = arp_frame(1, RS1_MAC, RIP1, [0; 6], VIP, [0xff; 6]);
-    assert_eq!(run(&mut c, &s, &mut f, 1, 0), Verdict::Drop(DropReason::ArpNotForUs));
+    assert_eq!(
+        run(&mut c, &s, &mut f, 1, 0),
+        Verdict::Drop(DropReason::ArpNotForUs)
+    );
     // Requests for someone else's address are not answered.
     let mut f = arp_frame(1, CLIENT_MAC, CIP, [0; 6], [10, 0, 0, 77], [0xff; 6]);
-    assert_eq!(run(&mut c, &s, &mut f, 0, 0), Verdict::Drop(DropReason::ArpNotForUs));
+    assert_eq!(
+        run(&mut c, &s, &mut f, 0, 0),
+        Verdict::Drop(DropReason::ArpNotForUs)
+    );
 }
 
 #[test]
 fn test_neighbour_resolution_by_arp() {
     let s = snapshot(Method::Nat, false);
     let mut c = core(&s);
-    let syn = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, Flags::Syn, b"");
+    let syn = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        40000,
+        80,
+        Flags::Syn,
+        b"",
+    );
     let mut f = syn.clone();
-    assert_eq!(run(&mut c, &s, &mut f, 0, 0), Verdict::Drop(DropReason::NeighUnresolved));
-    assert_eq!(c.arp_out, vec![ArpRequest { port: 1, sender_ip: 0x0a01_0001, target_ip: ip(RIP1) }]);
+    assert_eq!(
+        run(&mut c, &s, &mut f, 0, 0),
+        Verdict::Drop(DropReason::NeighUnresolved)
+    );
+    assert_eq!(
+        c.arp_out,
+        vec![ArpRequest {
+            port: 1,
+            sender_ip: 0x0a01_0001,
+            target_ip: ip(RIP1)
+        }]
+    );
     let mut req = [0u8; 60];
-    assert_eq!(dataplane::process::emit_arp_request(&mut req, IN_MAC, &c.arp_out[0]), 60);
-    assert_eq!(req.to_vec(), arp_frame(1, IN_MAC, [10, 1, 0, 1], [0; 6], RIP1, [0xff; 6]));
+    assert_eq!(
+        dataplane::process::emit_arp_request(&mut req, IN_MAC, &c.arp_out[0]),
+        60
+    );
+    assert_eq!(
+        req.to_vec(),
+        arp_frame(1, IN_MAC, [10, 1, 0, 1], [0; 6], RIP1, [0xff; 6])
+    );
     c.arp_out.clear();
     // The real server answers; the SYN retransmission now goes through.
     let mut reply = arp_frame(2, RS1_MAC, RIP1, IN_MAC, [10, 1, 0, 1], IN_MAC);
     assert_eq!(run(&mut c, &s, &mut reply, 1, 10), Verdict::Consumed);
-    assert_eq!(c.neigh_out.len(), 1, "learnt neighbours are shared with other workers");
+    assert_eq!(
+        c.neigh_out.len(),
+        1,
+        "learnt neighbours are shared with other workers"
+    );
     let mut f = syn.clone();
     assert_eq!(run(&mut c, &s, &mut f, 0, 20), Verdict::Tx(1));
     assert_eq!(&f[0..6], &RS1_MAC);
@@ -319,74 +440,199 @@ fn refill_ip_checksum(f: &mut [u8]) {
 fn test_malformed_drops_are_counted_by_reason() {
     let s = snapshot(Method::Nat, true);
     let mut c = core(&s);
-    let good = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, Flags::Syn, b"");
+    let good = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        40000,
+        80,
+        Flags::Syn,
+        b"",
+    );
 
     let cases: Vec<(&str, Vec<u8>, DropReason)> = vec![
-        ("truncated ethernet", good[..10].to_vec(), DropReason::EthTruncated),
-        ("truncated ipv4", good[..14 + 12].to_vec(), DropReason::Ipv4Malformed),
-        ("ihl 4", {
-            let mut f = good.clone();
-            f[14] = 0x44;
-            f
-        }, DropReason::Ipv4Malformed),
-        ("total length beyond frame", {
-            let mut f = good.clone();
-            f[16..18].copy_from_slice(&1500u16.to_be_bytes());
-            refill_ip_checksum(&mut f);
-            f
-        }, DropReason::Ipv4BadLength),
-        ("bad ip checksum", {
-            let mut f = good.clone();
-            f[24] ^= 0xff;
-            f
-        }, DropReason::Ipv4BadChecksum),
-        ("non-first fragment", {
-            let mut f = good.clone();
-            f[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
-            refill_ip_checksum(&mut f);
-            f
-        }, DropReason::Ipv4Fragment),
-        ("first fragment", {
-            let mut f = good.clone();
-            f[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
-            refill_ip_checksum(&mut f);
-            f
-        }, DropReason::Ipv4Fragment),
-        ("ttl 1", tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 1, 40000, 80, Flags::Syn, b""), DropReason::TtlExceeded),
-        ("tcp truncated", {
-            let mut f = good.clone();
-            f.truncate(14 + 20 + 10);
-            f[16..18].copy_from_slice(&30u16.to_be_bytes());
-            refill_ip_checksum(&mut f);
-            f
-        }, DropReason::TcpMalformed),
-        ("tcp data offset 4", {
-            let mut f = good.clone();
-            f[14 + 20 + 12] = 0x40;
-            f
-        }, DropReason::TcpMalformed),
-        ("ack without connection", tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 41000, 80, Flags::Ack, b""), DropReason::TcpNoConn),
-        ("bad arp", {
-            let mut f = arp_frame(1, CLIENT_MAC, CIP, [0; 6], VIP, [0xff; 6]);
-            f[14 + 4] = 8; // hardware length 8
-            f
-        }, DropReason::ArpMalformed),
-        ("short arp", arp_frame(1, CLIENT_MAC, CIP, [0; 6], VIP, [0xff; 6])[..14 + 20].to_vec(), DropReason::ArpMalformed),
-        ("other mac", tcp_frame(CLIENT_MAC, [2, 9, 9, 9, 9, 9], CIP, VIP, 64, 40000, 80, Flags::Syn, b""), DropReason::EthNotForUs),
-        ("ipv6", {
-            let mut f = good.clone();
-            f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-            f
-        }, DropReason::EthUnsupported),
-        ("no service on port", tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 443, Flags::Syn, b""), DropReason::NoService),
-        ("not for us", tcp_frame(CLIENT_MAC, OUT_MAC, CIP, [10, 0, 0, 99], 64, 40000, 80, Flags::Syn, b""), DropReason::NotForUs),
+        (
+            "truncated ethernet",
+            good[..10].to_vec(),
+            DropReason::EthTruncated,
+        ),
+        (
+            "truncated ipv4",
+            good[..14 + 12].to_vec(),
+            DropReason::Ipv4Malformed,
+        ),
+        (
+            "ihl 4",
+            {
+                let mut f = good.clone();
+                f[14] = 0x44;
+                f
+            },
+            DropReason::Ipv4Malformed,
+        ),
+        (
+            "total length beyond frame",
+            {
+                let mut f = good.clone();
+                f[16..18].copy_from_slice(&1500u16.to_be_bytes());
+                refill_ip_checksum(&mut f);
+                f
+            },
+            DropReason::Ipv4BadLength,
+        ),
+        (
+            "bad ip checksum",
+            {
+                let mut f = good.clone();
+                f[24] ^= 0xff;
+                f
+            },
+            DropReason::Ipv4BadChecksum,
+        ),
+        (
+            "non-first fragment",
+            {
+                let mut f = good.clone();
+                f[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
+                refill_ip_checksum(&mut f);
+                f
+            },
+            DropReason::Ipv4Fragment,
+        ),
+        (
+            "first fragment",
+            {
+                let mut f = good.clone();
+                f[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
+                refill_ip_checksum(&mut f);
+                f
+            },
+            DropReason::Ipv4Fragment,
+        ),
+        (
+            "ttl 1",
+            tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 1, 40000, 80, Flags::Syn, b""),
+            DropReason::TtlExceeded,
+        ),
+        (
+            "tcp truncated",
+            {
+                let mut f = good.clone();
+                f.truncate(14 + 20 + 10);
+                f[16..18].copy_from_slice(&30u16.to_be_bytes());
+                refill_ip_checksum(&mut f);
+                f
+            },
+            DropReason::TcpMalformed,
+        ),
+        (
+            "tcp data offset 4",
+            {
+                let mut f = good.clone();
+                f[14 + 20 + 12] = 0x40;
+                f
+            },
+            DropReason::TcpMalformed,
+        ),
+        (
+            "ack without connection",
+            tcp_frame(
+                CLIENT_MAC,
+                OUT_MAC,
+                CIP,
+                VIP,
+                64,
+                41000,
+                80,
+                Flags::Ack,
+                b"",
+            ),
+            DropReason::TcpNoConn,
+        ),
+        (
+            "bad arp",
+            {
+                let mut f = arp_frame(1, CLIENT_MAC, CIP, [0; 6], VIP, [0xff; 6]);
+                f[14 + 4] = 8; // hardware length 8
+                f
+            },
+            DropReason::ArpMalformed,
+        ),
+        (
+            "short arp",
+            arp_frame(1, CLIENT_MAC, CIP, [0; 6], VIP, [0xff; 6])[..14 + 20].to_vec(),
+            DropReason::ArpMalformed,
+        ),
+        (
+            "other mac",
+            tcp_frame(
+                CLIENT_MAC,
+                [2, 9, 9, 9, 9, 9],
+                CIP,
+                VIP,
+                64,
+                40000,
+                80,
+                Flags::Syn,
+                b"",
+            ),
+            DropReason::EthNotForUs,
+        ),
+        (
+            "ipv6",
+            {
+                let mut f = good.clone();
+                f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+                f
+            },
+            DropReason::EthUnsupported,
+        ),
+        (
+            "no service on port",
+            tcp_frame(
+                CLIENT_MAC,
+                OUT_MAC,
+                CIP,
+                VIP,
+                64,
+                40000,
+                443,
+                Flags::Syn,
+                b"",
+            ),
+            DropReason::NoService,
+        ),
+        (
+            "not for us",
+            tcp_frame(
+                CLIENT_MAC,
+                OUT_MAC,
+                CIP,
+                [10, 0, 0, 99],
+                64,
+                40000,
+                80,
+                Flags::Syn,
+                b"",
+            ),
+            DropReason::NotForUs,
+        ),
     ];
     for (name, mut f, reason) in cases {
         let before = drops(&c, reason);
-        assert_eq!(run(&mut c, &s, &mut f, 0, 0), Verdict::Drop(reason), "{name}");
+        assert_eq!(
+            run(&mut c, &s, &mut f, 0, 0),
+            Verdict::Drop(reason),
+            "{name}"
+        );
         assert_eq!(drops(&c, reason), before + 1, "{name}: counter");
     }
-    assert_eq!(c.stats.conns_created, 0, "no malformed packet created a connection");
+    assert_eq!(
+        c.stats.conns_created, 0,
+        "no malformed packet created a connection"
+    );
 }
 
 #[test]
@@ -396,13 +642,35 @@ fn test_redirect_to_owner_and_process_there() {
     let mut w1 = Core::new(1, 2, 1024);
     w0.sync(&s);
     w1.sync(&s);
-    let cport = (40000..41000).find(|&p| dataplane::owner::owner(ip(CIP), p, 2) == 1).unwrap();
-    let mut f = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, cport, 80, Flags::Syn, b"");
+    let cport = (40000..41000)
+        .find(|&p| dataplane::owner::owner(ip(CIP), p, 2) == 1)
+        .unwrap();
+    let mut f = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        cport,
+        80,
+        Flags::Syn,
+        b"",
+    );
     assert_eq!(w0.process(&s, &mut f, 0, 0, false), Verdict::Redirect(1));
     assert_eq!(w0.stats.redirects_out, 1);
     assert_eq!(w1.process(&s, &mut f, 0, 0, true), Verdict::Tx(1));
     // The NAT reply also belongs to worker 1, wherever RSS put it.
-    let mut r = tcp_frame(RS1_MAC, IN_MAC, RIP1, CIP, 64, 8080, cport, Flags::SynAck, b"");
+    let mut r = tcp_frame(
+        RS1_MAC,
+        IN_MAC,
+        RIP1,
+        CIP,
+        64,
+        8080,
+        cport,
+        Flags::SynAck,
+        b"",
+    );
     assert_eq!(w0.process(&s, &mut r, 1, 0, false), Verdict::Redirect(1));
     assert_eq!(w1.process(&s, &mut r, 1, 0, true), Verdict::Tx(0));
     assert_eq!(&r[26..30], &VIP);
@@ -414,7 +682,17 @@ fn test_redirect_to_owner_and_process_there() {
 fn test_expiry_releases_counts() {
     let s = snapshot(Method::Nat, true);
     let mut c = core(&s);
-    let mut f = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, Flags::Syn, b"");
+    let mut f = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        40000,
+        80,
+        Flags::Syn,
+        b"",
+    );
     run(&mut c, &s, &mut f, 0, 0);
     assert_eq!(c.reals[1].inactive_conns, 1);
     c.tick(&s, 1_000, 4096);
@@ -424,7 +702,10 @@ fn test_expiry_releases_counts() {
     assert_eq!(c.conns.len(), 0);
     assert_eq!(c.stats.conns_expired, 1);
     assert_eq!(c.reals[1].inactive_conns, 0);
-    assert_eq!(c.reals[1].conns, 1, "conns is a running total, as in ipvsadm --stats");
+    assert_eq!(
+        c.reals[1].conns, 1,
+        "conns is a running total, as in ipvsadm --stats"
+    );
 }
 
 #[test]
@@ -434,6 +715,19 @@ fn test_quiesced_and_empty_service_drop_no_real_server() {
         r.weight = 0;
     }
     let mut c = core(&s);
-    let mut f = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, Flags::Syn, b"");
-    assert_eq!(run(&mut c, &s, &mut f, 0, 0), Verdict::Drop(DropReason::NoRealServer));
+    let mut f = tcp_frame(
+        CLIENT_MAC,
+        OUT_MAC,
+        CIP,
+        VIP,
+        64,
+        40000,
+        80,
+        Flags::Syn,
+        b"",
+    );
+    assert_eq!(
+        run(&mut c, &s, &mut f, 0, 0),
+        Verdict::Drop(DropReason::NoRealServer)
+    );
 }

@@ -25,36 +25,118 @@ const RIP: [u8; 4] = [10, 1, 0, 11];
 
 fn snapshot() -> Snapshot {
     let mut local = HashMap::new();
-    local.insert(0x0a00_0001, LocalAddr { kind: LocalKind::Dip, arp_ports: 1 });
-    local.insert(0x0a01_0001, LocalAddr { kind: LocalKind::Dip, arp_ports: 2 });
-    local.insert(u32::from_be_bytes(VIP), LocalAddr { kind: LocalKind::Vip, arp_ports: 1 });
-    let key = ServiceKey { vip: u32::from_be_bytes(VIP), vport: 80, proto: Proto::Tcp };
+    local.insert(
+        0x0a00_0001,
+        LocalAddr {
+            kind: LocalKind::Dip,
+            arp_ports: 1,
+        },
+    );
+    local.insert(
+        0x0a01_0001,
+        LocalAddr {
+            kind: LocalKind::Dip,
+            arp_ports: 2,
+        },
+    );
+    local.insert(
+        u32::from_be_bytes(VIP),
+        LocalAddr {
+            kind: LocalKind::Vip,
+            arp_ports: 1,
+        },
+    );
+    let key = ServiceKey {
+        vip: u32::from_be_bytes(VIP),
+        vport: 80,
+        proto: Proto::Tcp,
+    };
     let mut service_index = HashMap::new();
     service_index.insert(key, 0);
     Snapshot {
         generation: 7,
         ports: vec![
-            PortConf { name: "outside".into(), mac: OUT_MAC, addrs: vec![(0x0a00_0001, Prefix { addr: 0x0a00_0000, len: 24 })] },
-            PortConf { name: "inside".into(), mac: IN_MAC, addrs: vec![(0x0a01_0001, Prefix { addr: 0x0a01_0000, len: 24 })] },
+            PortConf {
+                name: "outside".into(),
+                mac: OUT_MAC,
+                addrs: vec![(
+                    0x0a00_0001,
+                    Prefix {
+                        addr: 0x0a00_0000,
+                        len: 24,
+                    },
+                )],
+            },
+            PortConf {
+                name: "inside".into(),
+                mac: IN_MAC,
+                addrs: vec![(
+                    0x0a01_0001,
+                    Prefix {
+                        addr: 0x0a01_0000,
+                        len: 24,
+                    },
+                )],
+            },
         ],
         routes: vec![
-            Route { dst: Prefix { addr: 0x0a00_0000, len: 24 }, port: 0, via: None },
-            Route { dst: Prefix { addr: 0x0a01_0000, len: 24 }, port: 1, via: None },
+            Route {
+                dst: Prefix {
+                    addr: 0x0a00_0000,
+                    len: 24,
+                },
+                port: 0,
+                via: None,
+            },
+            Route {
+                dst: Prefix {
+                    addr: 0x0a01_0000,
+                    len: 24,
+                },
+                port: 1,
+                via: None,
+            },
         ],
         static_neighbours: vec![(0, u32::from_be_bytes(CIP), CLIENT_MAC)],
         local,
-        services: vec![Service { key, scheduler: sched::SchedKind::Rr, reals: vec![1] }],
+        services: vec![Service {
+            key,
+            scheduler: sched::SchedKind::Rr,
+            reals: vec![1],
+        }],
         service_index,
         reals: vec![
-            RealServer { ip: 0, port: 0, weight: 0, method: Method::Nat, service: 0 },
-            RealServer { ip: u32::from_be_bytes(RIP), port: 80, weight: 1, method: Method::Nat, service: 0 },
+            RealServer {
+                ip: 0,
+                port: 0,
+                weight: 0,
+                method: Method::Nat,
+                service: 0,
+            },
+            RealServer {
+                ip: u32::from_be_bytes(RIP),
+                port: 80,
+                weight: 1,
+                method: Method::Nat,
+                service: 0,
+            },
         ],
         timeouts: Timeouts::default(),
     }
 }
 
-fn tcp(smac: [u8; 6], dmac: [u8; 6], s: [u8; 4], d: [u8; 4], sp: u16, dp: u16, syn: bool) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(smac, dmac).ipv4(s, d, 64).tcp(sp, dp, 1, 1000);
+fn tcp(
+    smac: [u8; 6],
+    dmac: [u8; 6],
+    s: [u8; 4],
+    d: [u8; 4],
+    sp: u16,
+    dp: u16,
+    syn: bool,
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(smac, dmac)
+        .ipv4(s, d, 64)
+        .tcp(sp, dp, 1, 1000);
     let b = if syn { b.syn() } else { b.syn().ack(2) };
     let mut v = Vec::new();
     b.write(&mut v, &[]).unwrap();
@@ -79,7 +161,10 @@ type W = Worker<MemQueue>;
 fn workers() -> (W, W, Arc<SharedStats>, Arc<SharedStats>) {
     let snap = Arc::new(ArcSwap::from_pointee(snapshot()));
     let mesh: Arc<Mesh<MemBuf>> = Mesh::new(2);
-    let conf = LoopConf { burst: 32, idle_sleep: Duration::ZERO };
+    let conf = LoopConf {
+        burst: 32,
+        idle_sleep: Duration::ZERO,
+    };
     let s0 = Arc::new(SharedStats::new(2));
     let s1 = Arc::new(SharedStats::new(2));
     let mk = |id: u16, st: &Arc<SharedStats>| {
@@ -110,7 +195,11 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     assert_eq!(w0.core.stats.redirects_out, 1);
     // Worker 0 resolves the real servers ahead of use, once per snapshot.
     let primed = w0.queues[1].take_tx();
-    assert_eq!(primed.len(), 1, "worker 0 primes the real server's ARP entry");
+    assert_eq!(
+        primed.len(),
+        1,
+        "worker 0 primes the real server's ARP entry"
+    );
     assert_eq!(&primed[0][38..42], &RIP);
     assert_eq!(&primed[0][0..6], &[0xff; 6]);
     w1.poll_once(0);
@@ -151,7 +240,10 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     assert_eq!(back.len(), 1);
     assert_eq!(&back[0][26..30], &VIP, "source rewritten to the VIP");
     assert_eq!(&back[0][0..6], &CLIENT_MAC);
-    assert!(w0.queues[0].tx.is_empty() && w0.queues[1].tx.is_empty(), "worker 0 sends nothing");
+    assert!(
+        w0.queues[0].tx.is_empty() && w0.queues[1].tx.is_empty(),
+        "worker 0 sends nothing"
+    );
 
     // Counters published on the tick are what the control thread reads.
     w0.publish();
@@ -166,5 +258,8 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     assert_eq!(s1.load_real(1).conns, 1);
     assert_eq!(s1.load_real(1).out_pkts, 1);
     // Dropped frames were freed in bulk, none leaked.
-    assert_eq!(w1.queues[0].n_freed, 1, "the first SYN, dropped for the unresolved neighbour");
+    assert_eq!(
+        w1.queues[0].n_freed, 1,
+        "the first SYN, dropped for the unresolved neighbour"
+    );
 }

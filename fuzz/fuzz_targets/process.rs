@@ -10,8 +10,14 @@ use dataplane::snapshot::Method;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, rest)) = data.split_first() else { return };
-    let method = if ctl & 1 == 0 { Method::Nat } else { Method::Dr };
+    let Some((&ctl, rest)) = data.split_first() else {
+        return;
+    };
+    let method = if ctl & 1 == 0 {
+        Method::Nat
+    } else {
+        Method::Dr
+    };
     let snap = fulcrum_benches::nat_snapshot(3, method);
     let mut core = Core::new(u16::from(ctl >> 7), 2, 64);
     core.sync(&snap);
@@ -22,6 +28,10 @@ fuzz_target!(|data: &[u8]| {
     if let Verdict::Drop(_) = v {
         assert_eq!(core.stats.total_drops(), before + 1);
     }
-    assert_eq!(frame.len(), rest.len(), "process never changes a frame's length");
+    assert_eq!(
+        frame.len(),
+        rest.len(),
+        "process never changes a frame's length"
+    );
     core.tick(&snap, 1_000_000, 64);
 });

@@ -80,4 +80,14 @@ fn main() {
         "forwarded {n} pkts in {dt:.2} s: {:.2} Mpps",
         n as f64 / dt / 1e6
     );
+
+    // Shutdown order that lets rte_eal_cleanup run: workers done (their
+    // queue handles dropped with the closure), ports stopped and closed,
+    // pool handle dropped.
+    for port in [rx_port, tx_port] {
+        eal.stop_port(port);
+        eal.close_port(port);
+    }
+    drop(pool);
+    assert!(eal.cleanup(), "rte_eal_cleanup skipped: a handle is still alive");
 }

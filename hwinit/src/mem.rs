@@ -26,7 +26,10 @@ impl MemBuf {
     /// # Panics
     /// Panics if `frame` is longer than [`MEM_BUF_ROOM`]; test input only.
     pub fn from_slice(frame: &[u8]) -> Self {
-        assert!(frame.len() <= MEM_BUF_ROOM, "frame longer than MEM_BUF_ROOM");
+        assert!(
+            frame.len() <= MEM_BUF_ROOM,
+            "frame longer than MEM_BUF_ROOM"
+        );
         let mut b = MemBuf {
             bytes: Box::new([0u8; MEM_BUF_ROOM]),
             len: frame.len(),

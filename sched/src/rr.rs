@@ -35,14 +35,21 @@ mod tests {
     use super::*;
 
     fn d(ws: &[u32]) -> Vec<Dest> {
-        ws.iter().map(|&weight| Dest { weight, ..Default::default() }).collect()
+        ws.iter()
+            .map(|&weight| Dest {
+                weight,
+                ..Default::default()
+            })
+            .collect()
     }
 
     #[test]
     fn test_rotation() {
         let mut s = RoundRobin::default();
         let dests = d(&[1, 1, 1]);
-        let seq: Vec<_> = (0..7).map(|_| s.pick(&dests, &FlowInfo::default()).unwrap()).collect();
+        let seq: Vec<_> = (0..7)
+            .map(|_| s.pick(&dests, &FlowInfo::default()).unwrap())
+            .collect();
         assert_eq!(seq, [0, 1, 2, 0, 1, 2, 0]);
     }
 
@@ -50,7 +57,9 @@ mod tests {
     fn test_skips_quiesced() {
         let mut s = RoundRobin::default();
         let dests = d(&[1, 0, 5]);
-        let seq: Vec<_> = (0..4).map(|_| s.pick(&dests, &FlowInfo::default()).unwrap()).collect();
+        let seq: Vec<_> = (0..4)
+            .map(|_| s.pick(&dests, &FlowInfo::default()).unwrap())
+            .collect();
         assert_eq!(seq, [0, 2, 0, 2]);
     }
 

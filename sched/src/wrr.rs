@@ -32,7 +32,10 @@ impl Scheduler for WeightedRoundRobin {
         if n == 0 || mw == 0 {
             return None;
         }
-        let di = dests.iter().filter(|d| d.weight > 0).fold(0, |g, d| gcd(d.weight, g));
+        let di = dests
+            .iter()
+            .filter(|d| d.weight > 0)
+            .fold(0, |g, d| gcd(d.weight, g));
         let mut i = self.last.map_or(n - 1, |l| l.min(n - 1));
         if self.cw > mw {
             self.cw = mw;
@@ -60,14 +63,21 @@ mod tests {
     use proptest::prelude::*;
 
     fn d(ws: &[u32]) -> Vec<Dest> {
-        ws.iter().map(|&weight| Dest { weight, ..Default::default() }).collect()
+        ws.iter()
+            .map(|&weight| Dest {
+                weight,
+                ..Default::default()
+            })
+            .collect()
     }
 
     #[test]
     fn test_ipvs_sequence_4_3_2() {
         let mut s = WeightedRoundRobin::default();
         let dests = d(&[4, 3, 2]);
-        let seq: Vec<_> = (0..18).map(|_| s.pick(&dests, &FlowInfo::default()).unwrap()).collect();
+        let seq: Vec<_> = (0..18)
+            .map(|_| s.pick(&dests, &FlowInfo::default()).unwrap())
+            .collect();
         // A A B A B C A B C, twice.
         assert_eq!(seq, [0, 0, 1, 0, 1, 2, 0, 1, 2, 0, 0, 1, 0, 1, 2, 0, 1, 2]);
     }
@@ -77,7 +87,9 @@ mod tests {
         // Weights 4 and 2 have gcd 2: period is A A B (cw 4, then 2).
         let mut s = WeightedRoundRobin::default();
         let dests = d(&[4, 2]);
-        let seq: Vec<_> = (0..6).map(|_| s.pick(&dests, &FlowInfo::default()).unwrap()).collect();
+        let seq: Vec<_> = (0..6)
+            .map(|_| s.pick(&dests, &FlowInfo::default()).unwrap())
+            .collect();
         assert_eq!(seq, [0, 0, 1, 0, 0, 1]);
     }
 

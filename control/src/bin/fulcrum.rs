@@ -15,7 +15,12 @@ use clap::Parser;
 #[command(version, about)]
 struct Args {
     /// Run the daemon with this RON config file.
-    #[arg(long, value_name = "FILE", conflicts_with = "check_config", required_unless_present = "check_config")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "check_config",
+        required_unless_present = "check_config"
+    )]
     config: Option<PathBuf>,
     /// Validate this config file and exit: 0 if valid, 2 with file:line:col if not.
     #[arg(long, value_name = "FILE")]
@@ -50,7 +55,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FULCRUM_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("FULCRUM_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .init();
     match control::daemon::run(cfg) {

@@ -232,7 +232,10 @@ impl Eal {
     /// and skips `rte_eal_cleanup`, leaving the memory to process exit,
     /// because freeing it under a live handle would be a use-after-free.
     /// EAL cannot be initialised again in this process either way.
-    pub fn cleanup(self) {
+    ///
+    /// Returns whether `rte_eal_cleanup` ran (and succeeded); callers that
+    /// are about to exit may ignore it.
+    pub fn cleanup(self) -> bool {
         // SAFETY: EAL is initialised; waiting for the worker lcores has no
         // preconditions and must precede freeing the memory they use.
         unsafe { sys::rte_eal_mp_wait_lcore() };
@@ -253,7 +256,7 @@ impl Eal {
                 "skipping rte_eal_cleanup: DPDK memory is still referenced (drop queues, pools and \
                  mbufs, and stop/close ports first); the OS reclaims it at exit"
             );
-            return;
+            return false;
         }
         // SAFETY: no handle into DPDK memory is alive (checked above under
         // the control lock, which also keeps new ones from being made), the
@@ -263,6 +266,7 @@ impl Eal {
         if ret != 0 {
             tracing::warn!(ret, reason = %strerror(-ret), "rte_eal_cleanup failed");
         }
+        ret == 0
     }
 }
 

@@ -1,0 +1,158 @@
+//! Shared fixtures of the dataplane integration tests: a two-port director
+//! (outside 10.0.0.1/24, inside 10.1.0.1/24) with a TCP and a UDP virtual
+//! service on VIP 10.0.0.100, two real servers each.
+#![allow(dead_code)]
+
+use dataplane::snapshot::*;
+use hashbrown::HashMap;
+
+pub const OUT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub const IN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x01, 0x01];
+pub const CLIENT_MAC: [u8; 6] = [0x02, 0xcc, 0, 0, 0, 0x02];
+pub const RS1_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x0b];
+pub const RS2_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 0x0c];
+
+pub const CIP: [u8; 4] = [10, 0, 0, 2];
+pub const VIP: [u8; 4] = [10, 0, 0, 100];
+pub const DIP_OUT: [u8; 4] = [10, 0, 0, 1];
+pub const RIP1: [u8; 4] = [10, 1, 0, 11];
+pub const RIP2: [u8; 4] = [10, 1, 0, 12];
+
+pub fn ip(a: [u8; 4]) -> u32 {
+    u32::from_be_bytes(a)
+}
+
+/// Two ports (outside 10.0.0.1/24, inside 10.1.0.1/24), one TCP and one UDP
+/// service on the VIP with two real servers each, rr; real server port 8080
+/// for NAT (to exercise the port rewrite), 80 for DR.
+pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
+    let rport = if method == Method::Nat { 8080 } else { 80 };
+    let ports = vec![
+        PortConf {
+            name: "outside".into(),
+            mac: OUT_MAC,
+            addrs: vec![(
+                ip(DIP_OUT),
+                Prefix {
+                    addr: 0x0a00_0000,
+                    len: 24,
+                },
+            )],
+        },
+        PortConf {
+            name: "inside".into(),
+            mac: IN_MAC,
+            addrs: vec![(
+                0x0a01_0001,
+                Prefix {
+                    addr: 0x0a01_0000,
+                    len: 24,
+                },
+            )],
+        },
+    ];
+    let routes = vec![
+        Route {
+            dst: Prefix {
+                addr: 0x0a00_0000,
+                len: 24,
+            },
+            port: 0,
+            via: None,
+        },
+        Route {
+            dst: Prefix {
+                addr: 0x0a01_0000,
+                len: 24,
+            },
+            port: 1,
+            via: None,
+        },
+    ];
+    let mut local = HashMap::new();
+    local.insert(
+        ip(DIP_OUT),
+        LocalAddr {
+            kind: LocalKind::Dip,
+            arp_ports: 1,
+        },
+    );
+    local.insert(
+        0x0a01_0001,
+        LocalAddr {
+            kind: LocalKind::Dip,
+            arp_ports: 2,
+        },
+    );
+    local.insert(
+        ip(VIP),
+        LocalAddr {
+            kind: LocalKind::Vip,
+            arp_ports: 1,
+        },
+    );
+    let tcp = ServiceKey {
+        vip: ip(VIP),
+        vport: 80,
+        proto: Proto::Tcp,
+    };
+    let udp = ServiceKey {
+        vip: ip(VIP),
+        vport: 53,
+        proto: Proto::Udp,
+    };
+    let mut service_index = HashMap::new();
+    service_index.insert(tcp, 0);
+    service_index.insert(udp, 1);
+    let real = |ipa: [u8; 4], port, service| RealServer {
+        ip: ip(ipa),
+        port,
+        weight: 1,
+        method,
+        service,
+    };
+    let reals = vec![
+        RealServer {
+            ip: 0,
+            port: 0,
+            weight: 0,
+            method,
+            service: 0,
+        },
+        real(RIP1, rport, 0),
+        real(RIP2, rport, 0),
+        real(RIP1, 5353, 1),
+        real(RIP2, 5353, 1),
+    ];
+    let static_neighbours = if neighbours {
+        vec![
+            (0, ip(CIP), CLIENT_MAC),
+            (1, ip(RIP1), RS1_MAC),
+            (1, ip(RIP2), RS2_MAC),
+        ]
+    } else {
+        vec![]
+    };
+    Snapshot {
+        generation: 1,
+        ports,
+        routes,
+        static_neighbours,
+        local,
+        services: vec![
+            Service {
+                key: tcp,
+                scheduler: sched::SchedKind::Rr,
+                reals: vec![1, 2],
+            },
+            Service {
+                key: udp,
+                scheduler: sched::SchedKind::Rr,
+                reals: vec![3, 4],
+            },
+        ],
+        service_index,
+        reals,
+        timeouts: Timeouts::default(),
+    }
+}

@@ -1,0 +1,122 @@
+//! `process()` on hostile input: arbitrary bytes, and valid frames with random
+//! bytes overwritten or cut short, on every port, in NAT and DR, redirected
+//! or not. The fuzz target `fuzz/fuzz_targets/process.rs` does the same under
+//! libFuzzer (nightly); this runs on stable in every `make test`.
+//!
+//! Properties: no panic; the frame's length never changes; a `Drop` verdict
+//! counts exactly one drop and any other verdict none; at most one
+//! connection is created per frame.
+
+mod common;
+use common::*;
+
+use dataplane::process::{Core, Verdict};
+use dataplane::snapshot::Method;
+use etherparse::PacketBuilder;
+use proptest::prelude::*;
+
+fn seeds() -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    let mut push = |f: Vec<u8>| v.push(f);
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, OUT_MAC)
+        .ipv4(CIP, VIP, 64)
+        .tcp(40000, 80, 1, 100)
+        .syn()
+        .write(&mut f, &[])
+        .unwrap();
+    push(f);
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(RS1_MAC, IN_MAC)
+        .ipv4(RIP1, CIP, 64)
+        .tcp(8080, 40000, 1, 100)
+        .syn()
+        .ack(2)
+        .write(&mut f, b"x")
+        .unwrap();
+    push(f);
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, OUT_MAC)
+        .ipv4(CIP, VIP, 64)
+        .udp(5000, 53)
+        .write(&mut f, b"q")
+        .unwrap();
+    push(f);
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, OUT_MAC)
+        .ipv4(CIP, VIP, 64)
+        .icmpv4_echo_request(1, 1)
+        .write(&mut f, b"ping")
+        .unwrap();
+    push(f);
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&CLIENT_MAC);
+    arp.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    arp.extend_from_slice(&CLIENT_MAC);
+    arp.extend_from_slice(&CIP);
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&VIP);
+    push(arp);
+    v
+}
+
+fn check(
+    core: &mut Core,
+    snap: &dataplane::Snapshot,
+    frame: &mut [u8],
+    port: u8,
+    redirected: bool,
+) -> Result<(), TestCaseError> {
+    let len = frame.len();
+    let drops = core.stats.total_drops();
+    let conns = core.stats.conns_created;
+    let v = core.process(snap, frame, port, 5, redirected);
+    prop_assert_eq!(frame.len(), len);
+    let counted = core.stats.total_drops() - drops;
+    match v {
+        Verdict::Drop(_) => prop_assert_eq!(counted, 1),
+        _ => prop_assert_eq!(counted, 0),
+    }
+    prop_assert!(core.stats.conns_created - conns <= 1);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn prop_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200), port in 0u8..4, dr: bool, redirected: bool, id in 0u16..2) {
+        let snap = snapshot(if dr { Method::Dr } else { Method::Nat }, true);
+        let mut core = Core::new(id, 2, 64);
+        core.sync(&snap);
+        let mut f = bytes;
+        check(&mut core, &snap, &mut f, port, redirected)?;
+    }
+
+    #[test]
+    fn prop_mutated_valid_frames(
+        which in 0usize..5,
+        edits in proptest::collection::vec((0usize..128, any::<u8>()), 1..6),
+        cut in proptest::option::of(0usize..128),
+        port in 0u8..2,
+        dr: bool,
+        redirected: bool,
+    ) {
+        let snap = snapshot(if dr { Method::Dr } else { Method::Nat }, true);
+        let mut core = Core::new(0, 1, 64);
+        core.sync(&snap);
+        let mut f = seeds()[which].clone();
+        for (pos, b) in edits {
+            if let Some(x) = f.get_mut(pos) {
+                *x = b;
+            }
+        }
+        if let Some(c) = cut {
+            f.truncate(c);
+        }
+        check(&mut core, &snap, &mut f, port, redirected)?;
+        // The same frame again hits whatever the first one created.
+        check(&mut core, &snap, &mut f, port, redirected)?;
+        core.tick(&snap, 10_000_000, 1024);
+    }
+}
