@@ -34,10 +34,12 @@ mod dpdk {
                              run 'apt-get install -y libdpdk-dev' or 'make deps'";
 
     /// DPDK libraries and drivers linked statically with `+whole-archive`, in
-    /// dependency order (users before providers). Libraries: EAL and what ethdev
-    /// needs. Drivers: the buses and the vdev PMDs this project runs on (no real
-    /// NIC PMDs: a PCI NIC deployment links shared with `FULCRUM_DPDK_SHARED=1`
-    /// or adds its PMD here).
+    /// dependency order (users before providers). Libraries: EAL, what
+    /// ethdev needs, and gso (used by net_tap's TX); meter is not referenced
+    /// by this set but kept as the ethdev metering API's provider. Drivers:
+    /// the buses and the vdev PMDs this project runs on (no real NIC PMDs:
+    /// a PCI NIC deployment links shared with `FULCRUM_DPDK_SHARED=1` or
+    /// adds its PMD here).
     const STATIC_RTE_LIBS: &[&str] = &[
         // drivers
         "rte_net_af_packet",
@@ -57,8 +59,6 @@ mod dpdk {
         "rte_net",
         "rte_mbuf",
         "rte_mempool",
-        "rte_hash",
-        "rte_rcu",
         "rte_ring",
         "rte_eal",
         "rte_telemetry",

@@ -78,3 +78,214 @@ pub fn client_frame(i: u32, syn: bool) -> Vec<u8> {
     v.resize(60, 0);
     v
 }
+
+/// Errors of a traffic [`Scenario`]: its RON text, or values that cannot
+/// describe the traffic asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The RON text does not parse into a [`Scenario`] (position included).
+    #[error("scenario: {0}")]
+    Parse(#[from] ron::error::SpannedError),
+    /// `clients` is not `a.b.c.d/len` with len 0..=30 and zero host bits.
+    #[error("scenario: invalid clients prefix {0:?}: expected a.b.c.d/len, len 0..=30, host bits zero")]
+    BadClients(String),
+    /// A MAC string is not six `:`-separated hex bytes.
+    #[error("scenario: invalid MAC {0:?}: expected six hex bytes like 02:00:00:00:00:01")]
+    BadMac(String),
+    /// `frame_len` is outside 60..=1514.
+    #[error("scenario: frame_len {0} outside 60..=1514 (bytes without FCS)")]
+    BadFrameLen(u16),
+    /// `flows` is 0, `ports_per_client` is 0, or the client ports run past 65535.
+    #[error("scenario: {0}")]
+    BadCounts(&'static str),
+    /// More flows than client addresses × ports per client.
+    #[error("scenario: {flows} flows do not fit {hosts} client hosts x {ports} ports")]
+    TooManyFlows {
+        /// Flows asked for.
+        flows: u32,
+        /// Usable host addresses in `clients`.
+        hosts: u64,
+        /// `ports_per_client`.
+        ports: u16,
+    },
+}
+
+/// A generated-traffic scenario for the whole-pipeline benchmark, as read
+/// from `pktgen-scenarios/*.ron` (the schema is documented there too).
+///
+/// Frame order ([`Scenario::frame`]): first the SYN of every flow (flow 0,
+/// 1, ...), then `acks_per_flow` rounds of one ACK for every flow. With
+/// `acks_per_flow == 0` the file holds SYNs only (new connections).
+/// Flow `i` comes from client host `clients.network + 1 + i /
+/// ports_per_client` (the network address itself is skipped), port
+/// `first_client_port + i % ports_per_client`, to `vip:vport`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Distinct TCP flows (CIP, client port) pairs, ≥ 1.
+    pub flows: u32,
+    /// ACK frames per flow after its SYN; 0 = SYN-only scenario.
+    pub acks_per_flow: u32,
+    /// Length of the ACK frames in bytes without the 4-byte FCS, 60..=1514
+    /// (60 = a minimum 64-byte frame on the wire). Up to 60 the IP packet is
+    /// 40 bytes and the rest is Ethernet padding; above 60 the extra bytes
+    /// are TCP payload (zeros). SYN frames are always 60 bytes (no payload).
+    pub frame_len: u16,
+    /// VIP the clients connect to (dotted quad).
+    pub vip: std::net::Ipv4Addr,
+    /// Virtual port (TCP destination port).
+    pub vport: u16,
+    /// Client addresses (CIP range), CIDR `a.b.c.d/len`, len 0..=30.
+    pub clients: String,
+    /// First TCP source port of every client host.
+    pub first_client_port: u16,
+    /// Source ports used per client host before moving to the next host.
+    pub ports_per_client: u16,
+    /// Destination MAC of every frame: the director's outside port.
+    pub dst_mac: String,
+    /// Source MAC of every frame: the clients' gateway.
+    pub src_mac: String,
+}
+
+/// Client-side TCP initial sequence number of every generated flow.
+pub const SCENARIO_CLIENT_ISN: u32 = 1_000;
+
+impl Scenario {
+    /// Parses and validates a scenario from RON text.
+    ///
+    /// # Errors
+    /// [`ScenarioError::Parse`] for RON syntax, type or unknown-field errors;
+    /// the other variants for values that fail [`Scenario::validate`].
+    pub fn from_ron(text: &str) -> Result<Self, ScenarioError> {
+        let s: Scenario = ron::from_str(text)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks every field (see the field docs for the ranges).
+    ///
+    /// # Errors
+    /// One [`ScenarioError`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        if !(60..=1514).contains(&self.frame_len) {
+            return Err(ScenarioError::BadFrameLen(self.frame_len));
+        }
+        parse_mac(&self.dst_mac)?;
+        parse_mac(&self.src_mac)?;
+        let (_, len) = self.clients_prefix()?;
+        if self.flows == 0 {
+            return Err(ScenarioError::BadCounts("flows must be at least 1"));
+        }
+        if self.ports_per_client == 0 {
+            return Err(ScenarioError::BadCounts("ports_per_client must be at least 1"));
+        }
+        if u32::from(self.first_client_port) + u32::from(self.ports_per_client) - 1 > 65_535 {
+            return Err(ScenarioError::BadCounts("first_client_port + ports_per_client - 1 exceeds 65535"));
+        }
+        if self.first_client_port == 0 {
+            return Err(ScenarioError::BadCounts("first_client_port must be at least 1"));
+        }
+        let hosts = (1u64 << (32 - len)) - 2;
+        if u64::from(self.flows) > hosts * u64::from(self.ports_per_client) {
+            return Err(ScenarioError::TooManyFlows { flows: self.flows, hosts, ports: self.ports_per_client });
+        }
+        Ok(())
+    }
+
+    /// The clients prefix as (network address host order, length).
+    ///
+    /// # Errors
+    /// [`ScenarioError::BadClients`] unless `clients` is `a.b.c.d/len` with
+    /// len 0..=30 and no host bits set.
+    pub fn clients_prefix(&self) -> Result<(u32, u32), ScenarioError> {
+        let bad = || ScenarioError::BadClients(self.clients.clone());
+        let (a, l) = self.clients.split_once('/').ok_or_else(bad)?;
+        let addr: std::net::Ipv4Addr = a.parse().map_err(|_| bad())?;
+        let len: u32 = l.parse().map_err(|_| bad())?;
+        if len > 30 {
+            return Err(bad());
+        }
+        let net = u32::from(addr);
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        if net & !mask != 0 {
+            return Err(bad());
+        }
+        Ok((net, len))
+    }
+
+    /// Frames in one pass of the file: `flows * (1 + acks_per_flow)`.
+    pub fn n_frames(&self) -> u64 {
+        u64::from(self.flows) * (1 + u64::from(self.acks_per_flow))
+    }
+
+    /// CIP (network byte order) and client port of flow `i`.
+    ///
+    /// # Panics
+    /// If the scenario does not validate or `i >= flows`.
+    pub fn flow_client(&self, i: u32) -> ([u8; 4], u16) {
+        assert!(i < self.flows, "flow {i} out of 0..{}", self.flows);
+        let (net, _) = self.clients_prefix().expect("validated scenario");
+        let ppc = u32::from(self.ports_per_client);
+        let host = net + 1 + i / ppc;
+        (host.to_be_bytes(), self.first_client_port + (i % ppc) as u16)
+    }
+
+    /// Frame `k` of one pass (see the type docs for the order): a SYN for
+    /// `k < flows`, else an ACK of flow `(k - flows) % flows`. Built with
+    /// `etherparse`, so IP and TCP checksums are full RFC 1071 sums.
+    ///
+    /// # Panics
+    /// If the scenario does not validate or `k >= n_frames()`.
+    pub fn frame(&self, k: u64) -> Vec<u8> {
+        assert!(k < self.n_frames(), "frame {k} out of 0..{}", self.n_frames());
+        let flows = u64::from(self.flows);
+        let syn = k < flows;
+        let flow = if syn { k } else { (k - flows) % flows } as u32;
+        let (cip, cport) = self.flow_client(flow);
+        let dst = parse_mac(&self.dst_mac).expect("validated scenario");
+        let src = parse_mac(&self.src_mac).expect("validated scenario");
+        let b = PacketBuilder::ethernet2(src, dst).ipv4(cip, self.vip.octets(), 64);
+        let mut v = Vec::with_capacity(usize::from(self.frame_len));
+        if syn {
+            b.tcp(cport, self.vport, SCENARIO_CLIENT_ISN, 65_535)
+                .syn()
+                .write(&mut v, &[])
+                .expect("etherparse writes to a Vec");
+            v.resize(60, 0);
+        } else {
+            // A SYN consumes one sequence number (RFC 9293 §3.4), so data
+            // starts at ISN + 1; the server's ISN is never seen here.
+            // Up to the 60-byte minimum the tail is Ethernet padding (IEEE
+            // 802.3 §4.2.3.3); longer frames carry TCP payload instead, so
+            // the IP length always covers every byte after the padding.
+            let payload_len = if self.frame_len > 60 { usize::from(self.frame_len) - 54 } else { 0 };
+            let payload = vec![0u8; payload_len];
+            b.tcp(cport, self.vport, SCENARIO_CLIENT_ISN + 1, 65_535)
+                .ack(1)
+                .write(&mut v, &payload)
+                .expect("etherparse writes to a Vec");
+            v.resize(usize::from(self.frame_len), 0);
+        }
+        v
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (hex, either case).
+///
+/// # Errors
+/// [`ScenarioError::BadMac`] for anything else.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], ScenarioError> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        let p = parts.next().ok_or_else(|| ScenarioError::BadMac(s.into()))?;
+        if p.len() != 2 {
+            return Err(ScenarioError::BadMac(s.into()));
+        }
+        *b = u8::from_str_radix(p, 16).map_err(|_| ScenarioError::BadMac(s.into()))?;
+    }
+    if parts.next().is_some() {
+        return Err(ScenarioError::BadMac(s.into()));
+    }
+    Ok(mac)
+}

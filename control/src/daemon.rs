@@ -196,8 +196,13 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         eal.close_port(id);
     }
     admin.stop();
+    // Frames still in flight between workers go back to their pools before
+    // EAL frees the memory the pools live in.
+    drop(mesh);
     drop(pools);
-    eal.cleanup();
+    if !eal.cleanup() {
+        warn!("DPDK memory still in use at exit: rte_eal_cleanup skipped");
+    }
     info!("fulcrum stopped");
     Ok(())
 }

@@ -89,5 +89,8 @@ fn main() {
         eal.close_port(port);
     }
     drop(pool);
-    assert!(eal.cleanup(), "rte_eal_cleanup skipped: a handle is still alive");
+    assert!(
+        eal.cleanup(),
+        "rte_eal_cleanup skipped: a handle is still alive"
+    );
 }

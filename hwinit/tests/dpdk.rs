@@ -22,9 +22,32 @@ fn pcap_path(dir: &str) -> PathBuf {
     std::env::temp_dir().join(format!("hwinit-test-{}-{dir}.pcap", std::process::id()))
 }
 
+/// EAL leaves its runtime directory `/var/run/dpdk/<file-prefix>` behind
+/// even with `--no-shconf`, and this binary never reaches `Eal::cleanup`;
+/// remove the ones of earlier runs whose process is gone.
+fn remove_stale_runtime_dirs() {
+    let Ok(dir) = std::fs::read_dir("/var/run/dpdk") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_string_lossy()
+            .strip_prefix("hwinit-test-")
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        if pid.parse::<u32>().is_ok() && !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn eal() -> &'static Eal {
     static EAL: OnceLock<Eal> = OnceLock::new();
     EAL.get_or_init(|| {
+        remove_stale_runtime_dirs();
         let frames: Vec<Vec<u8>> = (0..PCAP_FRAMES)
             .map(|s| frame(PCAP_SEQ0 + s).to_vec())
             .collect();
