@@ -16,7 +16,7 @@
 # real server's access log holds REQUESTS/3 ± 5; fulcrum's per-real-server
 # conns equal the access-log counts exactly and the service's conns equal
 # REQUESTS; no drop reason outside FC_BENIGN_DROPS is non-zero; fulcrum exits
-# 0 on SIGTERM.
+# 0 on SIGTERM; with FC_CAPTURE=1, tshark finds no bad checksum on the wire.
 
 # case_cleanup: stop fulcrum, stop nginx, delete namespaces, DPDK files.
 case_cleanup() {
@@ -29,6 +29,25 @@ case_cleanup() {
 case_fail() {
     CASE_FAILS+=("$1")
     [ "${CASE_VERBOSE:-0}" = 1 ] && fc_say "  FAIL: $1"
+}
+
+# case_wire_check NREQ: stops the capture and has tshark validate every IP
+# and TCP checksum on the wire (what fulcrum rewrote included). Prints how
+# many client SYNs the capture holds, so an empty capture is visible.
+case_wire_check() {
+    local bad syns
+    kill -TERM "$CASE_CAP_PID" 2>/dev/null
+    wait "$CASE_CAP_PID" 2>/dev/null
+    CASE_CAP_PID=
+    if [ ! -s "$RUN/wire.pcapng" ]; then
+        case_fail "wire capture is empty ($(head -c 200 "$RUN/dumpcap.log"))"
+        return
+    fi
+    bad=$(tshark -o ip.check_checksum:TRUE -o tcp.check_checksum:TRUE -r "$RUN/wire.pcapng" \
+        -Y 'ip.checksum.status=="Bad" || tcp.checksum.status=="Bad"' 2>/dev/null)
+    syns=$(tshark -r "$RUN/wire.pcapng" -Y "ip.src==$TOPO_CLIENT && tcp.flags.syn==1 && tcp.flags.ack==0" 2>/dev/null | wc -l)
+    fc_say "wire capture: $syns client SYNs seen on the bridges (>= $1 expected), $(grep -c . <<<"$bad") bad checksums"
+    [ -z "$bad" ] || case_fail "bad IP/TCP checksums on the wire: $(head -n 3 <<<"$bad" | tr -s ' ' | paste -sd'|' -)"
 }
 
 # case_hr TITLE: a header line for people.
@@ -52,9 +71,12 @@ case_run() {
         case_cleanup
         return 1
     fi
+    CASE_CAP_PID=
     if [ "${FC_CAPTURE:-0}" = 1 ]; then
-        # Optional wire capture for post-mortems (killed with the namespace).
-        ip netns exec "${P}sw" dumpcap -q -i brout -i brin -w "$RUN/wire.pcapng" >/dev/null 2>&1 &
+        # Wire capture on both bridges: checked for bad checksums below and
+        # kept for post-mortems. `ip netns exec` execs, so $! is dumpcap.
+        ip netns exec "${P}sw" dumpcap -q -i brout -i brin -w "$RUN/wire.pcapng" >"$RUN/dumpcap.log" 2>&1 &
+        CASE_CAP_PID=$!
         sleep 1
     fi
 
@@ -151,6 +173,7 @@ case_run() {
         case_fail "fulcrum exited with status $FC_STATUS on SIGTERM (expected 0)"
         fc_show_log
     fi
+    [ -n "$CASE_CAP_PID" ] && case_wire_check "$nreq"
     case_cleanup
     [ "${#CASE_FAILS[@]}" = 0 ]
 }

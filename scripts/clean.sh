@@ -9,7 +9,9 @@
 # /dev/hugepages/fz*, and the ./run directory with the runs' logs.
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-RE='^fz[0-9a-f]{5}'
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+RE=$FC_PREFIX_RE
 n=0
 for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "$RE"); do
     pids=$(ip netns pids "$ns" 2>/dev/null)

@@ -44,7 +44,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
     for i in "${!missing[@]}"; do
         if [ "${missing[$i]}" = nginx-light ] && ! apt-cache show nginx-light >/dev/null 2>&1; then
             echo "deps: nginx-light not available here, installing nginx"
-            missing[$i]=nginx
+            missing[i]=nginx
         fi
     done
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections

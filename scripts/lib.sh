@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# Variables here are read by the scripts that source this file.
+# shellcheck disable=SC2034
 # scripts/lib.sh: helpers shared by the demo and the test scripts.
 #
 # Layer: test/ops tooling, outside every crate. Sourced, never executed.
@@ -104,6 +106,7 @@ fc_eal_lcores() {
         FC_LCORE_ARGS=(-l 0-1)
         FC_WORKERS="[1]"
     else
+        # shellcheck disable=SC2054 # one EAL argument with commas
         FC_LCORE_ARGS=(--lcores=0@0,1@1,2@0)
         FC_WORKERS="[1, 2]"
     fi
@@ -208,8 +211,8 @@ fc_stop() {
     [ -n "${FC_PID:-}" ] || return 0
     if kill -0 "$FC_PID" 2>/dev/null; then
         kill -TERM "$FC_PID" 2>/dev/null
-        local i
-        for i in $(seq 50); do
+        local _
+        for _ in $(seq 50); do
             kill -0 "$FC_PID" 2>/dev/null || break
             sleep 0.1
         done

@@ -156,11 +156,11 @@ EOF
 # topo_nginx_stop: stops the real servers' nginx (SIGQUIT = graceful, then
 # SIGKILL of whatever is left in their namespaces).
 topo_nginx_stop() {
-    local n pid i
+    local n pid _
     for n in 1 2 3; do
         pid=$(cat "$RUN/rs$n.pid" 2>/dev/null) || continue
         kill -QUIT "$pid" 2>/dev/null
-        for i in $(seq 30); do
+        for _ in $(seq 30); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
@@ -201,6 +201,7 @@ topo_down() {
 topo_curl_loop() {
     local count=$1 out=$2
     : >"$out"
+    # shellcheck disable=SC2016 # expanded by the inner bash, from its args
     timeout $((count * 5 + 30)) ip netns exec "${P}cl" bash -c '
         for i in $(seq "$1"); do
             if body=$(curl -s -m 5 "http://$2/"); then

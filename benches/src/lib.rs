@@ -289,3 +289,132 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], ScenarioError> {
     }
     Ok(mac)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{NetHeaders, PacketHeaders, TransportHeader};
+
+    fn small() -> Scenario {
+        Scenario {
+            flows: 3,
+            acks_per_flow: 2,
+            frame_len: 60,
+            vip: "10.0.0.100".parse().unwrap(),
+            vport: 80,
+            clients: "172.16.0.0/12".into(),
+            first_client_port: 1024,
+            ports_per_client: 2,
+            dst_mac: "02:00:00:00:00:01".into(),
+            src_mac: "02:00:00:00:00:FE".into(),
+        }
+    }
+
+    /// Decodes one generated frame with etherparse and checks both
+    /// checksums; returns (src ip, src port, dst ip, dst port, syn, ack,
+    /// payload length, IP total length).
+    fn decode(f: &[u8]) -> ([u8; 4], u16, [u8; 4], u16, bool, bool, usize, u16) {
+        let h = PacketHeaders::from_ethernet_slice(f).expect("etherparse parses the frame");
+        let eth = h.link.expect("ethernet header");
+        assert_eq!(eth.destination, [2, 0, 0, 0, 0, 1]);
+        assert_eq!(eth.source, [2, 0, 0, 0, 0, 0xfe]);
+        let Some(NetHeaders::Ipv4(ip, _)) = h.net else { panic!("not IPv4") };
+        assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 header checksum");
+        let Some(TransportHeader::Tcp(tcp)) = h.transport else { panic!("not TCP") };
+        let total = usize::from(ip.total_len);
+        let payload = &f[54..14 + total];
+        assert_eq!(tcp.checksum, tcp.calc_checksum_ipv4(&ip, payload).unwrap(), "TCP checksum");
+        (
+            ip.source,
+            tcp.source_port,
+            ip.destination,
+            tcp.destination_port,
+            tcp.syn,
+            tcp.ack,
+            payload.len(),
+            ip.total_len,
+        )
+    }
+
+    #[test]
+    fn test_scenario_frame_order() {
+        let s = small();
+        s.validate().unwrap();
+        assert_eq!(s.n_frames(), 9);
+        let got: Vec<_> = (0..9).map(|k| decode(&s.frame(k))).collect();
+        // SYNs of flows 0, 1, 2: two ports per client, so flow 2 is on the
+        // second host (network + 2).
+        let flow = |i: usize| match i {
+            0 => ([172, 16, 0, 1], 1024),
+            1 => ([172, 16, 0, 1], 1025),
+            _ => ([172, 16, 0, 2], 1024),
+        };
+        for (k, g) in got.iter().enumerate() {
+            let syn = k < 3;
+            let i = if syn { k } else { (k - 3) % 3 };
+            let (cip, cport) = flow(i);
+            assert_eq!((g.0, g.1, g.2, g.3), (cip, cport, [10, 0, 0, 100], 80), "frame {k}");
+            assert_eq!((g.4, g.5), (syn, !syn), "frame {k} flags");
+            assert_eq!((g.6, g.7), (0, 40), "frame {k} lengths");
+        }
+        for k in 0..9 {
+            assert_eq!(s.frame(k).len(), 60, "frame {k} is a minimum frame");
+        }
+    }
+
+    #[test]
+    fn test_scenario_frame_len_payload() {
+        let mut s = small();
+        s.frame_len = 128;
+        let ack = s.frame(3);
+        assert_eq!(ack.len(), 128);
+        let d = decode(&ack);
+        assert_eq!((d.6, d.7), (74, 114), "extra bytes are TCP payload, not padding");
+        assert_eq!(s.frame(0).len(), 60, "SYNs stay minimum frames");
+    }
+
+    #[test]
+    fn test_scenario_files() {
+        let cases = [
+            (include_str!("../../pktgen-scenarios/nat-established-1k.ron"), 1_000, 32_000),
+            (include_str!("../../pktgen-scenarios/nat-established-100k.ron"), 100_000, 200_000),
+            (include_str!("../../pktgen-scenarios/nat-syn-new.ron"), 200_000, 200_000),
+        ];
+        for (text, flows, frames) in cases {
+            let s = Scenario::from_ron(text).unwrap();
+            assert_eq!((s.flows, s.n_frames()), (flows, frames));
+            assert_eq!(parse_mac(&s.dst_mac).unwrap(), OUT_MAC, "frames must reach fulcrum's pinned MAC");
+            let last = decode(&s.frame(frames - 1));
+            assert_eq!(last.4, s.acks_per_flow == 0, "last frame's SYN flag");
+        }
+    }
+
+    #[test]
+    fn test_scenario_bad_fields() {
+        let text = include_str!("../../pktgen-scenarios/nat-established-1k.ron");
+        let unknown = text.replace("vport: 80,", "vport: 80, vprot: 1,");
+        assert!(matches!(Scenario::from_ron(&unknown), Err(ScenarioError::Parse(_))));
+        let short = text.replace("frame_len: 60", "frame_len: 59");
+        assert!(matches!(Scenario::from_ron(&short), Err(ScenarioError::BadFrameLen(59))));
+        let host_bits = text.replace("172.16.0.0/12", "172.16.0.1/12");
+        assert!(matches!(Scenario::from_ron(&host_bits), Err(ScenarioError::BadClients(_))));
+        let mac = text.replace("02:00:00:00:00:01", "02:00:00:00:01");
+        assert!(matches!(Scenario::from_ron(&mac), Err(ScenarioError::BadMac(_))));
+        let mut s = small();
+        s.clients = "172.16.0.0/30".into(); // 2 hosts x 2 ports = 4 flows
+        s.flows = 5;
+        assert!(matches!(s.validate(), Err(ScenarioError::TooManyFlows { flows: 5, hosts: 2, ports: 2 })));
+        s.flows = 4;
+        s.validate().unwrap();
+        s.first_client_port = 65_535;
+        assert!(matches!(s.validate(), Err(ScenarioError::BadCounts(_))));
+    }
+
+    #[test]
+    fn test_parse_mac() {
+        assert_eq!(parse_mac("02:aB:00:10:ff:09").unwrap(), [2, 0xab, 0, 0x10, 0xff, 9]);
+        for bad in ["", "02:00:00:00:00", "02:00:00:00:00:00:00", "2:00:00:00:00:00", "0g:00:00:00:00:00"] {
+            assert!(parse_mac(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -12,7 +12,9 @@
 #     the service's conns equal REQUESTS;
 #   - no drop counter outside eth_unsupported, eth_not_for_us,
 #     arp_not_for_us, not_for_us is non-zero (all non-zero drops are printed);
-#   - fulcrum exits 0 on SIGTERM.
+#   - fulcrum exits 0 on SIGTERM;
+#   - tshark finds no bad IP or TCP checksum in a capture of both bridges
+#     (FC_CAPTURE=0 turns the capture off).
 # With 2 workers in NAT mode it prints the redirect counters (not asserted).
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
 # exits 1 if any case (or the topology check) failed.
@@ -28,6 +30,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
+# Capture both bridges and have tshark validate every checksum on the wire.
+export FC_CAPTURE=${FC_CAPTURE:-1}
 CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2}
 PASS=0
 FAIL=0

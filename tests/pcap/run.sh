@@ -34,6 +34,7 @@ finish() {
     [ "$FAIL" = 0 ]
     exit
 }
+# shellcheck disable=SC2329 # called by the EXIT trap
 cleanup() {
     fc_stop
     fc_dpdk_cleanup
