@@ -15,7 +15,7 @@
 # (it says which one and how to build it).
 
 FC_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-FC_BIN_DIR=${FC_BIN_DIR:-$FC_ROOT/target/release}
+FC_BIN_DIR=${FC_BIN_DIR:-${CARGO_TARGET_DIR:-$FC_ROOT/target}/release}
 FULCRUM=$FC_BIN_DIR/fulcrum
 FULCRUMCTL=$FC_BIN_DIR/fulcrumctl
 # Debian's interpreter: it has scapy (python3-scapy); a pyenv python3 on PATH

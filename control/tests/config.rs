@@ -244,7 +244,7 @@ fn test_error_multicast_mac() {
 fn test_error_unknown_scheduler() {
     assert_eq!(
         err(&edit("\"wrr\"", "\"wrrr\"")),
-        "fulcrum.ron:24:24: invalid scheduler \"wrrr\": expected one of rr, wrr"
+        "fulcrum.ron:24:24: invalid scheduler \"wrrr\": expected one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos"
     );
 }
 

@@ -404,7 +404,7 @@ impl Core {
                     Err(r) => return Verdict::Drop(r),
                 },
             };
-            return self.forward_in(snap, frame, l3, total_len, ttl, id, flags, now_ms);
+            return self.forward(snap, frame, l3, total_len, ttl, id, flags, Dir::In, now_ms);
         }
 
         // Real server → client: a NAT reply, owned by the client's worker.
@@ -427,7 +427,7 @@ impl Core {
         }
         match self.conns.lookup(&key) {
             Some((id, Dir::Out)) => {
-                self.forward_out(snap, frame, l3, total_len, ttl, id, flags, now_ms)
+                self.forward(snap, frame, l3, total_len, ttl, id, flags, Dir::Out, now_ms)
             }
             _ => Verdict::Drop(DropReason::NotForUs),
         }
@@ -470,12 +470,14 @@ impl Core {
         }
         self.dests.clear();
         for &rid in &service.reals {
-            let (w, s) = match (snap.reals.get(rid as usize), self.reals.get(rid as usize)) {
-                (Some(r), Some(s)) => (r.weight, *s),
-                _ => (0, RealStats::default()),
+            let (w, id, s) = match (snap.reals.get(rid as usize), self.reals.get(rid as usize)) {
+                // The identity hashing schedulers (mh) key on: RIP and port.
+                (Some(r), Some(s)) => (r.weight, (u64::from(r.ip) << 16) | u64::from(r.port), *s),
+                _ => (0, 0, RealStats::default()),
             };
             self.dests.push(Dest {
                 weight: w,
+                id,
                 active_conns: s.active_conns.min(u64::from(u32::MAX)) as u32,
                 inactive_conns: s.inactive_conns.min(u64::from(u32::MAX)) as u32,
             });
@@ -553,7 +555,7 @@ impl Core {
         flags: u8,
         dir: Dir,
         now_ms: u64,
-    ) -> Option<(Conn, u32)> {
+    ) -> Option<Conn> {
         let c = self.conns.get_mut(id)?;
         let old = c.state;
         let new = if c.proto == PROTO_TCP {
@@ -576,11 +578,13 @@ impl Core {
         }
         let timeout = new.timeout_ms(&snap.timeouts);
         self.conns.touch(id, timeout, now_ms);
-        Some((conn, timeout))
+        Some(conn)
     }
 
+    /// Forwards a packet of connection `id` travelling in direction `dir`:
+    /// state update, rewrite for the connection's forwarding method, next hop.
     #[allow(clippy::too_many_arguments)]
-    fn forward_in(
+    fn forward(
         &mut self,
         snap: &Snapshot,
         frame: &mut [u8],
@@ -589,77 +593,69 @@ impl Core {
         ttl: u8,
         id: ConnId,
         flags: u8,
+        dir: Dir,
         now_ms: u64,
     ) -> Verdict {
+        // NAT routes (TTL - 1); DR hands the packet on untouched.
         if ttl <= 1 && self.conns.get(id).is_some_and(|c| c.method == Method::Nat) {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
-        let Some((conn, _)) = self.advance(snap, id, flags, Dir::In, now_ms) else {
+        let Some(conn) = self.advance(snap, id, flags, dir, now_ms) else {
             return Verdict::Drop(DropReason::NotForUs);
         };
-        let Some((out_port, nh)) = snap.route(conn.rip) else {
-            return Verdict::Drop(DropReason::NoRoute);
+        let towards = match dir {
+            Dir::In => conn.rip,
+            Dir::Out => conn.cip,
         };
-        let mac = match self.resolve(snap, out_port, nh, now_ms) {
-            Ok(m) => m,
+        let (out_port, port_mac, mac) = match self.next_hop(snap, towards, now_ms) {
+            Ok(hop) => hop,
             Err(r) => return Verdict::Drop(r),
         };
-        let Some(port) = snap.ports.get(usize::from(out_port)) else {
-            return Verdict::Drop(DropReason::BadPort);
-        };
-        match conn.method {
-            Method::Nat => {
-                let ip = &mut frame[l3..l3 + total_len];
+        let ip = &mut frame[l3..l3 + total_len];
+        match (conn.method, dir) {
+            (Method::Nat, Dir::In) => {
                 xmit::decrement_ttl(ip);
                 xmit::nat::rewrite_inbound(ip, conn.rip, conn.rport);
-                xmit::set_macs(frame, port.mac, mac);
+                xmit::set_macs(frame, port_mac, mac);
             }
-            Method::Dr => xmit::dr::rewrite(frame, port.mac, mac),
+            (Method::Nat, Dir::Out) => {
+                xmit::decrement_ttl(ip);
+                xmit::nat::rewrite_outbound(ip, conn.vip, conn.vport);
+                xmit::set_macs(frame, port_mac, mac);
+            }
+            // A DR connection has no outbound key, so only Dir::In gets here.
+            (Method::Dr, _) => xmit::dr::rewrite(frame, port_mac, mac),
         }
         if let Some(s) = self.reals.get_mut(conn.real as usize) {
-            s.in_pkts += 1;
-            s.in_bytes += total_len as u64;
+            match dir {
+                Dir::In => {
+                    s.in_pkts += 1;
+                    s.in_bytes += total_len as u64;
+                }
+                Dir::Out => {
+                    s.out_pkts += 1;
+                    s.out_bytes += total_len as u64;
+                }
+            }
         }
         Verdict::Tx(out_port)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn forward_out(
+    /// Output port, its MAC and the next hop's MAC for a packet to `dst`
+    /// (host order); a neighbour miss queues an ARP request.
+    fn next_hop(
         &mut self,
         snap: &Snapshot,
-        frame: &mut [u8],
-        l3: usize,
-        total_len: usize,
-        ttl: u8,
-        id: ConnId,
-        flags: u8,
+        dst: u32,
         now_ms: u64,
-    ) -> Verdict {
-        if ttl <= 1 {
-            return Verdict::Drop(DropReason::TtlExceeded);
-        }
-        let Some((conn, _)) = self.advance(snap, id, flags, Dir::Out, now_ms) else {
-            return Verdict::Drop(DropReason::NotForUs);
-        };
-        let Some((out_port, nh)) = snap.route(conn.cip) else {
-            return Verdict::Drop(DropReason::NoRoute);
-        };
-        let mac = match self.resolve(snap, out_port, nh, now_ms) {
-            Ok(m) => m,
-            Err(r) => return Verdict::Drop(r),
-        };
-        let Some(port) = snap.ports.get(usize::from(out_port)) else {
-            return Verdict::Drop(DropReason::BadPort);
-        };
-        let ip = &mut frame[l3..l3 + total_len];
-        xmit::decrement_ttl(ip);
-        xmit::nat::rewrite_outbound(ip, conn.vip, conn.vport);
-        xmit::set_macs(frame, port.mac, mac);
-        if let Some(s) = self.reals.get_mut(conn.real as usize) {
-            s.out_pkts += 1;
-            s.out_bytes += total_len as u64;
-        }
-        Verdict::Tx(out_port)
+    ) -> Result<(u8, [u8; 6], [u8; 6]), DropReason> {
+        let (out_port, nh) = snap.route(dst).ok_or(DropReason::NoRoute)?;
+        let mac = self.resolve(snap, out_port, nh, now_ms)?;
+        let port = snap
+            .ports
+            .get(usize::from(out_port))
+            .ok_or(DropReason::BadPort)?;
+        Ok((out_port, port.mac, mac))
     }
 
     /// Next-hop MAC for `nh` on `port`, or queues an ARP request.
