@@ -23,6 +23,17 @@ pub enum HwError {
     )]
     NoHugepages,
 
+    /// `--huge-dir` names a directory that is not a mounted hugetlbfs; EAL
+    /// would fail to map pages from it with a bare "Permission denied".
+    #[error(
+        "--huge-dir {dir} is not a mounted hugetlbfs: run 'mount -t hugetlbfs none {dir}', \
+         or drop --huge-dir from eal_args, or use \"--no-huge\""
+    )]
+    HugeDirNotHugetlbfs {
+        /// The directory given to `--huge-dir`.
+        dir: String,
+    },
+
     /// `Eal::init` was called a second time in this process. DPDK's EAL can
     /// only be initialised once per process (also after `Eal::cleanup`).
     #[error("DPDK EAL is already initialised in this process (EAL can be initialised only once)")]
@@ -199,6 +210,9 @@ mod tests {
     fn test_every_variant_is_one_line() {
         let all = [
             HwError::NoHugepages,
+            HwError::HugeDirNotHugetlbfs {
+                dir: "/tmp/x".into(),
+            },
             HwError::EalAlreadyInitialised,
             HwError::BadEalArg { arg: "a\0b".into() },
             HwError::BadPortId {

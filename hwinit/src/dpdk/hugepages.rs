@@ -45,14 +45,51 @@ pub fn hugepages_usable(meminfo: &str, mounts: &str) -> bool {
     hugepages_free(meminfo).unwrap_or(0) > 0 && hugetlbfs_mounted(mounts)
 }
 
+/// The directory of EAL's `--huge-dir` option (`--huge-dir=DIR` or
+/// `--huge-dir DIR`), if given.
+pub fn huge_dir(eal_args: &[String]) -> Option<&str> {
+    eal_args.iter().enumerate().find_map(|(i, a)| {
+        if let Some(d) = a.strip_prefix("--huge-dir=") {
+            Some(d)
+        } else if a == "--huge-dir" {
+            eal_args.get(i + 1).map(String::as_str)
+        } else {
+            None
+        }
+    })
+}
+
+/// Whether `/proc/mounts` text has a hugetlbfs mounted exactly at `dir`
+/// (trailing slashes ignored).
+pub fn hugetlbfs_mounted_at(mounts: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    mounts.lines().any(|line| {
+        let mut f = line.split_whitespace();
+        let (_, at, fs) = (f.next(), f.next(), f.next());
+        fs == Some("hugetlbfs") && at.map(|a| a.trim_end_matches('/')) == Some(dir)
+    })
+}
+
 /// The pre-check `Eal::init` runs: if `eal_args` want hugepages, the
-/// `/proc/meminfo` and `/proc/mounts` texts must show them usable.
+/// `/proc/meminfo` and `/proc/mounts` texts must show them usable, and a
+/// `--huge-dir` must be a hugetlbfs mount point.
 ///
 /// # Errors
-/// [`HwError::NoHugepages`] (one line with the remedy) otherwise.
+/// [`HwError::NoHugepages`] or [`HwError::HugeDirNotHugetlbfs`] (one line
+/// with the remedy) otherwise.
 pub fn check(eal_args: &[String], meminfo: &str, mounts: &str) -> Result<(), HwError> {
-    if wants_hugepages(eal_args) && !hugepages_usable(meminfo, mounts) {
+    if !wants_hugepages(eal_args) {
+        return Ok(());
+    }
+    if !hugepages_usable(meminfo, mounts) {
         return Err(HwError::NoHugepages);
+    }
+    if let Some(dir) = huge_dir(eal_args) {
+        if !hugetlbfs_mounted_at(mounts, dir) {
+            return Err(HwError::HugeDirNotHugetlbfs {
+                dir: dir.to_string(),
+            });
+        }
     }
     Ok(())
 }
@@ -87,6 +124,24 @@ mod tests {
     const MOUNTS: &str = "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\n\
         none /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n\
         tmpfs /run tmpfs rw 0 0\n";
+
+    #[test]
+    fn test_huge_dir_must_be_hugetlbfs() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            huge_dir(&args(&["-l", "0", "--huge-dir=/mnt/h"])),
+            Some("/mnt/h")
+        );
+        assert_eq!(huge_dir(&args(&["--huge-dir", "/mnt/h"])), Some("/mnt/h"));
+        assert_eq!(huge_dir(&args(&["-l", "0"])), None);
+        assert!(check(&args(&["--huge-dir=/dev/hugepages/"]), MEMINFO, MOUNTS).is_ok());
+        let e = check(&args(&["--huge-dir=/tmp"]), MEMINFO, MOUNTS).unwrap_err();
+        assert!(matches!(e, HwError::HugeDirNotHugetlbfs { ref dir } if dir == "/tmp"));
+        assert!(e
+            .to_string()
+            .starts_with("--huge-dir /tmp is not a mounted hugetlbfs"));
+        assert!(check(&args(&["--no-huge", "--huge-dir=/tmp"]), MEMINFO, MOUNTS).is_ok());
+    }
 
     #[test]
     fn test_parse_free() {
