@@ -760,6 +760,10 @@ impl Core {
             }
         });
         self.stats.conns_expired += n as u64;
+        // lblc/lblcr age their locality tables; a no-op for the others.
+        for s in &mut self.scheds {
+            s.tick(now_ms);
+        }
         let mut probes: [(u8, u32); 16] = [(0, 0); 16];
         let mut n_probes = 0;
         self.neigh.age(now_ms, |port, ip| {

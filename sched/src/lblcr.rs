@@ -112,7 +112,10 @@ impl Entry {
             let unusable = self
                 .members()
                 .iter()
-                .position(|&j| dests.get(j as usize).map_or(true, |d| d.weight == 0));
+                .position(|&j| match dests.get(j as usize) {
+                    Some(d) => d.weight == 0,
+                    None => true,
+                });
             match unusable.or_else(|| self.max_pos(dests)) {
                 Some(k) => self.remove_at(k),
                 None => self.remove_at(0),

@@ -1,7 +1,7 @@
 //! `lc`: least connections, as `net/netfilter/ipvs/ip_vs_lc.c`.
 //!
 //! Picks the usable server (weight above 0) with the smallest
-//! [`conn_overhead`](crate::conn_overhead) `activeconns · 256 + inactconns`,
+//! [`conn_overhead`] `activeconns · 256 + inactconns`,
 //! ignoring weights otherwise. Ties go to the first in list order, because
 //! IPVS only replaces its candidate on a strictly smaller overhead.
 //! Stateless: the answer depends only on the counts passed in.
@@ -20,8 +20,9 @@ impl Scheduler for LeastConn {
                 continue;
             }
             let oh = conn_overhead(d);
-            if least.map_or(true, |(_, loh)| oh < loh) {
-                least = Some((i, oh));
+            match least {
+                Some((_, loh)) if oh >= loh => {}
+                _ => least = Some((i, oh)),
             }
         }
         least.map(|(i, _)| i)

@@ -39,6 +39,8 @@ pub const NO_SERVER: u16 = u16::MAX;
 /// The caller validating an `mh` table size should also check M ≥ 100·N
 /// (Maglev §3.4: then shares differ by under ~1%); that needs N, which only
 /// the config knows.
+// `u64::is_multiple_of` needs Rust 1.87; the workspace MSRV is 1.75.
+#[allow(clippy::manual_is_multiple_of)]
 pub fn is_prime(n: u64) -> bool {
     if n < 2 {
         return false;

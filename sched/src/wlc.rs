@@ -2,7 +2,7 @@
 //! (the IPVS default scheduler).
 //!
 //! Picks the usable server minimising `overhead / weight`, where overhead is
-//! [`conn_overhead`](crate::conn_overhead). As IPVS does, the quotients are
+//! [`conn_overhead`]. As IPVS does, the quotients are
 //! compared by cross-multiplying in 64 bits (`loh · dw > doh · lw`) so there
 //! is no division and no rounding; the candidate changes only on a strictly
 //! better ratio, so ties go to the first in list order. Stateless.
