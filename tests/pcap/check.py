@@ -67,7 +67,7 @@ def split(frames_out, name):
 
 def tshark_bad_rows(path):
     cmd = ["tshark", "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-r", path,
-           "-Y", 'ip.checksum.status=="Bad" || tcp.checksum.status=="Bad"']
+           "-Y", 'ip.checksum.status=="Bad" || (tcp.checksum.status=="Bad" && !(tcp.checksum==0xffff && tcp.checksum_calculated==0x0000))']
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     if p.returncode != 0:
         return None, p.stderr.strip()
