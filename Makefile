@@ -5,6 +5,7 @@
 #   make build       release binaries: target/release/fulcrum, fulcrumctl
 #   make test        deps + build + cargo test + startup, pcap and e2e tests
 #   make demo        deps + build + hugepages + NAT and DR demo in namespaces
+#   make bench       build + hugepages + pipeline benchmark vs testpmd + criterion (BENCHMARKS.md)
 #   make clean       cargo clean + leftovers of crashed demo/test runs
 #
 # Single suites (after `make build`): make startup-test, pcap-test, e2e-test,
@@ -13,7 +14,7 @@
 SHELL := /bin/bash
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
 
-.PHONY: all deps hugepages build test demo clean startup-test pcap-test e2e-test topo-check
+.PHONY: all deps hugepages build test demo bench clean startup-test pcap-test e2e-test topo-check
 
 all: build
 
@@ -31,6 +32,10 @@ test:
 
 demo: deps build hugepages
 	@bash scripts/demo.sh
+
+bench: deps build hugepages
+	@PERF=1 bash benches/pipeline.sh
+	$(CARGO) bench -p fulcrum-benches --bench process -- --warm-up-time 1 --measurement-time 3
 
 startup-test:
 	@bash tests/startup/run.sh

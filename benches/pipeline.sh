@@ -37,8 +37,10 @@
 # one run are the result; absolute numbers on 2 shared vCPUs are noise-prone.
 #
 # Output: a table on stdout, and the same in markdown in $RUN/results.md
-# (RUN is printed). PERF=1 adds a `perf record` profile of one extra
-# fulcrum NAT run on the 1k scenario (top symbols in $RUN/perf-top.txt).
+# (RUN=/tmp/fulcrum-bench/<prefix>, printed; not ./run, which `make clean`
+# removes while other people's runs are going on). PERF=1 adds a
+# `perf record -e cpu-clock -g` profile of one extra fulcrum NAT run on the
+# 1k scenario (top symbols in $RUN/perf-top.txt).
 # Every process is bounded by `timeout`; the EXIT trap kills what is left
 # and removes /dev/hugepages/<prefix>* and /var/run/dpdk/<prefix>.
 #
@@ -347,7 +349,9 @@ done
 if [ "$NOHUGE_COMPARE" = 1 ]; then
     run_scenario nat-established-1k nohuge
 fi
-if [ "$PERF" = 1 ]; then
+if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then
+    fc_say "-- profile skipped: perf is not installed (apt-get install -y linux-perf)"
+elif [ "$PERF" = 1 ]; then
     fc_say "-- profile: fulcrum NAT, nat-established-1k, $MAIN_MEM"
     pcap=$RUN/nat-established-1k.pcap
     [ -f "$pcap" ] || "$MKPCAP" "$ROOT/pktgen-scenarios/nat-established-1k.ron" "$pcap" >/dev/null
@@ -359,11 +363,21 @@ if [ "$PERF" = 1 ]; then
         grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -n 15 >"$RUN/perf-top.txt"
     perf report -i "$RUN/perf-perf.data" --stdio --no-children --sort dso 2>/dev/null |
         grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -n 8 >"$RUN/perf-dso.txt"
-    sed 's/^/   /' "$RUN/perf-top.txt"
+    if [ -s "$RUN/perf-top.txt" ]; then
+        sed 's/^/   /' "$RUN/perf-top.txt"
+    else
+        fc_say "   perf recorded nothing (see $RUN/perf-record.log); on a VM without"
+        fc_say "   perf events use valgrind --tool=callgrind on the criterion bench"
+    fi
 fi
 
 # --- report ---------------------------------------------------------------
 {
+    echo "Run $P, $(date -u '+%Y-%m-%d %H:%M UTC'), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" \
+        "(working tree $(git -C "$ROOT" status --porcelain 2>/dev/null | grep -c . ) changed files)," \
+        "fulcrum built $(stat -c %y "$FULCRUM" | cut -d. -f1), window ${WINDOW_S} s after ${WARMUP_S} s warm-up," \
+        "conn_table_size ${CONN_TABLE_SIZE:-1048576}."
+    echo
     echo "| scenario | memory | testpmd macswap Mpps | fulcrum NAT Mpps | NAT / testpmd | fulcrum DR Mpps | DR / testpmd | other fulcrum running |"
     echo "|---|---|---:|---:|---:|---:|---:|---|"
     for r in "${ROWS[@]}"; do echo "| ${r//|/ | } |"; done

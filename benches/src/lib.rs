@@ -21,17 +21,51 @@ pub const VIP: u32 = 0x0a00_0064;
 /// 10.0.0.254. One arm keeps in-memory replay buffers recycling on one queue.
 pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
     let mut local = HashMap::new();
-    local.insert(0x0a00_0001, LocalAddr { kind: LocalKind::Dip, arp_ports: 1 });
-    local.insert(0x0a01_0001, LocalAddr { kind: LocalKind::Dip, arp_ports: 1 });
-    local.insert(VIP, LocalAddr { kind: LocalKind::Vip, arp_ports: 1 });
-    let key = ServiceKey { vip: VIP, vport: 80, proto: Proto::Tcp };
+    local.insert(
+        0x0a00_0001,
+        LocalAddr {
+            kind: LocalKind::Dip,
+            arp_ports: 1,
+        },
+    );
+    local.insert(
+        0x0a01_0001,
+        LocalAddr {
+            kind: LocalKind::Dip,
+            arp_ports: 1,
+        },
+    );
+    local.insert(
+        VIP,
+        LocalAddr {
+            kind: LocalKind::Vip,
+            arp_ports: 1,
+        },
+    );
+    let key = ServiceKey {
+        vip: VIP,
+        vport: 80,
+        proto: Proto::Tcp,
+    };
     let mut service_index = HashMap::new();
     service_index.insert(key, 0);
-    let mut reals = vec![RealServer { ip: 0, port: 0, weight: 0, method, service: 0 }];
+    let mut reals = vec![RealServer {
+        ip: 0,
+        port: 0,
+        weight: 0,
+        method,
+        service: 0,
+    }];
     let mut static_neighbours = vec![(0u8, 0x0a00_00fe, [0x02, 0xfe, 0, 0, 0, 0xfe])];
     for i in 0..n_reals {
         let ip = 0x0a01_000b + i;
-        reals.push(RealServer { ip, port: 80, weight: 1, method, service: 0 });
+        reals.push(RealServer {
+            ip,
+            port: 80,
+            weight: 1,
+            method,
+            service: 0,
+        });
         static_neighbours.push((0, ip, [0x02, 0xaa, 0, 0, (i >> 8) as u8, i as u8]));
     }
     Snapshot {
@@ -40,18 +74,52 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
             name: "lan".into(),
             mac: OUT_MAC,
             addrs: vec![
-                (0x0a00_0001, Prefix { addr: 0x0a00_0000, len: 24 }),
-                (0x0a01_0001, Prefix { addr: 0x0a01_0000, len: 16 }),
+                (
+                    0x0a00_0001,
+                    Prefix {
+                        addr: 0x0a00_0000,
+                        len: 24,
+                    },
+                ),
+                (
+                    0x0a01_0001,
+                    Prefix {
+                        addr: 0x0a01_0000,
+                        len: 16,
+                    },
+                ),
             ],
         }],
         routes: vec![
-            Route { dst: Prefix { addr: 0x0a00_0000, len: 24 }, port: 0, via: None },
-            Route { dst: Prefix { addr: 0x0a01_0000, len: 16 }, port: 0, via: None },
-            Route { dst: Prefix { addr: 0, len: 0 }, port: 0, via: Some(0x0a00_00fe) },
+            Route {
+                dst: Prefix {
+                    addr: 0x0a00_0000,
+                    len: 24,
+                },
+                port: 0,
+                via: None,
+            },
+            Route {
+                dst: Prefix {
+                    addr: 0x0a01_0000,
+                    len: 16,
+                },
+                port: 0,
+                via: None,
+            },
+            Route {
+                dst: Prefix { addr: 0, len: 0 },
+                port: 0,
+                via: Some(0x0a00_00fe),
+            },
         ],
         static_neighbours,
         local,
-        services: vec![Service { key, scheduler: sched::SchedKind::Rr, reals: (1..=n_reals).collect() }],
+        services: vec![Service {
+            key,
+            scheduler: sched::SchedKind::Rr,
+            reals: (1..=n_reals).collect(),
+        }],
         service_index,
         reals,
         timeouts: Timeouts::default(),
@@ -87,7 +155,9 @@ pub enum ScenarioError {
     #[error("scenario: {0}")]
     Parse(#[from] ron::error::SpannedError),
     /// `clients` is not `a.b.c.d/len` with len 0..=30 and zero host bits.
-    #[error("scenario: invalid clients prefix {0:?}: expected a.b.c.d/len, len 0..=30, host bits zero")]
+    #[error(
+        "scenario: invalid clients prefix {0:?}: expected a.b.c.d/len, len 0..=30, host bits zero"
+    )]
     BadClients(String),
     /// A MAC string is not six `:`-separated hex bytes.
     #[error("scenario: invalid MAC {0:?}: expected six hex bytes like 02:00:00:00:00:01")]
@@ -177,17 +247,27 @@ impl Scenario {
             return Err(ScenarioError::BadCounts("flows must be at least 1"));
         }
         if self.ports_per_client == 0 {
-            return Err(ScenarioError::BadCounts("ports_per_client must be at least 1"));
+            return Err(ScenarioError::BadCounts(
+                "ports_per_client must be at least 1",
+            ));
         }
         if u32::from(self.first_client_port) + u32::from(self.ports_per_client) - 1 > 65_535 {
-            return Err(ScenarioError::BadCounts("first_client_port + ports_per_client - 1 exceeds 65535"));
+            return Err(ScenarioError::BadCounts(
+                "first_client_port + ports_per_client - 1 exceeds 65535",
+            ));
         }
         if self.first_client_port == 0 {
-            return Err(ScenarioError::BadCounts("first_client_port must be at least 1"));
+            return Err(ScenarioError::BadCounts(
+                "first_client_port must be at least 1",
+            ));
         }
         let hosts = (1u64 << (32 - len)) - 2;
         if u64::from(self.flows) > hosts * u64::from(self.ports_per_client) {
-            return Err(ScenarioError::TooManyFlows { flows: self.flows, hosts, ports: self.ports_per_client });
+            return Err(ScenarioError::TooManyFlows {
+                flows: self.flows,
+                hosts,
+                ports: self.ports_per_client,
+            });
         }
         Ok(())
     }
@@ -227,7 +307,10 @@ impl Scenario {
         let (net, _) = self.clients_prefix().expect("validated scenario");
         let ppc = u32::from(self.ports_per_client);
         let host = net + 1 + i / ppc;
-        (host.to_be_bytes(), self.first_client_port + (i % ppc) as u16)
+        (
+            host.to_be_bytes(),
+            self.first_client_port + (i % ppc) as u16,
+        )
     }
 
     /// Frame `k` of one pass (see the type docs for the order): a SYN for
@@ -237,7 +320,11 @@ impl Scenario {
     /// # Panics
     /// If the scenario does not validate or `k >= n_frames()`.
     pub fn frame(&self, k: u64) -> Vec<u8> {
-        assert!(k < self.n_frames(), "frame {k} out of 0..{}", self.n_frames());
+        assert!(
+            k < self.n_frames(),
+            "frame {k} out of 0..{}",
+            self.n_frames()
+        );
         let flows = u64::from(self.flows);
         let syn = k < flows;
         let flow = if syn { k } else { (k - flows) % flows } as u32;
@@ -258,7 +345,11 @@ impl Scenario {
             // Up to the 60-byte minimum the tail is Ethernet padding (IEEE
             // 802.3 §4.2.3.3); longer frames carry TCP payload instead, so
             // the IP length always covers every byte after the padding.
-            let payload_len = if self.frame_len > 60 { usize::from(self.frame_len) - 54 } else { 0 };
+            let payload_len = if self.frame_len > 60 {
+                usize::from(self.frame_len) - 54
+            } else {
+                0
+            };
             let payload = vec![0u8; payload_len];
             b.tcp(cport, self.vport, SCENARIO_CLIENT_ISN + 1, 65_535)
                 .ack(1)
@@ -278,7 +369,9 @@ pub fn parse_mac(s: &str) -> Result<[u8; 6], ScenarioError> {
     let mut mac = [0u8; 6];
     let mut parts = s.split(':');
     for b in &mut mac {
-        let p = parts.next().ok_or_else(|| ScenarioError::BadMac(s.into()))?;
+        let p = parts
+            .next()
+            .ok_or_else(|| ScenarioError::BadMac(s.into()))?;
         if p.len() != 2 {
             return Err(ScenarioError::BadMac(s.into()));
         }
@@ -318,12 +411,24 @@ mod tests {
         let eth = h.link.expect("ethernet header");
         assert_eq!(eth.destination, [2, 0, 0, 0, 0, 1]);
         assert_eq!(eth.source, [2, 0, 0, 0, 0, 0xfe]);
-        let Some(NetHeaders::Ipv4(ip, _)) = h.net else { panic!("not IPv4") };
-        assert_eq!(ip.header_checksum, ip.calc_header_checksum(), "IPv4 header checksum");
-        let Some(TransportHeader::Tcp(tcp)) = h.transport else { panic!("not TCP") };
+        let Some(NetHeaders::Ipv4(ip, _)) = h.net else {
+            panic!("not IPv4")
+        };
+        assert_eq!(
+            ip.header_checksum,
+            ip.calc_header_checksum(),
+            "IPv4 header checksum"
+        );
+        let Some(TransportHeader::Tcp(tcp)) = h.transport else {
+            panic!("not TCP")
+        };
         let total = usize::from(ip.total_len);
         let payload = &f[54..14 + total];
-        assert_eq!(tcp.checksum, tcp.calc_checksum_ipv4(&ip, payload).unwrap(), "TCP checksum");
+        assert_eq!(
+            tcp.checksum,
+            tcp.calc_checksum_ipv4(&ip, payload).unwrap(),
+            "TCP checksum"
+        );
         (
             ip.source,
             tcp.source_port,
@@ -353,7 +458,11 @@ mod tests {
             let syn = k < 3;
             let i = if syn { k } else { (k - 3) % 3 };
             let (cip, cport) = flow(i);
-            assert_eq!((g.0, g.1, g.2, g.3), (cip, cport, [10, 0, 0, 100], 80), "frame {k}");
+            assert_eq!(
+                (g.0, g.1, g.2, g.3),
+                (cip, cport, [10, 0, 0, 100], 80),
+                "frame {k}"
+            );
             assert_eq!((g.4, g.5), (syn, !syn), "frame {k} flags");
             assert_eq!((g.6, g.7), (0, 40), "frame {k} lengths");
         }
@@ -369,21 +478,41 @@ mod tests {
         let ack = s.frame(3);
         assert_eq!(ack.len(), 128);
         let d = decode(&ack);
-        assert_eq!((d.6, d.7), (74, 114), "extra bytes are TCP payload, not padding");
+        assert_eq!(
+            (d.6, d.7),
+            (74, 114),
+            "extra bytes are TCP payload, not padding"
+        );
         assert_eq!(s.frame(0).len(), 60, "SYNs stay minimum frames");
     }
 
     #[test]
     fn test_scenario_files() {
         let cases = [
-            (include_str!("../../pktgen-scenarios/nat-established-1k.ron"), 1_000, 32_000),
-            (include_str!("../../pktgen-scenarios/nat-established-100k.ron"), 100_000, 200_000),
-            (include_str!("../../pktgen-scenarios/nat-syn-new.ron"), 200_000, 200_000),
+            (
+                include_str!("../../pktgen-scenarios/nat-established-1k.ron"),
+                1_000,
+                32_000,
+            ),
+            (
+                include_str!("../../pktgen-scenarios/nat-established-100k.ron"),
+                100_000,
+                200_000,
+            ),
+            (
+                include_str!("../../pktgen-scenarios/nat-syn-new.ron"),
+                200_000,
+                200_000,
+            ),
         ];
         for (text, flows, frames) in cases {
             let s = Scenario::from_ron(text).unwrap();
             assert_eq!((s.flows, s.n_frames()), (flows, frames));
-            assert_eq!(parse_mac(&s.dst_mac).unwrap(), OUT_MAC, "frames must reach fulcrum's pinned MAC");
+            assert_eq!(
+                parse_mac(&s.dst_mac).unwrap(),
+                OUT_MAC,
+                "frames must reach fulcrum's pinned MAC"
+            );
             let last = decode(&s.frame(frames - 1));
             assert_eq!(last.4, s.acks_per_flow == 0, "last frame's SYN flag");
         }
@@ -393,17 +522,36 @@ mod tests {
     fn test_scenario_bad_fields() {
         let text = include_str!("../../pktgen-scenarios/nat-established-1k.ron");
         let unknown = text.replace("vport: 80,", "vport: 80, vprot: 1,");
-        assert!(matches!(Scenario::from_ron(&unknown), Err(ScenarioError::Parse(_))));
+        assert!(matches!(
+            Scenario::from_ron(&unknown),
+            Err(ScenarioError::Parse(_))
+        ));
         let short = text.replace("frame_len: 60", "frame_len: 59");
-        assert!(matches!(Scenario::from_ron(&short), Err(ScenarioError::BadFrameLen(59))));
+        assert!(matches!(
+            Scenario::from_ron(&short),
+            Err(ScenarioError::BadFrameLen(59))
+        ));
         let host_bits = text.replace("172.16.0.0/12", "172.16.0.1/12");
-        assert!(matches!(Scenario::from_ron(&host_bits), Err(ScenarioError::BadClients(_))));
+        assert!(matches!(
+            Scenario::from_ron(&host_bits),
+            Err(ScenarioError::BadClients(_))
+        ));
         let mac = text.replace("02:00:00:00:00:01", "02:00:00:00:01");
-        assert!(matches!(Scenario::from_ron(&mac), Err(ScenarioError::BadMac(_))));
+        assert!(matches!(
+            Scenario::from_ron(&mac),
+            Err(ScenarioError::BadMac(_))
+        ));
         let mut s = small();
         s.clients = "172.16.0.0/30".into(); // 2 hosts x 2 ports = 4 flows
         s.flows = 5;
-        assert!(matches!(s.validate(), Err(ScenarioError::TooManyFlows { flows: 5, hosts: 2, ports: 2 })));
+        assert!(matches!(
+            s.validate(),
+            Err(ScenarioError::TooManyFlows {
+                flows: 5,
+                hosts: 2,
+                ports: 2
+            })
+        ));
         s.flows = 4;
         s.validate().unwrap();
         s.first_client_port = 65_535;
@@ -412,8 +560,17 @@ mod tests {
 
     #[test]
     fn test_parse_mac() {
-        assert_eq!(parse_mac("02:aB:00:10:ff:09").unwrap(), [2, 0xab, 0, 0x10, 0xff, 9]);
-        for bad in ["", "02:00:00:00:00", "02:00:00:00:00:00:00", "2:00:00:00:00:00", "0g:00:00:00:00:00"] {
+        assert_eq!(
+            parse_mac("02:aB:00:10:ff:09").unwrap(),
+            [2, 0xab, 0, 0x10, 0xff, 9]
+        );
+        for bad in [
+            "",
+            "02:00:00:00:00",
+            "02:00:00:00:00:00:00",
+            "2:00:00:00:00:00",
+            "0g:00:00:00:00:00",
+        ] {
             assert!(parse_mac(bad).is_err(), "{bad:?}");
         }
     }

@@ -380,13 +380,16 @@ impl Core {
         let l4proto = Proto::from_number(proto);
         let is_vip = local == Some(LocalKind::Vip);
 
-        // Client → VIP.
+        // Client → VIP. The connection is looked up before the service, as
+        // IPVS does: an established flow never pays the service lookup.
         if is_vip {
-            let Some(svc) = l4proto.and_then(|p| snap.service(dst, dport, p)) else {
-                return Verdict::Drop(DropReason::NoService);
-            };
+            let service = |snap: &Snapshot| l4proto.and_then(|p| snap.service(dst, dport, p));
             let o = owner(src, sport, self.n_workers);
             if o != self.id && !redirected {
+                // Junk for a port without a service stays on this worker.
+                if service(snap).is_none() {
+                    return Verdict::Drop(DropReason::NoService);
+                }
                 self.stats.redirects_out += 1;
                 return Verdict::Redirect(o);
             }
@@ -399,10 +402,15 @@ impl Core {
             };
             let id = match self.conns.lookup(&key) {
                 Some((id, _)) => id,
-                None => match self.new_conn(snap, svc, &key, flags, ttl, now_ms) {
-                    Ok(id) => id,
-                    Err(r) => return Verdict::Drop(r),
-                },
+                None => {
+                    let Some(svc) = service(snap) else {
+                        return Verdict::Drop(DropReason::NoService);
+                    };
+                    match self.new_conn(snap, svc, &key, flags, ttl, now_ms) {
+                        Ok(id) => id,
+                        Err(r) => return Verdict::Drop(r),
+                    }
+                }
             };
             return self.forward(snap, frame, l3, total_len, ttl, id, flags, Dir::In, now_ms);
         }

@@ -27,7 +27,8 @@ use pcap_file::pcap::{PcapPacket, PcapWriter};
 /// File creation or write failures, with the path in the message.
 fn write_pcap(scenario: &Scenario, out: &Path) -> Result<u64> {
     let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut w = PcapWriter::new(BufWriter::new(file)).with_context(|| format!("writing {}", out.display()))?;
+    let mut w = PcapWriter::new(BufWriter::new(file))
+        .with_context(|| format!("writing {}", out.display()))?;
     let n = scenario.n_frames();
     for k in 0..n {
         let frame = scenario.frame(k);
@@ -36,7 +37,9 @@ fn write_pcap(scenario: &Scenario, out: &Path) -> Result<u64> {
             .with_context(|| format!("writing frame {k} to {}", out.display()))?;
     }
     let mut inner = w.into_writer();
-    inner.flush().with_context(|| format!("flushing {}", out.display()))?;
+    inner
+        .flush()
+        .with_context(|| format!("flushing {}", out.display()))?;
     Ok(n)
 }
 
@@ -45,7 +48,8 @@ fn main() -> Result<()> {
     let [scenario_path, out_path] = args.as_slice() else {
         bail!("usage: fulcrum-mkpcap SCENARIO.ron OUT.pcap");
     };
-    let text = std::fs::read_to_string(scenario_path).with_context(|| format!("reading {scenario_path}"))?;
+    let text = std::fs::read_to_string(scenario_path)
+        .with_context(|| format!("reading {scenario_path}"))?;
     let scenario = Scenario::from_ron(&text).with_context(|| format!("in {scenario_path}"))?;
     let n = write_pcap(&scenario, Path::new(out_path))?;
     println!("frames: {n}");

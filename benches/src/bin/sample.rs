@@ -52,7 +52,8 @@ struct Counters {
 const MAX_REPLY_BYTES: u64 = 16 * 1024 * 1024;
 
 fn query(socket: &Path) -> Result<Counters> {
-    let mut s = UnixStream::connect(socket).with_context(|| format!("connecting to {}", socket.display()))?;
+    let mut s = UnixStream::connect(socket)
+        .with_context(|| format!("connecting to {}", socket.display()))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
     s.write_all(b"{\"cmd\":\"status\"}\n")?;
@@ -63,12 +64,20 @@ fn query(socket: &Path) -> Result<Counters> {
     if let Some(e) = doc.get("error") {
         bail!("fulcrum answered an error: {e}");
     }
-    let workers =
-        doc.get("workers").and_then(Value::as_array).ok_or_else(|| anyhow!("status JSON: no 'workers' list"))?;
-    let mut c = Counters { at: Some(at), ..Counters::default() };
+    let workers = doc
+        .get("workers")
+        .and_then(Value::as_array)
+        .ok_or_else(|| anyhow!("status JSON: no 'workers' list"))?;
+    let mut c = Counters {
+        at: Some(at),
+        ..Counters::default()
+    };
     for (i, w) in workers.iter().enumerate() {
-        let num =
-            |k: &str| w.get(k).and_then(Value::as_u64).ok_or_else(|| anyhow!("status JSON: workers[{i}].{k} missing"));
+        let num = |k: &str| {
+            w.get(k)
+                .and_then(Value::as_u64)
+                .ok_or_else(|| anyhow!("status JSON: workers[{i}].{k} missing"))
+        };
         c.rx_pkts += num("rx_pkts")?;
         c.tx_pkts += num("tx_pkts")?;
         c.conns_created += num("conns_created")?;
@@ -77,7 +86,9 @@ fn query(socket: &Path) -> Result<Counters> {
             .and_then(Value::as_object)
             .ok_or_else(|| anyhow!("status JSON: workers[{i}].drops missing"))?;
         for (reason, n) in drops {
-            let n = n.as_u64().ok_or_else(|| anyhow!("status JSON: drops.{reason} is not a count"))?;
+            let n = n
+                .as_u64()
+                .ok_or_else(|| anyhow!("status JSON: drops.{reason} is not a count"))?;
             *c.drops.entry(reason.clone()).or_insert(0) += n;
         }
     }
@@ -85,7 +96,9 @@ fn query(socket: &Path) -> Result<Counters> {
 }
 
 fn secs_arg(s: &str, what: &str) -> Result<f64> {
-    let v: f64 = s.parse().with_context(|| format!("{what}: not a number: {s}"))?;
+    let v: f64 = s
+        .parse()
+        .with_context(|| format!("{what}: not a number: {s}"))?;
     if !(v.is_finite() && v >= 0.0) {
         bail!("{what}: must be a finite number >= 0, got {s}");
     }
@@ -100,7 +113,9 @@ fn cmd_wait(socket: &Path, limit_s: f64) -> Result<()> {
                 println!("ready_after_s={:.3}", t0.elapsed().as_secs_f64());
                 return Ok(());
             }
-            Err(e) if t0.elapsed().as_secs_f64() >= limit_s => return Err(e.context("fulcrum never answered")),
+            Err(e) if t0.elapsed().as_secs_f64() >= limit_s => {
+                return Err(e.context("fulcrum never answered"))
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
@@ -111,7 +126,10 @@ fn cmd_window(socket: &Path, warmup_s: f64, window_s: f64) -> Result<()> {
     let a = query(socket)?;
     std::thread::sleep(Duration::from_secs_f64(window_s));
     let b = query(socket)?;
-    let dt = b.at.zip(a.at).map(|(b, a)| (b - a).as_secs_f64()).unwrap_or(0.0);
+    let dt =
+        b.at.zip(a.at)
+            .map(|(b, a)| (b - a).as_secs_f64())
+            .unwrap_or(0.0);
     if dt <= 0.0 {
         bail!("window of {dt} s: clock did not advance");
     }
@@ -178,15 +196,21 @@ fn cmd_first_pass(socket: &Path, flows: u64, interval_ms: u64, timeout_s: f64) -
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: fulcrum-sample SOCKET (wait SECONDS | window WARMUP_S WINDOW_S | first-pass FLOWS INTERVAL_MS TIMEOUT_S)";
-    let (Some(socket), Some(cmd)) = (args.first(), args.get(1)) else { bail!(usage) };
+    let (Some(socket), Some(cmd)) = (args.first(), args.get(1)) else {
+        bail!(usage)
+    };
     let socket = Path::new(socket);
     match (cmd.as_str(), &args[2..]) {
         ("wait", [s]) => cmd_wait(socket, secs_arg(s, "SECONDS")?),
-        ("window", [w, n]) => cmd_window(socket, secs_arg(w, "WARMUP_S")?, secs_arg(n, "WINDOW_S")?),
+        ("window", [w, n]) => {
+            cmd_window(socket, secs_arg(w, "WARMUP_S")?, secs_arg(n, "WINDOW_S")?)
+        }
         ("first-pass", [f, i, t]) => cmd_first_pass(
             socket,
-            f.parse().with_context(|| format!("FLOWS: not a count: {f}"))?,
-            i.parse().with_context(|| format!("INTERVAL_MS: not a count: {i}"))?,
+            f.parse()
+                .with_context(|| format!("FLOWS: not a count: {f}"))?,
+            i.parse()
+                .with_context(|| format!("INTERVAL_MS: not a count: {i}"))?,
             secs_arg(t, "TIMEOUT_S")?,
         ),
         _ => bail!(usage),
@@ -208,7 +232,11 @@ mod tests {
 
     /// Serves `replies` one per connection, checking each request line.
     fn fake_admin(replies: Vec<String>) -> (std::path::PathBuf, std::thread::JoinHandle<()>) {
-        let dir = std::env::temp_dir().join(format!("fulcrum-sample-test-{}-{}", std::process::id(), replies.len()));
+        let dir = std::env::temp_dir().join(format!(
+            "fulcrum-sample-test-{}-{}",
+            std::process::id(),
+            replies.len()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("s.sock");
         let _ = std::fs::remove_file(&path);
