@@ -18,18 +18,7 @@ pub(crate) fn sed_overhead(d: &Dest) -> u64 {
 /// The `sed` choice, shared with `nq` (which adds an idle-server shortcut).
 /// `None` if no weight is above 0.
 pub(crate) fn sed_pick(dests: &[Dest]) -> Option<usize> {
-    let mut least: Option<(usize, u64, u64)> = None;
-    for (i, d) in dests.iter().enumerate() {
-        if d.weight == 0 {
-            continue;
-        }
-        let (doh, dw) = (sed_overhead(d), u64::from(d.weight));
-        match least {
-            Some((_, loh, lw)) if loh * dw <= doh * lw => {}
-            _ => least = Some((i, doh, dw)),
-        }
-    }
-    least.map(|(i, _, _)| i)
+    crate::wlc::least_per_weight(dests, sed_overhead)
 }
 
 /// Shortest-expected-delay scheduler (no state).

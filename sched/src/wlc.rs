@@ -15,12 +15,20 @@ use crate::{conn_overhead, Dest, FlowInfo, Scheduler};
 /// Returns the index of the usable server with the least overhead per unit
 /// of weight, ties to the first; `None` if no weight is above 0.
 pub fn wlc_pick(dests: &[Dest]) -> Option<usize> {
+    least_per_weight(dests, conn_overhead)
+}
+
+/// The usable server (weight > 0) minimising `overhead(d) / weight`, ties to
+/// the first; the loop shared by `wlc` and `sed`, which differ only in the
+/// overhead they weigh. Quotients are compared by cross-multiplying in 64
+/// bits, as IPVS does, so there is no division and no rounding.
+pub(crate) fn least_per_weight(dests: &[Dest], overhead: impl Fn(&Dest) -> u64) -> Option<usize> {
     let mut least: Option<(usize, u64, u64)> = None;
     for (i, d) in dests.iter().enumerate() {
         if d.weight == 0 {
             continue;
         }
-        let (doh, dw) = (conn_overhead(d), u64::from(d.weight));
+        let (doh, dw) = (overhead(d), u64::from(d.weight));
         match least {
             // loh/lw > doh/dw  ⇔  loh·dw > doh·lw  (lw, dw > 0).
             Some((_, loh, lw)) if loh * dw <= doh * lw => {}
