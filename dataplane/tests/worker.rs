@@ -12,117 +12,18 @@ use dataplane::snapshot::*;
 use dataplane::stats::{DropReason, SharedStats};
 use dataplane::worker::{LoopConf, Mesh, Worker};
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
-use hashbrown::HashMap;
 use hwinit::mem::{MemBuf, MemQueue};
 
-const OUT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const IN_MAC: [u8; 6] = [2, 0, 0, 0, 1, 1];
-const CLIENT_MAC: [u8; 6] = [2, 0xcc, 0, 0, 0, 2];
-const RS_MAC: [u8; 6] = [2, 0xaa, 0, 0, 0, 0x0b];
-const CIP: [u8; 4] = [10, 0, 0, 2];
-const VIP: [u8; 4] = [10, 0, 0, 100];
-const RIP: [u8; 4] = [10, 1, 0, 11];
+mod common;
+use common::*;
 
+/// The shared two-port director, with only the client's MAC known: the
+/// workers must resolve the real servers themselves.
 fn snapshot() -> Snapshot {
-    let mut local = HashMap::new();
-    local.insert(
-        0x0a00_0001,
-        LocalAddr {
-            kind: LocalKind::Dip,
-            arp_ports: 1,
-        },
-    );
-    local.insert(
-        0x0a01_0001,
-        LocalAddr {
-            kind: LocalKind::Dip,
-            arp_ports: 2,
-        },
-    );
-    local.insert(
-        u32::from_be_bytes(VIP),
-        LocalAddr {
-            kind: LocalKind::Vip,
-            arp_ports: 1,
-        },
-    );
-    let key = ServiceKey {
-        vip: u32::from_be_bytes(VIP),
-        vport: 80,
-        proto: Proto::Tcp,
-    };
-    let mut service_index = HashMap::new();
-    service_index.insert(key, 0);
-    Snapshot {
-        generation: 7,
-        ports: vec![
-            PortConf {
-                name: "outside".into(),
-                mac: OUT_MAC,
-                addrs: vec![(
-                    0x0a00_0001,
-                    Prefix {
-                        addr: 0x0a00_0000,
-                        len: 24,
-                    },
-                )],
-            },
-            PortConf {
-                name: "inside".into(),
-                mac: IN_MAC,
-                addrs: vec![(
-                    0x0a01_0001,
-                    Prefix {
-                        addr: 0x0a01_0000,
-                        len: 24,
-                    },
-                )],
-            },
-        ],
-        routes: vec![
-            Route {
-                dst: Prefix {
-                    addr: 0x0a00_0000,
-                    len: 24,
-                },
-                port: 0,
-                via: None,
-            },
-            Route {
-                dst: Prefix {
-                    addr: 0x0a01_0000,
-                    len: 24,
-                },
-                port: 1,
-                via: None,
-            },
-        ],
-        static_neighbours: vec![(0, u32::from_be_bytes(CIP), CLIENT_MAC)],
-        local,
-        services: vec![Service {
-            key,
-            scheduler: sched::SchedKind::Rr,
-            reals: vec![1],
-        }],
-        service_index,
-        reals: vec![
-            RealServer {
-                ip: 0,
-                port: 0,
-                weight: 0,
-                method: Method::Nat,
-                service: 0,
-            },
-            RealServer {
-                ip: u32::from_be_bytes(RIP),
-                port: 80,
-                weight: 1,
-                method: Method::Nat,
-                service: 0,
-            },
-        ],
-        timeouts: Timeouts::default(),
-    }
+    let mut s = common::snapshot(Method::Nat, false);
+    s.generation = 7;
+    s.static_neighbours = vec![(0, ip(CIP), CLIENT_MAC)];
+    s
 }
 
 fn tcp(
@@ -195,26 +96,23 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     assert_eq!(w0.core.stats.redirects_out, 1);
     // Worker 0 resolves the real servers ahead of use, once per snapshot.
     let primed = w0.queues[1].take_tx();
-    assert_eq!(
-        primed.len(),
-        1,
-        "worker 0 primes the real server's ARP entry"
-    );
-    assert_eq!(&primed[0][38..42], &RIP);
+    assert_eq!(primed.len(), 2, "one ARP request per real server address");
+    assert_eq!(&primed[0][38..42], &RIP1);
+    assert_eq!(&primed[1][38..42], &RIP2);
     assert_eq!(&primed[0][0..6], &[0xff; 6]);
     w1.poll_once(0);
     assert_eq!(w1.core.stats.redirects_in, 1);
     assert_eq!(w1.core.stats.drops[DropReason::NeighUnresolved as usize], 1);
     let arp = w1.queues[1].take_tx();
     assert_eq!(arp.len(), 1, "one ARP request for the real server");
-    assert_eq!(&arp[0][38..42], &RIP);
+    assert_eq!(&arp[0][38..42], &RIP1);
     assert_eq!(w1.core.stats.arp_requests, 1);
 
     // The ARP reply lands on worker 0; it learns it and tells worker 1.
-    w0.queues[1].inject(&arp_reply(RS_MAC, RIP, IN_MAC, [10, 1, 0, 1]));
+    w0.queues[1].inject(&arp_reply(RS1_MAC, RIP1, IN_MAC, [10, 1, 0, 1]));
     w0.poll_once(5);
     w1.poll_once(5);
-    assert!(w1.core.neigh.knows(u32::from_be_bytes(RIP)));
+    assert!(w1.core.neigh.knows(u32::from_be_bytes(RIP1)));
 
     // The client's retransmitted SYN goes through worker 1 to the real server.
     w0.queues[0].inject(&tcp(CLIENT_MAC, OUT_MAC, CIP, VIP, cport, 80, true));
@@ -223,17 +121,17 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     let out = w1.queues[1].take_tx();
     assert_eq!(out.len(), 1);
     let p = SlicedPacket::from_ethernet(&out[0]).unwrap();
-    assert_eq!(&out[0][0..6], &RS_MAC);
+    assert_eq!(&out[0][0..6], &RS1_MAC);
     match (p.net, p.transport) {
         (Some(etherparse::NetSlice::Ipv4(ip)), Some(TransportSlice::Tcp(t))) => {
-            assert_eq!(ip.header().destination(), RIP);
-            assert_eq!(t.destination_port(), 80);
+            assert_eq!(ip.header().destination(), RIP1);
+            assert_eq!(t.destination_port(), 8080);
         }
         other => panic!("not IPv4/TCP: {other:?}"),
     }
 
     // The NAT reply lands on worker 0 too; worker 1 owns and rewrites it.
-    w0.queues[1].inject(&tcp(RS_MAC, IN_MAC, RIP, CIP, 80, cport, false));
+    w0.queues[1].inject(&tcp(RS1_MAC, IN_MAC, RIP1, CIP, 8080, cport, false));
     w0.poll_once(1001);
     w1.poll_once(1001);
     let back = w1.queues[0].take_tx();
@@ -250,7 +148,7 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     w1.publish();
     let (a, b) = (s0.load(), s1.load());
     assert_eq!(a.rx_pkts, 4);
-    assert_eq!(a.arp_requests, 1, "the priming request only");
+    assert_eq!(a.arp_requests, 2, "the priming requests only");
     assert_eq!(a.redirects_out, 3);
     assert_eq!(b.redirects_in, 3);
     assert_eq!(b.conns_created, 1);
