@@ -36,6 +36,7 @@ demo: deps build hugepages
 bench: deps build hugepages
 	@PERF=1 bash benches/pipeline.sh
 	$(CARGO) bench -p fulcrum-benches --bench process -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) bench -p sched --bench pick -- --warm-up-time 1 --measurement-time 2
 
 startup-test:
 	@bash tests/startup/run.sh
