@@ -12,7 +12,10 @@ use clap::Parser;
 
 /// fulcrum, a DPDK L4 load balancer (LVS-style director).
 #[derive(Parser, Debug)]
-#[command(version, about = "fulcrum: an LVS-style L4 load balancer (director) on DPDK poll-mode drivers")]
+#[command(
+    version,
+    about = "fulcrum: an LVS-style L4 load balancer (director) on DPDK poll-mode drivers"
+)]
 struct Args {
     /// Run the daemon with this RON config file.
     #[arg(
