@@ -96,12 +96,6 @@ pub struct Core {
     generation: Option<u64>,
 }
 
-/// Where the layers of a frame start, after parsing.
-struct Layers {
-    /// Offset of the IPv4 header in the frame.
-    l3: usize,
-}
-
 impl Core {
     /// A worker core with room for `max_conns` connections.
     pub fn new(id: u16, n_workers: u16, max_conns: u32) -> Self {
@@ -243,15 +237,7 @@ impl Core {
         };
         match ethertype {
             ETHERTYPE_ARP => self.arp(snap, frame, l3, in_port, port_mac, now_ms),
-            ETHERTYPE_IPV4 => self.ipv4(
-                snap,
-                frame,
-                Layers { l3 },
-                in_port,
-                port_mac,
-                now_ms,
-                redirected,
-            ),
+            ETHERTYPE_IPV4 => self.ipv4(snap, frame, l3, in_port, port_mac, now_ms, redirected),
             _ => Verdict::Drop(DropReason::EthUnsupported),
         }
     }
@@ -321,13 +307,12 @@ impl Core {
         &mut self,
         snap: &Snapshot,
         frame: &mut [u8],
-        layers: Layers,
+        l3: usize,
         in_port: u8,
         port_mac: [u8; 6],
         now_ms: u64,
         redirected: bool,
     ) -> Verdict {
-        let l3 = layers.l3;
         let Some(ipbuf) = frame.get(l3..) else {
             return Verdict::Drop(DropReason::Ipv4Malformed);
         };
@@ -742,11 +727,7 @@ impl Core {
             // TTL is fixed incrementally.
             ip.set_src_addr(d);
             ip.set_dst_addr(s);
-            let old = u16::from_be_bytes([ip.ttl(), ip.protocol()]);
-            let new = u16::from_be_bytes([64, ip.protocol()]);
-            let c = checksum::update_u16(ip.checksum(), old, new);
-            ip.set_ttl(64);
-            ip.set_checksum(c);
+            ip.rewrite_ttl(64);
         }
         let peer = EthernetFrame::new_unchecked(&*frame).src_addr();
         xmit::set_macs(frame, port_mac, peer);

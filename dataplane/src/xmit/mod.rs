@@ -11,7 +11,7 @@
 pub mod dr;
 pub mod nat;
 
-use crate::wire::{checksum, Ipv4Packet};
+use crate::wire::Ipv4Packet;
 
 /// Decrements the IPv4 TTL by one, fixing the header checksum (RFC 1624 over
 /// the TTL/protocol word), as a router does on forwarding (RFC 1812 §5.3.1).
@@ -21,12 +21,7 @@ use crate::wire::{checksum, Ipv4Packet};
 pub fn decrement_ttl(ip: &mut [u8]) {
     let mut p = Ipv4Packet::new_unchecked(ip);
     let ttl = p.ttl();
-    let proto = p.protocol();
-    let old = u16::from_be_bytes([ttl, proto]);
-    let new = u16::from_be_bytes([ttl.wrapping_sub(1), proto]);
-    let c = checksum::update_u16(p.checksum(), old, new);
-    p.set_ttl(ttl.wrapping_sub(1));
-    p.set_checksum(c);
+    p.rewrite_ttl(ttl.wrapping_sub(1));
 }
 
 /// Rewrites the source MAC and destination MAC of an Ethernet frame.

@@ -8,12 +8,7 @@
 //! pseudo-header covers the addresses); changing a port changes the L4
 //! checksum only. A UDP checksum of 0 means "none" (RFC 768) and stays 0.
 
-use crate::wire::{checksum, Ipv4Packet, PROTO_TCP, PROTO_UDP};
-
-/// Byte offset of the checksum inside a TCP header (RFC 9293 §3.1).
-const TCP_CHECKSUM: usize = 16;
-/// Byte offset of the checksum inside a UDP header (RFC 768).
-const UDP_CHECKSUM: usize = 6;
+use crate::wire::{Ipv4Packet, TcpPacket, UdpPacket, PROTO_TCP, PROTO_UDP};
 
 /// Which address/port pair of the packet is rewritten.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,49 +17,37 @@ enum Side {
     Dst,
 }
 
+/// Rewrites one side's address and port with the wire views' incremental
+/// updates: the IPv4 header checksum for the address, the TCP/UDP checksum
+/// for the port and for the pseudo-header address (UDP "no checksum" stays
+/// 0). Other protocols only get the address rewritten.
 fn rewrite(ip: &mut [u8], side: Side, new_addr: u32, new_port: u16) {
-    let (hl, proto, old_addr) = {
-        let p = Ipv4Packet::new_unchecked(&*ip);
-        let a = match side {
-            Side::Src => p.src_addr(),
-            Side::Dst => p.dst_addr(),
-        };
-        (p.header_len(), p.protocol(), a)
+    let mut p = Ipv4Packet::new_unchecked(ip);
+    let old_addr = match side {
+        Side::Src => p.rewrite_src_addr(new_addr),
+        Side::Dst => p.rewrite_dst_addr(new_addr),
     };
-    {
-        let mut p = Ipv4Packet::new_unchecked(&mut *ip);
-        let c = checksum::update_u32(p.checksum(), old_addr, new_addr);
-        match side {
-            Side::Src => p.set_src_addr(new_addr),
-            Side::Dst => p.set_dst_addr(new_addr),
+    let proto = p.protocol();
+    let l4 = p.payload_mut();
+    match proto {
+        PROTO_TCP if l4.len() >= crate::wire::TCP_MIN_HEADER_LEN => {
+            let mut t = TcpPacket::new_unchecked(l4);
+            match side {
+                Side::Src => t.rewrite_src_port(new_port),
+                Side::Dst => t.rewrite_dst_port(new_port),
+            };
+            t.adjust_checksum_for_addr(old_addr, new_addr);
         }
-        p.set_checksum(c);
+        PROTO_UDP if l4.len() >= crate::wire::UDP_HEADER_LEN => {
+            let mut u = UdpPacket::new_unchecked(l4);
+            match side {
+                Side::Src => u.rewrite_src_port(new_port),
+                Side::Dst => u.rewrite_dst_port(new_port),
+            };
+            u.adjust_checksum_for_addr(old_addr, new_addr);
+        }
+        _ => {}
     }
-    let csum_off = match proto {
-        PROTO_TCP => TCP_CHECKSUM,
-        PROTO_UDP => UDP_CHECKSUM,
-        _ => return,
-    };
-    let port_off = match side {
-        Side::Src => 0,
-        Side::Dst => 2,
-    };
-    let Some(l4) = ip.get_mut(hl..) else { return };
-    if l4.len() < csum_off + 2 {
-        return;
-    }
-    let old_port = u16::from_be_bytes([l4[port_off], l4[port_off + 1]]);
-    l4[port_off..port_off + 2].copy_from_slice(&new_port.to_be_bytes());
-    let old_c = u16::from_be_bytes([l4[csum_off], l4[csum_off + 1]]);
-    if proto == PROTO_UDP && old_c == 0 {
-        return;
-    }
-    let mut c = checksum::update_u32(old_c, old_addr, new_addr);
-    c = checksum::update_u16(c, old_port, new_port);
-    if proto == PROTO_UDP && c == 0 {
-        c = 0xffff;
-    }
-    l4[csum_off..csum_off + 2].copy_from_slice(&c.to_be_bytes());
 }
 
 /// Inbound NAT: sets the destination to `rip:rport` (host order) and fixes the
