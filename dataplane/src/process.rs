@@ -152,6 +152,45 @@ impl Core {
         true
     }
 
+    /// The connection-table hash of `frame`'s 5-tuple as it stands in the
+    /// packet, for a well-formed-looking untagged or 802.1Q IPv4 TCP/UDP
+    /// first fragment; `None` for anything else. A read-only peek for
+    /// prefetching: it checks only what it needs to read the tuple in
+    /// bounds (no checksums, no lengths beyond the headers), so its answer
+    /// is a hint and [`Core::process`] still validates everything.
+    #[inline]
+    pub fn flow_hash(&self, frame: &[u8]) -> Option<u64> {
+        let mut l3 = 14;
+        let mut et = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+        if et == ETHERTYPE_VLAN {
+            et = u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?]);
+            l3 = 18;
+        }
+        if et != ETHERTYPE_IPV4 {
+            return None;
+        }
+        let ip = frame.get(l3..l3 + 20)?;
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let proto = ip[9];
+        // Not a first fragment (offset != 0) has no ports to hash.
+        if ip[0] >> 4 != 4
+            || ihl < 20
+            || (proto != PROTO_TCP && proto != PROTO_UDP)
+            || (ip[7] != 0 || ip[6] & 0x1f != 0)
+        {
+            return None;
+        }
+        let l4 = frame.get(l3 + ihl..l3 + ihl + 4)?;
+        let key = FlowKey {
+            src_ip: u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]),
+            dst_ip: u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]),
+            src_port: u16::from_be_bytes([l4[0], l4[1]]),
+            dst_port: u16::from_be_bytes([l4[2], l4[3]]),
+            proto,
+        };
+        Some(self.conns.hash(&key))
+    }
+
     /// Queues ARP requests for every next hop the snapshot will need (each
     /// real server's, each static route's gateway) that this worker does not
     /// know yet, up to [`MAX_ARP_OUT`] at once; the rest resolve on first use.
@@ -549,15 +588,18 @@ impl Core {
         dir: Dir,
         now_ms: u64,
     ) -> Option<Conn> {
-        let c = self.conns.get_mut(id)?;
+        let c = self.conns.get(id)?;
         let old = c.state;
         let new = if c.proto == PROTO_TCP {
             old.next(flags, dir, c.method == Method::Dr)
         } else {
             old
         };
-        c.state = new;
-        let conn = *c;
+        let conn = if new == old {
+            c
+        } else {
+            self.conns.set_state(id, new)?
+        };
         if old.is_active() != new.is_active() {
             if let Some(s) = self.reals.get_mut(conn.real as usize) {
                 if new.is_active() {

@@ -86,6 +86,8 @@ pub struct Worker<Q: PortQueue> {
     shared: Arc<SharedStats>,
     conf: LoopConf,
     rx: Vec<Q::Buf>,
+    /// Flow hashes of the current RX burst (for prefetching).
+    hashes: [Option<u64>; MAX_BURST],
     tx: Vec<Vec<Q::Buf>>,
     free: Vec<Q::Buf>,
     epoch: Instant,
@@ -118,6 +120,7 @@ impl<Q: PortQueue> Worker<Q> {
             shared,
             conf: LoopConf { burst, ..conf },
             rx: Vec::with_capacity(MAX_BURST),
+            hashes: [None; MAX_BURST],
             tx: (0..n_ports)
                 .map(|_| Vec::with_capacity(4 * MAX_BURST))
                 .collect(),
@@ -158,6 +161,7 @@ impl<Q: PortQueue> Worker<Q> {
             let n = self.queues[port].rx_burst(&mut self.rx, self.conf.burst);
             work += n;
             let mut rx = std::mem::take(&mut self.rx);
+            self.prefetch(&rx);
             for mut buf in rx.drain(..) {
                 let v = self
                     .core
@@ -178,6 +182,24 @@ impl<Q: PortQueue> Worker<Q> {
         }
         self.current = Some(snap);
         work
+    }
+
+    /// Overlaps the connection lookups' memory loads across a burst: first
+    /// the index line of every frame's flow, then (once those are on their
+    /// way) the slab entry of each first candidate. Hints only; processing
+    /// is unchanged whatever they find.
+    #[inline]
+    fn prefetch(&mut self, rx: &[Q::Buf]) {
+        let n = rx.len().min(MAX_BURST);
+        for (h, buf) in self.hashes.iter_mut().zip(&rx[..n]) {
+            *h = self.core.flow_hash(buf.data());
+            if let Some(h) = *h {
+                self.core.conns.prefetch_index(h);
+            }
+        }
+        for h in self.hashes[..n].iter().flatten() {
+            self.core.conns.prefetch_entry(*h);
+        }
     }
 
     fn drain_rings(&mut self, snap: &Snapshot, now_ms: u64) -> usize {

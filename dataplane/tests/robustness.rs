@@ -68,6 +68,8 @@ fn check(
     redirected: bool,
 ) -> Result<(), TestCaseError> {
     let len = frame.len();
+    // The prefetch peek must be total too.
+    let _ = core.flow_hash(frame);
     let drops = core.stats.total_drops();
     let conns = core.stats.conns_created;
     let v = core.process(snap, frame, port, 5, redirected);
@@ -79,6 +81,54 @@ fn check(
     }
     prop_assert!(core.stats.conns_created - conns <= 1);
     Ok(())
+}
+
+/// The worker's prefetch peek hashes exactly the key `process()` looks up,
+/// and gives up (None) on what has no 5-tuple.
+#[test]
+fn test_flow_hash_matches_lookup_key() {
+    use dataplane::conn::FlowKey;
+    let core = Core::new(0, 1, 64);
+    let s = seeds();
+    let tcp = FlowKey {
+        src_ip: ip(CIP),
+        dst_ip: ip(VIP),
+        src_port: 40000,
+        dst_port: 80,
+        proto: 6,
+    };
+    assert_eq!(core.flow_hash(&s[0]), Some(core.conns.hash(&tcp)));
+    let reply = FlowKey {
+        src_ip: ip(RIP1),
+        dst_ip: ip(CIP),
+        src_port: 8080,
+        dst_port: 40000,
+        proto: 6,
+    };
+    assert_eq!(core.flow_hash(&s[1]), Some(core.conns.hash(&reply)));
+    let udp = FlowKey {
+        src_port: 5000,
+        dst_port: 53,
+        proto: 17,
+        ..tcp
+    };
+    assert_eq!(core.flow_hash(&s[2]), Some(core.conns.hash(&udp)));
+    // ICMP and ARP: no 5-tuple.
+    assert_eq!(core.flow_hash(&s[3]), None);
+    assert_eq!(core.flow_hash(&s[4]), None);
+    // An 802.1Q tag in front: same key.
+    let mut tagged = s[0][..12].to_vec();
+    tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
+    tagged.extend_from_slice(&s[0][12..]);
+    assert_eq!(core.flow_hash(&tagged), Some(core.conns.hash(&tcp)));
+    // A non-first fragment (offset 8) has no ports.
+    let mut frag = s[0].clone();
+    frag[14 + 7] = 1;
+    assert_eq!(core.flow_hash(&frag), None);
+    // Cut anywhere before the ports end: None, never a panic.
+    for cut in 0..14 + 20 + 4 {
+        assert_eq!(core.flow_hash(&s[0][..cut]), None, "cut at {cut}");
+    }
 }
 
 proptest! {

@@ -61,6 +61,30 @@ pub fn tsc_now() -> u64 {
     }
 }
 
+/// Asks the CPU to start loading the cache line that holds `r` (x86
+/// `prefetcht0`, like DPDK's `rte_prefetch0`). A hint: it never faults,
+/// never changes program results, and costs one instruction; the packet
+/// path uses it to overlap the memory loads of a whole RX burst. No-op on
+/// targets other than x86_64.
+#[inline(always)]
+pub fn prefetch_read<T>(r: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: prefetcht0 is part of SSE, which every x86_64 CPU has; it
+        // is a hint that performs no architectural memory access and cannot
+        // fault, and `r` is a valid reference anyway.
+        unsafe {
+            core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
+                (r as *const T).cast::<i8>(),
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = r;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@
 //! All addresses are IPv4 `u32` in host order (`10.0.0.1` is `0x0a00_0001`),
 //! ports `u16` in host order, protocols IANA numbers (6 TCP, 17 UDP).
 
+mod index;
 mod table;
 mod tcp_state;
 mod wheel;
