@@ -53,6 +53,10 @@ pub enum Lookup {
 pub struct NeighTable {
     map: HashMap<u32, Entry, ahash::RandomState>,
     n_pending: usize,
+    /// Bumped whenever a resolved entry appears, changes or disappears, so
+    /// a cache of lookup hits knows when to drop them (see
+    /// [`NeighTable::version`]).
+    version: u64,
 }
 
 impl NeighTable {
@@ -61,6 +65,7 @@ impl NeighTable {
         NeighTable {
             map: HashMap::with_capacity_and_hasher(capacity, ahash::RandomState::new()),
             n_pending: 0,
+            version: 0,
         }
     }
 
@@ -118,9 +123,13 @@ impl NeighTable {
                 e.port = port;
                 e.resolved = true;
                 e.confirmed_ms = now_ms;
+                if changed {
+                    self.version += 1;
+                }
                 changed
             }
             None => {
+                self.version += 1;
                 self.map.insert(
                     ip,
                     Entry {
@@ -144,6 +153,7 @@ impl NeighTable {
 
     /// Installs a permanent entry (from the config's `neighbours`).
     pub fn set_permanent(&mut self, ip: u32, mac: [u8; 6], port: u8) {
+        self.version += 1;
         if let Some(e) = self.map.get(&ip) {
             if !e.resolved {
                 self.n_pending = self.n_pending.saturating_sub(1);
@@ -168,6 +178,7 @@ impl NeighTable {
     /// request is older than [`RETRY_MS`]. Slow path: walks the whole table.
     pub fn age(&mut self, now_ms: u64, mut reprobe: impl FnMut(u8, u32)) {
         let mut gone_pending = 0;
+        let mut gone = 0u64;
         self.map.retain(|&ip, e| {
             if e.permanent {
                 return true;
@@ -177,6 +188,7 @@ impl NeighTable {
                 if !e.resolved {
                     gone_pending += 1;
                 }
+                gone += 1;
                 return false;
             }
             if e.resolved
@@ -189,6 +201,17 @@ impl NeighTable {
             true
         });
         self.n_pending = self.n_pending.saturating_sub(gone_pending);
+        if gone > 0 {
+            self.version += 1;
+        }
+    }
+
+    /// A counter that changes whenever a [`Lookup::Hit`] answer may have
+    /// changed (an address resolved, re-learnt with another MAC or port,
+    /// made permanent, or aged out). Equal versions mean every hit seen
+    /// since is still the answer, so callers may cache hits keyed by it.
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     /// Number of entries, resolved or pending.

@@ -90,10 +90,42 @@ pub struct Core {
     pub neigh_out: Vec<NeighFact>,
     scheds: Vec<AnyScheduler>,
     dests: Vec<Dest>,
+    /// Next-hop cache for `next_hop`, indexed by a hash of the destination.
+    hops: Box<[Hop; 1 << HOP_CACHE_BITS]>,
     /// RIP:rport of every NAT real server in the snapshot: what a reply that
     /// RSS put on the wrong worker may come from.
     nat_reals: HashSet<(u32, u16), ahash::RandomState>,
     generation: Option<u64>,
+}
+
+/// log2 of the next-hop cache's slots (64 × 32 bytes).
+const HOP_CACHE_BITS: u32 = 6;
+
+/// One cached `next_hop` answer and what it was valid for.
+#[derive(Clone, Copy, Debug)]
+struct Hop {
+    valid: bool,
+    /// Destination the answer is for, host order.
+    dst: u32,
+    port: u8,
+    port_mac: [u8; 6],
+    mac: [u8; 6],
+    /// `NeighTable::version` when it was resolved.
+    neigh_version: u64,
+    /// `Snapshot::generation` it was routed with.
+    generation: u64,
+}
+
+impl Hop {
+    const EMPTY: Hop = Hop {
+        valid: false,
+        dst: 0,
+        port: 0,
+        port_mac: [0; 6],
+        mac: [0; 6],
+        neigh_version: 0,
+        generation: 0,
+    };
 }
 
 impl Core {
@@ -110,6 +142,7 @@ impl Core {
             neigh_out: Vec::with_capacity(MAX_NEIGH_OUT),
             scheds: Vec::new(),
             dests: Vec::with_capacity(1024),
+            hops: Box::new([Hop::EMPTY; 1 << HOP_CACHE_BITS]),
             nat_reals: HashSet::default(),
             generation: None,
         }
@@ -678,18 +711,45 @@ impl Core {
 
     /// Output port, its MAC and the next hop's MAC for a packet to `dst`
     /// (host order); a neighbour miss queues an ARP request.
+    ///
+    /// Answers come from a small direct-mapped cache of earlier successes
+    /// (route + neighbour hit), valid while the snapshot generation and the
+    /// neighbour table's version are unchanged; a miss takes the full path.
+    #[inline]
     fn next_hop(
         &mut self,
         snap: &Snapshot,
         dst: u32,
         now_ms: u64,
     ) -> Result<(u8, [u8; 6], [u8; 6]), DropReason> {
+        let slot = (dst.wrapping_mul(0x9e37_79b1) >> (32 - HOP_CACHE_BITS)) as usize;
+        let version = self.neigh.version();
+        if let Some(h) = self.hops.get(slot) {
+            if h.valid
+                && h.dst == dst
+                && h.neigh_version == version
+                && h.generation == snap.generation
+            {
+                return Ok((h.port, h.port_mac, h.mac));
+            }
+        }
         let (out_port, nh) = snap.route(dst).ok_or(DropReason::NoRoute)?;
         let mac = self.resolve(snap, out_port, nh, now_ms)?;
         let port = snap
             .ports
             .get(usize::from(out_port))
             .ok_or(DropReason::BadPort)?;
+        if let Some(h) = self.hops.get_mut(slot) {
+            *h = Hop {
+                valid: true,
+                dst,
+                port: out_port,
+                port_mac: port.mac,
+                mac,
+                neigh_version: self.neigh.version(),
+                generation: snap.generation,
+            };
+        }
         Ok((out_port, port.mac, mac))
     }
 

@@ -731,3 +731,34 @@ fn test_quiesced_and_empty_service_drop_no_real_server() {
         Verdict::Drop(DropReason::NoRealServer)
     );
 }
+
+/// The per-core next-hop cache never serves a stale answer: a neighbour's
+/// new MAC and a new snapshot's port MAC show up on the very next packet.
+#[test]
+fn test_next_hop_cache_follows_neighbour_and_snapshot_changes() {
+    let s = snapshot(Method::Dr, false);
+    let mut c = core(&s);
+    c.neigh.learn(ip(RIP1), RS1_MAC, 1, 0);
+    let send = |c: &mut Core, s: &Snapshot, flags| {
+        let mut f = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, flags, b"");
+        assert_eq!(run(c, s, &mut f, 0, 0), Verdict::Tx(1));
+        f
+    };
+    let f = send(&mut c, &s, Flags::Syn);
+    assert_eq!((&f[0..6], &f[6..12]), (&RS1_MAC[..], &IN_MAC[..]));
+    let f = send(&mut c, &s, Flags::Ack);
+    assert_eq!(&f[0..6], &RS1_MAC[..], "cached answer");
+    // The real server moved to another MAC (gratuitous ARP).
+    let moved = [0x02, 0xaa, 0, 0, 0, 0x99];
+    assert!(c.neigh.learn(ip(RIP1), moved, 1, 0));
+    let f = send(&mut c, &s, Flags::Ack);
+    assert_eq!(&f[0..6], &moved[..]);
+    // A new snapshot changes the inside port's MAC.
+    let mut s2 = s.clone();
+    s2.generation += 1;
+    let new_port_mac = [0x02, 0, 0, 0, 0x01, 0x77];
+    s2.ports[1].mac = new_port_mac;
+    c.sync(&s2);
+    let f = send(&mut c, &s2, Flags::Ack);
+    assert_eq!((&f[0..6], &f[6..12]), (&moved[..], &new_port_mac[..]));
+}
