@@ -69,7 +69,8 @@ pub enum Rx<'a, Q> {
 /// Bounds and pacing of one run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunConfig {
-    /// Target rate in packets per second; `None` = as fast as the queue
+    /// Target rate in packets per second, paced by a token bucket holding
+    /// 1 ms of packets (at least one burst); `None` = as fast as the queue
     /// takes them.
     pub rate_pps: Option<u64>,
     /// Stop TX after this many packets.
@@ -140,9 +141,15 @@ pub fn run<Q: PortQueue, C: Clock>(
     let mut txb: Vec<Q::Buf> = Vec::with_capacity(64);
     let mut rxb: Vec<Q::Buf> = Vec::with_capacity(64);
     let start = clock.now();
-    let mut bucket = cfg
-        .rate_pps
-        .map(|pps| TokenBucket::new(pps, clock.hz().max(1), cfg.burst, start));
+    // The bucket holds 1 ms of packets (at least one burst): a loop that
+    // was descheduled for up to 1 ms catches up, so the average rate holds
+    // on a shared CPU; longer stalls are lost, not bunched.
+    let mut bucket = cfg.rate_pps.map(|pps| {
+        let depth = cfg
+            .burst
+            .max(usize::try_from(pps / 1000).unwrap_or(usize::MAX));
+        TokenBucket::new(pps, clock.hz().max(1), depth, start)
+    });
     let mut idx = 0usize;
     let mut seq = 0u32;
     let mut last_seq: Option<u32> = None;
