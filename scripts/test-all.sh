@@ -6,6 +6,7 @@
 #   cargo-test  cargo test --workspace --release
 #   startup     tests/startup/run.sh  (bad inputs are refused clearly)
 #   pcap        tests/pcap/run.sh     (golden packets through net_pcap)
+#   pktgen      tests/pktgen/run.sh   (fulcrum-pktgen scenarios and DPDK TX/RX)
 #   e2e         tests/e2e/run.sh      (NAT/DR x 1/2 workers, real kernels)
 # Each step has a time cap so a hang cannot eat CI's 90 minutes. Ends with
 # one line per suite and the plain `N passed, M failed` line; exits 1 if
@@ -20,7 +21,7 @@ fi
 mkdir -p run
 T0=$SECONDS
 declare -A RES
-ORDER=(cargo-test startup pcap e2e)
+ORDER=(cargo-test startup pcap pktgen e2e)
 
 step() { # step NAME: a header with the elapsed time.
     printf '\n######## %s (t=%ds)\n' "$1" $((SECONDS - T0))
@@ -37,7 +38,7 @@ timeout 45m cargo build --release --workspace --bins || BUILD=failed
 step "cargo-test: cargo test --workspace --release"
 if timeout 40m cargo test --workspace --release; then RES[cargo-test]=PASS; else RES[cargo-test]=FAIL; fi
 
-for s in startup pcap e2e; do
+for s in startup pcap pktgen e2e; do
     step "$s: tests/$s/run.sh"
     if [ "$BUILD" != ok ]; then
         echo "$s: skipped because the release build failed"

@@ -21,6 +21,12 @@ struct rte_mbuf *fulcrum_pktmbuf_alloc(struct rte_mempool *mp)
 	return rte_pktmbuf_alloc(mp);
 }
 
+int fulcrum_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+			       unsigned count)
+{
+	return rte_pktmbuf_alloc_bulk(mp, mbufs, count);
+}
+
 void fulcrum_pktmbuf_free(struct rte_mbuf *m)
 {
 	rte_pktmbuf_free(m);

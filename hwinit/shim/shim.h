@@ -40,6 +40,10 @@ uint16_t fulcrum_tx_burst(uint16_t port_id, uint16_t queue_id,
 			  struct rte_mbuf **tx_pkts, uint16_t nb_pkts);
 /* rte_pktmbuf_alloc: a reset mbuf with data_len 0, or NULL. */
 struct rte_mbuf *fulcrum_pktmbuf_alloc(struct rte_mempool *mp);
+/* rte_pktmbuf_alloc_bulk: `count` reset mbufs into `mbufs`, all or none;
+ * 0 on success, a negative errno when the pool has too few. */
+int fulcrum_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs,
+			       unsigned count);
 /* rte_pktmbuf_free: frees the whole segment chain. */
 void fulcrum_pktmbuf_free(struct rte_mbuf *m);
 /* rte_lcore_id: this thread's lcore, or LCORE_ID_ANY. */

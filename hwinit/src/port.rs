@@ -51,6 +51,30 @@ pub trait PortQueue: Send {
     /// Returns `None` when the pool is exhausted. Slow path only (ARP requests).
     fn alloc(&mut self) -> Option<Self::Buf>;
 
+    /// Appends `n` empty buffers (data length 0) from this queue's pool to
+    /// `out`, all or none.
+    ///
+    /// Returns `false` and appends nothing when the pool has fewer than `n`
+    /// free buffers. The default calls [`PortQueue::alloc`] `n` times;
+    /// queues with a bulk call (DPDK: one `rte_pktmbuf_alloc_bulk` per call)
+    /// override it, so a packet generator's TX path makes one pool call per
+    /// burst and no heap allocation when `out` has capacity.
+    fn alloc_bulk(&mut self, out: &mut Vec<Self::Buf>, n: usize) -> bool {
+        let start = out.len();
+        for _ in 0..n {
+            match self.alloc() {
+                Some(b) => out.push(b),
+                None => {
+                    // Rare path: drop (free) what this call appended,
+                    // one by one, without allocating.
+                    out.truncate(start);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// Frees every buffer in `pkts` in one call and leaves `pkts` empty.
     fn free_bulk(&mut self, pkts: &mut Vec<Self::Buf>);
 

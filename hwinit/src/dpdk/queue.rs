@@ -131,6 +131,37 @@ impl PortQueue for DpdkQueue {
         NonNull::new(p).map(|p| unsafe { Mbuf::from_raw(p) })
     }
 
+    /// Appends `n` reset mbufs to `out` with one `rte_pktmbuf_alloc_bulk`
+    /// call per 64, all or none: `false` (nothing appended) when the pool
+    /// has too few free mbufs.
+    fn alloc_bulk(&mut self, out: &mut Vec<Mbuf>, n: usize) -> bool {
+        let start = out.len();
+        let mut raw = [ptr::null_mut::<sys::rte_mbuf>(); BURST_MAX];
+        let mut left = n;
+        while left > 0 {
+            let chunk = left.min(BURST_MAX);
+            // SAFETY: `pool` is a live pktmbuf pool (pools outlive queue
+            // handles, see Eal::cleanup); `raw` has room for `chunk` <= 64
+            // pointers, which DPDK fills all-or-nothing.
+            let rc = unsafe {
+                sys::fulcrum_pktmbuf_alloc_bulk(self.pool.as_ptr(), raw.as_mut_ptr(), chunk as u32)
+            };
+            if rc != 0 {
+                // Rare path: drop (free) the earlier chunks of this call.
+                out.truncate(start);
+                return false;
+            }
+            for &p in &raw[..chunk] {
+                // SAFETY: on success every one of the `chunk` pointers is a
+                // freshly allocated mbuf: valid, reset, refcount 1, direct,
+                // owned by nobody else.
+                out.push(unsafe { Mbuf::from_raw(NonNull::new_unchecked(p)) });
+            }
+            left -= chunk;
+        }
+        true
+    }
+
     /// Frees every mbuf in `pkts` with one `rte_pktmbuf_free_bulk` call per
     /// 64 and leaves `pkts` empty.
     #[inline]
