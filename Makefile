@@ -3,18 +3,20 @@
 #   make deps        install missing Debian packages (idempotent, quiet)
 #   make hugepages   reserve 512 x 2 MiB hugepages, mount hugetlbfs (never fails)
 #   make build       release binaries: target/release/fulcrum, fulcrumctl
-#   make test        deps + build + cargo test + startup, pcap and e2e tests
+#   make test        deps + build + cargo test + startup, pcap, e2e tests + bench gate
 #   make demo        deps + build + hugepages + NAT and DR demo in namespaces
-#   make bench       build + hugepages + pipeline benchmark vs testpmd + criterion (BENCHMARKS.md)
+#   make bench       build + hugepages + pipeline sweeps vs testpmd + criterion + plots
+#                    (rewrites BENCHMARKS.md's generated section and docs/bench/*.png)
 #   make clean       cargo clean + leftovers of crashed demo/test runs
 #
 # Single suites (after `make build`): make startup-test, pcap-test, e2e-test,
-# topo-check (the namespace topology alone, no fulcrum needed).
+# topo-check (the namespace topology alone, no fulcrum needed), bench-gate
+# (per-stage criterion benches vs benches/baseline.json).
 
 SHELL := /bin/bash
 CARGO ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
 
-.PHONY: all deps hugepages build test demo bench clean startup-test pcap-test e2e-test topo-check
+.PHONY: all deps hugepages build test demo bench clean startup-test pcap-test e2e-test topo-check bench-gate
 
 all: build
 
@@ -35,8 +37,10 @@ demo: deps build hugepages
 
 bench: deps build hugepages
 	@PERF=1 bash benches/pipeline.sh
-	$(CARGO) bench -p fulcrum-benches --bench process -- --warm-up-time 1 --measurement-time 3
-	$(CARGO) bench -p sched --bench pick -- --warm-up-time 1 --measurement-time 2
+	@bash benches/report.sh
+
+bench-gate:
+	@bash benches/gate.sh
 
 startup-test:
 	@bash tests/startup/run.sh

@@ -21,22 +21,42 @@
 #      no-rx null port). Drops over the window are printed by reason;
 #   4. for every fulcrum run, the first-pass connection-creation rate
 #      (conns_created sampled every few ms while the first pass of the file
-#      is read; only meaningful for nat-syn-new, where the file is all SYNs).
+#      is read; only meaningful for nat-syn-new, where the file is all SYNs),
+#      and the RSS growth per connection created meanwhile (VmRSS of
+#      /proc/PID/status at the first status answer and when all flows exist);
+#   5. sweeps: the scenarios are the concurrent-flows sweep (1k, 100k, 1M
+#      established flows); the workers sweep runs SCALE_SCENARIO again with 2
+#      workers (and testpmd with 2 forwarding cores) on a pcap split by
+#      fulcrum's flow owner, one file per RX queue, so no frame is
+#      redirected between workers; scaling efficiency = 2-worker Mpps /
+#      1-worker Mpps of the same program. This VM has 2 CPUs: 2 workers run
+#      on lcores 1@CPU1 and 2@CPU0, sharing CPU 0 with the main lcore and the
+#      samplers, which the output says;
+#   6. memory per connection: fulcrum NAT on the 1k scenario with
+#      conn_table_size 1048576 and with 1024; (VmRSS difference) /
+#      (1048576 - 1024) is the cost of capacity (the table preallocates).
 # Both programs see identical input and identical mbuf pools
 # (--total-num-mbufs = mbufs_per_socket, sized from the file: net_pcap with
 # infinite_rx keeps every frame of the file in an mbuf for the whole run and
 # copies each one into a fresh mbuf on RX).
 #
-# Memory: hugepages when HugePages_Free >= 512 and hugetlbfs is mounted,
-# else --no-huge -m 1024. When hugepages are used, the 1k scenario is run
-# once more with --no-huge for comparison (NOHUGE_COMPARE=0 skips that).
+# Memory: hugepages when HugePages_Free >= 512 and hugetlbfs is mounted and
+# the mbuf pool fits in them, else --no-huge with -m sized from the pool (the
+# 1M scenario's 2M-frame pool needs about 5 GB). When hugepages are used, the
+# 1k scenario is run once more with --no-huge for comparison
+# (NOHUGE_COMPARE=0 skips that).
 #
 # The machine is shared: before each run the script waits (up to
 # QUIET_WAIT_S in total) while another `fulcrum --config` process runs, and
 # marks the row "busy" if one still runs. Ratios measured side by side in
 # one run are the result; absolute numbers on 2 shared vCPUs are noise-prone.
 #
-# Output: a table on stdout, and the same in markdown in $RUN/results.md
+# Output: a table on stdout, the same in markdown in $RUN/results.md, and
+# machine-readable $RUN/sweep.csv (one row per program per run: sweep,
+# scenario, flows, workers, memory, program, mpps, ratio_vs_testpmd, busy)
+# and $RUN/metrics.csv (metric, scenario, program, value, unit, detail) for
+# fulcrum-plot and benches/report.sh; /tmp/fulcrum-bench/latest points at
+# the newest run directory.
 # (RUN=/tmp/fulcrum-bench/<prefix>, printed; not ./run, which `make clean`
 # removes while other people's runs are going on). PERF=1 adds a
 # `perf record -e cpu-clock -g` profile of one extra fulcrum NAT run on the
@@ -46,7 +66,9 @@
 #
 # Knobs (environment): WARMUP_S (2), WINDOW_S (5), SCENARIOS (the three
 # files' names), NOHUGE_COMPARE (1), QUIET_WAIT_S (180), PERF (0),
-# CONN_TABLE_SIZE (fulcrum's conn_table_size; empty = its default 1048576).
+# CONN_TABLE_SIZE (fulcrum's conn_table_size; empty = its default 1048576),
+# SCALE_SCENARIO (nat-established-100k; empty skips the workers sweep),
+# MEMORY_SWEEP (1; 0 skips the conn_table_size RSS comparison).
 
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,7 +77,9 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 WARMUP_S=${WARMUP_S:-2}
 WINDOW_S=${WINDOW_S:-5}
-SCENARIOS=${SCENARIOS:-"nat-established-1k nat-established-100k nat-syn-new"}
+SCENARIOS=${SCENARIOS:-"nat-established-1k nat-established-100k nat-established-1m nat-syn-new"}
+SCALE_SCENARIO=${SCALE_SCENARIO-nat-established-100k}
+MEMORY_SWEEP=${MEMORY_SWEEP:-1}
 NOHUGE_COMPARE=${NOHUGE_COMPARE:-1}
 QUIET_WAIT_S=${QUIET_WAIT_S:-180}
 PERF=${PERF:-0}
@@ -100,6 +124,7 @@ fc_new_prefix
 RUN=/tmp/fulcrum-bench/$P
 rm -rf "$RUN"
 mkdir -p "$RUN"
+ln -sfn "$RUN" /tmp/fulcrum-bench/latest
 fc_say "== pipeline benchmark (prefix $P, files in $RUN)"
 fc_say "machine: $(nproc) CPUs, $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), kernel $(uname -r)"
 fc_say "binaries: fulcrum $(stat -c %y "$FULCRUM" | cut -d. -f1), testpmd $TESTPMD"
@@ -115,8 +140,38 @@ else
 fi
 fc_say "memory: $MAIN_MEM ($huge_free x 2 MiB hugepages free)"
 fc_say "fulcrum conn_table_size: ${CONN_TABLE_SIZE:-default (1048576)}"
-mem_args() { # MODE -> EAL args on stdout, one per line
-    if [ "$1" = nohuge ]; then printf '%s\n' --no-huge -m 1024; fi
+# pool_mb POOL: MB an mbuf pool of POOL mbufs needs: DPDK's default mbuf
+# (2048 B data room + 128 B headroom + 128 B struct) plus mempool headers,
+# rounded up to 2560 B, plus 256 MB for rings, the pcap PMD and EAL.
+pool_mb() { echo $(($1 * 2560 / 1048576 + 256)); }
+# mem_for POOL: the memory mode for a run: MAIN_MEM, unless the pool does
+# not fit in the free hugepages.
+mem_for() {
+    if [ "$MAIN_MEM" = huge ] && [ "$(pool_mb "$1")" -le $((huge_free * 2)) ]; then
+        echo huge
+    else
+        echo nohuge
+    fi
+}
+mem_args() { # MODE POOL -> EAL args on stdout, one per line
+    local mb
+    if [ "$1" = nohuge ]; then
+        mb=$(pool_mb "$2")
+        [ "$mb" -lt 1024 ] && mb=1024
+        printf '%s\n' --no-huge -m "$mb"
+    fi
+}
+# lcore_args WORKERS: EAL lcores for 1 or 2 worker/forwarding lcores. With
+# 2 on this 2-CPU VM, lcore 2 shares CPU 0 with the main lcore (as the e2e
+# tests do).
+lcore_args() {
+    if [ "$1" = 1 ]; then printf '%s\n' -l 0-1; else printf '%s\n' --lcores=0@0,1@1,2@0; fi
+}
+# pcap_vdev PCAP...: net_pcap0 with one rx_pcap (one RX queue) per file.
+pcap_vdev() {
+    local v=--vdev=net_pcap0 f
+    for f in "$@"; do v+=",rx_pcap=$f"; done
+    echo "$v,infinite_rx=1"
 }
 
 # --- helpers --------------------------------------------------------------
@@ -160,21 +215,24 @@ mpps() { if [ -n "${1:-}" ]; then awk -v x="$1" 'BEGIN { printf "%.3f", x / 1e6 
 # ratio A B: A / B with 3 decimals ("-" when either is empty).
 ratio() { if [ -n "${1:-}" ] && [ -n "${2:-}" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; else echo -; fi; }
 
-# run_testpmd PCAP POOL MEMMODE TAG: sets TP_PPS (mean Tx-pps of port 1 over
-# the window) and TP_NOTE.
+# run_testpmd "PCAP..." POOL MEMMODE TAG [WORKERS]: sets TP_PPS (mean Tx-pps
+# of port 1 over the window) and TP_NOTE. With WORKERS=2, 2 forwarding cores
+# and 2 queues per port (one PCAP per RX queue).
 run_testpmd() {
-    local pcap=$1 pool=$2 mm=$3 tag=$4 out=$RUN/testpmd-$4.out want n
-    local -a mem
-    mapfile -t mem < <(mem_args "$mm")
+    local pcaps=$1 pool=$2 mm=$3 tag=$4 nw=${5:-1} out=$RUN/testpmd-$4.out want n
+    local -a mem lc pc
+    mapfile -t mem < <(mem_args "$mm" "$pool")
+    mapfile -t lc < <(lcore_args "$nw")
+    read -ra pc <<<"$pcaps"
     # testpmd's start-up (pool creation, loading the pcap into mbufs) takes
     # seconds for big files: stop it with SIGINT once port 1 has printed the
-    # start block + WARMUP_S + WINDOW_S periods (+1 spare), or after 60 s.
+    # start block + WARMUP_S + WINDOW_S periods (+1 spare), or after 90 s.
     want=$((2 * (WARMUP_S + WINDOW_S + 2)))
-    timeout -s INT -k 5 60 stdbuf -oL "$TESTPMD" -l 0-1 --no-pci "--file-prefix=$P" \
+    timeout -s INT -k 5 90 stdbuf -oL "$TESTPMD" "${lc[@]}" --no-pci "--file-prefix=$P" \
         --log-level=lib.eal:error "${mem[@]}" \
-        "--vdev=net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev=net_null0,no-rx=1 -- \
-        --forward-mode=macswap -a --stats-period=1 --nb-cores=1 "--total-num-mbufs=$pool" \
-        --rxd=1024 --txd=1024 --burst=32 >"$out" 2>&1 &
+        "$(pcap_vdev "${pc[@]}")" --vdev=net_null0,no-rx=1 -- \
+        --forward-mode=macswap -a --stats-period=1 "--nb-cores=$nw" "--rxq=$nw" "--txq=$nw" \
+        "--total-num-mbufs=$pool" --rxd=1024 --txd=1024 --burst=32 >"$out" 2>&1 &
     TP_PID=$!
     while kill -0 "$TP_PID" 2>/dev/null; do
         n=$(grep -c 'Tx-pps:' "$out" 2>/dev/null)
@@ -202,18 +260,22 @@ run_testpmd() {
     TP_NOTE="$TP_NOTE, TX-dropped ${dropped:-?}"
 }
 
-# write_config MODE PCAP POOL MEMMODE FILE: fulcrum's config for this bench.
+# write_config MODE "PCAP..." POOL MEMMODE FILE [WORKERS]: fulcrum's config
+# for this bench (WORKERS 1 or 2, one PCAP per worker's RX queue).
 write_config() {
-    local mode=$1 pcap=$2 pool=$3 mm=$4 file=$5 eal
-    local -a mem
-    mapfile -t mem < <(mem_args "$mm")
-    eal=$(fc_ron_list -l 0-1 --no-pci "--file-prefix=$P" --log-level=lib.eal:error "${mem[@]}" \
-        "--vdev=net_pcap0,rx_pcap=$pcap,infinite_rx=1" --vdev=net_null0,no-rx=1)
+    local mode=$1 pcaps=$2 pool=$3 mm=$4 file=$5 nw=${6:-1} eal workers=1
+    local -a mem lc pc
+    mapfile -t mem < <(mem_args "$mm" "$pool")
+    mapfile -t lc < <(lcore_args "$nw")
+    read -ra pc <<<"$pcaps"
+    [ "$nw" = 2 ] && workers="1, 2"
+    eal=$(fc_ron_list "${lc[@]}" --no-pci "--file-prefix=$P" --log-level=lib.eal:error "${mem[@]}" \
+        "$(pcap_vdev "${pc[@]}")" --vdev=net_null0,no-rx=1)
     cat >"$file" <<EOF
-// Generated by benches/pipeline.sh for run $P: $mode, 1 worker, $mm.
+// Generated by benches/pipeline.sh for run $P: $mode, $nw worker(s), $mm.
 (
     eal_args: $eal,
-    workers: [1],
+    workers: [$workers],
     // Same pool as testpmd's --total-num-mbufs: net_pcap holds the file.
     mbufs_per_socket: $pool,
     rx_desc: 1024,
@@ -248,21 +310,24 @@ write_config() {
 EOF
 }
 
-# run_fulcrum MODE PCAP POOL MEMMODE FLOWS TAG: sets FC_PPS, FC_NOTE, FC_NEWCONN.
+# run_fulcrum MODE "PCAP..." POOL MEMMODE FLOWS TAG [WORKERS]: sets FC_PPS,
+# FC_NOTE, FC_NEWCONN, FC_RSS_KB (VmRSS at the end of the window) and
+# FC_RSS_PER_CONN (RSS growth per connection created during the first pass).
 run_fulcrum() {
-    local mode=$1 pcap=$2 pool=$3 mm=$4 flows=$5 tag=$6
+    local mode=$1 pcap=$2 pool=$3 mm=$4 flows=$5 tag=$6 nw=${7:-1}
     local cfg=$RUN/fulcrum-$tag.ron win=$RUN/window-$tag.txt fp=$RUN/firstpass-$tag.txt
-    FC_PPS= FC_NOTE= FC_NEWCONN=
-    write_config "$mode" "$pcap" "$pool" "$mm" "$cfg"
+    FC_PPS= FC_NOTE= FC_NEWCONN= FC_RSS_KB= FC_RSS_PER_CONN=
+    write_config "$mode" "$pcap" "$pool" "$mm" "$cfg" "$nw"
     rm -f "$RUN/fulcrum.sock"
-    # The first-pass sampler must be polling before the worker starts: the
-    # first pass of a 200k-SYN file lasts about a tenth of a second.
-    # The samplers run on CPU 0 (the main lcore's), never on the worker's.
-    timeout -k 2 20 taskset -c 0 "$SAMPLE" "$RUN/fulcrum.sock" first-pass "$flows" 2 15 >"$fp" 2>&1 &
-    SAMPLER_PID=$!
     "$FULCRUM" --config "$cfg" >"$RUN/fulcrum-$tag.out" 2>"$RUN/fulcrum-$tag.log" &
     FC_PID=$!
-    if ! timeout 35 taskset -c 0 "$SAMPLE" "$RUN/fulcrum.sock" wait 30 >/dev/null 2>"$RUN/wait-$tag.err"; then
+    # The first-pass sampler must be polling before the worker starts: the
+    # first pass of a 200k-SYN file lasts about a tenth of a second. It
+    # starts right after fulcrum, long before EAL init and the pcap load end.
+    # The samplers run on CPU 0 (the main lcore's), never on the worker's.
+    timeout -k 2 40 taskset -c 0 "$SAMPLE" "$RUN/fulcrum.sock" first-pass "$flows" 2 35 "$FC_PID" >"$fp" 2>&1 &
+    SAMPLER_PID=$!
+    if ! timeout 65 taskset -c 0 "$SAMPLE" "$RUN/fulcrum.sock" wait 60 >/dev/null 2>"$RUN/wait-$tag.err"; then
         fc_err "fulcrum ($tag) did not answer: $(head -c 300 "$RUN/wait-$tag.err")"
         tail -n 30 "$RUN/fulcrum-$tag.log"
         kill -KILL "$SAMPLER_PID" 2>/dev/null
@@ -286,6 +351,7 @@ run_fulcrum() {
         PERF_PID=
     fi
     fc_ctl --json -L -n >"$RUN/status-$tag.json" 2>/dev/null
+    FC_RSS_KB=$(awk '/^VmRSS:/ {print $2}' "/proc/$FC_PID/status" 2>/dev/null)
     others_running "$FC_PID" && BUSY=busy
     fc_stop
     [ "$FC_STATUS" = 0 ] || FC_NOTE="$FC_NOTE exit status $FC_STATUS;"
@@ -300,23 +366,58 @@ run_fulcrum() {
     FC_NEWCONN=$(kv "$fp" new_conns_per_s)
     FC_FP_SAMPLES=$(kv "$fp" samples_inside)
     FC_FP_REACHED=$(kv "$fp" reached_all)
+    FC_RSS_PER_CONN=$(kv "$fp" rss_bytes_per_new_conn)
+    FC_RSS_NOTE="RSS $(kv "$fp" rss_first_kb) kB at $(kv "$fp" rss_conns_first) conns -> $(kv "$fp" rss_last_kb) kB at $(kv "$fp" rss_conns_last) conns"
 }
 
 # --- the runs -------------------------------------------------------------
 ROWS=()
 NOTES=()
 NEWCONN_ROWS=()
-run_scenario() { # NAME MEMMODE
-    local name=$1 mm=$2 scen=$ROOT/pktgen-scenarios/$1.ron pcap=$RUN/$1.pcap out frames flows pool
-    local tag=$name-$mm tp nat dr busy=
-    if ! out=$("$MKPCAP" "$scen" "$pcap" 2>&1); then
-        fc_err "fulcrum-mkpcap $scen: $out"
+SCALE_ROWS=()
+MEM_ROWS=()
+CSV=$RUN/sweep.csv
+METRICS=$RUN/metrics.csv
+echo "sweep,scenario,flows,workers,memory,program,mpps,ratio_vs_testpmd,busy" >"$CSV"
+echo "metric,scenario,program,value,unit,detail" >"$METRICS"
+# Results of the 1-worker runs, by scenario: packets/s per program.
+declare -A TP1 NAT1 DR1 FLOWS_OF POOL_OF MEM_OF
+
+# csv_row SWEEP SCENARIO FLOWS WORKERS MEM PROGRAM PPS TP_PPS BUSY
+csv_row() {
+    local r=-
+    [ "$6" != testpmd ] && r=$(ratio "$7" "$8")
+    echo "$1,$2,$3,$4,$5,$6,$(mpps "$7"),$r,${9:-ok}" >>"$CSV"
+}
+
+# sweep_of SCENARIO: which sweep a scenario's row belongs to.
+sweep_of() {
+    case $1 in
+    nat-established-*) echo flows ;;
+    *) echo other ;;
+    esac
+}
+
+# mkpcap SCENARIO OUT [--owners N]: runs fulcrum-mkpcap; sets FRAMES, FLOWS
+# and PARTS (the part files, for --owners).
+mkpcap() {
+    local out
+    if ! out=$("$MKPCAP" "$ROOT/pktgen-scenarios/$1.ron" "${@:2}" 2>&1); then
+        fc_err "fulcrum-mkpcap $1: $out"
         return 1
     fi
-    frames=$(sed -n 's/^frames: //p' <<<"$out")
-    flows=$(sed -n 's/^flows: //p' <<<"$out")
-    pool=$(pool_for "$frames")
-    fc_say "-- $name ($frames frames per pass, $flows flows, mbuf pool $pool, $mm)"
+    FRAMES=$(sed -n 's/^frames: //p' <<<"$out")
+    FLOWS=$(sed -n 's/^flows: //p' <<<"$out")
+    PARTS=$(sed -n 's/^part: \([^ ]*\) .*/\1/p' <<<"$out" | tr '\n' ' ')
+}
+
+run_scenario() { # NAME [MEMMODE]: testpmd, fulcrum NAT and DR, 1 worker.
+    local name=$1 pcap=$RUN/$1.pcap pool mm tag tp nat dr busy=
+    mkpcap "$name" "$pcap" || return 1
+    pool=$(pool_for "$FRAMES")
+    mm=${2:-$(mem_for "$pool")}
+    tag=$name-$mm
+    fc_say "-- $name ($FRAMES frames per pass, $FLOWS flows, mbuf pool $pool, $mm)"
 
     wait_quiet
     fc_say "   load before testpmd: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -331,24 +432,106 @@ run_scenario() { # NAME MEMMODE
     for m in nat dr; do
         wait_quiet
         fc_say "   load before fulcrum $m: $(cut -d' ' -f1-3 /proc/loadavg)"
-        run_fulcrum "$m" "$pcap" "$pool" "$mm" "$flows" "$tag-$m"
+        run_fulcrum "$m" "$pcap" "$pool" "$mm" "$FLOWS" "$tag-$m"
         [ -n "$BUSY" ] && busy=busy
         pps[$m]=$FC_PPS
         fc_say "   fulcrum $(printf '%-3s' "$m")     : $(mpps "$FC_PPS") Mpps  [$FC_NOTE]"
-        fc_say "     first pass: ${FC_NEWCONN:-n/a} new conns/s (${FC_FP_SAMPLES:-0} samples inside the pass, all created: ${FC_FP_REACHED:-?})"
-        NOTES+=("$tag fulcrum $m: $FC_NOTE")
+        fc_say "     first pass: ${FC_NEWCONN:-n/a} new conns/s (${FC_FP_SAMPLES:-0} samples inside the pass, all created: ${FC_FP_REACHED:-?}); $FC_RSS_NOTE"
+        NOTES+=("$tag fulcrum $m: $FC_NOTE; $FC_RSS_NOTE, ${FC_RSS_PER_CONN:-?} B per new conn; VmRSS after the window ${FC_RSS_KB:-?} kB")
         NEWCONN_ROWS+=("| $name | $mm | $m | ${FC_NEWCONN:-n/a} | ${FC_FP_SAMPLES:-0} |")
+        [ -n "$FC_NEWCONN" ] &&
+            echo "new_conns_per_s_per_core,$name,fulcrum-$m,$FC_NEWCONN,conns/s,first pass; ${FC_FP_SAMPLES:-0} samples" >>"$METRICS"
+        if [ "$m" = nat ] && [ "$FLOWS" -ge 1000000 ] && [ -n "$FC_RSS_PER_CONN" ]; then
+            MEM_ROWS+=("| RSS growth while connections become live ($name, NAT) | $FC_RSS_PER_CONN | $FC_RSS_NOTE |")
+            echo "bytes_per_live_conn,$name,fulcrum-nat,$FC_RSS_PER_CONN,bytes,$FC_RSS_NOTE" >>"$METRICS"
+        fi
     done
     ROWS+=("$name|$mm|$(mpps "$tp")|$(mpps "${pps[nat]}")|$(ratio "${pps[nat]}" "$tp")|$(mpps "${pps[dr]}")|$(ratio "${pps[dr]}" "$tp")|${busy:-ok}")
+    local sw
+    sw=$(sweep_of "$name")
+    # A forced memory mode is the --no-huge comparison, not a sweep point.
+    [ -n "${2:-}" ] && sw=nohuge-compare
+    csv_row "$sw" "$name" "$FLOWS" 1 "$mm" testpmd "$tp" "$tp" "$busy"
+    csv_row "$sw" "$name" "$FLOWS" 1 "$mm" fulcrum-nat "${pps[nat]}" "$tp" "$busy"
+    csv_row "$sw" "$name" "$FLOWS" 1 "$mm" fulcrum-dr "${pps[dr]}" "$tp" "$busy"
+    if [ -z "${TP1[$name]:-}" ]; then
+        TP1[$name]=$tp NAT1[$name]=${pps[nat]} DR1[$name]=${pps[dr]}
+        FLOWS_OF[$name]=$FLOWS POOL_OF[$name]=$pool MEM_OF[$name]=$mm
+    fi
+}
+
+# eff A B: scaling efficiency A / B with 2 decimals.
+eff() { if [ -n "${1:-}" ] && [ -n "${2:-}" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; else echo -; fi; }
+
+run_scaling() { # NAME: the same scenario with 2 workers / 2 forwarding cores.
+    local name=$1 pool mm tag tp busy= m parts
+    [ -n "${TP1[$name]:-}" ] || run_scenario "$name" || return 1
+    mkpcap "$name" "$RUN/$name-split.pcap" --owners 2 || return 1
+    parts=$PARTS
+    pool=$(pool_for "$FRAMES")
+    mm=$(mem_for "$pool")
+    tag=$name-$mm-2w
+    fc_say "-- $name, 2 workers ($FRAMES frames split by flow owner: $parts; mbuf pool $pool, $mm)"
+    fc_say "   NOTE: this VM has $(nproc) CPUs: the 2 workers (testpmd: 2 forwarding cores) run on"
+    fc_say "   lcore 1 = CPU 1 and lcore 2 = CPU 0, sharing CPU 0 with the main lcore and the samplers."
+    wait_quiet
+    run_testpmd "$parts" "$pool" "$mm" "$tag" 2
+    busy=$BUSY
+    tp=$TP_PPS
+    fc_say "   testpmd macswap, 2 cores: $(mpps "$tp") Mpps  [$TP_NOTE]"
+    NOTES+=("$tag testpmd (2 cores): $TP_NOTE")
+    csv_row workers "$name" "$FLOWS" 1 "${MEM_OF[$name]}" testpmd "${TP1[$name]}" "${TP1[$name]}"
+    csv_row workers "$name" "$FLOWS" 2 "$mm" testpmd "$tp" "$tp" "$busy"
+    SCALE_ROWS+=("| testpmd macswap (1 → 2 forwarding cores) | $(mpps "${TP1[$name]}") | $(mpps "$tp") | $(eff "$tp" "${TP1[$name]}") | - |")
+    echo "scaling_efficiency,$name,testpmd,$(eff "$tp" "${TP1[$name]}"),x,2 cores / 1 core" >>"$METRICS"
+    for m in nat dr; do
+        wait_quiet
+        run_fulcrum "$m" "$parts" "$pool" "$mm" "$FLOWS" "$tag-$m" 2
+        [ -n "$BUSY" ] && busy=busy
+        fc_say "   fulcrum $m, 2 workers: $(mpps "$FC_PPS") Mpps  [$FC_NOTE]"
+        NOTES+=("$tag fulcrum $m (2 workers): $FC_NOTE")
+        local one
+        if [ "$m" = nat ]; then one=${NAT1[$name]}; else one=${DR1[$name]}; fi
+        csv_row workers "$name" "$FLOWS" 1 "${MEM_OF[$name]}" "fulcrum-$m" "$one" "${TP1[$name]}"
+        csv_row workers "$name" "$FLOWS" 2 "$mm" "fulcrum-$m" "$FC_PPS" "$tp" "$busy"
+        SCALE_ROWS+=("| fulcrum $m (1 → 2 workers) | $(mpps "$one") | $(mpps "$FC_PPS") | $(eff "$FC_PPS" "$one") | $(ratio "$FC_PPS" "$tp") |")
+        echo "scaling_efficiency,$name,fulcrum-$m,$(eff "$FC_PPS" "$one"),x,2 workers / 1 worker" >>"$METRICS"
+    done
+}
+
+run_capacity_memory() { # fulcrum NAT, 1k scenario, conn_table_size 1048576 vs 1024.
+    local name=nat-established-1k pcap=$RUN/nat-established-1k.pcap pool mm saved=$CONN_TABLE_SIZE
+    local -A rss=()
+    local size
+    [ -f "$pcap" ] || mkpcap "$name" "$pcap" || return 1
+    pool=$(pool_for 32000)
+    mm=$(mem_for "$pool")
+    fc_say "-- memory per connection of capacity: fulcrum NAT, $name, conn_table_size 1048576 vs 1024"
+    for size in 1048576 1024; do
+        CONN_TABLE_SIZE=$size
+        wait_quiet
+        run_fulcrum nat "$pcap" "$pool" "$mm" 1000 "mem-$size"
+        rss[$size]=$FC_RSS_KB
+        fc_say "   conn_table_size $size: VmRSS ${FC_RSS_KB:-?} kB  [$FC_NOTE]"
+    done
+    CONN_TABLE_SIZE=$saved
+    if [ -n "${rss[1048576]}" ] && [ -n "${rss[1024]}" ]; then
+        local b
+        b=$(awk -v a="${rss[1048576]}" -v c="${rss[1024]}" 'BEGIN { printf "%.1f", (a - c) * 1024 / (1048576 - 1024) }')
+        MEM_ROWS+=("| capacity: (RSS at conn_table_size 1048576 − RSS at 1024) ÷ 1047552 | $b | VmRSS ${rss[1048576]} kB vs ${rss[1024]} kB, 1000 live connections in both |")
+        echo "bytes_per_conn_capacity,$name,fulcrum-nat,$b,bytes,VmRSS ${rss[1048576]} kB vs ${rss[1024]} kB" >>"$METRICS"
+    fi
 }
 
 T0=$SECONDS
 for s in $SCENARIOS; do
-    run_scenario "$s" "$MAIN_MEM"
+    run_scenario "$s"
 done
 if [ "$NOHUGE_COMPARE" = 1 ]; then
     run_scenario nat-established-1k nohuge
 fi
+[ -n "$SCALE_SCENARIO" ] && run_scaling "$SCALE_SCENARIO"
+[ "$MEMORY_SWEEP" = 1 ] && run_capacity_memory
 if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then
     fc_say "-- profile skipped: perf is not installed (apt-get install -y linux-perf)"
 elif [ "$PERF" = 1 ]; then
@@ -357,7 +540,7 @@ elif [ "$PERF" = 1 ]; then
     [ -f "$pcap" ] || "$MKPCAP" "$ROOT/pktgen-scenarios/nat-established-1k.ron" "$pcap" >/dev/null
     PERF_TAG=perf
     pool=$(pool_for 32000)
-    run_fulcrum nat "$pcap" "$pool" "$MAIN_MEM" 1000 perf
+    run_fulcrum nat "$pcap" "$pool" "$(mem_for "$pool")" 1000 perf
     fc_say "   during perf: $(mpps "$FC_PPS") Mpps"
     perf report -i "$RUN/perf-perf.data" --stdio --no-children --sort symbol 2>/dev/null |
         grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -n 15 >"$RUN/perf-top.txt"
@@ -376,13 +559,31 @@ fi
     echo "Run $P, $(date -u '+%Y-%m-%d %H:%M UTC'), git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" \
         "(working tree $(git -C "$ROOT" status --porcelain 2>/dev/null | grep -c . ) changed files)," \
         "fulcrum built $(stat -c %y "$FULCRUM" | cut -d. -f1), window ${WINDOW_S} s after ${WARMUP_S} s warm-up," \
-        "conn_table_size ${CONN_TABLE_SIZE:-1048576}."
+        "conn_table_size ${CONN_TABLE_SIZE:-1048576}, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
     echo
     echo "| scenario | memory | testpmd macswap Mpps | fulcrum NAT Mpps | NAT / testpmd | fulcrum DR Mpps | DR / testpmd | other fulcrum running |"
     echo "|---|---|---:|---:|---:|---:|---:|---|"
     for r in "${ROWS[@]}"; do echo "| ${r//|/ | } |"; done
     echo
-    echo "First-pass connection creation (conns_created slope while the file's first pass is read; n/a = fewer than 2 samples inside the pass):"
+    if [ "${#SCALE_ROWS[@]}" -gt 0 ]; then
+        echo "Workers sweep, $SCALE_SCENARIO: scaling efficiency = 2-worker Mpps ÷ 1-worker Mpps of the same program." \
+            "The 2-worker input is the same pass split by fulcrum's flow owner, one pcap per RX queue." \
+            "**This VM has $(nproc) CPUs: the second worker (and testpmd's second forwarding core) shares CPU 0 with the main lcore and the samplers.**"
+        echo
+        echo "| program | 1 worker Mpps | 2 workers Mpps | scaling efficiency | 2-worker / testpmd 2 cores |"
+        echo "|---|---:|---:|---:|---:|"
+        printf '%s\n' "${SCALE_ROWS[@]}"
+        echo
+    fi
+    if [ "${#MEM_ROWS[@]}" -gt 0 ]; then
+        echo "Memory per connection (VmRSS of /proc/PID/status):"
+        echo
+        echo "| measure | bytes per connection | detail |"
+        echo "|---|---:|---|"
+        printf '%s\n' "${MEM_ROWS[@]}"
+        echo
+    fi
+    echo "First-pass connection creation, 1 worker, so per core (conns_created slope while the file's first pass is read; n/a = fewer than 2 samples inside the pass):"
     echo
     echo "| scenario | memory | method | new conns/s | samples |"
     echo "|---|---|---|---:|---:|"
@@ -406,4 +607,9 @@ fc_say "== results (one-way frames/s out of net_null0; window ${WINDOW_S} s afte
     echo "scenario|memory|testpmd_Mpps|nat_Mpps|nat/tp|dr_Mpps|dr/tp|other_fulcrum"
     printf '%s\n' "${ROWS[@]}"
 } | column -t -s '|'
-fc_say "(markdown: $RUN/results.md; total $((SECONDS - T0)) s)"
+if [ "${#SCALE_ROWS[@]}" -gt 0 ]; then
+    fc_say "-- workers sweep ($SCALE_SCENARIO; 2 workers share CPU 0 with the main lcore on this $(nproc)-CPU VM)"
+    printf '%s\n' "${SCALE_ROWS[@]}"
+fi
+[ "${#MEM_ROWS[@]}" -gt 0 ] && { fc_say "-- memory per connection"; printf '%s\n' "${MEM_ROWS[@]}"; }
+fc_say "(markdown: $RUN/results.md; CSV: $CSV, $METRICS; total $((SECONDS - T0)) s)"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts/test-all.sh (`make test`): everything CI checks, in order.
 #
-# Layer: test driver. Runs `make deps`, the release build, then four suites,
+# Layer: test driver. Runs `make deps`, the release build, then five suites,
 # each to the end even when an earlier one failed:
 #   cargo-test  cargo test --workspace --release
 #   startup     tests/startup/run.sh  (bad inputs are refused clearly)
 #   pcap        tests/pcap/run.sh     (golden packets through net_pcap)
-#   pktgen      tests/pktgen/run.sh   (fulcrum-pktgen scenarios and DPDK TX/RX)
 #   e2e         tests/e2e/run.sh      (NAT/DR x 1/2 workers, real kernels)
+#   bench-gate  benches/gate.sh       (no per-stage criterion bench more than
+#                                      2x its baseline ratio to a calibration loop)
 # Each step has a time cap so a hang cannot eat CI's 90 minutes. Ends with
 # one line per suite and the plain `N passed, M failed` line; exits 1 if
 # anything failed (a failed build fails every suite that needs it).
@@ -21,7 +22,7 @@ fi
 mkdir -p run
 T0=$SECONDS
 declare -A RES
-ORDER=(cargo-test startup pcap pktgen e2e)
+ORDER=(cargo-test startup pcap e2e bench-gate)
 
 step() { # step NAME: a header with the elapsed time.
     printf '\n######## %s (t=%ds)\n' "$1" $((SECONDS - T0))
@@ -38,7 +39,7 @@ timeout 45m cargo build --release --workspace --bins || BUILD=failed
 step "cargo-test: cargo test --workspace --release"
 if timeout 40m cargo test --workspace --release; then RES[cargo-test]=PASS; else RES[cargo-test]=FAIL; fi
 
-for s in startup pcap pktgen e2e; do
+for s in startup pcap e2e; do
     step "$s: tests/$s/run.sh"
     if [ "$BUILD" != ok ]; then
         echo "$s: skipped because the release build failed"
@@ -51,6 +52,16 @@ for s in startup pcap pktgen e2e; do
     [ "$s" = e2e ] && cap=15m
     if timeout "$cap" bash "tests/$s/run.sh"; then RES[$s]=PASS; else RES[$s]=FAIL; fi
 done
+
+step "bench-gate: benches/gate.sh"
+# The bench binaries are built outside the gate's own 4-minute cap: a cold
+# build of the bench profile alone can take minutes on a small CI machine.
+if timeout 20m cargo bench -p fulcrum-benches --bench stages --bench process --no-run &&
+    timeout 4m bash benches/gate.sh; then
+    RES[bench-gate]=PASS
+else
+    RES[bench-gate]=FAIL
+fi
 
 pass=0
 fail=0

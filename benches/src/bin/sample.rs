@@ -22,6 +22,14 @@
 //!   there are at least two, `new_conns_per_s` from the first to the last of
 //!   them (the slope of connection creation while the first pass of the
 //!   file is being read). Refuses to guess from fewer than two samples.
+//!   With a fourth argument PID (fulcrum's process id), every sample also
+//!   reads `VmRSS` from `/proc/PID/status` right after the answer, and it
+//!   prints the resident memory at the first answer and at the answer that
+//!   saw all FLOWS created (`rss_first_kb`, `rss_conns_first`, `rss_last_kb`,
+//!   `rss_conns_last`, in kB and connections) and their quotient
+//!   `rss_bytes_per_new_conn` = ΔRSS bytes / Δconns_created: the memory that
+//!   connections becoming live add (pages of the table touched for the first
+//!   time), as opposed to what the table preallocates.
 //!
 //! Counters are summed over all workers. Errors (socket, JSON shape) are one
 //! line on stderr and exit status 1.
@@ -154,11 +162,36 @@ fn cmd_window(socket: &Path, warmup_s: f64, window_s: f64) -> Result<()> {
     Ok(())
 }
 
-fn cmd_first_pass(socket: &Path, flows: u64, interval_ms: u64, timeout_s: f64) -> Result<()> {
+/// `VmRSS` of a `/proc/PID/status` text, in kB (the kernel's unit there).
+fn parse_vmrss_kb(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Resident set size of process `pid`, kB.
+fn vmrss_kb(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_vmrss_kb(&text).with_context(|| format!("{path}: no VmRSS line"))
+}
+
+fn cmd_first_pass(
+    socket: &Path,
+    flows: u64,
+    interval_ms: u64,
+    timeout_s: f64,
+    pid: Option<u32>,
+) -> Result<()> {
     let t0 = Instant::now();
     let mut inside: Vec<(Instant, u64)> = Vec::new();
     let mut first_seen = None;
     let mut reached = false;
+    // (kB, conns_created) at the first answer and at the latest one.
+    let mut rss_first: Option<(u64, u64)> = None;
+    let mut rss_last: Option<(u64, u64)> = None;
     while t0.elapsed().as_secs_f64() < timeout_s {
         let c = match query(socket) {
             Ok(c) => c,
@@ -171,6 +204,11 @@ fn cmd_first_pass(socket: &Path, flows: u64, interval_ms: u64, timeout_s: f64) -
         };
         let at = c.at.unwrap_or_else(Instant::now);
         first_seen.get_or_insert(c.conns_created);
+        if let Some(pid) = pid {
+            let kb = vmrss_kb(pid)?;
+            rss_first.get_or_insert((kb, c.conns_created));
+            rss_last = Some((kb, c.conns_created));
+        }
         if c.conns_created >= flows {
             reached = true;
             break;
@@ -190,12 +228,22 @@ fn cmd_first_pass(socket: &Path, flows: u64, interval_ms: u64, timeout_s: f64) -
             println!("new_conns_per_s={:.0}", (cb - ca) as f64 / dt);
         }
     }
+    if let (Some((ka, ca)), Some((kb, cb))) = (rss_first, rss_last) {
+        println!("rss_first_kb={ka}");
+        println!("rss_conns_first={ca}");
+        println!("rss_last_kb={kb}");
+        println!("rss_conns_last={cb}");
+        if cb > ca {
+            let growth = (kb as f64 - ka as f64) * 1024.0;
+            println!("rss_bytes_per_new_conn={:.1}", growth / (cb - ca) as f64);
+        }
+    }
     Ok(())
 }
 
 fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: fulcrum-sample SOCKET (wait SECONDS | window WARMUP_S WINDOW_S | first-pass FLOWS INTERVAL_MS TIMEOUT_S)";
+    let usage = "usage: fulcrum-sample SOCKET (wait SECONDS | window WARMUP_S WINDOW_S | first-pass FLOWS INTERVAL_MS TIMEOUT_S [PID])";
     let (Some(socket), Some(cmd)) = (args.first(), args.get(1)) else {
         bail!(usage)
     };
@@ -205,13 +253,19 @@ fn run() -> Result<()> {
         ("window", [w, n]) => {
             cmd_window(socket, secs_arg(w, "WARMUP_S")?, secs_arg(n, "WINDOW_S")?)
         }
-        ("first-pass", [f, i, t]) => cmd_first_pass(
+        ("first-pass", [f, i, t, pid @ ..]) if pid.len() <= 1 => cmd_first_pass(
             socket,
             f.parse()
                 .with_context(|| format!("FLOWS: not a count: {f}"))?,
             i.parse()
                 .with_context(|| format!("INTERVAL_MS: not a count: {i}"))?,
             secs_arg(t, "TIMEOUT_S")?,
+            pid.first()
+                .map(|p| {
+                    p.parse()
+                        .with_context(|| format!("PID: not a process id: {p}"))
+                })
+                .transpose()?,
         ),
         _ => bail!(usage),
     }
@@ -285,5 +339,23 @@ mod tests {
         h.join().unwrap();
         assert!(e1.contains("conns_created"), "{e1}");
         assert!(e2.contains("unknown command"), "{e2}");
+    }
+
+    #[test]
+    fn test_parse_vmrss_kb() {
+        let status = "Name:\tfulcrum\nVmPeak:\t  900 kB\nVmRSS:\t   123456 kB\nRssAnon:\t 1 kB\n";
+        assert_eq!(parse_vmrss_kb(status), Some(123_456));
+        assert_eq!(
+            parse_vmrss_kb("Name:\tkthreadd\n"),
+            None,
+            "kernel threads have none"
+        );
+        assert_eq!(
+            parse_vmrss_kb("VmRSS:\t12 MB\n"),
+            None,
+            "only kB is the kernel's unit"
+        );
+        let me = vmrss_kb(std::process::id()).unwrap();
+        assert!(me > 0, "this test process is resident");
     }
 }

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# benches/gate.sh: CI gate against per-stage slowdowns (`make test` suite
+# bench-gate; also `make bench-gate`).
+#
+# Layer: benchmark tooling, outside every crate; no root, no DPDK. Runs the
+# criterion benches `stages` (parse, lookup, schedule, NAT rewrite and the
+# calibration loop) and `process` (the whole Core::process and a worker
+# round) with short warm-up and measurement times, each repetition into its
+# own CRITERION_HOME, then `fulcrum-gate check` divides every stage's median
+# by the calibration's median of the same repetition and compares that ratio
+# with benches/baseline.json. Absolute times are never compared: CI runs on
+# other, shared machines. A stage fails when its best ratio over the
+# repetitions run so far is more than MAX_FACTOR (2) times the baseline's;
+# after a failing repetition the benches are run again, up to REPS (3) in
+# all, so one noisy moment does not fail CI.
+#
+# Usage:
+#   bash benches/gate.sh             check against benches/baseline.json
+#   bash benches/gate.sh --update    rewrite benches/baseline.json (REPS runs, best of)
+#   bash benches/gate.sh --selftest  prove the gate fails: slow one stage 3x
+#                                    (FULCRUM_BENCH_SLOW, see stages.rs), expect FAIL
+# Knobs (environment): REPS (3), MAX_FACTOR (2), BASELINE
+# (benches/baseline.json), SLOW_STAGE (the --selftest victim,
+# parse/eth_ipv4_tcp_64B), QUICK_ARGS (criterion's options for one run).
+# Exit status: 0 pass, 1 a stage regressed (or the self-test did not see it),
+# 2 the benches or the gate could not run.
+
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 2
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH=$HOME/.cargo/bin:$PATH
+fi
+
+MODE=check
+case "${1:-}" in
+"") ;;
+--update) MODE=update ;;
+--selftest) MODE=selftest ;;
+*)
+    echo "usage: bash benches/gate.sh [--update|--selftest]" >&2
+    exit 2
+    ;;
+esac
+REPS=${REPS:-3}
+MAX_FACTOR=${MAX_FACTOR:-2}
+BASELINE=${BASELINE:-$ROOT/benches/baseline.json}
+SLOW_STAGE=${SLOW_STAGE:-parse/eth_ipv4_tcp_64B}
+# About 25 s per repetition on a 2-vCPU VM: 20 samples in 0.6 s after 0.3 s
+# of warm-up, and fewer bootstrap resamples than criterion's 100 000 (the
+# gate reads the median, not its confidence interval).
+QUICK_ARGS=${QUICK_ARGS:---warm-up-time 0.3 --measurement-time 0.6 --sample-size 20 --nresamples 2000 --noplot}
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+GATE=$TARGET/release/fulcrum-gate
+
+echo "== bench gate ($MODE): building the benches and fulcrum-gate"
+if ! cargo bench -p fulcrum-benches --bench stages --bench process --no-run -q ||
+    ! cargo build --release -q -p fulcrum-benches --bin fulcrum-gate; then
+    echo "bench gate: build failed" >&2
+    exit 2
+fi
+
+WORK=$(mktemp -d /tmp/fulcrum-gate.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+if [ "$MODE" = selftest ]; then
+    export FULCRUM_BENCH_SLOW=$SLOW_STAGE
+    echo "== self-test: $SLOW_STAGE does its work 3 times per iteration; the gate must FAIL it"
+fi
+
+# run_rep N: one repetition of both benches into $WORK/rep-N.
+run_rep() {
+    local dir=$WORK/rep-$1
+    mkdir -p "$dir"
+    echo "-- repetition $1/$REPS (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    # shellcheck disable=SC2086 # QUICK_ARGS is a list of options
+    if ! CRITERION_HOME=$dir cargo bench -q -p fulcrum-benches --bench stages --bench process -- \
+        $QUICK_ARGS >"$dir.log" 2>&1; then
+        echo "bench gate: cargo bench failed:" >&2
+        tail -n 20 "$dir.log" >&2
+        return 2
+    fi
+    grep -E 'time: ' "$dir.log" | sed 's/^/   /'
+}
+
+T0=$SECONDS
+DIRS=()
+if [ "$MODE" = update ]; then
+    for ((i = 1; i <= REPS; i++)); do
+        run_rep "$i" || exit 2
+        DIRS+=("$WORK/rep-$i")
+    done
+    "$GATE" update --out "$BASELINE" "${DIRS[@]}" || exit 2
+    "$GATE" table "${DIRS[@]}"
+    echo "bench gate: baseline written in $((SECONDS - T0)) s; commit ${BASELINE#"$ROOT"/}"
+    exit 0
+fi
+if [ ! -f "$BASELINE" ]; then
+    echo "bench gate: no baseline ${BASELINE#"$ROOT"/}: run bash benches/gate.sh --update" >&2
+    exit 2
+fi
+
+st=1
+RAN=0
+for ((i = 1; i <= REPS; i++)); do
+    run_rep "$i" || exit 2
+    DIRS+=("$WORK/rep-$i")
+    RAN=$i
+    "$GATE" check --baseline "$BASELINE" --max-factor "$MAX_FACTOR" "${DIRS[@]}" | tee "$WORK/check.txt"
+    st=${PIPESTATUS[0]}
+    [ "$st" = 2 ] && exit 2
+    [ "$st" = 0 ] && break
+    [ "$i" -lt "$REPS" ] && echo "   (a stage is over ${MAX_FACTOR}x: running the benches again, best of $((i + 1)))"
+done
+echo "bench gate: $((SECONDS - T0)) s"
+if [ "$MODE" = selftest ]; then
+    if [ "$st" = 1 ] && grep -Eq "^$SLOW_STAGE .*FAIL \(slower\)" "$WORK/check.txt"; then
+        echo "bench gate self-test: PASS (the 3x slower $SLOW_STAGE failed the gate, best of $RAN repetition(s))"
+        exit 0
+    fi
+    echo "bench gate self-test: FAIL (a 3x slower $SLOW_STAGE passed the gate)" >&2
+    exit 1
+fi
+if [ "$st" = 0 ]; then echo "bench gate: PASS"; else echo "bench gate: FAIL"; fi
+exit "$st"
