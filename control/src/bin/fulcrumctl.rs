@@ -117,7 +117,7 @@ struct Cli {
     /// Scheduler flags, comma separated (sh-port, sh-fallback, mh-port, ...).
     #[arg(short = 'b', long = "sched-flags", value_name = "FLAGS")]
     sched_flags: Option<String>,
-    /// Real server RIP[:PORT]; the port defaults to the virtual port.
+    /// Real server RIP or RIP:PORT; the port defaults to the virtual port.
     #[arg(short = 'r', long = "real-server", value_name = "RIP[:PORT]")]
     real_server: Option<String>,
     /// Direct routing (the default forwarding method).
