@@ -748,3 +748,33 @@ fn test_fulcrumctl_sends_ipvsadm_options() {
         assert_eq!(&got, want, "{args}");
     }
 }
+
+#[test]
+fn test_fulcrumctl_every_scheduler() {
+    // Issue 3: any scheduler name ipvsadm accepts works in -A -s NAME.
+    let d = director();
+    let names = sched::SchedKind::NAMES;
+    for (i, name) in names.iter().enumerate() {
+        d.ok(&format!("-A -t 10.0.0.100:{} -s {name}", 1000 + i));
+        d.ok(&format!(
+            "-a -t 10.0.0.100:{} -r 10.1.0.{} -m -w {}",
+            1000 + i,
+            20 + i,
+            i
+        ));
+    }
+    let listed = d.stdout("-Ln");
+    for (i, name) in names.iter().enumerate() {
+        let head = format!("TCP  10.0.0.100:{} {name}", 1000 + i);
+        assert!(listed.lines().any(|l| l == head), "{head} in {listed}");
+    }
+    let snap = d.swap.load();
+    assert_eq!(snap.services.len(), 1 + names.len());
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(snap.services[1 + i].scheduler.name(), *name);
+        assert_eq!(
+            snap.reals[snap.services[1 + i].reals[0] as usize].weight,
+            i as u32
+        );
+    }
+}
