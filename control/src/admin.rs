@@ -4,9 +4,16 @@
 //! Layer: control (slow path only; the workers never see any of this).
 //!
 //! Protocol: a Unix stream socket. The client connects and sends one line of
-//! JSON, `{"cmd":"status"}`; the server answers one line of JSON (a
-//! [`Status`]) and closes. Any other command, or a request that is not JSON,
-//! gets one line `{"error":"..."}`. One client is served at a time, each with
+//! JSON; the server answers one line of JSON and closes.
+//! - `{"cmd":"status"}` → a [`Status`].
+//! - The write commands of [`crate::edit`] (`add_service`, `edit_service`,
+//!   `delete_service`, `add_real`, `edit_real`, `delete_real`, `clear`) →
+//!   `{"ok":true,"generation":N}` once the edited snapshot is published, when
+//!   the server was started with an [`EditFn`] ([`AdminServer::start_with_edits`]).
+//! - Anything else, a failed edit, or a request that is not JSON →
+//!   `{"error":"..."}`, one line.
+//!
+//! One client is served at a time (so edits are also serialised), each with
 //! a 2 s read/write timeout so a stuck client cannot hold the socket; the
 //! accept loop polls a stop flag every 20 ms, so stopping never hangs.
 //!
@@ -364,6 +371,19 @@ pub fn build_status(
 /// The status provider the server calls for each `status` request.
 pub type StatusFn = Arc<dyn Fn() -> Status + Send + Sync>;
 
+/// The edit handler the server calls for each write command, with the whole
+/// request object (`cmd` included). `Ok(generation)` is the generation of
+/// the snapshot it published; `Err(message)` is answered as
+/// `{"error":message}`. The daemon's is [`crate::edit::Editor::handle`].
+pub type EditFn = Arc<dyn Fn(&serde_json::Value) -> Result<u64, String> + Send + Sync>;
+
+/// What the server answers with.
+#[derive(Clone)]
+struct Handlers {
+    status: StatusFn,
+    edit: Option<EditFn>,
+}
+
 /// A running admin socket server (one std thread). Stops on [`stop`] or
 /// drop, removing the socket file.
 ///
@@ -376,25 +396,50 @@ pub struct AdminServer {
     thread: Option<JoinHandle<()>>,
 }
 
-#[derive(Deserialize)]
-struct Request {
-    cmd: String,
-}
-
 #[derive(Serialize)]
 struct ErrorReply<'a> {
     error: &'a str,
 }
 
+#[derive(Serialize)]
+struct OkReply {
+    ok: bool,
+    generation: u64,
+}
+
 impl AdminServer {
     /// Creates `path`'s parent directory, removes a stale socket file, binds
     /// the socket (mode 0600) and spawns the thread that answers clients.
+    /// The server is read-only: write commands are answered with an error.
     ///
     /// # Errors
     /// [`AdminError::InUse`] if a process already answers on `path`;
     /// [`AdminError::NotASocket`] if a non-socket file is there;
     /// [`AdminError::CreateDir`] / [`AdminError::Bind`] on OS failures.
     pub fn start(path: &Path, status: StatusFn) -> Result<AdminServer, AdminError> {
+        Self::bind(path, Handlers { status, edit: None })
+    }
+
+    /// Like [`AdminServer::start`], and answers the write commands with
+    /// `edit` (called on the server's thread, one request at a time).
+    ///
+    /// # Errors
+    /// As [`AdminServer::start`].
+    pub fn start_with_edits(
+        path: &Path,
+        status: StatusFn,
+        edit: EditFn,
+    ) -> Result<AdminServer, AdminError> {
+        Self::bind(
+            path,
+            Handlers {
+                status,
+                edit: Some(edit),
+            },
+        )
+    }
+
+    fn bind(path: &Path, handlers: Handlers) -> Result<AdminServer, AdminError> {
         let owned = path.to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| AdminError::CreateDir {
@@ -444,7 +489,7 @@ impl AdminServer {
         let stop_thread = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("fulcrum-admin".into())
-            .spawn(move || serve(listener, &stop_thread, &status))
+            .spawn(move || serve(listener, &stop_thread, &handlers))
             .map_err(|source| {
                 let _ = std::fs::remove_file(path);
                 AdminError::Bind {
@@ -498,7 +543,7 @@ impl Drop for AdminServer {
 /// How often the accept loop looks at the stop flag when idle.
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
 
-fn serve(listener: UnixListener, stop: &AtomicBool, status: &StatusFn) {
+fn serve(listener: UnixListener, stop: &AtomicBool, handlers: &Handlers) {
     // Non-blocking accept polled against the stop flag, rather than a blocking
     // accept woken by a self-connect: the self-connect cannot reach us if the
     // socket file was deleted meanwhile, and stop() would then hang.
@@ -508,7 +553,7 @@ fn serve(listener: UnixListener, stop: &AtomicBool, status: &StatusFn) {
                 // A client that misbehaves only loses its own answer.
                 let _ = stream
                     .set_nonblocking(false)
-                    .and_then(|()| handle_client(stream, status));
+                    .and_then(|()| handle_client(stream, handlers));
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(ACCEPT_POLL);
@@ -522,33 +567,59 @@ fn serve(listener: UnixListener, stop: &AtomicBool, status: &StatusFn) {
 }
 
 /// The one-line answer to one request line.
-fn answer(line: &str, status: &StatusFn) -> String {
+fn answer(line: &str, handlers: &Handlers) -> String {
     let err = |msg: &str| serde_json::to_string(&ErrorReply { error: msg }).unwrap_or_default();
-    match serde_json::from_str::<Request>(line.trim()) {
-        Ok(req) if req.cmd == "status" => {
-            let st = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| status()));
-            match st {
-                Ok(st) => serde_json::to_string(&st)
-                    .unwrap_or_else(|e| err(&format!("cannot encode status: {e}"))),
-                Err(_) => err("status unavailable: the status provider panicked"),
-            }
+    let req: serde_json::Value = match serde_json::from_str(line.trim()) {
+        Ok(v) => v,
+        Err(e) => {
+            return err(&format!(
+                "bad request: {e}; expected {{\"cmd\":\"status\"}}"
+            ))
         }
-        Ok(req) => err(&format!(
-            "unknown command {:?}: expected \"status\"",
-            req.cmd
-        )),
-        Err(e) => err(&format!(
-            "bad request: {e}; expected {{\"cmd\":\"status\"}}"
-        )),
+    };
+    let Some(cmd) = req.get("cmd").and_then(serde_json::Value::as_str) else {
+        return err(
+            "bad request: expected a JSON object with a \"cmd\" string, like {\"cmd\":\"status\"}",
+        );
+    };
+    // A handler that panics loses its answer, not the server.
+    let guarded = |f: &dyn Fn() -> String| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|_| err(&format!("{cmd} failed: its handler panicked")))
+    };
+    if cmd == "status" {
+        return guarded(&|| {
+            serde_json::to_string(&(handlers.status)())
+                .unwrap_or_else(|e| err(&format!("cannot encode status: {e}")))
+        });
     }
+    if crate::edit::EDIT_COMMANDS.contains(&cmd) {
+        let Some(edit) = &handlers.edit else {
+            return err(&format!(
+                "{cmd}: this admin socket is read-only (status only)"
+            ));
+        };
+        return guarded(&|| match edit(&req) {
+            Ok(generation) => serde_json::to_string(&OkReply {
+                ok: true,
+                generation,
+            })
+            .unwrap_or_default(),
+            Err(msg) => err(&msg),
+        });
+    }
+    err(&format!(
+        "unknown command {cmd:?}: expected one of status, {}",
+        crate::edit::EDIT_COMMANDS.join(", ")
+    ))
 }
 
-fn handle_client(stream: UnixStream, status: &StatusFn) -> std::io::Result<()> {
+fn handle_client(stream: UnixStream, handlers: &Handlers) -> std::io::Result<()> {
     stream.set_read_timeout(Some(SERVER_CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(SERVER_CLIENT_TIMEOUT))?;
     let mut line = String::new();
     BufReader::new((&stream).take(MAX_REQUEST_BYTES)).read_line(&mut line)?;
-    let mut reply = answer(&line, status);
+    let mut reply = answer(&line, handlers);
     reply.push('\n');
     (&stream).write_all(reply.as_bytes())?;
     (&stream).flush()?;
@@ -559,14 +630,15 @@ fn handle_client(stream: UnixStream, status: &StatusFn) -> std::io::Result<()> {
 // Client
 // ---------------------------------------------------------------------------
 
-/// Asks the daemon listening on `path` for its [`Status`] (5 s timeout).
+/// Sends one request object to the daemon listening on `path` and returns
+/// its reply object (5 s timeout each way).
 ///
 /// # Errors
 /// [`AdminError::Connect`] when nothing listens (the message names the path
 /// and asks "is fulcrum running?"), [`AdminError::Io`] on timeouts,
 /// [`AdminError::Server`] if the daemon answered `{"error":...}`,
-/// [`AdminError::Protocol`] if the reply is not a `Status`.
-pub fn query(path: &Path) -> Result<Status, AdminError> {
+/// [`AdminError::Protocol`] if the reply is not JSON.
+pub fn request(path: &Path, req: &serde_json::Value) -> Result<serde_json::Value, AdminError> {
     let owned = || path.to_path_buf();
     let stream = UnixStream::connect(path).map_err(|source| AdminError::Connect {
         path: owned(),
@@ -578,7 +650,9 @@ pub fn query(path: &Path) -> Result<Status, AdminError> {
     };
     stream.set_read_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT)).map_err(io)?;
-    (&stream).write_all(b"{\"cmd\":\"status\"}\n").map_err(io)?;
+    let mut line = req.to_string();
+    line.push('\n');
+    (&stream).write_all(line.as_bytes()).map_err(io)?;
     let mut reply = String::new();
     (&stream)
         .take(MAX_REPLY_BYTES)
@@ -595,10 +669,41 @@ pub fn query(path: &Path) -> Result<Status, AdminError> {
             message: msg.as_str().map_or_else(|| msg.to_string(), str::to_string),
         });
     }
+    Ok(value)
+}
+
+/// Asks the daemon listening on `path` for its [`Status`] (5 s timeout).
+///
+/// # Errors
+/// As [`request`]; [`AdminError::Protocol`] also if the reply is not a
+/// `Status`.
+pub fn query(path: &Path) -> Result<Status, AdminError> {
+    let value = request(path, &serde_json::json!({ "cmd": "status" }))?;
     serde_json::from_value(value).map_err(|e| AdminError::Protocol {
-        path: owned(),
+        path: path.to_path_buf(),
         message: format!("not a status: {e}"),
     })
+}
+
+/// Sends one write command (see [`crate::edit`]) and returns the generation
+/// of the snapshot the daemon published for it.
+///
+/// # Errors
+/// As [`request`]; a refused edit is [`AdminError::Server`] carrying the
+/// daemon's one-line reason; [`AdminError::Protocol`] if the reply lacks
+/// `"ok":true` and a generation.
+pub fn edit(path: &Path, req: &serde_json::Value) -> Result<u64, AdminError> {
+    let value = request(path, req)?;
+    match (
+        value.get("ok"),
+        value.get("generation").and_then(serde_json::Value::as_u64),
+    ) {
+        (Some(serde_json::Value::Bool(true)), Some(g)) => Ok(g),
+        _ => Err(AdminError::Protocol {
+            path: path.to_path_buf(),
+            message: format!("expected {{\"ok\":true,\"generation\":N}}, got {value}"),
+        }),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -684,9 +789,7 @@ pub fn format_list(st: &Status, stats: bool, exact: bool) -> String {
         out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
         out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
     }
-    let mut services: Vec<&ServiceStatus> = st.services.iter().collect();
-    services.sort_by_key(|s| (proto_rank(&s.proto), ip_key(&s.vip), s.vport));
-    for s in services {
+    for s in sorted_services(st) {
         let svc_name = format!("{}  {}:{}", s.proto, s.vip, s.vport);
         if stats {
             let _ = write!(out, "{svc_name:<33}");
@@ -697,9 +800,7 @@ pub fn format_list(st: &Status, stats: bool, exact: bool) -> String {
         } else {
             let _ = writeln!(out, "{svc_name} {}", s.scheduler);
         }
-        let mut reals: Vec<&RealStatus> = s.reals.iter().collect();
-        reals.sort_by_key(|r| (ip_key(&r.ip), r.port));
-        for r in reals {
+        for r in sorted_reals(s) {
             let dname = format!("{}:{}", r.ip, r.port);
             if stats {
                 let _ = write!(out, "  -> {dname:<28}");
@@ -714,6 +815,46 @@ pub fn format_list(st: &Status, stats: bool, exact: bool) -> String {
                     r.forwarding, r.weight, r.active_conns, r.inactive_conns
                 );
             }
+        }
+    }
+    out
+}
+
+/// Services in ipvsadm's listing order: protocol number, VIP, port.
+fn sorted_services(st: &Status) -> Vec<&ServiceStatus> {
+    let mut services: Vec<&ServiceStatus> = st.services.iter().collect();
+    services.sort_by_key(|s| (proto_rank(&s.proto), ip_key(&s.vip), s.vport));
+    services
+}
+
+/// A service's real servers in ipvsadm's listing order: address, port.
+fn sorted_reals(s: &ServiceStatus) -> Vec<&RealStatus> {
+    let mut reals: Vec<&RealStatus> = s.reals.iter().collect();
+    reals.sort_by_key(|r| (ip_key(&r.ip), r.port));
+    reals
+}
+
+/// `fulcrumctl -S` output: the current rules as the commands that rebuild
+/// them, in ipvsadm `-S -n` form (`print_service_entry()` with `FMT_RULE`)
+/// and listing order, one per line:
+///
+/// ```text
+/// -A -t 10.0.0.100:80 -s rr
+/// -a -t 10.0.0.100:80 -r 10.1.0.11:80 -m -w 1
+/// ```
+///
+/// `-t` for TCP, `-u` for UDP; `-m` for masquerading (NAT), `-g` for direct
+/// routing. Only what [`Status`] carries is saved: scheduler, real servers,
+/// forwarding methods and weights.
+pub fn format_save(st: &Status) -> String {
+    let mut out = String::new();
+    for s in sorted_services(st) {
+        let proto = if s.proto == "UDP" { "-u" } else { "-t" };
+        let svc = format!("{proto} {}:{}", s.vip, s.vport);
+        let _ = writeln!(out, "-A {svc} -s {}", s.scheduler);
+        for r in sorted_reals(s) {
+            let fwd = if r.forwarding == "Route" { "-g" } else { "-m" };
+            let _ = writeln!(out, "-a {svc} -r {}:{} {fwd} -w {}", r.ip, r.port, r.weight);
         }
     }
     out
@@ -944,13 +1085,60 @@ mod tests {
     #[test]
     fn test_answer_unknown_cmd_and_bad_json() {
         let f: StatusFn = Arc::new(|| build_status(&Snapshot::default(), &[], &[], 0, 0));
+        let h = Handlers {
+            status: f,
+            edit: None,
+        };
         assert_eq!(
-            answer("{\"cmd\":\"reload\"}\n", &f),
-            r#"{"error":"unknown command \"reload\": expected \"status\""}"#
+            answer("{\"cmd\":\"reload\"}\n", &h),
+            r#"{"error":"unknown command \"reload\": expected one of status, add_service, edit_service, delete_service, add_real, edit_real, delete_real, clear"}"#
         );
-        assert!(answer("hello", &f).starts_with(r#"{"error":"bad request: "#));
-        let ok: Status = serde_json::from_str(&answer("{\"cmd\":\"status\"}", &f)).expect("status");
+        assert!(answer("hello", &h).starts_with(r#"{"error":"bad request: "#));
+        assert_eq!(
+            answer("[1]", &h),
+            r#"{"error":"bad request: expected a JSON object with a \"cmd\" string, like {\"cmd\":\"status\"}"}"#
+        );
+        assert_eq!(
+            answer(r#"{"cmd":"clear"}"#, &h),
+            r#"{"error":"clear: this admin socket is read-only (status only)"}"#
+        );
+        let ok: Status = serde_json::from_str(&answer("{\"cmd\":\"status\"}", &h)).expect("status");
         assert!(ok.services.is_empty());
+    }
+
+    #[test]
+    fn test_answer_edits() {
+        let calls = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = Arc::clone(&calls);
+        let h = Handlers {
+            status: Arc::new(|| build_status(&Snapshot::default(), &[], &[], 0, 0)),
+            edit: Some(Arc::new(move |v: &serde_json::Value| {
+                seen.lock().expect("lock").push(v.clone());
+                match v["cmd"].as_str() {
+                    Some("clear") => Ok(42),
+                    Some("add_real") => Err("no such service: TCP 10.0.0.1:80".to_string()),
+                    _ => panic!("boom"),
+                }
+            })),
+        };
+        assert_eq!(
+            answer(r#"{"cmd":"clear"}"#, &h),
+            r#"{"ok":true,"generation":42}"#
+        );
+        assert_eq!(
+            answer(r#"{"cmd":"add_real","vip":"10.0.0.1:80"}"#, &h),
+            r#"{"error":"no such service: TCP 10.0.0.1:80"}"#
+        );
+        assert_eq!(
+            answer(r#"{"cmd":"edit_real"}"#, &h),
+            r#"{"error":"edit_real failed: its handler panicked"}"#
+        );
+        let calls = calls.lock().expect("lock");
+        assert_eq!(calls.len(), 3);
+        assert_eq!(
+            calls[1]["vip"], "10.0.0.1:80",
+            "the whole request is passed"
+        );
     }
 
     #[test]

@@ -4,10 +4,10 @@
 //!
 //! Guarantees: infallible on a config that passed
 //! [`crate::config::validate`]; the result has ports in config order, routes
-//! sorted longest prefix first, dense real-server ids starting at 1, and every
-//! address the director must answer ARP for in `local`. The output depends
-//! only on its inputs (no clock, no I/O), so two compiles of one config are
-//! equal.
+//! sorted longest prefix first, real-server ids starting at 1 that stay the
+//! same across recompiles (see [`compile`]'s `prev`), and every address the
+//! director must answer ARP for in `local`. The output depends only on its
+//! inputs (no clock, no I/O), so two compiles of one config are equal.
 //!
 //! Refuses: nothing at run time; feeding it an unvalidated config may produce
 //! a snapshot the workers cannot use (e.g. a static route whose gateway is on
@@ -18,7 +18,7 @@ use std::net::Ipv4Addr;
 
 use dataplane::snapshot::{
     LocalAddr, LocalKind, Method, PortConf, Prefix, RealServer, Route, Service, ServiceKey,
-    Snapshot, Timeouts,
+    Snapshot, Timeouts, NO_SERVICE,
 };
 use hashbrown::HashMap;
 
@@ -71,16 +71,34 @@ pub fn timeouts_ms(t: &TimeoutsConfig) -> Timeouts {
 ///   set; every VIP as [`LocalKind::Vip`] with the bits of all ports whose
 ///   connected subnets contain it, or of every port when none does (a VIP
 ///   routed to the director by an upstream router may arrive anywhere).
-/// - `services` in config order with `service_index`; `reals` dense from
-///   id 1 (id 0 is a weight-0 placeholder because 0 means "no real server" in
+/// - `services` in config order with `service_index`; `reals` from id 1
+///   (id 0 is a weight-0 placeholder because 0 means "no real server" in
 ///   connection entries), each with its owning service index and its method
 ///   (the per-real-server override, else the service's default).
+/// - Real-server ids: without `prev` (the first compile of a run) they are
+///   dense in config order. With `prev` (the snapshot being replaced), a
+///   real server that `prev` served under the same (service key, RIP, rport)
+///   keeps its id, a new one gets the next id after all of `prev`'s, and one
+///   that is gone stays as a retired entry (weight 0,
+///   `service` = [`NO_SERVICE`], in no service's list, RIP, rport and method
+///   kept). Ids are therefore never reused within a run, so the dense id a
+///   connection stores (`Conn::real`, which indexes the per-real-server
+///   counters and activeconns/inactconns) keeps naming its real server when a
+///   service or real server is added or removed before it. A real server
+///   removed and added again gets a fresh id; connections from before the
+///   removal keep counting on the retired one until they expire (IPVS would
+///   revive the destination from its trash instead).
 /// - `timeouts` in milliseconds.
 ///
 /// # Panics
 /// If `port_macs.len() != cfg.ports.len()` (a caller bug: the daemon reads
 /// one MAC per configured port).
-pub fn compile(cfg: &Config, port_macs: &[[u8; 6]], generation: u64) -> Snapshot {
+pub fn compile(
+    cfg: &Config,
+    port_macs: &[[u8; 6]],
+    generation: u64,
+    prev: Option<&Snapshot>,
+) -> Snapshot {
     assert_eq!(
         port_macs.len(),
         cfg.ports.len(),
@@ -168,13 +186,7 @@ pub fn compile(cfg: &Config, port_macs: &[[u8; 6]], generation: u64) -> Snapshot
 
     let mut services = Vec::with_capacity(cfg.services.len());
     let mut service_index = HashMap::new();
-    let mut reals = vec![RealServer {
-        ip: 0,
-        port: 0,
-        weight: 0,
-        method: Method::Nat,
-        service: 0,
-    }];
+    let (mut reals, mut known) = retired_reals(prev);
     for (si, s) in cfg.services.iter().enumerate() {
         let key = ServiceKey {
             vip: u32::from(s.vip.ip()),
@@ -183,14 +195,26 @@ pub fn compile(cfg: &Config, port_macs: &[[u8; 6]], generation: u64) -> Snapshot
         };
         let mut ids = Vec::with_capacity(s.real_servers.len());
         for r in &s.real_servers {
-            ids.push(reals.len() as u32);
-            reals.push(RealServer {
+            let entry = RealServer {
                 ip: u32::from(r.addr.ip()),
                 port: r.addr.port(),
                 weight: r.weight.0,
                 method: r.method(s),
                 service: si as u16,
-            });
+            };
+            // `validate` refuses a real server twice in one service, so each
+            // previous id is taken at most once.
+            let id = match known.remove(&(key, entry.ip, entry.port)) {
+                Some(id) => {
+                    reals[id as usize] = entry;
+                    id
+                }
+                None => {
+                    reals.push(entry);
+                    (reals.len() - 1) as u32
+                }
+            };
+            ids.push(id);
         }
         service_index.insert(key, si as u16);
         services.push(Service {
@@ -211,6 +235,39 @@ pub fn compile(cfg: &Config, port_macs: &[[u8; 6]], generation: u64) -> Snapshot
         reals,
         timeouts: timeouts_ms(&cfg.timeouts),
     }
+}
+
+/// A real server's identity across recompiles: service key, RIP, rport.
+type RealKey = (ServiceKey, u32, u16);
+
+/// The starting real-server table for [`compile`]: `prev`'s entries, all
+/// retired (weight 0, [`NO_SERVICE`]), and the ids of the ones `prev` served,
+/// by identity; without `prev`, just the id-0 placeholder.
+fn retired_reals(prev: Option<&Snapshot>) -> (Vec<RealServer>, HashMap<RealKey, u32>) {
+    let placeholder = RealServer {
+        ip: 0,
+        port: 0,
+        weight: 0,
+        method: Method::Nat,
+        service: 0,
+    };
+    let mut known = HashMap::new();
+    let Some(p) = prev.filter(|p| !p.reals.is_empty()) else {
+        return (vec![placeholder], known);
+    };
+    for svc in &p.services {
+        for &id in &svc.reals {
+            if let Some(r) = p.reals.get(id as usize) {
+                known.insert((svc.key, r.ip, r.port), id);
+            }
+        }
+    }
+    let mut reals = p.reals.clone();
+    for r in reals.iter_mut().skip(1) {
+        r.weight = 0;
+        r.service = NO_SERVICE;
+    }
+    (reals, known)
 }
 
 #[cfg(test)]
@@ -250,7 +307,7 @@ mod tests {
 
     fn snap() -> Snapshot {
         let cfg = parse(CFG, "t.ron").expect("valid");
-        compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]], 7)
+        compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]], 7, None)
     }
 
     fn p(a: [u8; 4], len: u8) -> Prefix {
@@ -383,6 +440,66 @@ mod tests {
         assert_eq!(s.local.len(), 6);
     }
 
+    /// `CFG` with a service inserted before the others, `10.2.0.12:8080`
+    /// removed from the first one and a real server added to the last one.
+    fn edited() -> Config {
+        let src = CFG
+            .replace(
+                "services: [",
+                r#"services: [
+            (vip: "10.0.0.101:53", proto: "udp", scheduler: "sh", forwarding: "nat",
+             real_servers: [(addr: "10.1.0.31:53")]),"#,
+            )
+            .replace("(addr: \"10.2.0.12:8080\"),", "")
+            .replace(
+                "(addr: \"10.2.0.22:8443\", forwarding: \"masq\"),",
+                "(addr: \"10.2.0.22:8443\", forwarding: \"masq\"), (addr: \"10.1.0.23:443\", weight: 5),",
+            );
+        parse(&src, "t2.ron").expect("valid")
+    }
+
+    #[test]
+    fn test_compile_keeps_real_ids_across_edits() {
+        let prev = snap();
+        let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
+        let s = compile(&edited(), &macs, 8, Some(&prev));
+        assert_eq!(s.services.len(), 3);
+        // The inserted service's real server gets the first new id ...
+        assert_eq!(s.services[0].reals, vec![5]);
+        assert_eq!((s.reals[5].ip, s.reals[5].service), (0x0a01_001f, 0));
+        // ... the old ones keep theirs although their services moved ...
+        assert_eq!(s.services[1].reals, vec![1]);
+        assert_eq!((s.reals[1].ip, s.reals[1].port), (0x0a01_000b, 8080));
+        assert_eq!((s.reals[1].weight, s.reals[1].service), (3, 1));
+        assert_eq!(s.services[2].reals, vec![3, 4, 6]);
+        assert_eq!((s.reals[4].ip, s.reals[4].service), (0x0a02_0016, 2));
+        assert_eq!(s.reals[4].method, Method::Nat);
+        assert_eq!((s.reals[6].ip, s.reals[6].weight), (0x0a01_0017, 5));
+        // ... and the removed one is retired in place, never reused.
+        let r2 = &s.reals[2];
+        assert_eq!((r2.ip, r2.port), (0x0a02_000c, 8080));
+        assert_eq!((r2.weight, r2.service), (0, NO_SERVICE));
+        assert_eq!(s.reals.len(), 7);
+        assert_eq!(s.service(0x0a00_0064, 80, Proto::Tcp), Some(1));
+
+        // Removing everything keeps every id retired; adding back gets new ids.
+        let mut empty = edited();
+        empty.services.clear();
+        let e = compile(&empty, &macs, 9, Some(&s));
+        assert_eq!(e.reals.len(), 7);
+        assert!(e.reals[1..]
+            .iter()
+            .all(|r| r.weight == 0 && r.service == NO_SERVICE));
+        let back = compile(&edited(), &macs, 10, Some(&e));
+        assert_eq!(back.services[0].reals, vec![7]);
+        assert_eq!(back.services[1].reals, vec![8]);
+        assert_eq!(back.reals.len(), 7 + 5);
+        // Without a previous snapshot, ids are dense again.
+        let fresh = compile(&edited(), &macs, 1, None);
+        assert_eq!(fresh.services[0].reals, vec![1]);
+        assert_eq!(fresh.reals.len(), 6);
+    }
+
     #[test]
     fn test_all_ports_mask() {
         assert_eq!(all_ports_mask(0), 0);
@@ -395,6 +512,6 @@ mod tests {
     #[should_panic(expected = "one MAC per configured port")]
     fn test_compile_mac_count_mismatch() {
         let cfg = parse(CFG, "t.ron").expect("valid");
-        let _ = compile(&cfg, &[[2, 0, 0, 0, 0, 1]], 1);
+        let _ = compile(&cfg, &[[2, 0, 0, 0, 0, 1]], 1, None);
     }
 }

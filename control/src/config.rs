@@ -290,7 +290,7 @@ impl Config {
 
 /// Marks a message as a value error raised by one of our newtypes, so the
 /// error position is moved from the end of the value to its start.
-const VALUE_MARK: char = '\u{1}';
+pub(crate) const VALUE_MARK: char = '\u{1}';
 
 /// Deserializes a string and converts it with `parse`, turning a refusal into
 /// a positioned value error.
@@ -974,7 +974,7 @@ fn verr(path: Vec<PathSeg>, message: String) -> ValidationError {
 /// `admin_socket`; 1..=64 ports with unique non-empty `name` and `device`, at
 /// least one address each and no DIP on two ports; each route's `dst` unique
 /// and its `via` on a connected subnet and not a DIP; each neighbour on a
-/// connected subnet, unique and not a DIP; at most 65536 services; each
+/// connected subnet, unique and not a DIP; at most 65535 services; each
 /// VIP:port/proto once; a VIP may not be a DIP; in each service no real
 /// server twice, no real server on a director address (DIP or VIP); a DR
 /// real server on a connected subnet with its port equal to the vport; a NAT
@@ -1186,10 +1186,11 @@ pub fn validate(cfg: &Config) -> Result<(), ValidationError> {
     }
 
     // Services.
-    if cfg.services.len() > usize::from(u16::MAX) + 1 {
+    // Index u16::MAX is `NO_SERVICE`, the mark of a retired real server.
+    if cfg.services.len() > usize::from(u16::MAX) {
         return Err(verr(
-            vec![F("services"), I(usize::from(u16::MAX) + 1)],
-            "too many services: expected at most 65536".into(),
+            vec![F("services"), I(usize::from(u16::MAX))],
+            "too many services: expected at most 65535".into(),
         ));
     }
     let vips: HashSet<Ipv4Addr> = cfg.services.iter().map(|s| s.vip.ip()).collect();

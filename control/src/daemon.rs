@@ -19,9 +19,10 @@ use dataplane::worker::{LoopConf, Mesh, Worker};
 use hwinit::dpdk::{DpdkQueue, Eal, Mempool, PortSetup};
 use tracing::{info, warn};
 
-use crate::admin::{build_status, AdminServer};
+use crate::admin::{build_status, AdminServer, EditFn};
 use crate::compile::compile;
 use crate::config::Config;
+use crate::edit::Editor;
 
 /// A startup failure: one line, problem and remedy.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +119,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         macs.push(info.mac);
     }
 
-    let snap = compile(&cfg, &macs, 1);
+    let snap = compile(&cfg, &macs, 1, None);
     let n_reals = snap.reals.len();
     let snapshot = Arc::new(ArcSwap::from_pointee(snap));
     let mesh: Arc<Mesh<hwinit::dpdk::Mbuf>> = Mesh::new(usize::from(n_workers));
@@ -169,7 +170,30 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             )
         })
     };
-    let admin = match AdminServer::start(&cfg.admin_socket, status) {
+    // Runtime edits (fulcrumctl -A/-E/-D/-a/-e/-d/-C) go through the editor:
+    // validate, compile against the current snapshot, publish.
+    let edit: EditFn = {
+        let editor = Editor::new(
+            cfg.clone(),
+            macs.clone(),
+            Arc::clone(&snapshot),
+            stats.clone(),
+        );
+        Arc::new(move |req: &serde_json::Value| {
+            let cmd = req.get("cmd").and_then(|c| c.as_str()).unwrap_or("?");
+            match editor.handle(req) {
+                Ok(generation) => {
+                    info!(cmd, generation, "runtime edit published");
+                    Ok(generation)
+                }
+                Err(e) => {
+                    warn!(cmd, "runtime edit refused: {e}");
+                    Err(e.to_string())
+                }
+            }
+        })
+    };
+    let admin = match AdminServer::start_with_edits(&cfg.admin_socket, status, edit) {
         Ok(a) => a,
         Err(e) => {
             stop.store(true, Ordering::Relaxed);

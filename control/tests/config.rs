@@ -113,7 +113,7 @@ fn test_example_parses_and_validates() {
 #[test]
 fn test_example_compiles() {
     let cfg = config::load(&example_path()).expect("valid");
-    let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1);
+    let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None);
     assert_eq!(snap.services.len(), 2);
     assert_eq!(snap.reals.len(), 5);
     assert_eq!(snap.routes.last().map(|r| r.via), Some(Some(0x0a00_00fe)));

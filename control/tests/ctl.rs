@@ -10,11 +10,17 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use control::admin::{
-    format_counters, format_list, query, AdminError, AdminServer, RealStatus, ServiceStatus,
-    Status, WorkerStatus,
+    build_status, format_counters, format_list, query, AdminError, AdminServer, EditFn, RealStatus,
+    ServiceStatus, Status, StatusFn, WorkerStatus,
 };
-use dataplane::stats::DropReason;
+use control::compile::compile;
+use control::config::parse;
+use control::edit::Editor;
+use dataplane::snapshot::Snapshot;
+use dataplane::stats::{DropReason, SharedStats};
+use serde_json::json;
 
 /// A fresh directory for one test's socket (short, to stay under the
 /// 108-byte `sun_path` limit), removed when the test ends.
@@ -228,7 +234,7 @@ fn test_admin_unknown_cmd() {
     s.read_to_string(&mut reply).expect("read");
     assert_eq!(
         reply,
-        "{\"error\":\"unknown command \\\"reboot\\\": expected \\\"status\\\"\"}\n"
+        "{\"error\":\"unknown command \\\"reboot\\\": expected one of status, add_service, edit_service, delete_service, add_real, edit_real, delete_real, clear\"}\n"
     );
 }
 
@@ -426,4 +432,349 @@ fn test_admin_stop_after_socket_deleted() {
         .expect("AdminServer::stop hung after its socket file was replaced");
     assert!(sock.exists(), "the other socket file is left alone");
     drop(other);
+}
+
+// ---------------------------------------------------------------------------
+// Runtime edits through the real fulcrumctl binary
+// ---------------------------------------------------------------------------
+
+/// One NAT service with one real server; the inside subnet is connected so
+/// DR real servers on it are valid.
+const EDIT_CFG: &str = r#"(
+    eal_args: ["-l", "0-1"],
+    workers: [1],
+    conn_table_size: 1000,
+    ports: [
+        (name: "outside", device: "net_null0", addrs: ["10.0.0.1/24"]),
+        (name: "inside", device: "net_null1", addrs: ["10.1.0.1/24"]),
+    ],
+    services: [
+        (vip: "10.0.0.100:80", proto: "tcp", scheduler: "rr", forwarding: "nat",
+         real_servers: [(addr: "10.1.0.11:80")]),
+    ],
+)"#;
+
+/// A control plane wired as the daemon wires it: an `Editor` publishing
+/// into the snapshot the status is built from, behind a real `AdminServer`.
+struct Director {
+    _dir: TempDir,
+    _server: AdminServer,
+    sock: String,
+    swap: Arc<ArcSwap<Snapshot>>,
+    editor: Arc<Editor>,
+}
+
+fn director() -> Director {
+    let dir = temp_dir();
+    let cfg = parse(EDIT_CFG, "edit.ron").expect("valid");
+    let macs = vec![[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]];
+    let snap = compile(&cfg, &macs, 1, None);
+    let stats = vec![Arc::new(SharedStats::new(snap.reals.len()))];
+    let swap = Arc::new(ArcSwap::from_pointee(snap));
+    let editor = Arc::new(Editor::new(cfg, macs, Arc::clone(&swap), stats.clone()));
+    let status: StatusFn = {
+        let swap = Arc::clone(&swap);
+        Arc::new(move || build_status(&swap.load(), &stats, &[1], 0, 1000))
+    };
+    let edit: EditFn = {
+        let editor = Arc::clone(&editor);
+        Arc::new(move |req: &serde_json::Value| editor.handle(req).map_err(|e| e.to_string()))
+    };
+    let sock = dir.join("fulcrum.sock");
+    let server = AdminServer::start_with_edits(&sock, status, edit).expect("admin server starts");
+    Director {
+        sock: sock.to_str().expect("utf8").to_string(),
+        _dir: dir,
+        _server: server,
+        swap,
+        editor,
+    }
+}
+
+impl Director {
+    /// Runs fulcrumctl with `args` (split on spaces) against this director.
+    fn ctl(&self, args: &str) -> std::process::Output {
+        let mut all: Vec<&str> = args.split_whitespace().collect();
+        all.extend(["--socket", &self.sock]);
+        ctl(&all)
+    }
+
+    /// Runs a command that must succeed silently.
+    fn ok(&self, args: &str) {
+        let out = self.ctl(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{args}: an edit prints nothing");
+        assert!(out.stderr.is_empty(), "{args}");
+    }
+
+    /// Runs a command that must fail with exactly one stderr line; returns it
+    /// without the `fulcrumctl: ` prefix and newline.
+    fn refused(&self, args: &str) -> String {
+        let out = self.ctl(args);
+        assert_eq!(out.status.code(), Some(1), "{args}");
+        assert!(out.stdout.is_empty(), "{args}");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(err.lines().count(), 1, "{args}: {err:?}");
+        err.strip_prefix("fulcrumctl: ")
+            .and_then(|e| e.strip_suffix('\n'))
+            .unwrap_or_else(|| panic!("{args}: {err:?}"))
+            .to_string()
+    }
+
+    fn stdout(&self, args: &str) -> String {
+        let out = self.ctl(args);
+        assert_eq!(out.status.code(), Some(0), "{args}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn generation(&self) -> u64 {
+        self.swap.load().generation
+    }
+}
+
+const HEAD: &str = "\
+fulcrum 0.1.0 (conn table size=1000 per worker, 1 worker)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+";
+
+#[test]
+fn test_fulcrumctl_edit_commands() {
+    let d = director();
+    d.ok("-A -t 10.0.0.100:81 -s sh");
+    assert_eq!(d.generation(), 2);
+    // No port: the virtual port. -m: masquerading.
+    d.ok("-a -t 10.0.0.100:81 -r 10.1.0.21 -m -w 2");
+    // No method: direct routing, which always uses the virtual port.
+    d.ok("-a -t 10.0.0.100:81 -r 10.1.0.22:8080");
+    assert_eq!(
+        d.stdout("-L -n"),
+        format!(
+            "{HEAD}\
+TCP  10.0.0.100:80 rr
+  -> 10.1.0.11:80                 Masq    1      0          0         
+TCP  10.0.0.100:81 sh
+  -> 10.1.0.21:81                 Masq    2      0          0         
+  -> 10.1.0.22:81                 Route   1      0          0         
+"
+        )
+    );
+    d.ok("-e -t 10.0.0.100:81 -r 10.1.0.21 -m -w 5");
+    // -E replaces the settings (scheduler) and keeps the real servers.
+    d.ok("-E -t 10.0.0.100:81 -s rr");
+    d.ok("-A -u 10.0.0.100:53");
+    let cfg = d.editor.config();
+    assert_eq!(
+        cfg.services[2].scheduler.0.name(),
+        "wlc",
+        "ipvsadm's default"
+    );
+    assert_eq!(cfg.services[1].real_servers.len(), 2);
+    let saved = d.stdout("-S -n");
+    assert_eq!(
+        saved,
+        "\
+-A -t 10.0.0.100:80 -s rr
+-a -t 10.0.0.100:80 -r 10.1.0.11:80 -m -w 1
+-A -t 10.0.0.100:81 -s rr
+-a -t 10.0.0.100:81 -r 10.1.0.21:81 -m -w 5
+-a -t 10.0.0.100:81 -r 10.1.0.22:81 -g -w 1
+-A -u 10.0.0.100:53 -s wlc
+"
+    );
+    assert_eq!(d.generation(), 7);
+
+    d.ok("-d -t 10.0.0.100:81 -r 10.1.0.22");
+    d.ok("-D -u 10.0.0.100:53");
+    d.ok("-D -t 10.0.0.100:81");
+    assert_eq!(
+        d.stdout("-Ln"),
+        format!("{HEAD}TCP  10.0.0.100:80 rr\n  -> 10.1.0.11:80                 Masq    1      0          0         \n")
+    );
+    d.ok("-C");
+    assert_eq!(d.stdout("-Ln"), HEAD);
+    assert_eq!(d.generation(), 11);
+
+    // What -S printed rebuilds the same rules.
+    for line in saved.lines() {
+        d.ok(line);
+    }
+    assert_eq!(d.stdout("-S"), saved);
+}
+
+#[test]
+fn test_fulcrumctl_edit_errors_change_nothing() {
+    let d = director();
+    let before = d.swap.load_full();
+    let cfg_before = d.editor.config();
+    let list_before = d.stdout("-Ln");
+
+    assert_eq!(
+        d.refused("-A -t 10.0.0.100:81 -s bogus"),
+        format!(
+            "services[1].scheduler: invalid scheduler \"bogus\": expected one of {}",
+            sched::SchedKind::NAMES.join(", ")
+        )
+    );
+    assert_eq!(
+        d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 -m -w 70000"),
+        "services[0].real_servers[1].weight: invalid weight 70000: expected 0..=65535"
+    );
+    assert_eq!(
+        d.refused("-D -t 10.0.0.100:99"),
+        "no such service: TCP 10.0.0.100:99"
+    );
+    assert_eq!(
+        d.refused("-a -u 10.0.0.100:80 -r 10.1.0.12 -m"),
+        "no such service: UDP 10.0.0.100:80"
+    );
+    assert_eq!(
+        d.refused("-A -t 10.0.0.100:80 -s rr"),
+        "service already exists: TCP 10.0.0.100:80"
+    );
+    assert_eq!(
+        d.refused("-a -t 10.0.0.100:80 -r 10.1.0.11 -m"),
+        "real server already exists: 10.1.0.11:80 in TCP 10.0.0.100:80"
+    );
+    assert_eq!(
+        d.refused("-e -t 10.0.0.100:80 -r 10.1.0.99 -m"),
+        "no such real server: 10.1.0.99:80 in TCP 10.0.0.100:80"
+    );
+    assert_eq!(
+        d.refused("-d -t 10.0.0.100:80 -r 10.1.0.99"),
+        "no such real server: 10.1.0.99:80 in TCP 10.0.0.100:80"
+    );
+    // A rule of the file loader, checked on the edited config as a whole.
+    let e = d.refused("-a -t 10.0.0.100:80 -r 10.9.0.5");
+    assert!(
+        e.starts_with("services[0].real_servers[1].addr: direct-routing real server 10.9.0.5 is not on a connected subnet"),
+        "{e}"
+    );
+    // Refused by fulcrumctl itself.
+    assert_eq!(
+        d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 -i"),
+        "-i (IP-IP tunnelling): not supported yet; use -g (direct routing) or -m (masquerading)"
+    );
+    assert_eq!(
+        d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 -s rr"),
+        "option -s is not allowed with -a (add-server)"
+    );
+    assert_eq!(
+        d.refused("-a -t 10.0.0.100:80"),
+        "-a (add-server) needs -r RIP[:PORT]"
+    );
+    assert_eq!(
+        d.refused("-D"),
+        "-D (delete-service) needs -t or -u VIP:PORT"
+    );
+
+    // Nothing half-applied: same snapshot, generation, config and listing.
+    assert!(Arc::ptr_eq(&before, &d.swap.load_full()));
+    assert_eq!(d.generation(), 1);
+    assert_eq!(d.editor.config(), cfg_before);
+    assert_eq!(d.stdout("-Ln"), list_before);
+    // And the next good edit is generation 2.
+    d.ok("-e -t 10.0.0.100:80 -r 10.1.0.11 -m -w 3");
+    assert_eq!(d.generation(), 2);
+}
+
+#[test]
+fn test_fulcrumctl_sends_ipvsadm_options() {
+    // A recording server: checks the request each flag turns into, whether
+    // or not the daemon's config knows the field yet.
+    let dir = temp_dir();
+    let sock = dir.join("fulcrum.sock");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let edit: EditFn = {
+        let seen = Arc::clone(&seen);
+        Arc::new(move |req: &serde_json::Value| {
+            seen.lock().expect("lock").push(req.clone());
+            Ok(7)
+        })
+    };
+    let _server =
+        AdminServer::start_with_edits(&sock, Arc::new(fixture), edit).expect("admin server");
+    let sock = sock.to_str().expect("utf8");
+    let cases = [
+        (
+            "-A -t 10.0.0.100:80 -p",
+            json!({"cmd": "add_service", "service": {"vip": "10.0.0.100:80", "proto": "tcp",
+                "scheduler": "wlc", "forwarding": "dr", "persistence_timeout": 300}}),
+        ),
+        (
+            "-E -u 10.0.0.100:53 -s sh -p 60 -M 255.255.255.0 -b sh-port,sh-fallback",
+            json!({"cmd": "edit_service", "service": {"vip": "10.0.0.100:53", "proto": "udp",
+                "scheduler": "sh", "persistence_timeout": 60,
+                "persistence_netmask": "255.255.255.0",
+                "sched_flags": ["sh-port", "sh-fallback"]}}),
+        ),
+        (
+            "-a -t 10.0.0.100:80 -r 10.1.0.11:8080",
+            json!({"cmd": "add_real", "vip": "10.0.0.100:80", "proto": "tcp",
+                "real": {"addr": "10.1.0.11:80", "weight": 1, "forwarding": "dr"}}),
+        ),
+        (
+            "-e -t 10.0.0.100:80 -r 10.1.0.11:8080 -m -w 0",
+            json!({"cmd": "edit_real", "vip": "10.0.0.100:80", "proto": "tcp",
+                "real": {"addr": "10.1.0.11:8080", "weight": 0, "forwarding": "nat"}}),
+        ),
+        (
+            "-d -t 10.0.0.100:80 -r 10.1.0.11",
+            json!({"cmd": "delete_real", "vip": "10.0.0.100:80", "proto": "tcp",
+                "real": {"addr": "10.1.0.11:80"}}),
+        ),
+        (
+            "-D -u 10.0.0.100:53",
+            json!({"cmd": "delete_service", "vip": "10.0.0.100:53", "proto": "udp"}),
+        ),
+        ("-C", json!({"cmd": "clear"})),
+    ];
+    for (args, want) in &cases {
+        let mut all: Vec<&str> = args.split_whitespace().collect();
+        all.extend(["--socket", sock]);
+        let out = ctl(&all);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let got = seen.lock().expect("lock").pop().expect("one request");
+        assert_eq!(&got, want, "{args}");
+    }
+}
+
+#[test]
+fn test_fulcrumctl_every_scheduler() {
+    // Issue 3: any scheduler name ipvsadm accepts works in -A -s NAME.
+    let d = director();
+    let names = sched::SchedKind::NAMES;
+    for (i, name) in names.iter().enumerate() {
+        d.ok(&format!("-A -t 10.0.0.100:{} -s {name}", 1000 + i));
+        d.ok(&format!(
+            "-a -t 10.0.0.100:{} -r 10.1.0.{} -m -w {}",
+            1000 + i,
+            20 + i,
+            i
+        ));
+    }
+    let listed = d.stdout("-Ln");
+    for (i, name) in names.iter().enumerate() {
+        let head = format!("TCP  10.0.0.100:{} {name}", 1000 + i);
+        assert!(listed.lines().any(|l| l == head), "{head} in {listed}");
+    }
+    let snap = d.swap.load();
+    assert_eq!(snap.services.len(), 1 + names.len());
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(snap.services[1 + i].scheduler.name(), *name);
+        assert_eq!(
+            snap.reals[snap.services[1 + i].reals[0] as usize].weight,
+            i as u32
+        );
+    }
 }

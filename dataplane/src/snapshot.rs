@@ -133,8 +133,18 @@ pub struct Service {
     pub reals: Vec<u32>,
 }
 
-/// One real server of one service. Ids are dense and start at 1 because 0 is
-/// kept for "none" in connection entries.
+/// [`RealServer::service`] of a retired real server: one that a runtime edit
+/// removed and whose id is kept, in no service, for connections that still
+/// point at it. Never a valid service index (at most 65535 services).
+pub const NO_SERVICE: u16 = u16::MAX;
+
+/// One real server of one service. Ids start at 1 because 0 is kept for
+/// "none" in connection entries. An id names the same (service key, RIP,
+/// rport) for the whole run: the control plane keeps it across recompiles
+/// and never reuses it, so a connection's `real` always counts on the right
+/// real server. A removed real server stays as a retired entry (weight 0,
+/// `service` = [`NO_SERVICE`], listed by no service): the ids are dense over
+/// everything ever compiled in this run, with such holes.
 #[derive(Clone, Debug)]
 pub struct RealServer {
     /// Real server IP (RIP), host order.
@@ -145,7 +155,8 @@ pub struct RealServer {
     pub weight: u32,
     /// Forwarding method towards this real server.
     pub method: Method,
-    /// Index into [`Snapshot::services`] of the owning service.
+    /// Index into [`Snapshot::services`] of the owning service, or
+    /// [`NO_SERVICE`] for a retired real server.
     pub service: u16,
 }
 
@@ -214,7 +225,8 @@ pub struct Snapshot {
     pub services: Vec<Service>,
     /// VIP:vport/proto → index into `services`.
     pub service_index: HashMap<ServiceKey, u16>,
-    /// Real servers by dense id; index 0 is an unused placeholder.
+    /// Real servers by id; index 0 is an unused placeholder, retired ones
+    /// stay (see [`RealServer`]), so the length never shrinks within a run.
     pub reals: Vec<RealServer>,
     /// Connection timeouts.
     pub timeouts: Timeouts,

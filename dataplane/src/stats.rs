@@ -6,6 +6,7 @@
 //! copy. Every drop has exactly one [`DropReason`] and one counter.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 macro_rules! drop_reasons {
     ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
@@ -171,23 +172,73 @@ pub struct RealStats {
 pub struct SharedStats {
     worker: [AtomicU64; 12],
     drops: [AtomicU64; DropReason::COUNT],
-    /// Per real server id (dense, index 0 unused), 7 counters each, in
-    /// `RealStats` field order.
-    reals: Vec<[AtomicU64; 7]>,
+    /// Per real server id (index 0 unused), 7 counters each in `RealStats`
+    /// field order, in chunks of [`REAL_CHUNK`] ids. The directory has a
+    /// fixed length ([`MAX_REAL_IDS`] / [`REAL_CHUNK`]) so that the control
+    /// thread can add chunks while the worker publishes, without a lock:
+    /// chunks are only ever added, in order, by [`SharedStats::reserve`].
+    reals: Box<[OnceLock<Box<RealChunk>>]>,
+}
+
+/// Real server ids per chunk of [`SharedStats`]' per-real-server counters.
+pub const REAL_CHUNK: usize = 1024;
+/// Most real server ids one run can use (live ones plus the retired ids the
+/// control plane never reuses); [`SharedStats::reserve`] refuses more.
+pub const MAX_REAL_IDS: usize = 1 << 20;
+
+type RealChunk = [[AtomicU64; 7]; REAL_CHUNK];
+
+fn new_chunk() -> Box<RealChunk> {
+    let v: Vec<[AtomicU64; 7]> = (0..REAL_CHUNK).map(|_| Default::default()).collect();
+    match v.into_boxed_slice().try_into() {
+        Ok(chunk) => chunk,
+        // The Vec above has exactly REAL_CHUNK entries.
+        Err(_) => unreachable!("a chunk has REAL_CHUNK entries"),
+    }
 }
 
 impl SharedStats {
-    /// Room for real server ids `0..n_reals`.
+    /// Room for real server ids `0..n_reals` (clamped to [`MAX_REAL_IDS`]);
+    /// [`SharedStats::reserve`] adds more later.
     pub fn new(n_reals: usize) -> Self {
-        SharedStats {
+        let s = SharedStats {
             worker: Default::default(),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
-            reals: (0..n_reals).map(|_| Default::default()).collect(),
+            reals: (0..MAX_REAL_IDS / REAL_CHUNK)
+                .map(|_| OnceLock::new())
+                .collect(),
+        };
+        s.reserve(n_reals.min(MAX_REAL_IDS));
+        s
+    }
+
+    /// Makes room for real server ids `0..n_reals`, allocating zeroed chunks
+    /// as needed. Called by the control thread before it publishes a
+    /// snapshot with more real servers, so that the worker never allocates.
+    /// Returns `false`, adding nothing, when `n_reals > MAX_REAL_IDS`.
+    pub fn reserve(&self, n_reals: usize) -> bool {
+        if n_reals > MAX_REAL_IDS {
+            return false;
         }
+        for slot in &self.reals[..n_reals.div_ceil(REAL_CHUNK)] {
+            slot.get_or_init(new_chunk);
+        }
+        true
+    }
+
+    /// How many real server ids have room (a multiple of [`REAL_CHUNK`]).
+    pub fn real_capacity(&self) -> usize {
+        self.reals.iter().take_while(|c| c.get().is_some()).count() * REAL_CHUNK
+    }
+
+    fn real_slot(&self, id: usize) -> Option<&[AtomicU64; 7]> {
+        let chunk = self.reals.get(id / REAL_CHUNK)?.get()?;
+        Some(&chunk[id % REAL_CHUNK])
     }
 
     /// Publishes `w` and the per-real-server counters `reals` (index = id).
-    /// Ids beyond the room given to [`SharedStats::new`] are not published.
+    /// Ids beyond the room made by [`SharedStats::new`] and
+    /// [`SharedStats::reserve`] are not published.
     pub fn publish(&self, w: &WorkerStats, reals: &[RealStats]) {
         let v = [
             w.rx_pkts,
@@ -209,7 +260,11 @@ impl SharedStats {
         for (a, x) in self.drops.iter().zip(w.drops) {
             a.store(x, Relaxed);
         }
-        for (slot, r) in self.reals.iter().zip(reals) {
+        for (id, r) in reals.iter().enumerate() {
+            let Some(slot) = self.real_slot(id) else {
+                // Chunks are added in order: no room here, none further.
+                break;
+            };
             let v = [
                 r.conns,
                 r.in_pkts,
@@ -246,7 +301,7 @@ impl SharedStats {
 
     /// Reads the published counters of real server `id` (zeros if unknown).
     pub fn load_real(&self, id: usize) -> RealStats {
-        let Some(s) = self.reals.get(id) else {
+        let Some(s) = self.real_slot(id) else {
             return RealStats::default();
         };
         let g = |i: usize| s[i].load(Relaxed);
@@ -295,6 +350,27 @@ mod tests {
         assert_eq!(s.load_real(1).conns, 4);
         assert_eq!(s.load_real(1).active_conns, 1);
         assert_eq!(s.load_real(9), RealStats::default());
+    }
+
+    #[test]
+    fn test_reserve_grows_room_in_chunks() {
+        let s = SharedStats::new(3);
+        assert_eq!(s.real_capacity(), REAL_CHUNK);
+        let mut r = vec![RealStats::default(); REAL_CHUNK + 5];
+        r[REAL_CHUNK + 4].conns = 9;
+        r[2].in_pkts = 4;
+        // Not published while there is no room for it ...
+        s.publish(&WorkerStats::default(), &r);
+        assert_eq!(s.load_real(2).in_pkts, 4);
+        assert_eq!(s.load_real(REAL_CHUNK + 4), RealStats::default());
+        // ... and published once the control thread made room.
+        assert!(s.reserve(REAL_CHUNK + 5));
+        assert_eq!(s.real_capacity(), 2 * REAL_CHUNK);
+        s.publish(&WorkerStats::default(), &r);
+        assert_eq!(s.load_real(REAL_CHUNK + 4).conns, 9);
+        assert!(!s.reserve(MAX_REAL_IDS + 1));
+        assert_eq!(s.real_capacity(), 2 * REAL_CHUNK, "a refusal adds nothing");
+        assert_eq!(s.load_real(MAX_REAL_IDS), RealStats::default());
     }
 
     #[test]

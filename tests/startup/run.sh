@@ -18,6 +18,11 @@
 #   0a. the same config with scheduler "rr" passes `--check-config` (exit 0);
 #   0b. that config (net_null ports, --no-huge) starts, answers fulcrumctl,
 #       and exits 0 on SIGTERM.
+# Runtime edits on that running daemon, every exit status checked:
+#   5. fulcrumctl -A -t 10.0.0.100:81 -s sh; -a ... -r 10.1.0.21:80 -m -w 2;
+#      -L -n shows both; -E with scheduler "bogus" is refused (exit 1, one
+#      line naming the scheduler) and changes nothing; -D removes the service;
+#      a second -D is refused with "no such service".
 # Prints `startup: N passed, M failed`; exits 1 if any case failed.
 
 set -uo pipefail
@@ -163,9 +168,62 @@ else
     bad "no-hugepages: unshare(1) missing (util-linux), cannot hide hugetlbfs"
 fi
 
-# 0b: control for cases 2-4: the good config really runs.
+# expect_ctl NAME STATUS PHRASE ARGS...: runs fulcrumctl ARGS against the
+# running daemon (30 s cap) and checks its exit status; a failure must be one
+# `fulcrumctl:` line on stderr holding PHRASE, a success must print nothing
+# on stderr.
+expect_ctl() {
+    local name=$1 want=$2 phrase=$3 rc n
+    shift 3
+    timeout 30 "$FULCRUMCTL" --socket "$RUN/fulcrum.sock" "$@" >"$RUN/$name.out" 2>"$RUN/$name.err"
+    rc=$?
+    n=$(wc -l <"$RUN/$name.err")
+    if [ "$rc" != "$want" ]; then
+        bad "$name: fulcrumctl $* exited $rc, expected $want: $(head -c 300 "$RUN/$name.err")"
+        return 1
+    fi
+    if [ "$want" = 0 ] && [ "$n" = 0 ]; then
+        ok "$name: fulcrumctl $* exits 0"
+        return 0
+    fi
+    if [ "$want" != 0 ] && [ "$n" = 1 ] && grep -q "^fulcrumctl: .*$phrase" "$RUN/$name.err"; then
+        ok "$name: fulcrumctl $* exits $want: $(head -c 200 "$RUN/$name.err")"
+        return 0
+    fi
+    bad "$name: fulcrumctl $*: $n stderr lines, expected $([ "$want" = 0 ] && echo 0 || echo "1 with '$phrase'"): $(head -c 300 "$RUN/$name.err")"
+    return 1
+}
+
+# expect_listed NAME yes|no TEXT: `fulcrumctl -L -n` exits 0 and its output
+# holds (or lacks) the line TEXT.
+expect_listed() {
+    local name=$1 want=$2 text=$3
+    expect_ctl "$name" 0 "" -L -n || return 1
+    if grep -qxF -- "$text" "$RUN/$name.out"; then
+        [ "$want" = yes ] && ok "$name: -L -n lists '$text'" && return 0
+        bad "$name: -L -n still lists '$text'"
+    else
+        [ "$want" = no ] && ok "$name: -L -n no longer lists '$text'" && return 0
+        bad "$name: -L -n lacks '$text': $(head -c 400 "$RUN/$name.out")"
+    fi
+    return 1
+}
+
+# 0b: control for cases 2-4: the good config really runs; 5: runtime edits.
 fc_start "" "$RUN/good.ron"
 if fc_wait_ready 20; then
+    svc="TCP  10.0.0.100:81 sh"
+    real="  -> 10.1.0.21:80                 Masq    2      0          0         "
+    expect_ctl edit-add-service 0 "" -A -t 10.0.0.100:81 -s sh
+    expect_ctl edit-add-real 0 "" -a -t 10.0.0.100:81 -r 10.1.0.21:80 -m -w 2
+    expect_listed edit-list-added yes "$svc"
+    expect_listed edit-list-real yes "$real"
+    expect_ctl edit-bad-scheduler 1 'scheduler "bogus": expected one of' -E -t 10.0.0.100:81 -s bogus
+    expect_listed edit-list-unchanged yes "$svc"
+    expect_ctl edit-delete-service 0 "" -D -t 10.0.0.100:81
+    expect_listed edit-list-deleted no "$svc"
+    expect_ctl edit-delete-again 1 "no such service: TCP 10.0.0.100:81" -D -t 10.0.0.100:81
+    expect_listed edit-list-original yes "TCP  10.0.0.100:80 rr"
     fc_stop
     if [ "$FC_STATUS" = 0 ]; then
         ok "control: good config starts, answers fulcrumctl, exits 0 on SIGTERM"

@@ -1,46 +1,137 @@
-//! `fulcrumctl`: the operator's view of a running fulcrum, ipvsadm-style.
+//! `fulcrumctl`: the operator's tool for a running fulcrum, in ipvsadm's
+//! command syntax.
 //!
-//! Layer: control CLI. Queries the daemon's admin socket once and prints;
-//! it never changes anything. Output layouts live in `control::admin`
-//! (`format_list`, `format_counters`) so they are unit-tested; this file
-//! only parses flags, queries and prints.
+//! Layer: control CLI. Talks to the daemon's admin socket once per run:
+//! either a status query it prints, or one runtime edit. Output layouts live
+//! in `control::admin` (`format_list`, `format_counters`, `format_save`) and
+//! edit semantics in `control::edit`, so both are unit-tested; this file only
+//! parses flags, builds the request and prints.
 //!
-//! Flags (ipvsadm-compatible where ipvsadm has them):
-//! - `-L`/`-l`/`--list`: list virtual services and real servers
-//!   (`ipvsadm -L -n` layout). `-n`/`--numeric` is accepted and is the only
-//!   mode: fulcrum never resolves names.
-//! - `--stats`: connection, packet and byte counters instead of weights
-//!   (ipvsadm `--stats`, K/M/G/T units in base 1000); `--exact`: no units.
-//! - `--counters`: per-worker counters and drop reasons; drop reasons that
-//!   are zero on every worker are hidden unless `--exact` is also given.
-//! - `--json`: the raw `Status` JSON, pretty-printed.
+//! Commands (ipvsadm's letters, one per run):
+//! - `-A|-E -t|-u VIP:PORT [-s SCHED] [-p [TIMEOUT]] [-M NETMASK] [-b FLAGS]`:
+//!   add or edit a virtual service. The scheduler defaults to `wlc`, as in
+//!   ipvsadm (so `-E` without `-s` sets `wlc`). `-p` without a value is 300 s
+//!   (ipvsadm's default persistence timeout). `-p`, `-M` and `-b` (a comma
+//!   list such as `sh-port,sh-fallback`) are sent as the service's
+//!   `persistence_timeout`, `persistence_netmask` and `sched_flags`; the
+//!   daemon refuses them if its config has no such fields. `-E` replaces the
+//!   service's settings and keeps its real servers.
+//! - `-D -t|-u VIP:PORT`: delete a virtual service.
+//! - `-a|-e -t|-u VIP:PORT -r RIP[:PORT] [-g|-m] [-w WEIGHT]`: add or edit a
+//!   real server. As in ipvsadm: `-g` (direct routing) is the default, `-m`
+//!   is masquerading (NAT), the weight defaults to 1, a RIP without a port
+//!   takes the virtual port, and with `-g` the port is always the virtual
+//!   port. `-i` (IP-IP tunnelling) is refused: not supported yet.
+//! - `-d -t|-u VIP:PORT -r RIP[:PORT]`: delete a real server.
+//! - `-C`: clear every virtual service.
+//! - `-L`/`-l`/`--list` (`-n`/`--numeric` accepted, always numeric):
+//!   list services and real servers (`ipvsadm -L -n` layout); `--stats`:
+//!   counters instead of weights (K/M/G/T in base 1000); `--exact`: no units.
+//! - `-S`/`--save`: print the current rules as `fulcrumctl` commands
+//!   (`ipvsadm -S -n`).
+//! - `--counters`: per-worker counters and drop reasons (zeros hidden unless
+//!   `--exact`); `--json`: the raw status JSON, pretty-printed.
 //! - `--socket PATH`: admin socket; default `$FULCRUM_SOCKET`, else
 //!   `/run/fulcrum/fulcrum.sock`.
 //!
-//! Without `-L`, `--counters` or `--json` it prints usage and exits 0.
-//! Errors (daemon not running, bad reply, bad flags) are one line on stderr
-//! and exit status 1.
+//! Edits are runtime only: the daemon's config file is not changed. An edit
+//! prints nothing and exits 0 once the daemon published it. Without a command
+//! it prints usage and exits 0. Errors (daemon not running, an edit the
+//! daemon refused, bad flags) are one line on stderr and exit status 1; a
+//! refused edit prints the daemon's reason as is.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-use control::admin::{format_counters, format_list, query};
+use clap::{ArgGroup, CommandFactory, Parser};
+use control::admin::{edit, format_counters, format_list, format_save, query, AdminError};
 use control::config::DEFAULT_ADMIN_SOCKET;
+use serde_json::{json, Value};
 
-/// fulcrum's ipvsadm-style status tool.
+/// fulcrum's ipvsadm-style admin tool.
 #[derive(Parser, Debug)]
 #[command(
     name = "fulcrumctl",
     version,
-    about = "Show the state of a running fulcrum director (ipvsadm -L style)"
+    about = "Show and edit the virtual services of a running fulcrum director (ipvsadm syntax)",
+    group(ArgGroup::new("command").multiple(false)),
+    group(ArgGroup::new("method").multiple(false)),
 )]
 struct Cli {
+    /// Add a virtual service (like ipvsadm -A).
+    #[arg(short = 'A', long = "add-service", group = "command")]
+    add_service: bool,
+    /// Edit a virtual service: replaces its settings, keeps its real servers.
+    #[arg(short = 'E', long = "edit-service", group = "command")]
+    edit_service: bool,
+    /// Delete a virtual service.
+    #[arg(short = 'D', long = "delete-service", group = "command")]
+    delete_service: bool,
+    /// Clear: delete every virtual service.
+    #[arg(short = 'C', long = "clear", group = "command")]
+    clear: bool,
+    /// Add a real server to a virtual service.
+    #[arg(short = 'a', long = "add-server", group = "command")]
+    add_server: bool,
+    /// Edit a real server: replaces its weight and forwarding method.
+    #[arg(short = 'e', long = "edit-server", group = "command")]
+    edit_server: bool,
+    /// Delete a real server from a virtual service.
+    #[arg(short = 'd', long = "delete-server", group = "command")]
+    delete_server: bool,
     /// List virtual services and real servers (like ipvsadm -L).
-    #[arg(short = 'L', short_alias = 'l', long = "list")]
+    #[arg(short = 'L', short_alias = 'l', long = "list", group = "command")]
     list: bool,
+    /// Print the current rules as fulcrumctl commands (like ipvsadm -S).
+    #[arg(short = 'S', long = "save", group = "command")]
+    save: bool,
+    /// TCP virtual service VIP:PORT.
+    #[arg(
+        short = 't',
+        long = "tcp-service",
+        value_name = "VIP:PORT",
+        conflicts_with = "udp_service"
+    )]
+    tcp_service: Option<String>,
+    /// UDP virtual service VIP:PORT.
+    #[arg(short = 'u', long = "udp-service", value_name = "VIP:PORT")]
+    udp_service: Option<String>,
+    /// Scheduler (ipvsadm name: rr, wrr, lc, wlc, sh, mh, ...); default wlc.
+    #[arg(short = 's', long = "scheduler", value_name = "SCHEDULER")]
+    scheduler: Option<String>,
+    /// Persistent service; timeout in seconds, 300 when omitted.
+    #[arg(
+        short = 'p',
+        long = "persistent",
+        value_name = "TIMEOUT",
+        num_args = 0..=1,
+        default_missing_value = "300"
+    )]
+    persistent: Option<u64>,
+    /// Persistence granularity netmask, like 255.255.255.0.
+    #[arg(short = 'M', long = "netmask", value_name = "NETMASK")]
+    netmask: Option<String>,
+    /// Scheduler flags, comma separated (sh-port, sh-fallback, mh-port, ...).
+    #[arg(short = 'b', long = "sched-flags", value_name = "FLAGS")]
+    sched_flags: Option<String>,
+    /// Real server RIP or RIP:PORT; the port defaults to the virtual port.
+    #[arg(short = 'r', long = "real-server", value_name = "RIP[:PORT]")]
+    real_server: Option<String>,
+    /// Direct routing (the default forwarding method).
+    #[arg(short = 'g', long = "gatewaying", group = "method")]
+    gatewaying: bool,
+    /// Masquerading (NAT).
+    #[arg(short = 'm', long = "masquerading", group = "method")]
+    masquerading: bool,
+    /// IP-IP tunnelling (not supported yet).
+    #[arg(short = 'i', long = "ipip", group = "method")]
+    ipip: bool,
+    /// Real server weight 0..=65535; default 1.
+    #[arg(short = 'w', long = "weight", value_name = "WEIGHT")]
+    weight: Option<u64>,
     /// Numeric output; accepted for ipvsadm compatibility and always on.
     #[arg(short = 'n', long = "numeric")]
     numeric: bool,
@@ -62,6 +153,216 @@ struct Cli {
     socket: Option<PathBuf>,
 }
 
+/// What one run does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cmd {
+    AddService,
+    EditService,
+    DeleteService,
+    Clear,
+    AddReal,
+    EditReal,
+    DeleteReal,
+    List,
+    Save,
+    Counters,
+    Json,
+}
+
+impl Cmd {
+    /// The flag and ipvsadm's long name, for messages.
+    fn flag(self) -> &'static str {
+        match self {
+            Cmd::AddService => "-A (add-service)",
+            Cmd::EditService => "-E (edit-service)",
+            Cmd::DeleteService => "-D (delete-service)",
+            Cmd::Clear => "-C (clear)",
+            Cmd::AddReal => "-a (add-server)",
+            Cmd::EditReal => "-e (edit-server)",
+            Cmd::DeleteReal => "-d (delete-server)",
+            Cmd::List => "-L (list)",
+            Cmd::Save => "-S (save)",
+            Cmd::Counters => "--counters",
+            Cmd::Json => "--json",
+        }
+    }
+
+    /// Options the command accepts besides `-n` and `--socket` (ipvsadm's
+    /// `commands_v_options` table, for the options fulcrumctl has).
+    fn allowed(self) -> &'static [&'static str] {
+        match self {
+            Cmd::AddService | Cmd::EditService => &["-t", "-u", "-s", "-p", "-M", "-b"],
+            Cmd::DeleteService => &["-t", "-u"],
+            Cmd::AddReal | Cmd::EditReal => &["-t", "-u", "-r", "-g", "-m", "-i", "-w"],
+            Cmd::DeleteReal => &["-t", "-u", "-r"],
+            // The read-only views ignore each other's flags, as before.
+            Cmd::List | Cmd::Counters | Cmd::Json => {
+                &["--stats", "--exact", "--counters", "--json"]
+            }
+            Cmd::Clear | Cmd::Save => &[],
+        }
+    }
+}
+
+fn command(cli: &Cli) -> Option<Cmd> {
+    let commands = [
+        (cli.add_service, Cmd::AddService),
+        (cli.edit_service, Cmd::EditService),
+        (cli.delete_service, Cmd::DeleteService),
+        (cli.clear, Cmd::Clear),
+        (cli.add_server, Cmd::AddReal),
+        (cli.edit_server, Cmd::EditReal),
+        (cli.delete_server, Cmd::DeleteReal),
+        (cli.save, Cmd::Save),
+    ];
+    if let Some(&(_, c)) = commands.iter().find(|(on, _)| *on) {
+        return Some(c);
+    }
+    // The read-only views keep their old precedence: --json, --counters, -L.
+    if cli.json {
+        Some(Cmd::Json)
+    } else if cli.counters {
+        Some(Cmd::Counters)
+    } else if cli.list {
+        Some(Cmd::List)
+    } else {
+        None
+    }
+}
+
+/// Refuses an option the command does not take, and a missing `-t|-u` or
+/// `-r`, as ipvsadm's `generic_opt_check()` does.
+fn check_options(cli: &Cli, cmd: Cmd) -> Result<(), String> {
+    let used = [
+        ("-t", cli.tcp_service.is_some()),
+        ("-u", cli.udp_service.is_some()),
+        ("-s", cli.scheduler.is_some()),
+        ("-p", cli.persistent.is_some()),
+        ("-M", cli.netmask.is_some()),
+        ("-b", cli.sched_flags.is_some()),
+        ("-r", cli.real_server.is_some()),
+        ("-g", cli.gatewaying),
+        ("-m", cli.masquerading),
+        ("-i", cli.ipip),
+        ("-w", cli.weight.is_some()),
+        ("--stats", cli.stats),
+        ("--exact", cli.exact),
+        ("--counters", cli.counters),
+        ("--json", cli.json),
+    ];
+    for (name, on) in used {
+        if on && !cmd.allowed().contains(&name) {
+            return Err(format!("option {name} is not allowed with {}", cmd.flag()));
+        }
+    }
+    let service = cli.tcp_service.is_some() || cli.udp_service.is_some();
+    if cmd.allowed().contains(&"-t") && !service {
+        return Err(format!("{} needs -t or -u VIP:PORT", cmd.flag()));
+    }
+    if cmd.allowed().contains(&"-r") && cli.real_server.is_none() {
+        return Err(format!("{} needs -r RIP[:PORT]", cmd.flag()));
+    }
+    Ok(())
+}
+
+/// The service named by `-t`/`-u`: JSON `vip` and `proto`, and the virtual
+/// port.
+fn service(cli: &Cli) -> Result<(String, &'static str, u16), String> {
+    let (text, proto) = match (&cli.tcp_service, &cli.udp_service) {
+        (Some(t), _) => (t, "tcp"),
+        (None, Some(u)) => (u, "udp"),
+        (None, None) => return Err("needs -t or -u VIP:PORT".into()),
+    };
+    let addr: SocketAddrV4 = text.parse().map_err(|_| {
+        format!("illegal virtual service address {text:?}: expected VIP:PORT like 10.0.0.100:80")
+    })?;
+    Ok((addr.to_string(), proto, addr.port()))
+}
+
+/// The `-r` address with ipvsadm's port rules: no port → the virtual port;
+/// direct routing → always the virtual port.
+fn real_addr(text: &str, vport: u16, dr: bool) -> Result<String, String> {
+    let bad = || {
+        format!("illegal real server address {text:?}: expected RIP or RIP:PORT like 10.1.0.11:80")
+    };
+    let (ip, port) = match text.parse::<SocketAddrV4>() {
+        Ok(a) => (*a.ip(), a.port()),
+        Err(_) => (text.parse::<Ipv4Addr>().map_err(|_| bad())?, vport),
+    };
+    Ok(SocketAddrV4::new(ip, if dr { vport } else { port }).to_string())
+}
+
+/// The admin request for an edit command.
+fn edit_request(cli: &Cli, cmd: Cmd) -> Result<Value, String> {
+    if cmd == Cmd::Clear {
+        return Ok(json!({ "cmd": "clear" }));
+    }
+    let (vip, proto, vport) = service(cli)?;
+    let req = match cmd {
+        Cmd::AddService | Cmd::EditService => {
+            let mut svc = json!({
+                "vip": vip,
+                "proto": proto,
+                "scheduler": cli.scheduler.as_deref().unwrap_or("wlc"),
+            });
+            if cmd == Cmd::AddService {
+                // ipvsadm's default forwarding method; real servers added
+                // with -a always name theirs.
+                svc["forwarding"] = json!("dr");
+            }
+            if let Some(t) = cli.persistent {
+                svc["persistence_timeout"] = json!(t);
+            }
+            if let Some(m) = &cli.netmask {
+                svc["persistence_netmask"] = json!(m);
+            }
+            if let Some(b) = &cli.sched_flags {
+                let flags: Vec<&str> = b
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .collect();
+                svc["sched_flags"] = json!(flags);
+            }
+            let name = if cmd == Cmd::AddService {
+                "add_service"
+            } else {
+                "edit_service"
+            };
+            json!({ "cmd": name, "service": svc })
+        }
+        Cmd::DeleteService => json!({ "cmd": "delete_service", "vip": vip, "proto": proto }),
+        Cmd::AddReal | Cmd::EditReal | Cmd::DeleteReal => {
+            if cli.ipip {
+                return Err(
+                    "-i (IP-IP tunnelling): not supported yet; use -g (direct routing) or -m (masquerading)"
+                        .into(),
+                );
+            }
+            let dr = cmd != Cmd::DeleteReal && !cli.masquerading;
+            let addr = real_addr(cli.real_server.as_deref().unwrap_or(""), vport, dr)?;
+            let (name, real) = match cmd {
+                Cmd::DeleteReal => ("delete_real", json!({ "addr": addr })),
+                _ => (
+                    if cmd == Cmd::AddReal {
+                        "add_real"
+                    } else {
+                        "edit_real"
+                    },
+                    json!({
+                        "addr": addr,
+                        "weight": cli.weight.unwrap_or(1),
+                        "forwarding": if dr { "dr" } else { "nat" },
+                    }),
+                ),
+            };
+            json!({ "cmd": name, "vip": vip, "proto": proto, "real": real })
+        }
+        _ => return Err(format!("{} is not an edit", cmd.flag())),
+    };
+    Ok(req)
+}
+
 fn fail(msg: &str) -> ExitCode {
     // One line, whatever the message contains.
     let one_line = msg
@@ -72,6 +373,14 @@ fn fail(msg: &str) -> ExitCode {
         .join(" ");
     eprintln!("fulcrumctl: {one_line}");
     ExitCode::from(1)
+}
+
+fn admin_fail(e: &AdminError) -> ExitCode {
+    match e {
+        // The daemon's own reason, as is.
+        AdminError::Server { message, .. } => fail(message),
+        other => fail(&other.to_string()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -91,13 +400,17 @@ fn main() -> ExitCode {
     };
     let _ = cli.numeric;
 
-    if !cli.list && !cli.counters && !cli.json {
+    let Some(cmd) = command(&cli) else {
         let _ = Cli::command().print_help();
         return ExitCode::SUCCESS;
+    };
+    if let Err(msg) = check_options(&cli, cmd) {
+        return fail(&msg);
     }
 
     let socket = cli
         .socket
+        .clone()
         .or_else(|| {
             std::env::var_os("FULCRUM_SOCKET")
                 .filter(|s| !s.is_empty())
@@ -105,23 +418,32 @@ fn main() -> ExitCode {
         })
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ADMIN_SOCKET));
 
+    if !matches!(cmd, Cmd::List | Cmd::Save | Cmd::Counters | Cmd::Json) {
+        let req = match edit_request(&cli, cmd) {
+            Ok(r) => r,
+            Err(msg) => return fail(&msg),
+        };
+        return match edit(&socket, &req) {
+            Ok(_generation) => ExitCode::SUCCESS,
+            Err(e) => admin_fail(&e),
+        };
+    }
+
     let status = match query(&socket) {
         Ok(s) => s,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => return admin_fail(&e),
     };
-
-    let text = if cli.json {
-        match serde_json::to_string_pretty(&status) {
+    let text = match cmd {
+        Cmd::Json => match serde_json::to_string_pretty(&status) {
             Ok(mut s) => {
                 s.push('\n');
                 s
             }
             Err(e) => return fail(&format!("cannot encode status: {e}")),
-        }
-    } else if cli.counters {
-        format_counters(&status, cli.exact)
-    } else {
-        format_list(&status, cli.stats, cli.exact)
+        },
+        Cmd::Counters => format_counters(&status, cli.exact),
+        Cmd::Save => format_save(&status),
+        _ => format_list(&status, cli.stats, cli.exact),
     };
     let mut out = std::io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

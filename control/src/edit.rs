@@ -1,0 +1,656 @@
+//! Runtime edits of the virtual services: the admin socket's write commands
+//! (`fulcrumctl -A/-E/-D/-a/-e/-d/-C`, ipvsadm's command set).
+//!
+//! Layer: control, slow path only. An edit is applied to a *clone* of the
+//! current [`Config`], checked by the same [`validate`] the file loader runs,
+//! compiled with the previous snapshot (so real-server ids stay put, see
+//! [`crate::compile::compile`]) and published through the workers' `ArcSwap`
+//! with generation + 1; only then does the edited config become current.
+//! Any failure returns an [`EditError`] and leaves config, snapshot and
+//! generation exactly as they were: nothing half-applies.
+//!
+//! Edits are runtime only, like `ipvsadm` next to a keepalived config: the
+//! config file is never written, and a restart starts from the file again.
+//!
+//! Requests are JSON objects (one line on the admin socket):
+//! - `{"cmd":"add_service","service":{...}}` and `edit_service`: `service`
+//!   has the config file's service shape (field names as in the RON file,
+//!   unknown fields refused). `edit_service` replaces the service's settings;
+//!   when `real_servers` is absent it keeps the service's real servers, and
+//!   when `forwarding` is absent it keeps the service's default forwarding
+//!   method.
+//! - `{"cmd":"delete_service","vip":"10.0.0.100:80","proto":"tcp"}`.
+//! - `{"cmd":"add_real"|"edit_real"|"delete_real","vip":...,"proto":...,
+//!   "real":{"addr":"10.1.0.11:80","weight":1,"forwarding":"nat"}}`:
+//!   `real` has the config file's real-server shape (`delete_real` only
+//!   needs `addr`); `edit_real` replaces the real server's settings.
+//! - `{"cmd":"clear"}`: removes every virtual service (`ipvsadm -C`).
+//!
+//! Refuses, with ipvsadm's words (libipvs `ipvs_strerror()`): adding a
+//! service or real server that exists ("service already exists", "real
+//! server already exists"), editing or deleting one that does not ("no such
+//! service", "no such real server"); any value or rule the config file would
+//! refuse, named by its path in the config (`services[2].scheduler: ...`,
+//! there is no file:line:col since there is no file); more real-server ids
+//! than one run can hold ([`MAX_REAL_IDS`]).
+#![forbid(unsafe_code)]
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
+use dataplane::snapshot::{Method, Proto, Snapshot};
+use dataplane::stats::{SharedStats, MAX_REAL_IDS};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::compile::compile;
+use crate::config::{
+    display_path, validate, Config, ProtoName, RealServerConfig, ServiceConfig, SocketAddrV4Str,
+    VALUE_MARK,
+};
+
+/// The admin socket's write commands, in ipvsadm's `-A -E -D -a -e -d -C`
+/// order.
+pub const EDIT_COMMANDS: &[&str] = &[
+    "add_service",
+    "edit_service",
+    "delete_service",
+    "add_real",
+    "edit_real",
+    "delete_real",
+    "clear",
+];
+
+/// Why an edit was refused. `Display` is one line, the text the admin socket
+/// answers in `{"error": ...}` and `fulcrumctl` prints.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EditError {
+    /// The request is not one of the shapes in the module doc.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A value or rule the config file would refuse, at `path` (e.g.
+    /// `services[2].real_servers[0].weight`).
+    #[error("{path}: {message}")]
+    Invalid {
+        /// Where the offending value is, in config terms.
+        path: String,
+        /// What was wrong and what was expected.
+        message: String,
+    },
+    /// `add_service` of a VIP:port/proto that exists (ipvsadm: "Service
+    /// already exists").
+    #[error("service already exists: {0}")]
+    ServiceExists(String),
+    /// A service command naming no existing service (ipvsadm: "No such
+    /// service", "Service not defined").
+    #[error("no such service: {0}")]
+    NoService(String),
+    /// `add_real` of a RIP:port the service has (ipvsadm: "Destination
+    /// already exists").
+    #[error("real server already exists: {real} in {service}")]
+    RealExists {
+        /// RIP:port.
+        real: String,
+        /// `TCP VIP:port`.
+        service: String,
+    },
+    /// `edit_real`/`delete_real` of a RIP:port the service lacks (ipvsadm:
+    /// "No such destination").
+    #[error("no such real server: {real} in {service}")]
+    NoReal {
+        /// RIP:port.
+        real: String,
+        /// `TCP VIP:port`.
+        service: String,
+    },
+    /// The edit would need more real-server ids than one run can use.
+    #[error("real server ids exhausted: this run has used {used} of {MAX_REAL_IDS} (ids are never reused); restart fulcrum to renumber")]
+    IdsExhausted {
+        /// Ids the edited snapshot would need.
+        used: usize,
+    },
+}
+
+/// Identifies a virtual service in a request: VIP:port and protocol, as in
+/// the config file. Other fields of the surrounding object are ignored.
+#[derive(Deserialize)]
+struct ServiceRef {
+    vip: SocketAddrV4Str,
+    proto: ProtoName,
+}
+
+impl ServiceRef {
+    fn matches(&self, s: &ServiceConfig) -> bool {
+        s.vip == self.vip && s.proto == self.proto
+    }
+    fn name(&self) -> String {
+        let p = match self.proto.0 {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        };
+        format!("{p} {}", self.vip.0)
+    }
+}
+
+/// Deserializes `value` as `T`, naming a refusal by its path under `prefix`
+/// (`services[2]` + `real_servers[0].weight`).
+fn decode<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, EditError> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let mut path = prefix.to_string();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Seq { index } => path.push_str(&format!("[{index}]")),
+                serde_path_to_error::Segment::Map { key } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                serde_path_to_error::Segment::Enum { variant } => {
+                    path.push('.');
+                    path.push_str(variant);
+                }
+                serde_path_to_error::Segment::Unknown => path.push_str(".?"),
+            }
+        }
+        if path.is_empty() {
+            path.push_str("request");
+        }
+        // Value errors of the config newtypes carry a marker meant for the
+        // RON position finder; it means nothing here.
+        let message = e.inner().to_string().replace(VALUE_MARK, "");
+        EditError::Invalid { path, message }
+    })
+}
+
+fn object<'a>(req: &'a Value, field: &str, cmd: &str) -> Result<&'a Value, EditError> {
+    match req.get(field) {
+        Some(v) if v.is_object() => Ok(v),
+        _ => Err(EditError::BadRequest(format!(
+            "{cmd} needs a {field:?} object"
+        ))),
+    }
+}
+
+fn forwarding_name(m: Method) -> &'static str {
+    match m {
+        Method::Nat => "nat",
+        Method::Dr => "dr",
+    }
+}
+
+/// Applies one edit request to a copy of `cfg` and validates the result.
+///
+/// `req` is a request object as described in the module doc, `cmd`
+/// included. Returns the edited, validated config; `cfg` is not touched.
+///
+/// # Errors
+/// Any [`EditError`]; see the module doc.
+pub fn apply(cfg: &Config, req: &Value) -> Result<Config, EditError> {
+    let cmd = req
+        .get("cmd")
+        .and_then(Value::as_str)
+        .ok_or_else(|| EditError::BadRequest("expected a \"cmd\" string".into()))?;
+    let mut new = cfg.clone();
+    let find = |r: &ServiceRef| service_index(cfg, r);
+    match cmd {
+        "add_service" => {
+            let obj = object(req, "service", cmd)?;
+            let key: ServiceRef = decode(obj, "service")?;
+            if find(&key).is_some() {
+                return Err(EditError::ServiceExists(key.name()));
+            }
+            let path = format!("services[{}]", cfg.services.len());
+            new.services.push(decode(obj, &path)?);
+        }
+        "edit_service" => {
+            let obj = object(req, "service", cmd)?;
+            let key: ServiceRef = decode(obj, "service")?;
+            let i = find(&key).ok_or_else(|| EditError::NoService(key.name()))?;
+            let old = &cfg.services[i];
+            let mut obj = obj.clone();
+            if let Some(map) = obj.as_object_mut() {
+                map.entry("forwarding")
+                    .or_insert_with(|| Value::from(forwarding_name(old.forwarding.0)));
+            }
+            let mut svc: ServiceConfig = decode(&obj, &format!("services[{i}]"))?;
+            if obj.get("real_servers").is_none() {
+                svc.real_servers = old.real_servers.clone();
+            }
+            new.services[i] = svc;
+        }
+        "delete_service" => {
+            let key: ServiceRef = decode(req, "")?;
+            let i = find(&key).ok_or_else(|| EditError::NoService(key.name()))?;
+            new.services.remove(i);
+        }
+        "add_real" | "edit_real" | "delete_real" => {
+            let key: ServiceRef = decode(req, "")?;
+            let i = find(&key).ok_or_else(|| EditError::NoService(key.name()))?;
+            let reals = &cfg.services[i].real_servers;
+            let robj = object(req, "real", cmd)?;
+            // Decode the address alone first, so that a bad one is named
+            // before anything else and `delete_real` needs nothing more.
+            let at = reals.len();
+            let addr: SocketAddrV4Str = decode(
+                robj.get("addr").unwrap_or(&Value::Null),
+                &format!("services[{i}].real_servers[{at}].addr"),
+            )?;
+            let j = reals.iter().position(|r| r.addr == addr);
+            let missing = || EditError::NoReal {
+                real: addr.0.to_string(),
+                service: key.name(),
+            };
+            match (cmd, j) {
+                ("add_real", Some(_)) => {
+                    return Err(EditError::RealExists {
+                        real: addr.0.to_string(),
+                        service: key.name(),
+                    })
+                }
+                ("add_real", None) => {
+                    let r: RealServerConfig =
+                        decode(robj, &format!("services[{i}].real_servers[{at}]"))?;
+                    new.services[i].real_servers.push(r);
+                }
+                ("edit_real", Some(j)) => {
+                    let r: RealServerConfig =
+                        decode(robj, &format!("services[{i}].real_servers[{j}]"))?;
+                    new.services[i].real_servers[j] = r;
+                }
+                ("delete_real", Some(j)) => {
+                    new.services[i].real_servers.remove(j);
+                }
+                _ => return Err(missing()),
+            }
+        }
+        "clear" => new.services.clear(),
+        other => {
+            return Err(EditError::BadRequest(format!(
+                "unknown command {other:?}: expected one of {}",
+                EDIT_COMMANDS.join(", ")
+            )))
+        }
+    }
+    validate(&new).map_err(|e| EditError::Invalid {
+        path: display_path(&e.path),
+        message: e.message,
+    })?;
+    Ok(new)
+}
+
+fn service_index(cfg: &Config, key: &ServiceRef) -> Option<usize> {
+    cfg.services.iter().position(|s| key.matches(s))
+}
+
+/// The control plane's writer: holds the current config and publishes a new
+/// snapshot for each edit. One per daemon; `handle` may be called from any
+/// thread (a mutex serialises edits; the workers never touch it).
+pub struct Editor {
+    cfg: Mutex<Config>,
+    snapshot: Arc<ArcSwap<Snapshot>>,
+    port_macs: Vec<[u8; 6]>,
+    stats: Vec<Arc<SharedStats>>,
+}
+
+impl Editor {
+    /// An editor over the running daemon's state.
+    ///
+    /// `cfg` is the config `snapshot`'s current value was compiled from,
+    /// `port_macs` the MACs that compile was given (one per configured port,
+    /// wire order), `stats` every worker's shared counters, which each edit
+    /// makes room in for new real-server ids before publishing.
+    pub fn new(
+        cfg: Config,
+        port_macs: Vec<[u8; 6]>,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        stats: Vec<Arc<SharedStats>>,
+    ) -> Editor {
+        Editor {
+            cfg: Mutex::new(cfg),
+            snapshot,
+            port_macs,
+            stats,
+        }
+    }
+
+    /// A copy of the current config (the last one published).
+    pub fn config(&self) -> Config {
+        self.cfg
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies one request ([`apply`]), compiles it against the current
+    /// snapshot, makes room for new real-server ids in every worker's
+    /// counters, publishes the snapshot with generation + 1 and makes the
+    /// edited config current. Returns the new generation.
+    ///
+    /// # Errors
+    /// Any [`EditError`]; then nothing was changed.
+    pub fn handle(&self, req: &Value) -> Result<u64, EditError> {
+        // A poisoned lock still holds the last *published* config: it is
+        // only replaced after a successful publish.
+        let mut cur = self.cfg.lock().unwrap_or_else(PoisonError::into_inner);
+        let new = apply(&cur, req)?;
+        let prev = self.snapshot.load_full();
+        let generation = prev.generation + 1;
+        let snap = compile(&new, &self.port_macs, generation, Some(&prev));
+        let used = snap.reals.len();
+        if used > MAX_REAL_IDS {
+            return Err(EditError::IdsExhausted { used });
+        }
+        for s in &self.stats {
+            // Cannot fail: `used` was checked above.
+            s.reserve(used);
+        }
+        self.snapshot.store(Arc::new(snap));
+        *cur = new;
+        Ok(generation)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+    use serde_json::json;
+
+    const CFG: &str = r#"(
+        eal_args: ["-l", "0-1"],
+        workers: [1],
+        ports: [
+            (name: "outside", device: "net_null0", addrs: ["10.0.0.1/24"]),
+            (name: "inside", device: "net_null1", addrs: ["10.1.0.1/24"]),
+        ],
+        services: [
+            (vip: "10.0.0.100:80", proto: "tcp", scheduler: "rr", forwarding: "nat",
+             real_servers: [(addr: "10.1.0.11:80", weight: 3), (addr: "10.1.0.12:80")]),
+        ],
+    )"#;
+
+    fn cfg() -> Config {
+        parse(CFG, "t.ron").expect("valid")
+    }
+
+    fn err(req: serde_json::Value) -> String {
+        apply(&cfg(), &req).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn test_add_service() {
+        let new = apply(
+            &cfg(),
+            &json!({"cmd": "add_service", "service": {
+                "vip": "10.0.0.100:81", "proto": "tcp", "scheduler": "sh", "forwarding": "dr"}}),
+        )
+        .expect("applied");
+        assert_eq!(new.services.len(), 2);
+        assert_eq!(new.services[1].scheduler.0.name(), "sh");
+        assert!(new.services[1].real_servers.is_empty());
+        assert_eq!(new.services[0], cfg().services[0], "the others untouched");
+    }
+
+    #[test]
+    fn test_add_service_refusals() {
+        let svc = |sched: &str| {
+            json!({"cmd": "add_service", "service": {
+                "vip": "10.0.0.100:81", "proto": "tcp", "scheduler": sched, "forwarding": "nat"}})
+        };
+        assert_eq!(
+            err(svc("bogus")),
+            format!(
+                "services[1].scheduler: invalid scheduler \"bogus\": expected one of {}",
+                sched::SchedKind::NAMES.join(", ")
+            )
+        );
+        let mut dup = svc("rr");
+        dup["service"]["vip"] = json!("10.0.0.100:80");
+        assert_eq!(err(dup), "service already exists: TCP 10.0.0.100:80");
+        let mut unknown = svc("rr");
+        unknown["service"]["frobnicate"] = json!(300);
+        let e = err(unknown);
+        assert!(
+            e.starts_with(
+                "services[1].frobnicate: unknown field `frobnicate`, expected one of `vip`"
+            ),
+            "{e}"
+        );
+        let mut missing = svc("rr");
+        missing["service"]
+            .as_object_mut()
+            .expect("object")
+            .remove("scheduler");
+        assert_eq!(err(missing), "services[1]: missing field `scheduler`");
+        let mut bad_vip = svc("rr");
+        bad_vip["service"]["vip"] = json!("10.0.0.300:80");
+        assert_eq!(
+            err(bad_vip),
+            "service.vip: invalid address \"10.0.0.300:80\": expected IPv4:port like \"10.0.0.100:80\""
+        );
+        // A cross-field rule of the file loader: the VIP may not be a DIP.
+        let mut dip = svc("rr");
+        dip["service"]["vip"] = json!("10.0.0.1:81");
+        assert_eq!(
+            err(dip),
+            "services[1].vip: VIP 10.0.0.1 is a director address (DIP) of port \"outside\": expected a separate address"
+        );
+        assert_eq!(
+            err(json!({"cmd": "add_service"})),
+            "bad request: add_service needs a \"service\" object"
+        );
+    }
+
+    #[test]
+    fn test_edit_service_keeps_reals_and_forwarding() {
+        let new = apply(
+            &cfg(),
+            &json!({"cmd": "edit_service", "service": {
+                "vip": "10.0.0.100:80", "proto": "tcp", "scheduler": "wlc"}}),
+        )
+        .expect("applied");
+        assert_eq!(new.services[0].scheduler.0.name(), "wlc");
+        assert_eq!(new.services[0].forwarding.0, Method::Nat);
+        assert_eq!(new.services[0].real_servers, cfg().services[0].real_servers);
+        // Given real servers replace the old ones.
+        let new = apply(
+            &cfg(),
+            &json!({"cmd": "edit_service", "service": {
+                "vip": "10.0.0.100:80", "proto": "tcp", "scheduler": "rr",
+                "forwarding": "nat", "real_servers": [{"addr": "10.1.0.13:80"}]}}),
+        )
+        .expect("applied");
+        assert_eq!(new.services[0].real_servers.len(), 1);
+        assert_eq!(new.services[0].real_servers[0].weight.0, 1);
+        assert_eq!(
+            err(json!({"cmd": "edit_service", "service": {
+                "vip": "10.0.0.100:80", "proto": "udp", "scheduler": "rr"}})),
+            "no such service: UDP 10.0.0.100:80"
+        );
+        // A DR default applies to the given real servers, and the loader's
+        // DR rule (rport = vport) is checked on the result.
+        let e = err(json!({"cmd": "edit_service", "service": {
+            "vip": "10.0.0.100:80", "proto": "tcp", "scheduler": "rr", "forwarding": "dr",
+            "real_servers": [{"addr": "10.1.0.11:8080"}]}}));
+        assert!(
+            e.starts_with(
+                "services[0].real_servers[0].addr: direct routing cannot change the port"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn test_delete_service_and_clear() {
+        let new = apply(
+            &cfg(),
+            &json!({"cmd": "delete_service", "vip": "10.0.0.100:80", "proto": "tcp"}),
+        )
+        .expect("applied");
+        assert!(new.services.is_empty());
+        assert_eq!(
+            err(json!({"cmd": "delete_service", "vip": "10.0.0.100:81", "proto": "tcp"})),
+            "no such service: TCP 10.0.0.100:81"
+        );
+        assert_eq!(
+            err(json!({"cmd": "delete_service", "vip": "10.0.0.100:80"})),
+            "request: missing field `proto`"
+        );
+        let new = apply(&cfg(), &json!({"cmd": "clear"})).expect("applied");
+        assert!(new.services.is_empty());
+        assert_eq!(new.ports, cfg().ports);
+    }
+
+    #[test]
+    fn test_real_server_commands() {
+        let real = |cmd: &str, real: serde_json::Value| json!({"cmd": cmd, "vip": "10.0.0.100:80", "proto": "tcp", "real": real});
+        let new = apply(
+            &cfg(),
+            &real("add_real", json!({"addr": "10.1.0.13:8080", "weight": 2})),
+        )
+        .expect("applied");
+        let r = &new.services[0].real_servers[2];
+        assert_eq!((r.addr.port(), r.weight.0, r.forwarding), (8080, 2, None));
+
+        let new = apply(
+            &cfg(),
+            &real(
+                "edit_real",
+                json!({"addr": "10.1.0.11:80", "forwarding": "dr"}),
+            ),
+        )
+        .expect("applied");
+        let r = &new.services[0].real_servers[0];
+        assert_eq!(
+            r.weight.0, 1,
+            "edit_real replaces: weight back to its default"
+        );
+        assert_eq!(r.method(&new.services[0]), Method::Dr);
+
+        let new = apply(
+            &cfg(),
+            &real("delete_real", json!({"addr": "10.1.0.11:80"})),
+        )
+        .expect("applied");
+        assert_eq!(new.services[0].real_servers.len(), 1);
+        assert_eq!(new.services[0].real_servers[0].addr.port(), 80);
+
+        assert_eq!(
+            err(real("add_real", json!({"addr": "10.1.0.11:80"}))),
+            "real server already exists: 10.1.0.11:80 in TCP 10.0.0.100:80"
+        );
+        assert_eq!(
+            err(real("edit_real", json!({"addr": "10.1.0.19:80"}))),
+            "no such real server: 10.1.0.19:80 in TCP 10.0.0.100:80"
+        );
+        assert_eq!(
+            err(real("delete_real", json!({"addr": "10.1.0.19:80"}))),
+            "no such real server: 10.1.0.19:80 in TCP 10.0.0.100:80"
+        );
+        assert_eq!(
+            err(real(
+                "add_real",
+                json!({"addr": "10.1.0.13:80", "weight": 70000})
+            )),
+            "services[0].real_servers[2].weight: invalid weight 70000: expected 0..=65535"
+        );
+        assert_eq!(
+            err(real("add_real", json!({"addr": "10.1.0.13:80", "forwarding": "tun"}))),
+            "services[0].real_servers[2].forwarding: invalid forwarding method \"tun\": expected one of nat, masq, dr, route"
+        );
+        assert_eq!(
+            err(real("add_real", json!({"addr": "10.0.0.100:80"}))),
+            "services[0].real_servers[2].addr: real server 10.0.0.100 is one of the director's own addresses: expected another host"
+        );
+        let mut other = real("add_real", json!({"addr": "10.1.0.13:80"}));
+        other["vip"] = json!("10.0.0.101:80");
+        assert_eq!(err(other), "no such service: TCP 10.0.0.101:80");
+        assert_eq!(
+            err(json!({"cmd": "add_real", "vip": "10.0.0.100:80", "proto": "tcp"})),
+            "bad request: add_real needs a \"real\" object"
+        );
+        assert_eq!(
+            err(json!({"cmd": "reload"})),
+            format!(
+                "bad request: unknown command \"reload\": expected one of {}",
+                EDIT_COMMANDS.join(", ")
+            )
+        );
+    }
+
+    fn editor_with(c: Config) -> (Editor, Arc<ArcSwap<Snapshot>>, Arc<SharedStats>) {
+        let macs = vec![[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
+        let snap = compile(&c, &macs, 1, None);
+        let stats = Arc::new(SharedStats::new(snap.reals.len()));
+        let swap = Arc::new(ArcSwap::from_pointee(snap));
+        let ed = Editor::new(c, macs, Arc::clone(&swap), vec![Arc::clone(&stats)]);
+        (ed, swap, stats)
+    }
+
+    fn editor() -> (Editor, Arc<ArcSwap<Snapshot>>, Arc<SharedStats>) {
+        editor_with(cfg())
+    }
+
+    #[test]
+    fn test_editor_publishes_next_generation() {
+        let (ed, swap, _) = editor();
+        let g = ed
+            .handle(&json!({"cmd": "add_service", "service": {
+                "vip": "10.0.0.101:53", "proto": "udp", "scheduler": "rr", "forwarding": "nat",
+                "real_servers": [{"addr": "10.1.0.21:53"}]}}))
+            .expect("applied");
+        assert_eq!(g, 2);
+        let snap = swap.load();
+        assert_eq!(snap.generation, 2);
+        assert_eq!(snap.services.len(), 2);
+        // Ids continue after the first compile's (1, 2).
+        assert_eq!(snap.services[1].reals, vec![3]);
+        assert_eq!(ed.config().services.len(), 2);
+        assert_eq!(ed.handle(&json!({"cmd": "clear"})).expect("applied"), 3);
+        assert!(swap.load().services.is_empty());
+        assert_eq!(swap.load().reals.len(), 4, "retired ids stay");
+    }
+
+    #[test]
+    fn test_editor_failure_changes_nothing() {
+        let (ed, swap, _) = editor();
+        let before = swap.load_full();
+        let e = ed
+            .handle(
+                &json!({"cmd": "add_real", "vip": "10.0.0.100:80", "proto": "tcp",
+                "real": {"addr": "10.1.0.13:80", "weight": 70000}}),
+            )
+            .expect_err("refused");
+        assert!(matches!(e, EditError::Invalid { .. }), "{e}");
+        assert!(Arc::ptr_eq(&before, &swap.load_full()), "same snapshot");
+        assert_eq!(swap.load().generation, 1);
+        assert_eq!(ed.config(), cfg());
+        // The next good edit still gets generation 2.
+        let g = ed
+            .handle(
+                &json!({"cmd": "delete_real", "vip": "10.0.0.100:80", "proto": "tcp",
+                "real": {"addr": "10.1.0.12:80"}}),
+            )
+            .expect("applied");
+        assert_eq!(g, 2);
+    }
+
+    #[test]
+    fn test_editor_makes_room_in_worker_counters() {
+        // A /16 inside subnet, so that 1100 real servers have a route.
+        let (ed, swap, stats) =
+            editor_with(parse(&CFG.replace("10.1.0.1/24", "10.1.0.1/16"), "t.ron").expect("valid"));
+        assert_eq!(stats.real_capacity(), dataplane::stats::REAL_CHUNK);
+        let reals: Vec<serde_json::Value> = (0..1100)
+            .map(|i| json!({"addr": format!("10.1.{}.{}:80", 4 + i / 200, 10 + i % 200)}))
+            .collect();
+        ed.handle(&json!({"cmd": "add_service", "service": {
+            "vip": "10.0.0.101:80", "proto": "tcp", "scheduler": "rr", "forwarding": "nat",
+            "real_servers": reals}}))
+            .expect("applied");
+        assert_eq!(swap.load().reals.len(), 3 + 1100);
+        assert_eq!(stats.real_capacity(), 2 * dataplane::stats::REAL_CHUNK);
+    }
+}
