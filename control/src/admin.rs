@@ -93,6 +93,15 @@ pub struct WorkerStatus {
     pub arp_requests: u64,
     /// ICMP echo requests answered.
     pub icmp_echo_replies: u64,
+    /// Persistent templates the worker holds now (a gauge; every worker
+    /// holds the templates of all workers, so do not sum them for a
+    /// director-wide count). Absent from older daemons' JSON: 0.
+    #[serde(default)]
+    pub persist_templates: u64,
+    /// Templates not stored because the worker's template table was full
+    /// (the connection was scheduled without one). Absent: 0.
+    #[serde(default)]
+    pub persist_table_full: u64,
     /// Drops by [`DropReason::name`]; every reason present, zeros included.
     pub drops: BTreeMap<String, u64>,
 }
@@ -284,6 +293,8 @@ pub fn build_status(
                 arp_replies: w.arp_replies,
                 arp_requests: w.arp_requests,
                 icmp_echo_replies: w.icmp_echo_replies,
+                persist_templates: w.persist_templates,
+                persist_table_full: w.persist_table_full,
                 drops,
             }
         })
@@ -727,7 +738,7 @@ pub fn format_list(st: &Status, stats: bool, exact: bool) -> String {
 /// `fulcrumctl --counters --exact` asks for).
 pub fn format_counters(st: &Status, show_zero_drops: bool) -> String {
     type Getter = fn(&WorkerStatus) -> u64;
-    let general: [(&str, Getter); 11] = [
+    let general: [(&str, Getter); 13] = [
         ("rx_pkts", |w| w.rx_pkts),
         ("rx_bytes", |w| w.rx_bytes),
         ("tx_pkts", |w| w.tx_pkts),
@@ -739,6 +750,8 @@ pub fn format_counters(st: &Status, show_zero_drops: bool) -> String {
         ("arp_replies", |w| w.arp_replies),
         ("arp_requests", |w| w.arp_requests),
         ("icmp_echo_replies", |w| w.icmp_echo_replies),
+        ("persist_templates", |w| w.persist_templates),
+        ("persist_table_full", |w| w.persist_table_full),
     ];
     let mut rows: Vec<(String, Vec<u64>)> = general
         .iter()
@@ -855,6 +868,7 @@ mod tests {
                 },
                 scheduler: SchedKind::Wrr,
                 reals: vec![1, 2],
+                persistence: None,
             }],
             ..Default::default()
         }
@@ -970,7 +984,9 @@ mod tests {
         assert!(text.contains("\ndrop/no_service             7           7\n"));
         assert!(!text.contains("drop/no_route"));
         assert!(text.ends_with("\ndrops_total                 7           7\n"));
-        assert_eq!(lines.len(), 2 + 11 + 1 + 1 + 1);
+        assert_eq!(lines.len(), 2 + 13 + 1 + 1 + 1);
+        assert!(text.contains("\npersist_templates           0           0\n"));
+        assert!(text.contains("\npersist_table_full          0           0\n"));
         let all = format_counters(&st, true);
         assert_eq!(all.matches("drop/").count(), DropReason::COUNT);
     }

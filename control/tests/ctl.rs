@@ -65,6 +65,8 @@ fn worker(id: u32, lcore: u32, rx_pkts: u64, no_route: u64) -> WorkerStatus {
         arp_replies: 2,
         arp_requests: 1,
         icmp_echo_replies: 0,
+        persist_templates: 3,
+        persist_table_full: 0,
         drops,
     }
 }
