@@ -598,9 +598,8 @@ impl Core {
     ) -> Option<usize> {
         let timeout_ms = u64::from(service.persistence?.timeout_ms);
         let found = match self.persist.lookup(tk, now_ms) {
-            Some(t) => real_index(snap, service, t.rip, t.rport).map(|i| {
+            Some(t) => real_index(snap, service, t.rip, t.rport).inspect(|_| {
                 t.expires_ms = now_ms + timeout_ms;
-                i
             }),
             None => None,
         };
