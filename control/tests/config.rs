@@ -108,6 +108,9 @@ fn test_example_parses_and_validates() {
     );
     assert_eq!(dr.real_servers[0].weight.0, 3);
     assert_eq!(dr.real_servers[0].addr.port(), 80);
+    assert_eq!(dr.persistence_timeout.map(|t| t.0), Some(300));
+    assert_eq!(dr.persistence_netmask.map(|m| m.bits()), Some(0xffff_ff00));
+    assert_eq!(nat.persistence_timeout, None);
 }
 
 #[test]
