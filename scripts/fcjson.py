@@ -12,6 +12,8 @@ Subcommands (FILE holds one `fulcrumctl --json -L -n` answer):
   value FILE KEY          one number: `workers.FIELD` (sum over workers),
                           `drops.REASON` (sum over workers) or
                           `services.I.FIELD` (service I, from 0)
+  each FILE FIELD         one number per worker (`workers[i].FIELD`), in
+                          worker order, space-separated
   real FILE IP FIELD      one field of real server IP of service 0
   e2e FILE --total N --access IP=COUNT... [--benign R,R] [--tolerance T]
                           the e2e assertions; prints one line per failure and
@@ -119,6 +121,10 @@ def cmd_value(doc, args):
         raise Bad(f"unknown key '{args.key}'")
 
 
+def cmd_each(doc, args):
+    print(" ".join(str(int(need(w, args.field, f"workers[{i}]"))) for i, w in enumerate(workers(doc))))
+
+
 def cmd_real(doc, args):
     svcs = need(doc, "services", "top level")
     if not svcs:
@@ -163,11 +169,13 @@ def cmd_e2e(doc, args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    for name in ("workers", "drops", "value", "real", "e2e"):
+    for name in ("workers", "drops", "value", "each", "real", "e2e"):
         p = sub.add_parser(name)
         p.add_argument("file")
         if name == "value":
             p.add_argument("key")
+        if name == "each":
+            p.add_argument("field")
         if name == "real":
             p.add_argument("ip")
             p.add_argument("field")
@@ -185,7 +193,8 @@ def main():
             for f in fails:
                 print(f"  reason: {f}")
             return 1 if fails else 0
-        {"workers": cmd_workers, "drops": cmd_drops, "value": cmd_value, "real": cmd_real}[args.cmd](doc, args)
+        {"workers": cmd_workers, "drops": cmd_drops, "value": cmd_value, "each": cmd_each,
+         "real": cmd_real}[args.cmd](doc, args)
         return 0
     except (Bad, OSError, ValueError, KeyError, TypeError) as e:
         print(f"  reason: {e}")

@@ -6,7 +6,8 @@
 #   cargo-test  cargo test --workspace --release
 #   startup     tests/startup/run.sh  (bad inputs are refused clearly)
 #   pcap        tests/pcap/run.sh     (golden packets through net_pcap)
-#   e2e         tests/e2e/run.sh      (NAT/DR x 1/2 workers, real kernels)
+#   e2e         tests/e2e/run.sh      (NAT/DR x 1/2 workers, sh, persistence;
+#                                      real kernels)
 #   bench-gate  benches/gate.sh       (no per-stage criterion bench more than
 #                                      2x its baseline ratio to a calibration loop)
 # Each step has a time cap so a hang cannot eat CI's 90 minutes. Ends with
@@ -46,7 +47,7 @@ for s in startup pcap e2e; do
         RES[$s]=FAIL
         continue
     fi
-    # e2e runs 4 cases of 300 requests plus a topology check; the others
+    # e2e runs 4 cases of 300 requests, 2 of 8x50, and a topology check; the others
     # take well under a minute.
     cap=5m
     [ "$s" = e2e ] && cap=15m

@@ -124,6 +124,7 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
             key,
             scheduler: sched::SchedKind::Rr,
             reals: (1..=n_reals).collect(),
+            persistence: None,
         }],
         service_index,
         reals,

@@ -100,6 +100,15 @@ pub struct WorkerStatus {
     pub arp_requests: u64,
     /// ICMP echo requests answered.
     pub icmp_echo_replies: u64,
+    /// Persistent templates the worker holds now (a gauge; every worker
+    /// holds the templates of all workers, so do not sum them for a
+    /// director-wide count). Absent from older daemons' JSON: 0.
+    #[serde(default)]
+    pub persist_templates: u64,
+    /// Templates not stored because the worker's template table was full
+    /// (the connection was scheduled without one). Absent: 0.
+    #[serde(default)]
+    pub persist_table_full: u64,
     /// Drops by [`DropReason::name`]; every reason present, zeros included.
     pub drops: BTreeMap<String, u64>,
 }
@@ -291,6 +300,8 @@ pub fn build_status(
                 arp_replies: w.arp_replies,
                 arp_requests: w.arp_requests,
                 icmp_echo_replies: w.icmp_echo_replies,
+                persist_templates: w.persist_templates,
+                persist_table_full: w.persist_table_full,
                 drops,
             }
         })
@@ -868,7 +879,7 @@ pub fn format_save(st: &Status) -> String {
 /// `fulcrumctl --counters --exact` asks for).
 pub fn format_counters(st: &Status, show_zero_drops: bool) -> String {
     type Getter = fn(&WorkerStatus) -> u64;
-    let general: [(&str, Getter); 11] = [
+    let general: [(&str, Getter); 13] = [
         ("rx_pkts", |w| w.rx_pkts),
         ("rx_bytes", |w| w.rx_bytes),
         ("tx_pkts", |w| w.tx_pkts),
@@ -880,6 +891,8 @@ pub fn format_counters(st: &Status, show_zero_drops: bool) -> String {
         ("arp_replies", |w| w.arp_replies),
         ("arp_requests", |w| w.arp_requests),
         ("icmp_echo_replies", |w| w.icmp_echo_replies),
+        ("persist_templates", |w| w.persist_templates),
+        ("persist_table_full", |w| w.persist_table_full),
     ];
     let mut rows: Vec<(String, Vec<u64>)> = general
         .iter()
@@ -996,6 +1009,7 @@ mod tests {
                 },
                 scheduler: SchedKind::Wrr,
                 reals: vec![1, 2],
+                persistence: None,
             }],
             ..Default::default()
         }
@@ -1152,13 +1166,15 @@ mod tests {
             lines[0],
             "fulcrum 0.1.0 (conn table size=10 per worker, 1 worker)"
         );
-        assert_eq!(lines[1], "Counter              worker 0       total");
-        assert_eq!(lines[2], "lcore                       5           -");
-        assert_eq!(lines[3], "rx_pkts                  1234        1234");
-        assert!(text.contains("\ndrop/no_service             7           7\n"));
+        assert_eq!(lines[1], "Counter               worker 0       total");
+        assert_eq!(lines[2], "lcore                        5           -");
+        assert_eq!(lines[3], "rx_pkts                   1234        1234");
+        assert!(text.contains("\ndrop/no_service              7           7\n"));
         assert!(!text.contains("drop/no_route"));
-        assert!(text.ends_with("\ndrops_total                 7           7\n"));
-        assert_eq!(lines.len(), 2 + 11 + 1 + 1 + 1);
+        assert!(text.ends_with("\ndrops_total                  7           7\n"));
+        assert_eq!(lines.len(), 2 + 13 + 1 + 1 + 1);
+        assert!(text.contains("\npersist_templates            0           0\n"));
+        assert!(text.contains("\npersist_table_full           0           0\n"));
         let all = format_counters(&st, true);
         assert_eq!(all.matches("drop/").count(), DropReason::COUNT);
     }

@@ -17,12 +17,12 @@
 use std::net::Ipv4Addr;
 
 use dataplane::snapshot::{
-    LocalAddr, LocalKind, Method, PortConf, Prefix, RealServer, Route, Service, ServiceKey,
-    Snapshot, Timeouts, NO_SERVICE,
+    LocalAddr, LocalKind, Method, Persistence, PortConf, Prefix, RealServer, Route, Service,
+    ServiceKey, Snapshot, Timeouts, NO_SERVICE,
 };
 use hashbrown::HashMap;
 
-use crate::config::{Config, Ipv4Net, TimeoutsConfig};
+use crate::config::{Config, Ipv4Net, ServiceConfig, TimeoutsConfig};
 
 fn prefix(n: Ipv4Net) -> Prefix {
     Prefix {
@@ -58,6 +58,16 @@ pub fn timeouts_ms(t: &TimeoutsConfig) -> Timeouts {
     }
 }
 
+/// A service's persistence in snapshot units: the timeout in ms and the
+/// netmask in host order (`255.255.255.255` when not given, as ipvsadm's
+/// `-M` default).
+pub fn persistence(s: &ServiceConfig) -> Option<Persistence> {
+    s.persistence_timeout.map(|t| Persistence {
+        timeout_ms: t.as_ms(),
+        mask: s.persistence_netmask.map_or(u32::MAX, |m| m.bits()),
+    })
+}
+
 /// Compiles a validated config into the snapshot published to the workers.
 ///
 /// - `ports`: config order; `port_macs[i]` (wire order) is the MAC of
@@ -74,7 +84,8 @@ pub fn timeouts_ms(t: &TimeoutsConfig) -> Timeouts {
 /// - `services` in config order with `service_index`; `reals` from id 1
 ///   (id 0 is a weight-0 placeholder because 0 means "no real server" in
 ///   connection entries), each with its owning service index and its method
-///   (the per-real-server override, else the service's default).
+///   (the per-real-server override, else the service's default), and
+///   each service's [`persistence`].
 /// - Real-server ids: without `prev` (the first compile of a run) they are
 ///   dense in config order. With `prev` (the snapshot being replaced), a
 ///   real server that `prev` served under the same (service key, RIP, rport)
@@ -221,6 +232,7 @@ pub fn compile(
             key,
             scheduler: s.scheduler.0,
             reals: ids,
+            persistence: persistence(s),
         });
     }
 

@@ -10,8 +10,8 @@
 //!
 //! How positions are found:
 //! - Syntax and type errors carry the position `ron` reports.
-//! - Value errors (bad IPv4 address, CIDR, MAC, port number, scheduler,
-//!   protocol, forwarding method, weight, timeout) are raised *inside*
+//! - Value errors (bad IPv4 address, netmask, CIDR, MAC, port number,
+//!   scheduler, protocol, forwarding method, weight, timeout) are raised *inside*
 //!   deserialization by the small newtypes below ([`Cidr`], [`MacAddr`],
 //!   [`SchedulerName`], ...), so `ron` knows where the value is; the position is
 //!   then moved back from the end of the offending value to its start.
@@ -228,6 +228,19 @@ pub struct ServiceConfig {
     /// is then dropped as `no_real_server`, as IPVS does).
     #[serde(default)]
     pub real_servers: Vec<RealServerConfig>,
+    /// Persistence timeout in seconds, 1..=2592000 (ipvsadm `-p`,
+    /// keepalived `persistence_timeout`): new connections from one client
+    /// (network, see `persistence_netmask`) go to the real server its
+    /// earlier connection got, until this long after the last of them.
+    /// Default none: every connection is scheduled on its own.
+    #[serde(default)]
+    pub persistence_timeout: Option<TimeoutSecs>,
+    /// Client netmask for persistence, a contiguous dotted-quad mask
+    /// (ipvsadm `-M`, keepalived `persistence_granularity`); default
+    /// `"255.255.255.255"` (one template per client address). Only with
+    /// `persistence_timeout`.
+    #[serde(default)]
+    pub persistence_netmask: Option<Netmask>,
 }
 
 /// One real server (`ipvsadm -a -t VIP:port -r RIP:port -w weight -m|-g`).
@@ -511,6 +524,38 @@ impl Ipv4Str {
 impl<'de> Deserialize<'de> for Ipv4Str {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         de_str(d, "an IPv4 address like \"10.0.0.254\"", Ipv4Str::parse)
+    }
+}
+
+/// A contiguous IPv4 netmask written as a dotted quad: `"255.255.255.0"`
+/// (ones from the top, then zeros; `"0.0.0.0"` and `"255.255.255.255"`
+/// included).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Netmask(pub Ipv4Addr);
+
+impl Netmask {
+    /// The mask as a host-order `u32` (`255.255.255.0` is `0xffff_ff00`).
+    pub fn bits(self) -> u32 {
+        u32::from(self.0)
+    }
+    fn parse(s: &str) -> Result<Netmask, String> {
+        let ip = parse_ipv4(s).ok_or_else(|| {
+            format!("invalid netmask {s:?}: expected a dotted quad like \"255.255.255.0\"")
+        })?;
+        let m = u32::from(ip);
+        // Contiguous: the inverted mask is 2^k - 1.
+        if (!m).wrapping_add(1) & !m != 0 {
+            return Err(format!(
+                "invalid netmask {s:?}: not contiguous, expected ones then zeros like \"255.255.255.0\""
+            ));
+        }
+        Ok(Netmask(ip))
+    }
+}
+
+impl<'de> Deserialize<'de> for Netmask {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_str(d, "a netmask like \"255.255.255.0\"", Netmask::parse)
     }
 }
 
@@ -979,7 +1024,8 @@ fn verr(path: Vec<PathSeg>, message: String) -> ValidationError {
 /// server twice, no real server on a director address (DIP or VIP); a DR
 /// real server on a connected subnet with its port equal to the vport; a NAT
 /// real server reachable by some route, with port 0 exactly when the vport
-/// is 0.
+/// is 0; a `persistence_netmask` only together with a
+/// `persistence_timeout`.
 ///
 /// # Errors
 /// The first broken rule, with the path of the offending value.
@@ -1198,6 +1244,12 @@ pub fn validate(cfg: &Config) -> Result<(), ValidationError> {
     for (i, s) in cfg.services.iter().enumerate() {
         let (vip, vport, proto) = (s.vip.ip(), s.vip.port(), s.proto.0);
         let pname = proto_upper(proto);
+        if s.persistence_netmask.is_some() && s.persistence_timeout.is_none() {
+            return Err(verr(
+                vec![F("services"), I(i), F("persistence_netmask")],
+                "persistence_netmask without persistence_timeout: expected a persistence_timeout in seconds too (ipvsadm -M needs -p)".into(),
+            ));
+        }
         if let Some(&first) = keys.get(&(vip, vport, proto)) {
             return Err(verr(
                 vec![F("services"), I(i), F("vip")],

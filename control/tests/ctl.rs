@@ -71,6 +71,8 @@ fn worker(id: u32, lcore: u32, rx_pkts: u64, no_route: u64) -> WorkerStatus {
         arp_replies: 2,
         arp_requests: 1,
         icmp_echo_replies: 0,
+        persist_templates: 3,
+        persist_table_full: 0,
         drops,
     }
 }
@@ -348,11 +350,15 @@ fn test_fulcrumctl_stats_exact_json_counters() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text, format_counters(&fixture(), false));
     assert!(
-        text.contains("\nrx_pkts                  1000        2000        3000\n"),
+        text.contains("\nrx_pkts                   1000        2000        3000\n"),
         "{text}"
     );
     assert!(
-        text.contains("\ndrop/no_route               0           4           4\n"),
+        text.contains("\ndrop/no_route                0           4           4\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\npersist_templates            3           3           6\n"),
         "{text}"
     );
     assert!(!text.contains("drop/tx_full"));

@@ -20,7 +20,8 @@ use sched::{AnyScheduler, Dest, FlowInfo, Scheduler};
 use crate::conn::{Conn, ConnId, ConnTable, Dir, FlowKey, InsertError, TcpState};
 use crate::neigh::{Lookup, NeighTable};
 use crate::owner::owner;
-use crate::snapshot::{LocalKind, Method, Proto, Snapshot};
+use crate::persist::{self, Template, TemplateFact, TemplateKey, TemplateTable};
+use crate::snapshot::{LocalKind, Method, Proto, RealServer, Service, ServiceKey, Snapshot};
 use crate::stats::{DropReason, RealStats, WorkerStats};
 use crate::wire::{
     self, checksum, ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Ipv4Packet, TcpPacket,
@@ -33,6 +34,10 @@ use crate::xmit;
 pub const MAX_ARP_OUT: usize = 64;
 /// Most learnt neighbours a worker queues for the other workers between drains.
 pub const MAX_NEIGH_OUT: usize = 64;
+/// Most persistent templates a worker queues for the other workers between
+/// drains; more are not shared (see [`Core::learn_template`] for why that
+/// only delays convergence).
+pub const MAX_TEMPLATE_OUT: usize = 256;
 
 /// What the worker loop must do with a processed frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +93,12 @@ pub struct Core {
     pub arp_out: Vec<ArpRequest>,
     /// Learnt neighbours to tell the other workers (drained by the loop).
     pub neigh_out: Vec<NeighFact>,
+    /// Persistent templates of this worker's (and, replicated, the other
+    /// workers') persistent services.
+    pub persist: TemplateTable,
+    /// Templates to tell the other workers (drained by the loop; only
+    /// filled when there are other workers).
+    pub template_out: Vec<TemplateFact>,
     scheds: Vec<AnyScheduler>,
     dests: Vec<Dest>,
     /// Next-hop cache for `next_hop`, indexed by a hash of the destination.
@@ -129,7 +140,8 @@ impl Hop {
 }
 
 impl Core {
-    /// A worker core with room for `max_conns` connections.
+    /// A worker core with room for `max_conns` connections and
+    /// [`persist::max_templates_for`]`(max_conns)` persistent templates.
     pub fn new(id: u16, n_workers: u16, max_conns: u32) -> Self {
         Core {
             id,
@@ -140,6 +152,8 @@ impl Core {
             reals: Vec::new(),
             arp_out: Vec::with_capacity(MAX_ARP_OUT),
             neigh_out: Vec::with_capacity(MAX_NEIGH_OUT),
+            persist: TemplateTable::new(persist::max_templates_for(max_conns)),
+            template_out: Vec::with_capacity(MAX_TEMPLATE_OUT),
             scheds: Vec::new(),
             dests: Vec::with_capacity(1024),
             hops: Box::new([Hop::EMPTY; 1 << HOP_CACHE_BITS]),
@@ -533,31 +547,20 @@ impl Core {
                 return Err(DropReason::TcpNoConn);
             }
         }
-        self.dests.clear();
-        for &rid in &service.reals {
-            let (w, id, s) = match (snap.reals.get(rid as usize), self.reals.get(rid as usize)) {
-                // The identity hashing schedulers (mh) key on: RIP and port.
-                (Some(r), Some(s)) => (r.weight, (u64::from(r.ip) << 16) | u64::from(r.port), *s),
-                _ => (0, 0, RealStats::default()),
-            };
-            self.dests.push(Dest {
-                weight: w,
-                id,
-                active_conns: s.active_conns.min(u64::from(u32::MAX)) as u32,
-                inactive_conns: s.inactive_conns.min(u64::from(u32::MAX)) as u32,
-            });
-        }
-        let flow = FlowInfo {
-            src_ip: key.src_ip,
-            src_port: key.src_port,
-            dst_ip: key.dst_ip,
-            dst_port: key.dst_port,
-        };
-        let Some(sched) = self.scheds.get_mut(usize::from(svc)) else {
-            return Err(DropReason::NoService);
-        };
-        let Some(pick) = sched.pick(&self.dests, &flow) else {
-            return Err(DropReason::NoRealServer);
+        // Persistence (IPVS `ip_vs_sched_persist()`): a live template whose
+        // real server is still in the service decides; otherwise schedule
+        // and create one. The template key's vport is the service's, so a
+        // port-0 service sends every port of one client to one real server.
+        let tkey = service.persistence.map(|p| TemplateKey {
+            vip: service.key.vip,
+            cnet: key.src_ip & p.mask,
+            vport: service.key.vport,
+            proto: key.proto,
+        });
+        let templated = tkey.and_then(|tk| self.template_pick(snap, service, &tk, now_ms));
+        let pick = match templated {
+            Some(i) => i,
+            None => self.schedule(snap, svc, service, key)?,
         };
         let Some(&rid) = service.reals.get(pick) else {
             return Err(DropReason::NoRealServer);
@@ -568,6 +571,9 @@ impl Core {
         if real.method == Method::Nat && ttl <= 1 {
             // NAT routes, so the TTL would reach 0: no connection for it.
             return Err(DropReason::TtlExceeded);
+        }
+        if let (Some(tk), Some(p), None) = (tkey, service.persistence, templated) {
+            self.create_template(tk, real, p.timeout_ms, now_ms);
         }
         let state = if key.proto == PROTO_TCP {
             TcpState::None
@@ -609,6 +615,166 @@ impl Core {
             Err(InsertError::TableFull) => Err(DropReason::ConnTableFull),
             Err(_) => Err(DropReason::ConnTableFull),
         }
+    }
+
+    /// Runs service `svc`'s scheduler over its real servers for the flow
+    /// `key`; returns the index into `service.reals` it picked.
+    fn schedule(
+        &mut self,
+        snap: &Snapshot,
+        svc: u16,
+        service: &Service,
+        key: &FlowKey,
+    ) -> Result<usize, DropReason> {
+        self.dests.clear();
+        for &rid in &service.reals {
+            let (w, id, s) = match (snap.reals.get(rid as usize), self.reals.get(rid as usize)) {
+                // The identity hashing schedulers (mh) key on: RIP and port.
+                (Some(r), Some(s)) => (r.weight, (u64::from(r.ip) << 16) | u64::from(r.port), *s),
+                _ => (0, 0, RealStats::default()),
+            };
+            self.dests.push(Dest {
+                weight: w,
+                id,
+                active_conns: s.active_conns.min(u64::from(u32::MAX)) as u32,
+                inactive_conns: s.inactive_conns.min(u64::from(u32::MAX)) as u32,
+            });
+        }
+        let flow = FlowInfo {
+            src_ip: key.src_ip,
+            src_port: key.src_port,
+            dst_ip: key.dst_ip,
+            dst_port: key.dst_port,
+        };
+        let Some(sched) = self.scheds.get_mut(usize::from(svc)) else {
+            return Err(DropReason::NoService);
+        };
+        sched
+            .pick(&self.dests, &flow)
+            .ok_or(DropReason::NoRealServer)
+    }
+
+    /// The index into `service.reals` of the real server a live template
+    /// for `tk` names, refreshing the template to `now_ms` + the service's
+    /// timeout (each new connection through a template extends it, as
+    /// IPVS re-arms the template's timer). `None` when there is no live
+    /// template or its RIP:rport is no longer one of the service's real
+    /// servers; a quiesced (weight 0) real server still counts, as with
+    /// IPVS's default `expire_quiescent_template = 0`.
+    fn template_pick(
+        &mut self,
+        snap: &Snapshot,
+        service: &Service,
+        tk: &TemplateKey,
+        now_ms: u64,
+    ) -> Option<usize> {
+        let timeout_ms = u64::from(service.persistence?.timeout_ms);
+        let found = match self.persist.lookup(tk, now_ms) {
+            Some(t) => real_index(snap, service, t.rip, t.rport).inspect(|_| {
+                t.expires_ms = now_ms + timeout_ms;
+            }),
+            None => None,
+        };
+        // The lookup may have removed an expired template.
+        self.stats.persist_templates = u64::from(self.persist.len());
+        found
+    }
+
+    /// Stores a new template for `tk` naming `real`, and queues it for the
+    /// other workers; a full table is counted (`persist_table_full`) and the
+    /// connection goes on without a template.
+    fn create_template(
+        &mut self,
+        tk: TemplateKey,
+        real: &RealServer,
+        timeout_ms: u32,
+        now_ms: u64,
+    ) {
+        let t = Template {
+            key: tk,
+            rip: real.ip,
+            rport: real.port,
+            creator: self.id,
+            created_ms: now_ms,
+            expires_ms: now_ms + u64::from(timeout_ms),
+        };
+        match self.persist.upsert(t) {
+            Ok(()) => self.share_template(t, timeout_ms),
+            Err(persist::Full) => self.stats.persist_table_full += 1,
+        }
+        self.stats.persist_templates = u64::from(self.persist.len());
+    }
+
+    fn share_template(&mut self, template: Template, timeout_ms: u32) {
+        if self.n_workers > 1 && self.template_out.len() < MAX_TEMPLATE_OUT {
+            self.template_out.push(TemplateFact {
+                template,
+                timeout_ms,
+            });
+        }
+    }
+
+    /// Installs a template another worker created or defends, so that one
+    /// client's connections (owned by different workers, since ownership
+    /// hashes the client port too) reach the same real server.
+    ///
+    /// Conflict rule: when this worker holds a live, usable template for the
+    /// same key, the one with the smaller `(created_ms, creator)` stays
+    /// ([`Template::beats`]). If ours wins, it is queued for every other
+    /// worker, so the sender and anyone that installed the loser switch to
+    /// it: every exchange moves a worker to a strictly smaller template, so
+    /// all converge on one. A lost message (full ring, full queue) only
+    /// delays that: the next conflict on the key repairs it.
+    ///
+    /// Window: two first connections of one client that reach two workers
+    /// before either's template crosses the rings (about one loop round)
+    /// may go to different real servers; later connections agree.
+    ///
+    /// Ignored: facts for a service that is gone or not persistent, or
+    /// naming a real server not in this worker's snapshot of the service.
+    /// The installed copy expires `timeout_ms` after `now_ms` (this worker's
+    /// clock). A full table is counted as `persist_table_full`.
+    pub fn learn_template(&mut self, snap: &Snapshot, fact: &TemplateFact, now_ms: u64) {
+        let t = fact.template;
+        let Some(proto) = Proto::from_number(t.key.proto) else {
+            return;
+        };
+        let sk = ServiceKey {
+            vip: t.key.vip,
+            vport: t.key.vport,
+            proto,
+        };
+        let Some(service) = snap
+            .service_index
+            .get(&sk)
+            .and_then(|&i| snap.services.get(usize::from(i)))
+        else {
+            return;
+        };
+        let Some(p) = service.persistence else {
+            return;
+        };
+        if real_index(snap, service, t.rip, t.rport).is_none() {
+            return;
+        }
+        let mine = self.persist.lookup(&t.key, now_ms).copied();
+        match mine {
+            Some(m) if !t.beats(&m) && real_index(snap, service, m.rip, m.rport).is_some() => {
+                if !m.same_origin(&t) {
+                    self.share_template(m, p.timeout_ms);
+                }
+            }
+            _ => {
+                let incoming = Template {
+                    expires_ms: now_ms + u64::from(fact.timeout_ms),
+                    ..t
+                };
+                if self.persist.upsert(incoming).is_err() {
+                    self.stats.persist_table_full += 1;
+                }
+            }
+        }
+        self.stats.persist_templates = u64::from(self.persist.len());
     }
 
     /// Moves a connection to its next state and refreshes its timer,
@@ -851,6 +1017,8 @@ impl Core {
             }
         });
         self.stats.conns_expired += n as u64;
+        self.persist.sweep(now_ms, persist::SWEEP_SLOTS_PER_TICK);
+        self.stats.persist_templates = u64::from(self.persist.len());
         // lblc/lblcr age their locality tables; a no-op for the others.
         for s in &mut self.scheds {
             s.tick(now_ms);
@@ -867,6 +1035,16 @@ impl Core {
             self.queue_arp(snap, port, ip);
         }
     }
+}
+
+/// The index into `service.reals` of the real server `rip:rport` (host
+/// order; `rport` as configured, 0 in a port-0 service), if it is one.
+fn real_index(snap: &Snapshot, service: &Service, rip: u32, rport: u16) -> Option<usize> {
+    service.reals.iter().position(|&rid| {
+        snap.reals
+            .get(rid as usize)
+            .is_some_and(|r| r.ip == rip && r.port == rport)
+    })
 }
 
 /// Writes a broadcast ARP request into `buf` and returns its length in bytes

@@ -131,6 +131,22 @@ pub struct Service {
     /// Dense ids into [`Snapshot::reals`] of this service's real servers, in
     /// configuration order. The scheduler's index `i` means `reals[i]`.
     pub reals: Vec<u32>,
+    /// Persistence (ipvsadm `-p`/`-M`, keepalived `persistence_timeout`);
+    /// `None` for a service without it.
+    pub persistence: Option<Persistence>,
+}
+
+/// Persistence of a virtual service: new connections from one client
+/// network reuse the real server its earlier connection was given, until
+/// `timeout_ms` after the last of them (IPVS `ip_vs_sched_persist()`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    /// Template lifetime after its last use, ms (ipvsadm `-p` seconds ×
+    /// 1000; 1 s ..= 30 days).
+    pub timeout_ms: u32,
+    /// Client netmask, host order (ipvsadm `-M`; `u32::MAX` = one template
+    /// per client address, `0xffff_ff00` = per /24).
+    pub mask: u32,
 }
 
 /// [`RealServer::service`] of a retired real server: one that a runtime edit

@@ -109,6 +109,12 @@ pub struct WorkerStats {
     pub arp_requests: u64,
     /// ICMP echo requests answered.
     pub icmp_echo_replies: u64,
+    /// Persistent templates held now (a gauge; each worker holds the
+    /// templates of all workers, see `persist`).
+    pub persist_templates: u64,
+    /// New templates not stored because the template table was full (the
+    /// connection was scheduled without one; not a drop).
+    pub persist_table_full: u64,
 }
 
 impl Default for WorkerStats {
@@ -126,6 +132,8 @@ impl Default for WorkerStats {
             arp_replies: 0,
             arp_requests: 0,
             icmp_echo_replies: 0,
+            persist_templates: 0,
+            persist_table_full: 0,
         }
     }
 }
@@ -170,7 +178,7 @@ pub struct RealStats {
 #[derive(Debug)]
 #[repr(align(64))]
 pub struct SharedStats {
-    worker: [AtomicU64; 12],
+    worker: [AtomicU64; 13],
     drops: [AtomicU64; DropReason::COUNT],
     /// Per real server id (index 0 unused), 7 counters each in `RealStats`
     /// field order, in chunks of [`REAL_CHUNK`] ids. The directory has a
@@ -252,7 +260,8 @@ impl SharedStats {
             w.arp_replies,
             w.arp_requests,
             w.icmp_echo_replies,
-            0,
+            w.persist_templates,
+            w.persist_table_full,
         ];
         for (a, x) in self.worker.iter().zip(v) {
             a.store(x, Relaxed);
@@ -295,6 +304,8 @@ impl SharedStats {
             arp_replies: g(8),
             arp_requests: g(9),
             icmp_echo_replies: g(10),
+            persist_templates: g(11),
+            persist_table_full: g(12),
             drops: std::array::from_fn(|i| self.drops[i].load(Relaxed)),
         }
     }

@@ -10,7 +10,9 @@
 //!
 //! Cross-worker traffic goes only through bounded lock-free rings
 //! ([`crossbeam::queue::ArrayQueue`], one per ordered worker pair): frames
-//! redirected to their flow's owner, and learnt neighbours.
+//! redirected to their flow's owner, learnt neighbours, and persistent
+//! templates (so one client's connections, owned by different workers,
+//! reach the same real server; see [`Core::learn_template`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use hwinit::{PacketBuf, PortQueue};
 
+use crate::persist::TemplateFact;
 use crate::process::{emit_arp_request, Core, NeighFact, Verdict};
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, SharedStats};
@@ -40,6 +43,8 @@ pub enum RingMsg<B> {
     Frame(B, u8),
     /// A neighbour the sender learnt.
     Neigh(NeighFact),
+    /// A persistent template the sender created or defends.
+    Template(TemplateFact),
 }
 
 /// The rings between `n` workers: `ring(from, to)`.
@@ -172,6 +177,7 @@ impl<Q: PortQueue> Worker<Q> {
         }
         self.send_arp_requests(&snap);
         self.share_neighbours();
+        self.share_templates();
         self.flush();
         if now_ms >= self.next_tick_ms {
             self.next_tick_ms = now_ms + TICK_MS;
@@ -223,6 +229,7 @@ impl<Q: PortQueue> Worker<Q> {
                     RingMsg::Neigh(f) => {
                         self.core.neigh.learn(f.ip, f.mac, f.port, now_ms);
                     }
+                    RingMsg::Template(f) => self.core.learn_template(snap, &f, now_ms),
                 }
             }
         }
@@ -248,6 +255,9 @@ impl<Q: PortQueue> Worker<Q> {
                     self.free.push(buf);
                     return;
                 }
+                // Templates this round created go first, so a redirected
+                // SYN of the same client finds its template at the owner.
+                self.share_templates();
                 if let Err(RingMsg::Frame(buf, _)) =
                     self.mesh.ring(me, w).push(RingMsg::Frame(buf, in_port))
                 {
@@ -281,17 +291,33 @@ impl<Q: PortQueue> Worker<Q> {
         self.core.arp_out.clear();
     }
 
-    fn share_neighbours(&mut self) {
+    /// Pushes one message from `make` onto the ring to every other worker;
+    /// a full ring loses that copy.
+    fn broadcast(&self, make: impl Fn() -> RingMsg<Q::Buf>) {
         let me = usize::from(self.core.id);
-        for f in self.core.neigh_out.drain(..) {
-            for to in 0..self.mesh.n {
-                if to != me {
-                    // A full ring only delays learning: the other worker
-                    // resolves the address itself on its next miss.
-                    let _ = self.mesh.ring(me, to).push(RingMsg::Neigh(f));
-                }
-            }
+        for to in (0..self.mesh.n).filter(|&to| to != me) {
+            let _ = self.mesh.ring(me, to).push(make());
         }
+    }
+
+    fn share_neighbours(&mut self) {
+        // A lost copy only delays learning: the other worker resolves the
+        // address itself on its next miss.
+        let mut out = std::mem::take(&mut self.core.neigh_out);
+        for f in out.drain(..) {
+            self.broadcast(|| RingMsg::Neigh(f));
+        }
+        self.core.neigh_out = out;
+    }
+
+    fn share_templates(&mut self) {
+        // A lost copy only delays agreement: the next conflict on this
+        // template repairs it (`Core::learn_template`).
+        let mut out = std::mem::take(&mut self.core.template_out);
+        for f in out.drain(..) {
+            self.broadcast(|| RingMsg::Template(f));
+        }
+        self.core.template_out = out;
     }
 
     fn flush(&mut self) {

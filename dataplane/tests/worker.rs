@@ -60,7 +60,11 @@ fn arp_reply(smac: [u8; 6], sip: [u8; 4], dmac: [u8; 6], dip: [u8; 4]) -> Vec<u8
 type W = Worker<MemQueue>;
 
 fn workers() -> (W, W, Arc<SharedStats>, Arc<SharedStats>) {
-    let snap = Arc::new(ArcSwap::from_pointee(snapshot()));
+    workers_for(snapshot())
+}
+
+fn workers_for(s: Snapshot) -> (W, W, Arc<SharedStats>, Arc<SharedStats>) {
+    let snap = Arc::new(ArcSwap::from_pointee(s));
     let mesh: Arc<Mesh<MemBuf>> = Mesh::new(2);
     let conf = LoopConf {
         burst: 32,
@@ -160,4 +164,128 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
         w1.queues[0].n_freed, 1,
         "the first SYN, dropped for the unresolved neighbour"
     );
+}
+
+/// The director with every neighbour known and the TCP service persistent
+/// (per client address, 300 s).
+fn persistent() -> Snapshot {
+    let mut s = common::snapshot(Method::Nat, true);
+    s.generation = 9;
+    s.services[0].persistence = Some(Persistence {
+        timeout_ms: 300_000,
+        mask: u32::MAX,
+    });
+    s
+}
+
+/// A port of client `cip`, from 1024 on, owned by worker `w` of 2.
+fn owned_port(cip: [u8; 4], w: u16) -> u16 {
+    (1024..u16::MAX)
+        .find(|&p| dataplane::owner::owner(u32::from_be_bytes(cip), p, 2) == w)
+        .unwrap()
+}
+
+/// Injects, on worker `w`'s outside port, a client SYN from `cip` whose
+/// port belongs to worker `owner`.
+fn client_syn(w: &mut W, cip: [u8; 4], owner: u16) {
+    let p = owned_port(cip, owner);
+    w.queues[0].inject(&tcp(CLIENT_MAC, OUT_MAC, cip, VIP, p, 80, true));
+}
+
+/// Destination addresses of the frames a worker sent towards the real
+/// servers since the last call.
+fn sent_to(w: &mut W) -> Vec<[u8; 4]> {
+    w.queues[1]
+        .take_tx()
+        .iter()
+        .map(|f| [f[30], f[31], f[32], f[33]])
+        .collect()
+}
+
+#[test]
+fn test_template_replicated_between_workers() {
+    let (mut w0, mut w1, _, s1) = workers_for(persistent());
+    // Worker 1 schedules another client first, so its rr would now pick
+    // RIP2 for a client it has no template for.
+    client_syn(&mut w1, [10, 0, 0, 9], 1);
+    w1.poll_once(0);
+    assert_eq!(sent_to(&mut w1), vec![RIP1]);
+    // The client's first connection is owned by worker 0: rr picks RIP1 and
+    // the template goes to worker 1 over the ring.
+    client_syn(&mut w0, CIP, 0);
+    w0.poll_once(1);
+    assert_eq!(sent_to(&mut w0), vec![RIP1]);
+    // Its second connection is owned by worker 1: the template decides.
+    client_syn(&mut w1, CIP, 1);
+    w1.poll_once(2);
+    assert_eq!(sent_to(&mut w1), vec![RIP1]);
+    // A SYN RSS put on the wrong worker is redirected after the template
+    // that the same round created, so the owner already has it.
+    let fresh = [10, 0, 0, 7];
+    client_syn(&mut w0, fresh, 0);
+    client_syn(&mut w0, fresh, 1);
+    w0.poll_once(3);
+    let first = sent_to(&mut w0);
+    assert_eq!(first.len(), 1);
+    w1.poll_once(3);
+    assert_eq!(sent_to(&mut w1), first, "same real server on both workers");
+    w1.publish();
+    assert_eq!(s1.load().persist_templates, 3);
+    assert_eq!(s1.load().persist_table_full, 0);
+    assert_eq!(w0.core.stats.persist_templates, 3);
+}
+
+#[test]
+fn test_two_workers_converge_after_a_conflict() {
+    let (mut w0, mut w1, _, _) = workers_for(persistent());
+    // 39 other clients on worker 0, then the client: its template is the
+    // 40th fact in the ring to worker 1, beyond the 32 (the burst) that
+    // worker 1 drains per round.
+    for i in 0..39u8 {
+        client_syn(&mut w0, [10, 0, 0, 10 + i], 0);
+    }
+    client_syn(&mut w0, CIP, 0);
+    // Two rounds: a round takes at most one burst (32) from the port.
+    w0.poll_once(10);
+    w0.poll_once(10);
+    let out = sent_to(&mut w0);
+    assert_eq!(out.len(), 40);
+    assert_eq!(out[39], RIP2, "rr's 40th pick");
+    // Meanwhile the client's next connection reaches worker 1, which has
+    // not seen the template yet: its own rr picks RIP1 (the documented
+    // window of one ring round).
+    client_syn(&mut w1, CIP, 1);
+    w1.poll_once(10);
+    assert_eq!(sent_to(&mut w1), vec![RIP1]);
+    // A few rounds of exchange: worker 0's template (same ms, smaller
+    // worker id) wins on both.
+    for t in 11..15 {
+        w0.poll_once(t);
+        w1.poll_once(t);
+    }
+    let key = dataplane::persist::TemplateKey {
+        vip: u32::from_be_bytes(VIP),
+        cnet: u32::from_be_bytes(CIP),
+        vport: 80,
+        proto: 6,
+    };
+    for (w, name) in [(&mut w0, "worker 0"), (&mut w1, "worker 1")] {
+        let t = w.core.persist.lookup(&key, 20).copied().expect(name);
+        assert_eq!(
+            (t.rip, t.creator, t.created_ms),
+            (u32::from_be_bytes(RIP2), 0, 10),
+            "{name}"
+        );
+        assert_eq!(w.core.stats.persist_templates, 40, "{name}");
+    }
+    // New connections of the client now agree, on either worker (ports
+    // other than the ones used above: a new connection, not the old one).
+    for (wid, w) in [(0u16, &mut w0), (1, &mut w1)] {
+        let p = (2000..u16::MAX)
+            .find(|&p| dataplane::owner::owner(u32::from_be_bytes(CIP), p, 2) == wid)
+            .unwrap();
+        w.queues[0].inject(&tcp(CLIENT_MAC, OUT_MAC, CIP, VIP, p, 80, true));
+        w.poll_once(30);
+        assert_eq!(sent_to(w), vec![RIP2], "worker {wid}");
+    }
 }

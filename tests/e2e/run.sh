@@ -16,6 +16,11 @@
 #   - tshark finds no bad IP or TCP checksum in a capture of both bridges
 #     (FC_CAPTURE=0 turns the capture off).
 # With 2 workers in NAT mode it prints the redirect counters (not asserted).
+# Then the cases "sh" (source hashing) and "persist" (rr with
+# persistence_timeout), 2 workers each (tests/e2e/persist.sh): 8 client
+# addresses x PERSIST_REQUESTS (default 50) new connections; each address
+# must stay on one real server and the addresses must reach at least 2.
+# E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2".
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
 # exits 1 if any case (or the topology check) failed.
 
@@ -27,12 +32,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/topo.sh"
 # shellcheck source=scripts/case.sh
 . "$ROOT/scripts/case.sh"
+# shellcheck source=tests/e2e/persist.sh
+. "$ROOT/tests/e2e/persist.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2}
 PASS=0
 FAIL=0
 
@@ -66,8 +73,17 @@ for c in $CASES; do
     mode=${c%%:*}
     nw=${c#*:}
     fc_say ""
-    fc_say "== e2e case: $mode, $nw worker(s), $NREQ requests"
-    if case_run "$mode" "$nw" "$NREQ" 0; then
+    case $mode in
+        sh | persist)
+            fc_say "== e2e case: $mode, $nw worker(s), ${#PERSIST_CLIENTS[@]} clients x ${PERSIST_REQUESTS:-50} requests"
+            run=(persist_case_run "$mode" "$nw")
+            ;;
+        *)
+            fc_say "== e2e case: $mode, $nw worker(s), $NREQ requests"
+            run=(case_run "$mode" "$nw" "$NREQ" 0)
+            ;;
+    esac
+    if "${run[@]}"; then
         fc_say "e2e $mode ${nw}w: PASS"
         PASS=$((PASS + 1))
     else

@@ -144,11 +144,13 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
                 key: tcp,
                 scheduler: sched::SchedKind::Rr,
                 reals: vec![1, 2],
+                persistence: None,
             },
             Service {
                 key: udp,
                 scheduler: sched::SchedKind::Rr,
                 reals: vec![3, 4],
+                persistence: None,
             },
         ],
         service_index,
