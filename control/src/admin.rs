@@ -854,6 +854,9 @@ mod tests {
                     proto: Proto::Tcp,
                 },
                 scheduler: SchedKind::Wrr,
+                sched_flags: Default::default(),
+                sched_params: Default::default(),
+                mh_table: None,
                 reals: vec![1, 2],
             }],
             ..Default::default()
