@@ -94,7 +94,7 @@ fn test_example_parses_and_validates() {
     assert_eq!(cfg.neighbours[0].mac.0, [2, 0, 0x0a, 1, 0, 0x0b]);
     assert_eq!(cfg.timeouts.tcp_established.0, 900);
     assert_eq!(cfg.timeouts.tcp_syn_recv.0, 60);
-    assert_eq!(cfg.services.len(), 2);
+    assert_eq!(cfg.services.len(), 3);
     let nat = &cfg.services[0];
     assert_eq!(
         (nat.proto.0, nat.scheduler.0, nat.forwarding.0),
@@ -108,14 +108,23 @@ fn test_example_parses_and_validates() {
     );
     assert_eq!(dr.real_servers[0].weight.0, 3);
     assert_eq!(dr.real_servers[0].addr.port(), 80);
+    let mh = &cfg.services[2];
+    assert_eq!((mh.proto.0, mh.scheduler.0), (Proto::Udp, SchedKind::Mh));
+    assert!(mh.sched_flags().mh_port && !mh.sched_flags().mh_fallback);
+    let p = mh.sched_params();
+    assert_eq!((p.mh_table_len, p.mh_seed), (65537, 12345));
 }
 
 #[test]
 fn test_example_compiles() {
     let cfg = config::load(&example_path()).expect("valid");
     let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1);
-    assert_eq!(snap.services.len(), 2);
-    assert_eq!(snap.reals.len(), 5);
+    assert_eq!(snap.services.len(), 3);
+    assert_eq!(snap.reals.len(), 7);
+    // The mh service carries its prebuilt table; the others none.
+    let t = snap.services[2].mh_table.as_ref().expect("mh table");
+    assert_eq!((t.len(), t.seed()), (65537, 12345));
+    assert!(snap.services[..2].iter().all(|s| s.mh_table.is_none()));
     assert_eq!(snap.routes.last().map(|r| r.via), Some(Some(0x0a00_00fe)));
 }
 

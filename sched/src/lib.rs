@@ -4,7 +4,9 @@
 //! service as a slice of [`Dest`] (weights and connection counts) and returns
 //! an index into it. Schedulers are deterministic, allocate only when built
 //! (or when a table is rebuilt because the weights or identities of the real
-//! servers changed), never panic on any input, and never pick a server whose
+//! servers changed; an `mh` table published by the control thread
+//! ([`MhTable`], [`AnyScheduler::with_table`]) is shared, not rebuilt),
+//! never panic on any input, and never pick a server whose
 //! weight is 0 (IPVS "quiesced": it keeps existing connections but gets no
 //! new ones).
 //!
@@ -147,9 +149,10 @@ impl BuiltFor {
 
 /// Per-service scheduler flags, as ipvsadm `-b` / keepalived
 /// `scheduler_flags` spell them (`sh-port`, `sh-fallback`, `mh-port`,
-/// `mh-fallback`). Flags that do not apply to a scheduler are ignored by
-/// [`AnyScheduler::with_flags`]; the config rejects them earlier with
-/// [`SchedKind::accepts_flag`].
+/// `mh-fallback`; the generic `flag-1`/`flag-2` resolve to these through
+/// [`SchedKind::canonical_flag`]). Flags that do not apply to a scheduler
+/// are ignored by [`AnyScheduler::with_flags`]; the config rejects them
+/// earlier with [`SchedKind::accepts_flag`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SchedFlags {
     /// `sh-port`: `sh` hashes the client port as well as the client IP
