@@ -123,6 +123,9 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
         services: vec![Service {
             key,
             scheduler: sched::SchedKind::Rr,
+            sched_flags: Default::default(),
+            sched_params: Default::default(),
+            mh_table: None,
             reals: (1..=n_reals).collect(),
             persistence: None,
         }],

@@ -15,12 +15,14 @@
 #![forbid(unsafe_code)]
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use dataplane::snapshot::{
     LocalAddr, LocalKind, Method, Persistence, PortConf, Prefix, RealServer, Route, Service,
     ServiceKey, Snapshot, Timeouts, NO_SERVICE,
 };
 use hashbrown::HashMap;
+use sched::{Dest, MhTable, SchedKind, SchedParams};
 
 use crate::config::{Config, Ipv4Net, ServiceConfig, TimeoutsConfig};
 
@@ -68,6 +70,39 @@ pub fn persistence(s: &ServiceConfig) -> Option<Persistence> {
     })
 }
 
+/// The Maglev table of an `mh` service whose real servers are `ids` (dense
+/// ids into `reals`, scheduler order), built here on the control thread so
+/// that no worker has to: identities [`RealServer::sched_id`] and weights
+/// exactly as the workers pass them to the scheduler, `params.mh_table_len`
+/// slots, `params.mh_seed`. `None` for any other scheduler.
+pub fn mh_table(
+    kind: SchedKind,
+    params: &SchedParams,
+    reals: &[RealServer],
+    ids: &[u32],
+) -> Option<Arc<MhTable>> {
+    if kind != SchedKind::Mh {
+        return None;
+    }
+    // The same `Dest` list a worker builds in `Core::new_conn` (minus the
+    // connection counts, which `mh` does not read).
+    let dests: Vec<Dest> = ids
+        .iter()
+        .map(|&id| {
+            reals.get(id as usize).map_or(Dest::default(), |r| Dest {
+                weight: r.weight,
+                id: r.sched_id(),
+                ..Dest::default()
+            })
+        })
+        .collect();
+    Some(Arc::new(MhTable::for_dests(
+        &dests,
+        params.mh_table_len,
+        params.mh_seed,
+    )))
+}
+
 /// Compiles a validated config into the snapshot published to the workers.
 ///
 /// - `ports`: config order; `port_macs[i]` (wire order) is the MAC of
@@ -84,8 +119,9 @@ pub fn persistence(s: &ServiceConfig) -> Option<Persistence> {
 /// - `services` in config order with `service_index`; `reals` from id 1
 ///   (id 0 is a weight-0 placeholder because 0 means "no real server" in
 ///   connection entries), each with its owning service index and its method
-///   (the per-real-server override, else the service's default), and
-///   each service's [`persistence`].
+///   (the per-real-server override, else the service's default), each
+///   service's [`persistence`], its scheduler flags and parameters, and
+///   for an `mh` service its prebuilt, shared Maglev table ([`mh_table`]).
 /// - Real-server ids: without `prev` (the first compile of a run) they are
 ///   dense in config order. With `prev` (the snapshot being replaced), a
 ///   real server that `prev` served under the same (service key, RIP, rport)
@@ -228,9 +264,14 @@ pub fn compile(
             ids.push(id);
         }
         service_index.insert(key, si as u16);
+        let sched_params = s.sched_params();
+        let mh_table = mh_table(s.scheduler.0, &sched_params, &reals, &ids);
         services.push(Service {
             key,
             scheduler: s.scheduler.0,
+            sched_flags: s.sched_flags(),
+            sched_params,
+            mh_table,
             reals: ids,
             persistence: persistence(s),
         });
@@ -287,7 +328,6 @@ mod tests {
     use super::*;
     use crate::config::parse;
     use dataplane::snapshot::Proto;
-    use sched::SchedKind;
 
     const CFG: &str = r#"(
         eal_args: ["-l", "0-1"],
@@ -510,6 +550,50 @@ mod tests {
         let fresh = compile(&edited(), &macs, 1, None);
         assert_eq!(fresh.services[0].reals, vec![1]);
         assert_eq!(fresh.reals.len(), 6);
+    }
+
+    #[test]
+    fn test_compile_sched_settings_and_mh_table() {
+        let src = CFG.replacen(
+            "scheduler: \"rr\", forwarding: \"nat\",",
+            "scheduler: \"mh\", forwarding: \"nat\", sched_flags: [\"flag-2\"], table_size: 307, hash_seed: 9,",
+            1,
+        );
+        let cfg = parse(&src, "t.ron").expect("valid");
+        let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
+        let s = compile(&cfg, &macs, 1, None);
+        let mh = &s.services[0];
+        assert_eq!(mh.scheduler, SchedKind::Mh);
+        assert!(mh.sched_flags.mh_port && !mh.sched_flags.mh_fallback);
+        assert_eq!(
+            (mh.sched_params.mh_table_len, mh.sched_params.mh_seed),
+            (307, 9)
+        );
+        // Built from RIP<<16|port and the weights, in config order, exactly
+        // as an independent build_table call gives it.
+        let list = [
+            ((0x0a01_000bu64 << 16) | 8080, 3),
+            ((0x0a02_000cu64 << 16) | 8080, 1),
+        ];
+        let t = mh.mh_table.as_ref().expect("mh service carries its table");
+        assert_eq!(t.slots(), &sched::build_table(&list, 307, 9)[..]);
+        assert_eq!(t.built_for(), &list[..]);
+        assert_eq!(t.seed(), 9);
+        // Identities are the ones the workers pass (RealServer::sched_id).
+        let ids: Vec<u64> = mh
+            .reals
+            .iter()
+            .map(|&r| s.reals[r as usize].sched_id())
+            .collect();
+        assert_eq!(ids, [list[0].0, list[1].0]);
+        // Other schedulers carry no table, and the defaults.
+        assert!(s.services[1].mh_table.is_none());
+        assert_eq!(s.services[1].sched_params, sched::SchedParams::default());
+        // Two directors compiling the same config build identical tables.
+        let again = compile(&cfg, &macs, 2, None);
+        let t2 = again.services[0].mh_table.as_ref().unwrap();
+        assert!(!Arc::ptr_eq(t, t2));
+        assert_eq!(**t, **t2);
     }
 
     #[test]

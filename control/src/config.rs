@@ -31,7 +31,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use dataplane::snapshot::{Method, Proto};
-use sched::SchedKind;
+use sched::{SchedFlags, SchedKind, SchedParams};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
@@ -224,6 +224,26 @@ pub struct ServiceConfig {
     pub scheduler: SchedulerName,
     /// Default forwarding method of the service's real servers.
     pub forwarding: ForwardingName,
+    /// Scheduler flags, as ipvsadm `-b` / keepalived `scheduler_flags`
+    /// spell them: `"sh-port"`, `"sh-fallback"` (scheduler `sh`),
+    /// `"mh-port"`, `"mh-fallback"` (scheduler `mh`), or the generic
+    /// `"flag-1"` (= the scheduler's `-fallback`) and `"flag-2"` (= its
+    /// `-port`). Each at most once; a flag of another scheduler is an error.
+    /// Default none.
+    #[serde(default)]
+    pub sched_flags: Vec<String>,
+    /// The scheduler's table size. `dh`/`sh`: hash buckets, a power of two
+    /// in 2..=1048576, default 256 (IPVS `CONFIG_IP_VS_{DH,SH}_TAB_BITS`).
+    /// `mh`: Maglev table size M, a prime ≥ 100 × the service's real
+    /// servers and ≤ 16777216, default 65537. Any other scheduler: an error.
+    #[serde(default)]
+    pub table_size: Option<u32>,
+    /// `mh` only: the hash seed of the Maglev permutations and lookups.
+    /// Directors with the same config and seed pick the same real server
+    /// for a flow (active-active scale-out). Default
+    /// `sched::MH_SEED_DEFAULT`. Any other scheduler: an error.
+    #[serde(default)]
+    pub hash_seed: Option<u64>,
     /// Real servers, in scheduler order. Default none (every new connection
     /// is then dropped as `no_real_server`, as IPVS does).
     #[serde(default)]
@@ -257,6 +277,39 @@ pub struct RealServerConfig {
     /// ipvsadm's per-destination `-m`/`-g` does.
     #[serde(default)]
     pub forwarding: Option<ForwardingName>,
+}
+
+impl ServiceConfig {
+    /// The scheduler flags in effect: `sched_flags` resolved for this
+    /// service's scheduler ([`SchedKind::canonical_flag`]); names that do not
+    /// apply are skipped (a validated config has none).
+    pub fn sched_flags(&self) -> SchedFlags {
+        let mut f = SchedFlags::default();
+        for name in &self.sched_flags {
+            if let Some(c) = self.scheduler.0.canonical_flag(name) {
+                f.set(c);
+            }
+        }
+        f
+    }
+
+    /// The scheduler parameters in effect: [`SchedParams::default`] with
+    /// `table_size` applied to the scheduler that has a table (`dh`, `sh`:
+    /// buckets; `mh`: M) and `hash_seed` to `mh`.
+    pub fn sched_params(&self) -> SchedParams {
+        let mut p = SchedParams::default();
+        let size = self.table_size.map(|n| n as usize);
+        match self.scheduler.0 {
+            SchedKind::Dh => p.dh_table_len = size.unwrap_or(p.dh_table_len),
+            SchedKind::Sh => p.sh_table_len = size.unwrap_or(p.sh_table_len),
+            SchedKind::Mh => {
+                p.mh_table_len = size.unwrap_or(p.mh_table_len);
+                p.mh_seed = self.hash_seed.unwrap_or(p.mh_seed);
+            }
+            _ => {}
+        }
+        p
+    }
 }
 
 impl RealServerConfig {
@@ -1268,6 +1321,7 @@ pub fn validate(cfg: &Config) -> Result<(), ValidationError> {
                 ),
             ));
         }
+        validate_sched(i, s)?;
         let mut seen = HashSet::new();
         for (j, r) in s.real_servers.iter().enumerate() {
             let path = || vec![F("services"), I(i), F("real_servers"), I(j), F("addr")];
@@ -1333,6 +1387,157 @@ pub fn validate(cfg: &Config) -> Result<(), ValidationError> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Smallest `mh` table size per real server (Maglev §3.4: M ≥ 100·N keeps
+/// the shares within about 1 %).
+pub const MH_SLOTS_PER_REAL: u64 = 100;
+
+/// A valid `mh` table size to suggest: the smallest prime ≥ both `m` and
+/// `need`, or the largest prime allowed when that one is too big.
+fn mh_size_hint(m: u64, need: u64) -> u64 {
+    let max = sched::MH_TABLE_LEN_MAX as u64;
+    let up = (m.max(need).max(2)..=max).find(|&p| sched::is_prime(p));
+    up.or_else(|| (2..=max).rev().find(|&p| sched::is_prime(p)))
+        .unwrap_or(2)
+}
+
+/// The scheduler settings of service `i`: `sched_flags`, `table_size`,
+/// `hash_seed`, and, for `mh`, M ≥ 100·N and at most 65535 real servers
+/// (slots are u16). Rules and messages are listed in docs/config.md.
+fn validate_sched(i: usize, s: &ServiceConfig) -> Result<(), ValidationError> {
+    use PathSeg::{Field as F, Index as I};
+    let kind = s.scheduler.0;
+    let sname = kind.name();
+    let accepted = || {
+        let n = kind.flag_names();
+        if n.is_empty() {
+            format!(
+                "scheduler \"{sname}\" takes no flags (only sh takes sh-port, sh-fallback and mh takes mh-port, mh-fallback)"
+            )
+        } else {
+            format!(
+                "scheduler \"{sname}\" accepts {}, {}, flag-1 (= {0}), flag-2 (= {1})",
+                n[0], n[1]
+            )
+        }
+    };
+    let mut set: Vec<(&str, usize)> = Vec::new();
+    for (j, name) in s.sched_flags.iter().enumerate() {
+        let path = || vec![F("services"), I(i), F("sched_flags"), I(j)];
+        let known = SchedKind::ALL
+            .iter()
+            .any(|k| k.flag_names().contains(&name.as_str()))
+            || matches!(name.as_str(), "flag-1" | "flag-2");
+        let Some(c) = kind.canonical_flag(name) else {
+            let what = if known {
+                format!("scheduler flag {name:?} does not apply to scheduler \"{sname}\"")
+            } else {
+                format!("unknown scheduler flag {name:?}")
+            };
+            return Err(verr(path(), format!("{what}: {}", accepted())));
+        };
+        if let Some(&(_, first)) = set.iter().find(|(n, _)| *n == c) {
+            let alias = if c == name {
+                String::new()
+            } else {
+                format!(" ({name} = {c})")
+            };
+            return Err(verr(
+                path(),
+                format!(
+                    "duplicate scheduler flag {c:?}{alias}: already set by sched_flags[{first}]; expected each flag once"
+                ),
+            ));
+        }
+        set.push((c, j));
+    }
+
+    let n_reals = s.real_servers.len() as u64;
+    match (kind, s.table_size) {
+        (SchedKind::Dh | SchedKind::Sh, Some(n)) => {
+            let n = n as usize;
+            if n < 2 || !n.is_power_of_two() || n > sched::POW2_TABLE_LEN_MAX {
+                return Err(verr(
+                    vec![F("services"), I(i), F("table_size")],
+                    format!(
+                        "invalid table_size {n} for scheduler \"{sname}\": expected a power of two between 2 and {} (hash buckets)",
+                        sched::POW2_TABLE_LEN_MAX
+                    ),
+                ));
+            }
+        }
+        (SchedKind::Mh, size) => {
+            let m = size.map_or(sched::MH_TABLE_LEN_DEFAULT as u64, u64::from);
+            let need = MH_SLOTS_PER_REAL * n_reals;
+            let max = sched::MH_TABLE_LEN_MAX as u64;
+            if size.is_some() && (m > max || !sched::is_prime(m)) {
+                return Err(verr(
+                    vec![F("services"), I(i), F("table_size")],
+                    format!(
+                        "invalid table_size {m} for scheduler \"mh\": expected a prime between 2 and {max} (Maglev table size), like {}",
+                        mh_size_hint(m, need)
+                    ),
+                ));
+            }
+            if n_reals > u64::from(sched::mh::NO_SERVER) {
+                return Err(verr(
+                    vec![
+                        F("services"),
+                        I(i),
+                        F("real_servers"),
+                        I(usize::from(sched::mh::NO_SERVER)),
+                    ],
+                    format!(
+                        "too many real servers ({n_reals}) for scheduler \"mh\": expected at most {}",
+                        sched::mh::NO_SERVER
+                    ),
+                ));
+            }
+            if m < need {
+                let hint = format!(
+                    "{} real servers need table_size ≥ {MH_SLOTS_PER_REAL} × {n_reals} = {need} (Maglev: M ≥ 100·N keeps shares within 1 %), like {}",
+                    n_reals,
+                    mh_size_hint(need, need)
+                );
+                return Err(match size {
+                    Some(_) => verr(
+                        vec![F("services"), I(i), F("table_size")],
+                        format!("table_size {m} is too small for scheduler \"mh\": {hint}"),
+                    ),
+                    // Point at the first real server the default cannot
+                    // hold, so the operator sees why a size is needed.
+                    None => verr(
+                        vec![
+                            F("services"),
+                            I(i),
+                            F("real_servers"),
+                            I((m / MH_SLOTS_PER_REAL) as usize),
+                        ],
+                        format!("the default mh table_size {m} is too small: {hint}"),
+                    ),
+                });
+            }
+        }
+        (_, Some(_)) => {
+            return Err(verr(
+                vec![F("services"), I(i), F("table_size")],
+                format!(
+                    "table_size does not apply to scheduler \"{sname}\": expected it only with dh or sh (hash buckets) or mh (Maglev table size)"
+                ),
+            ));
+        }
+        (_, None) => {}
+    }
+    if s.hash_seed.is_some() && kind != SchedKind::Mh {
+        return Err(verr(
+            vec![F("services"), I(i), F("hash_seed")],
+            format!(
+                "hash_seed does not apply to scheduler \"{sname}\": expected it only with mh (Maglev)"
+            ),
+        ));
     }
     Ok(())
 }

@@ -94,7 +94,7 @@ fn test_example_parses_and_validates() {
     assert_eq!(cfg.neighbours[0].mac.0, [2, 0, 0x0a, 1, 0, 0x0b]);
     assert_eq!(cfg.timeouts.tcp_established.0, 900);
     assert_eq!(cfg.timeouts.tcp_syn_recv.0, 60);
-    assert_eq!(cfg.services.len(), 2);
+    assert_eq!(cfg.services.len(), 3);
     let nat = &cfg.services[0];
     assert_eq!(
         (nat.proto.0, nat.scheduler.0, nat.forwarding.0),
@@ -111,14 +111,23 @@ fn test_example_parses_and_validates() {
     assert_eq!(dr.persistence_timeout.map(|t| t.0), Some(300));
     assert_eq!(dr.persistence_netmask.map(|m| m.bits()), Some(0xffff_ff00));
     assert_eq!(nat.persistence_timeout, None);
+    let mh = &cfg.services[2];
+    assert_eq!((mh.proto.0, mh.scheduler.0), (Proto::Udp, SchedKind::Mh));
+    assert!(mh.sched_flags().mh_port && !mh.sched_flags().mh_fallback);
+    let p = mh.sched_params();
+    assert_eq!((p.mh_table_len, p.mh_seed), (65537, 12345));
 }
 
 #[test]
 fn test_example_compiles() {
     let cfg = config::load(&example_path()).expect("valid");
     let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None);
-    assert_eq!(snap.services.len(), 2);
-    assert_eq!(snap.reals.len(), 5);
+    assert_eq!(snap.services.len(), 3);
+    assert_eq!(snap.reals.len(), 7);
+    // The mh service carries its prebuilt table; the others none.
+    let t = snap.services[2].mh_table.as_ref().expect("mh table");
+    assert_eq!((t.len(), t.seed()), (65537, 12345));
+    assert!(snap.services[..2].iter().all(|s| s.mh_table.is_none()));
     assert_eq!(snap.routes.last().map(|r| r.via), Some(Some(0x0a00_00fe)));
 }
 
@@ -248,6 +257,225 @@ fn test_error_unknown_scheduler() {
     assert_eq!(
         err(&edit("\"wrr\"", "\"wrrr\"")),
         "fulcrum.ron:24:24: invalid scheduler \"wrrr\": expected one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos"
+    );
+}
+
+// --- scheduler settings: sched_flags, table_size, hash_seed ---
+
+/// `BASE` with service 0 (two real servers) on scheduler `sched`
+/// and `extra` written on a line of its own (line 16) after `forwarding`.
+fn sched0(sched: &str, extra: &str) -> String {
+    edit(
+        "scheduler: \"rr\",\n            forwarding: \"nat\",\n",
+        &format!(
+            "scheduler: \"{sched}\",\n            forwarding: \"nat\",\n            {extra}\n"
+        ),
+    )
+}
+
+#[test]
+fn test_sched_settings_default_and_apply() {
+    use sched::{SchedFlags, SchedParams, MH_SEED_DEFAULT};
+    let cfg = parse(BASE, "fulcrum.ron").expect("valid");
+    let s = &cfg.services[0];
+    assert!(s.sched_flags.is_empty());
+    assert_eq!((s.table_size, s.hash_seed), (None, None));
+    let settings = |sched: &str, extra: &str| {
+        let cfg = parse(&sched0(sched, extra), "f").expect("valid");
+        let s = &cfg.services[0];
+        (s.sched_flags(), s.sched_params())
+    };
+    let d = SchedParams::default();
+    let no = SchedFlags::default();
+    assert_eq!(settings("rr", ""), (no, d));
+    // flag-1/flag-2 are the fallback/port bits (IPVS SCHED1/SCHED2).
+    let sh_both = SchedFlags {
+        sh_port: true,
+        sh_fallback: true,
+        ..no
+    };
+    assert_eq!(
+        settings(
+            "sh",
+            "sched_flags: [\"flag-1\", \"flag-2\"], table_size: 1024,"
+        ),
+        (
+            sh_both,
+            SchedParams {
+                sh_table_len: 1024,
+                ..d
+            }
+        )
+    );
+    let mh_port = SchedFlags {
+        mh_port: true,
+        ..no
+    };
+    assert_eq!(
+        settings(
+            "mh",
+            "sched_flags: [\"mh-port\"], table_size: 307, hash_seed: 18446744073709551615,"
+        ),
+        (
+            mh_port,
+            SchedParams {
+                mh_table_len: 307,
+                mh_seed: u64::MAX,
+                ..d
+            }
+        )
+    );
+    let mh_fb = SchedFlags {
+        mh_fallback: true,
+        ..no
+    };
+    assert_eq!(settings("mh", "sched_flags: [\"flag-1\"],"), (mh_fb, d));
+    assert_eq!(d.mh_seed, MH_SEED_DEFAULT);
+    // dh takes a table size too; the smallest is 2 (IPVS TAB_BITS 1).
+    assert_eq!(
+        settings("dh", "table_size: 2,"),
+        (
+            no,
+            SchedParams {
+                dh_table_len: 2,
+                ..d
+            }
+        )
+    );
+}
+
+#[test]
+fn test_error_sched_flag_not_for_scheduler() {
+    assert_eq!(
+        err(&sched0("rr", "sched_flags: [\"sh-port\"],")),
+        "fulcrum.ron:16:27: scheduler flag \"sh-port\" does not apply to scheduler \"rr\": scheduler \"rr\" \
+         takes no flags (only sh takes sh-port, sh-fallback and mh takes mh-port, mh-fallback)"
+    );
+    assert_eq!(
+        err(&sched0("sh", "sched_flags: [\"sh-port\", \"mh-fallback\"],")),
+        "fulcrum.ron:16:38: scheduler flag \"mh-fallback\" does not apply to scheduler \"sh\": scheduler \"sh\" \
+         accepts sh-fallback, sh-port, flag-1 (= sh-fallback), flag-2 (= sh-port)"
+    );
+    assert_eq!(
+        err(&sched0("wlc", "sched_flags: [\"flag-1\"],")),
+        "fulcrum.ron:16:27: scheduler flag \"flag-1\" does not apply to scheduler \"wlc\": scheduler \"wlc\" \
+         takes no flags (only sh takes sh-port, sh-fallback and mh takes mh-port, mh-fallback)"
+    );
+}
+
+#[test]
+fn test_error_sched_flag_unknown() {
+    assert_eq!(
+        err(&sched0("mh", "sched_flags: [\"mh-port\", \"flag-3\"],")),
+        "fulcrum.ron:16:38: unknown scheduler flag \"flag-3\": scheduler \"mh\" accepts mh-fallback, mh-port, \
+         flag-1 (= mh-fallback), flag-2 (= mh-port)"
+    );
+}
+
+#[test]
+fn test_error_sched_flag_duplicate() {
+    assert_eq!(
+        err(&sched0("sh", "sched_flags: [\"sh-port\", \"sh-fallback\", \"sh-port\"],")),
+        "fulcrum.ron:16:53: duplicate scheduler flag \"sh-port\": already set by sched_flags[0]; expected each flag once"
+    );
+    // An alias of a flag already set is a duplicate too.
+    assert_eq!(
+        err(&sched0("mh", "sched_flags: [\"mh-fallback\", \"flag-1\"],")),
+        "fulcrum.ron:16:42: duplicate scheduler flag \"mh-fallback\" (flag-1 = mh-fallback): already set by \
+         sched_flags[0]; expected each flag once"
+    );
+}
+
+#[test]
+fn test_error_table_size() {
+    let pow2 = "expected a power of two between 2 and 1048576 (hash buckets)";
+    let prime = "expected a prime between 2 and 16777216 (Maglev table size)";
+    for (sched, size, want) in [
+        (
+            "sh",
+            100u64,
+            format!("invalid table_size 100 for scheduler \"sh\": {pow2}"),
+        ),
+        (
+            "dh",
+            1,
+            format!("invalid table_size 1 for scheduler \"dh\": {pow2}"),
+        ),
+        (
+            "sh",
+            2097152,
+            format!("invalid table_size 2097152 for scheduler \"sh\": {pow2}"),
+        ),
+        (
+            "mh",
+            65536,
+            format!("invalid table_size 65536 for scheduler \"mh\": {prime}, like 65537"),
+        ),
+        (
+            "mh",
+            4000000000,
+            format!("invalid table_size 4000000000 for scheduler \"mh\": {prime}, like 16777213"),
+        ),
+        // Two real servers need M ≥ 200.
+        (
+            "mh",
+            197,
+            "table_size 197 is too small for scheduler \"mh\": 2 real servers need table_size \
+             ≥ 100 × 2 = 200 (Maglev: M ≥ 100·N keeps shares within 1 %), like 211"
+                .to_string(),
+        ),
+        (
+            "wrr",
+            256,
+            "table_size does not apply to scheduler \"wrr\": expected it only with dh or sh \
+             (hash buckets) or mh (Maglev table size)"
+                .to_string(),
+        ),
+    ] {
+        assert_eq!(
+            err(&sched0(sched, &format!("table_size: {size},"))),
+            format!("fulcrum.ron:16:25: {want}")
+        );
+    }
+}
+
+#[test]
+fn test_error_mh_default_table_too_small() {
+    // 656 real servers: 100 × 656 = 65600 > the default 65537. The error
+    // points at the 656th server (index 655), the first the default
+    // cannot hold.
+    let reals: String = (0..656)
+        .map(|i| format!("(addr: \"10.1.{}.{}:80\"),", i / 200, 10 + i % 200))
+        .collect();
+    let src = edit(
+        "(addr: \"10.1.0.11:80\", weight: 1),\n                (addr: \"10.1.0.12:80\"),",
+        &reals,
+    )
+    .replacen("\"10.1.0.1/24\"", "\"10.1.0.1/16\"", 1)
+    .replacen("scheduler: \"rr\"", "scheduler: \"mh\"", 1);
+    let e = err(&src);
+    let col = 17 + reals.find("(addr: \"10.1.3.65:80\")").unwrap();
+    assert_eq!(
+        e,
+        format!(
+            "fulcrum.ron:17:{col}: the default mh table_size 65537 is too small: 656 real servers need table_size \
+             ≥ 100 × 656 = 65600 (Maglev: M ≥ 100·N keeps shares within 1 %), like 65609"
+        )
+    );
+    // With a big enough table it is accepted.
+    let ok = src.replacen(
+        "forwarding: \"nat\",",
+        "forwarding: \"nat\", table_size: 65609,",
+        1,
+    );
+    parse(&ok, "f").expect("65609 ≥ 65600 is a prime");
+}
+
+#[test]
+fn test_error_hash_seed_not_mh() {
+    assert_eq!(
+        err(&sched0("sh", "hash_seed: 7,")),
+        "fulcrum.ron:16:24: hash_seed does not apply to scheduler \"sh\": expected it only with mh (Maglev)"
     );
 }
 

@@ -14,8 +14,8 @@
 //! director's own addresses other than ARP and ICMP echo (there is no kernel
 //! exception path yet).
 
-use hashbrown::HashSet;
-use sched::{AnyScheduler, Dest, FlowInfo, Scheduler};
+use hashbrown::{HashMap, HashSet};
+use sched::{AnyScheduler, Dest, FlowInfo, SchedFlags, SchedKind, SchedParams, Scheduler};
 
 use crate::conn::{Conn, ConnId, ConnTable, Dir, FlowKey, InsertError, TcpState};
 use crate::neigh::{Lookup, NeighTable};
@@ -74,6 +74,39 @@ pub struct NeighFact {
     pub port: u8,
 }
 
+/// What a service's scheduler state depends on: if all of it is the same
+/// in a new snapshot, the state is kept ([`Core::sync_schedulers`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct SchedSig {
+    key: ServiceKey,
+    kind: SchedKind,
+    flags: SchedFlags,
+    params: SchedParams,
+    /// (RIP, port) of each real server in scheduler order, host order;
+    /// (0, 0) for an id missing from the snapshot.
+    reals: Vec<(u32, u16)>,
+}
+
+impl SchedSig {
+    fn of(svc: &Service, snap: &Snapshot) -> Self {
+        SchedSig {
+            key: svc.key,
+            kind: svc.scheduler,
+            flags: svc.sched_flags,
+            params: svc.sched_params,
+            reals: svc
+                .reals
+                .iter()
+                .map(|&id| {
+                    snap.reals
+                        .get(id as usize)
+                        .map_or((0, 0), |r| (r.ip, r.port))
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Everything one worker owns except its queues.
 #[repr(align(64))]
 pub struct Core {
@@ -100,6 +133,8 @@ pub struct Core {
     /// filled when there are other workers).
     pub template_out: Vec<TemplateFact>,
     scheds: Vec<AnyScheduler>,
+    /// What each of `scheds` was set up for, same order.
+    sched_sigs: Vec<SchedSig>,
     dests: Vec<Dest>,
     /// Next-hop cache for `next_hop`, indexed by a hash of the destination.
     hops: Box<[Hop; 1 << HOP_CACHE_BITS]>,
@@ -155,6 +190,7 @@ impl Core {
             persist: TemplateTable::new(persist::max_templates_for(max_conns)),
             template_out: Vec::with_capacity(MAX_TEMPLATE_OUT),
             scheds: Vec::new(),
+            sched_sigs: Vec::new(),
             dests: Vec::with_capacity(1024),
             hops: Box::new([Hop::EMPTY; 1 << HOP_CACHE_BITS]),
             nat_reals: HashSet::default(),
@@ -162,8 +198,9 @@ impl Core {
         }
     }
 
-    /// Adopts `snap` if it is a new generation: rebuilds scheduler state,
-    /// sizes the per-real-server counters and installs permanent neighbours.
+    /// Adopts `snap` if it is a new generation: carries scheduler state over
+    /// or rebuilds it ([`Core::sync_schedulers`]), sizes the per-real-server
+    /// counters and installs permanent neighbours.
     /// Slow path (allocates); called once per burst, returns `false` at once
     /// when the generation is unchanged and `true` when it adopted a new one.
     pub fn sync(&mut self, snap: &Snapshot) -> bool {
@@ -171,11 +208,7 @@ impl Core {
             return false;
         }
         self.generation = Some(snap.generation);
-        self.scheds = snap
-            .services
-            .iter()
-            .map(|s| AnyScheduler::new(s.scheduler))
-            .collect();
+        self.sync_schedulers(snap);
         let longest = snap
             .services
             .iter()
@@ -236,6 +269,56 @@ impl Core {
             proto,
         };
         Some(self.conns.hash(&key))
+    }
+
+    /// Gives every service of `snap` its scheduler state.
+    ///
+    /// A service (matched by [`ServiceKey`], not by its index, which moves
+    /// when services are added or removed) keeps its previous state — the
+    /// `rr` position, `wrr` sequence, `lblc`/`lblcr` locality tables, the
+    /// `twos` random stream — when its scheduler kind, flags, parameters and
+    /// real-server list (RIP, port, in order) are unchanged: the state holds
+    /// indices into that list, so it stays meaningful. Weights may differ;
+    /// they reach the scheduler with every pick. IPVS likewise keeps a
+    /// service's scheduler data when only a destination's weight is edited
+    /// (`ip_vs_edit_dest`), and resets it on `ipvsadm -E -s`.
+    ///
+    /// Anything else gets fresh state, and an `mh` service always takes the
+    /// new snapshot's shared table ([`AnyScheduler::with_table`]: nothing is
+    /// built here): its only state is that table.
+    fn sync_schedulers(&mut self, snap: &Snapshot) {
+        let mut old: HashMap<ServiceKey, (SchedSig, AnyScheduler)> =
+            std::mem::take(&mut self.sched_sigs)
+                .into_iter()
+                .zip(std::mem::take(&mut self.scheds))
+                .map(|(sig, s)| (sig.key, (sig, s)))
+                .collect();
+        for svc in &snap.services {
+            let sig = SchedSig::of(svc, snap);
+            let kept = match old.remove(&sig.key) {
+                Some((prev, s)) if prev == sig && svc.scheduler != SchedKind::Mh => Some(s),
+                _ => None,
+            };
+            let sched = kept.unwrap_or_else(|| {
+                // The snapshot's params were validated by control; should
+                // they not be, the defaults still schedule correctly.
+                AnyScheduler::with_table(
+                    svc.scheduler,
+                    svc.sched_flags,
+                    &svc.sched_params,
+                    svc.mh_table.clone(),
+                )
+                .unwrap_or_else(|_| AnyScheduler::new(svc.scheduler))
+            });
+            self.scheds.push(sched);
+            self.sched_sigs.push(sig);
+        }
+    }
+
+    /// This worker's scheduler state for service index `svc` of the last
+    /// snapshot adopted by [`Core::sync`], for inspection (tests, status).
+    pub fn scheduler(&self, svc: u16) -> Option<&AnyScheduler> {
+        self.scheds.get(usize::from(svc))
     }
 
     /// Queues ARP requests for every next hop the snapshot will need (each
@@ -630,7 +713,7 @@ impl Core {
         for &rid in &service.reals {
             let (w, id, s) = match (snap.reals.get(rid as usize), self.reals.get(rid as usize)) {
                 // The identity hashing schedulers (mh) key on: RIP and port.
-                (Some(r), Some(s)) => (r.weight, (u64::from(r.ip) << 16) | u64::from(r.port), *s),
+                (Some(r), Some(s)) => (r.weight, r.sched_id(), *s),
                 _ => (0, 0, RealStats::default()),
             };
             self.dests.push(Dest {

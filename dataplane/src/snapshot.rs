@@ -6,6 +6,8 @@
 //! here parses text. Addresses are IPv4 as `u32` in host order (so `10.0.0.1` is
 //! `0x0a00_0001`); ports are `u16` in host order.
 
+use std::sync::Arc;
+
 use hashbrown::HashMap;
 
 /// Transport protocol of a virtual service, with its IANA protocol number.
@@ -128,6 +130,19 @@ pub struct Service {
     pub key: ServiceKey,
     /// IPVS scheduler for new connections.
     pub scheduler: sched::SchedKind,
+    /// Scheduler flags (ipvsadm `-b`: `sh-port`, `sh-fallback`, `mh-port`,
+    /// `mh-fallback`); only those of `scheduler` are ever set.
+    pub sched_flags: sched::SchedFlags,
+    /// Scheduler table sizes and seeds (`dh`/`sh` buckets, `mh` M and hash
+    /// seed); valid by [`sched::SchedParams::validate`].
+    pub sched_params: sched::SchedParams,
+    /// For an `mh` service, its Maglev table, built by the control thread
+    /// from `reals` in order (identities [`RealServer::sched_id`], the
+    /// snapshot's weights, `sched_params.mh_table_len` slots,
+    /// `sched_params.mh_seed`) and shared by every worker; `None` for every
+    /// other scheduler (and for an `mh` service whose workers are to build
+    /// the table themselves).
+    pub mh_table: Option<Arc<sched::MhTable>>,
     /// Dense ids into [`Snapshot::reals`] of this service's real servers, in
     /// configuration order. The scheduler's index `i` means `reals[i]`.
     pub reals: Vec<u32>,
@@ -174,6 +189,18 @@ pub struct RealServer {
     /// Index into [`Snapshot::services`] of the owning service, or
     /// [`NO_SERVICE`] for a retired real server.
     pub service: u16,
+}
+
+impl RealServer {
+    /// The identity schedulers hash for this real server (`mh`'s
+    /// permutation follows it, not the server's position):
+    /// `RIP << 16 | port`, both host order, so bits 16..48 are the RIP and
+    /// bits 0..16 the port. Never 0 for a valid real server (its RIP is a
+    /// unicast host address).
+    #[inline]
+    pub fn sched_id(&self) -> u64 {
+        (u64::from(self.ip) << 16) | u64::from(self.port)
+    }
 }
 
 /// Connection timeouts in milliseconds, per IPVS state.

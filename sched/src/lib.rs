@@ -4,7 +4,9 @@
 //! service as a slice of [`Dest`] (weights and connection counts) and returns
 //! an index into it. Schedulers are deterministic, allocate only when built
 //! (or when a table is rebuilt because the weights or identities of the real
-//! servers changed), never panic on any input, and never pick a server whose
+//! servers changed; an `mh` table published by the control thread
+//! ([`MhTable`], [`AnyScheduler::with_table`]) is shared, not rebuilt),
+//! never panic on any input, and never pick a server whose
 //! weight is 0 (IPVS "quiesced": it keeps existing connections but gets no
 //! new ones).
 //!
@@ -18,6 +20,8 @@
 //! `IP_VS_DEST_F_OVERLOAD` flag) is not modelled, so "overloaded" below only
 //! ever means what each scheduler's own rule says (`lblc`/`lblcr`, `ovf`).
 #![forbid(unsafe_code)]
+
+use std::sync::Arc;
 
 pub mod dh;
 pub mod fo;
@@ -39,7 +43,7 @@ pub use fo::WeightedFailover;
 pub use lblc::LocalityLeastConn;
 pub use lblcr::LocalityLeastConnReplicated;
 pub use lc::LeastConn;
-pub use mh::{build_table, is_prime, Maglev};
+pub use mh::{build_table, is_prime, Maglev, MhTable};
 pub use nq::NeverQueue;
 pub use ovf::Overflow;
 pub use rr::RoundRobin;
@@ -145,9 +149,10 @@ impl BuiltFor {
 
 /// Per-service scheduler flags, as ipvsadm `-b` / keepalived
 /// `scheduler_flags` spell them (`sh-port`, `sh-fallback`, `mh-port`,
-/// `mh-fallback`). Flags that do not apply to a scheduler are ignored by
-/// [`AnyScheduler::with_flags`]; the config rejects them earlier with
-/// [`SchedKind::accepts_flag`].
+/// `mh-fallback`; the generic `flag-1`/`flag-2` resolve to these through
+/// [`SchedKind::canonical_flag`]). Flags that do not apply to a scheduler
+/// are ignored by [`AnyScheduler::with_flags`]; the config rejects them
+/// earlier with [`SchedKind::accepts_flag`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct SchedFlags {
     /// `sh-port`: `sh` hashes the client port as well as the client IP
@@ -359,14 +364,61 @@ impl SchedKind {
     ];
 
     /// `true` when the scheduler flag `flag` (ipvsadm `-b` spelling:
-    /// `sh-port`, `sh-fallback`, `mh-port`, `mh-fallback`) applies to this
-    /// scheduler, so the config can reject e.g. `sh-port` on a `wlc` service.
+    /// `sh-port`, `sh-fallback`, `mh-port`, `mh-fallback`, or the generic
+    /// `flag-1`/`flag-2`) applies to this scheduler, so the config can reject
+    /// e.g. `sh-port` on a `wlc` service. Same as
+    /// [`SchedKind::canonical_flag`]`(flag).is_some()`.
     pub fn accepts_flag(self, flag: &str) -> bool {
-        match self {
-            SchedKind::Sh => matches!(flag, "sh-port" | "sh-fallback"),
-            SchedKind::Mh => matches!(flag, "mh-port" | "mh-fallback"),
-            _ => false,
+        self.canonical_flag(flag).is_some()
+    }
+
+    /// The specific name of scheduler flag `flag` for this scheduler, or
+    /// `None` when it does not apply.
+    ///
+    /// ipvsadm's generic names are service flag bits whose meaning depends
+    /// on the scheduler (`include/uapi/linux/ip_vs.h`): `flag-1` is
+    /// `IP_VS_SVC_F_SCHED1`, which `sh` reads as `sh-fallback` and `mh` as
+    /// `mh-fallback`; `flag-2` is `IP_VS_SVC_F_SCHED2`, i.e. `sh-port` /
+    /// `mh-port`. `flag-3` has no meaning for any scheduler, so it is
+    /// refused like an unknown name.
+    pub fn canonical_flag(self, flag: &str) -> Option<&'static str> {
+        let names = self.flag_names();
+        let &[fallback, port] = names else {
+            return None;
+        };
+        match flag {
+            "flag-1" => Some(fallback),
+            "flag-2" => Some(port),
+            f => names.iter().copied().find(|&n| n == f),
         }
+    }
+
+    /// The specific scheduler flags this scheduler takes, fallback first
+    /// (`flag-1`, then `flag-2`): `sh-fallback`, `sh-port` for `sh`;
+    /// `mh-fallback`, `mh-port` for `mh`; none for the others.
+    pub fn flag_names(self) -> &'static [&'static str] {
+        match self {
+            SchedKind::Sh => &["sh-fallback", "sh-port"],
+            SchedKind::Mh => &["mh-fallback", "mh-port"],
+            _ => &[],
+        }
+    }
+}
+
+impl SchedFlags {
+    /// Turns on the flag with specific name `name` (as returned by
+    /// [`SchedKind::canonical_flag`]). Returns `false`, changing nothing,
+    /// for any other string.
+    pub fn set(&mut self, name: &str) -> bool {
+        let f = match name {
+            "sh-port" => &mut self.sh_port,
+            "sh-fallback" => &mut self.sh_fallback,
+            "mh-port" => &mut self.mh_port,
+            "mh-fallback" => &mut self.mh_fallback,
+            _ => return false,
+        };
+        *f = true;
+        true
     }
 }
 
@@ -424,6 +476,50 @@ impl AnyScheduler {
     ) -> Result<Self, SchedError> {
         params.validate()?;
         Ok(Self::build(kind, flags, params))
+    }
+
+    /// Like [`AnyScheduler::with_flags`], but an `mh` service adopts
+    /// `mh_table`, a table built off the fast path (by the control thread,
+    /// [`MhTable::build`]) and shared by `Arc`: nothing is copied or built.
+    ///
+    /// The table is adopted only when `kind` is [`SchedKind::Mh`] and the
+    /// table's size and seed are `params.mh_table_len` and `params.mh_seed`;
+    /// otherwise it is ignored and the scheduler builds its own at the first
+    /// pick, as [`AnyScheduler::with_flags`] does. See
+    /// [`Maglev::with_table`] for when an adopted table is still rebuilt.
+    ///
+    /// # Errors
+    /// Whatever [`SchedParams::validate`] returns.
+    pub fn with_table(
+        kind: SchedKind,
+        flags: SchedFlags,
+        params: &SchedParams,
+        mh_table: Option<Arc<MhTable>>,
+    ) -> Result<Self, SchedError> {
+        params.validate()?;
+        match mh_table {
+            Some(t)
+                if kind == SchedKind::Mh
+                    && t.len() == params.mh_table_len
+                    && t.seed() == params.mh_seed =>
+            {
+                Ok(AnyScheduler::Mh(Maglev::with_table(
+                    t,
+                    flags.mh_port,
+                    flags.mh_fallback,
+                )))
+            }
+            _ => Ok(Self::build(kind, flags, params)),
+        }
+    }
+
+    /// The `mh` table in use (shared or built by this scheduler); `None`
+    /// for other kinds and for an `mh` that has not built one yet.
+    pub fn mh_table(&self) -> Option<&Arc<MhTable>> {
+        match self {
+            AnyScheduler::Mh(m) => m.shared_table(),
+            _ => None,
+        }
     }
 
     fn build(kind: SchedKind, flags: SchedFlags, p: &SchedParams) -> Self {
@@ -595,6 +691,70 @@ mod tests {
         assert!(!SchedKind::Mh.accepts_flag("sh-fallback"));
         assert!(!SchedKind::Wlc.accepts_flag("sh-port"));
         assert!(!SchedKind::Rr.accepts_flag("mh-port"));
+        // ipvsadm's generic bits: SCHED1 = fallback, SCHED2 = port.
+        assert_eq!(SchedKind::Sh.canonical_flag("flag-1"), Some("sh-fallback"));
+        assert_eq!(SchedKind::Sh.canonical_flag("flag-2"), Some("sh-port"));
+        assert_eq!(SchedKind::Mh.canonical_flag("flag-1"), Some("mh-fallback"));
+        assert_eq!(SchedKind::Mh.canonical_flag("flag-2"), Some("mh-port"));
+        assert_eq!(SchedKind::Mh.canonical_flag("mh-port"), Some("mh-port"));
+        for k in SchedKind::ALL {
+            assert_eq!(k.canonical_flag("flag-3"), None);
+            assert_eq!(k.canonical_flag(""), None);
+            if !matches!(k, SchedKind::Sh | SchedKind::Mh) {
+                assert!(k.flag_names().is_empty());
+                assert!(!k.accepts_flag("flag-1") && !k.accepts_flag("flag-2"));
+            }
+        }
+    }
+
+    #[test]
+    fn test_sched_flags_set() {
+        let mut f = SchedFlags::default();
+        assert!(f.set("sh-port"));
+        assert!(f.set("mh-fallback"));
+        assert!(!f.set("flag-1"));
+        assert!(!f.set("bogus"));
+        assert_eq!(
+            f,
+            SchedFlags {
+                sh_port: true,
+                mh_fallback: true,
+                ..SchedFlags::default()
+            }
+        );
+    }
+
+    #[test]
+    fn test_with_table_adopts_only_matching_mh_table() {
+        let p = small_params();
+        let dests: Vec<Dest> = (1..=3)
+            .map(|id| Dest {
+                weight: 1,
+                id,
+                ..Dest::default()
+            })
+            .collect();
+        let t = Arc::new(MhTable::for_dests(&dests, p.mh_table_len, p.mh_seed));
+        let flags = SchedFlags::default();
+        let s = AnyScheduler::with_table(SchedKind::Mh, flags, &p, Some(t.clone())).unwrap();
+        assert!(Arc::ptr_eq(s.mh_table().unwrap(), &t));
+        // Another size or seed than the params say: not adopted.
+        let other = SchedParams {
+            mh_table_len: 257,
+            ..p
+        };
+        let s = AnyScheduler::with_table(SchedKind::Mh, flags, &other, Some(t.clone())).unwrap();
+        assert!(s.mh_table().is_none());
+        // Not mh: ignored.
+        let s = AnyScheduler::with_table(SchedKind::Sh, flags, &p, Some(t.clone())).unwrap();
+        assert_eq!(s.kind(), SchedKind::Sh);
+        assert!(s.mh_table().is_none());
+        // Bad params are still refused.
+        let bad = SchedParams {
+            mh_table_len: 256,
+            ..p
+        };
+        assert!(AnyScheduler::with_table(SchedKind::Mh, flags, &bad, Some(t)).is_err());
     }
 
     #[test]

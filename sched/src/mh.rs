@@ -24,10 +24,20 @@
 //! rehashing with an increasing offset, as IPVS `ip_vs_mh_get_fallback`;
 //! without it such a lookup returns `None`.
 //!
+//! Where tables are built: the control thread builds one [`MhTable`] per
+//! `mh` service when it compiles a snapshot and publishes it behind an
+//! `Arc`; each worker's [`Maglev::with_table`] looks up in that shared copy
+//! and builds nothing. A [`Maglev::new`] (tests, tools) builds its own table
+//! at the first pick, as does a shared one that is handed dests the table
+//! was not built for (a fallback fulcrum does not reach; see
+//! [`Maglev::with_table`]).
+//!
 //! Refused: more than 65535 servers (slots are u16; servers past index 65534
 //! get no slots).
 
-use crate::{BuiltFor, Dest, FlowInfo, Scheduler};
+use std::sync::Arc;
+
+use crate::{Dest, FlowInfo, Scheduler};
 
 /// Slot value meaning "no server" (the table of a service with no usable
 /// server).
@@ -213,31 +223,137 @@ pub fn lookup(
     (1..m).find_map(usable)
 }
 
-/// Maglev scheduler state: its table and what it was built from.
+/// A built Maglev table together with the inputs it was built from, so
+/// that a scheduler can tell whether it fits the real servers it is asked
+/// to pick among.
+///
+/// The control thread builds one per `mh` virtual service
+/// ([`MhTable::build`]) and publishes it in the snapshot behind an `Arc`;
+/// every worker then looks flows up in that one copy ([`Maglev::with_table`]),
+/// which is the Maglev paper's split (§3.4: the table is generated off the
+/// packet path and shared by all forwarder threads).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MhTable {
+    slots: Vec<u16>,
+    built_for: Vec<(u64, u32)>,
+    seed: u64,
+}
+
+impl MhTable {
+    /// Builds the table of `m` slots for the ordered (identity, weight) list
+    /// `ids_and_weights` with hash `seed`: [`build_table`] plus a record of
+    /// its inputs. Identities should be what [`Maglev::identity`] gives for
+    /// the same servers (fulcrum: `RIP << 16 | port`, host order), or the
+    /// table will not [`fit`](MhTable::fits) the dests a worker sees. Off the
+    /// fast path: allocates `2·m` bytes plus the list.
+    pub fn build(ids_and_weights: &[(u64, u32)], m: usize, seed: u64) -> Self {
+        MhTable {
+            slots: build_table(ids_and_weights, m, seed),
+            built_for: ids_and_weights.to_vec(),
+            seed,
+        }
+    }
+
+    /// [`MhTable::build`] for `dests` as a worker sees them (identities by
+    /// [`Maglev::identity`]).
+    pub fn for_dests(dests: &[Dest], m: usize, seed: u64) -> Self {
+        let ids: Vec<(u64, u32)> = dests
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (Maglev::identity(d, i), d.weight))
+            .collect();
+        Self::build(&ids, m, seed)
+    }
+
+    /// The slots: M entries, each an index into the server list the table
+    /// was built for, or [`NO_SERVER`].
+    pub fn slots(&self) -> &[u16] {
+        &self.slots
+    }
+
+    /// M, the number of slots.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// `true` for a table of 0 slots (only built with `m` = 0).
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The hash seed the permutations were keyed with (lookups must use the
+    /// same one).
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The ordered (identity, weight) list the table was built from.
+    pub fn built_for(&self) -> &[(u64, u32)] {
+        &self.built_for
+    }
+
+    /// `true` when `dests` has, in order, the identities
+    /// ([`Maglev::identity`]) and weights the table was built from, so its
+    /// slot indices name the right servers with the right shares. O(N)
+    /// comparisons, no hashing and no allocation.
+    #[inline]
+    pub fn fits(&self, dests: &[Dest]) -> bool {
+        self.built_for.len() == dests.len()
+            && self
+                .built_for
+                .iter()
+                .zip(dests.iter().enumerate())
+                .all(|(&(id, w), (i, d))| id == Maglev::identity(d, i) && w == d.weight)
+    }
+}
+
+/// Maglev scheduler state: the table in use (shared from the snapshot or
+/// built here) and the lookup flags.
 #[derive(Clone, Debug)]
 pub struct Maglev {
     m: usize,
     seed: u64,
     port: bool,
     fallback: bool,
-    table: Vec<u16>,
-    ids_and_weights: Vec<(u64, u32)>,
-    built_for: BuiltFor,
+    table: Option<Arc<MhTable>>,
+    rebuilds: u64,
 }
 
 impl Maglev {
     /// An `mh` with `m` slots (prime; default 65537), hash `seed`,
-    /// `port` = `mh-port`, `fallback` = `mh-fallback`. The table is built at
-    /// the first pick and rebuilt whenever the (id, weight) list changes.
+    /// `port` = `mh-port`, `fallback` = `mh-fallback`, and no table: it is
+    /// built at the first pick and rebuilt whenever the (identity, weight)
+    /// list changes. Prefer [`Maglev::with_table`] on workers.
     pub fn new(m: usize, seed: u64, port: bool, fallback: bool) -> Self {
         Maglev {
             m,
             seed,
             port,
             fallback,
-            table: Vec::new(),
-            ids_and_weights: Vec::new(),
-            built_for: BuiltFor::default(),
+            table: None,
+            rebuilds: 0,
+        }
+    }
+
+    /// An `mh` that looks flows up in `table`, a table built elsewhere (the
+    /// control thread) and shared: no copy is made and nothing is built
+    /// here. M and the seed are the table's.
+    ///
+    /// Fallback: should a pick ever see dests that the table does not
+    /// [`fit`](MhTable::fits) (another identity list or other weights than
+    /// it was built for), this scheduler builds its own table for those
+    /// dests, as [`Maglev::new`] does, and counts it in
+    /// [`Maglev::rebuilds`]. fulcrum never gets there: the snapshot that
+    /// carries the table also carries the weights the worker passes, and
+    /// both change together in the next snapshot.
+    pub fn with_table(table: Arc<MhTable>, port: bool, fallback: bool) -> Self {
+        Maglev {
+            m: table.len(),
+            seed: table.seed(),
+            port,
+            fallback,
+            table: Some(table),
+            rebuilds: 0,
         }
     }
 
@@ -253,22 +369,28 @@ impl Maglev {
         }
     }
 
-    /// The current table (empty before the first pick): slot → index into
-    /// the last `dests`, or [`NO_SERVER`].
+    /// The current table's slots (empty before the first pick of a
+    /// scheduler made by [`Maglev::new`]): slot → index into the dests, or
+    /// [`NO_SERVER`].
     pub fn table(&self) -> &[u16] {
-        &self.table
+        self.table.as_deref().map_or(&[], MhTable::slots)
+    }
+
+    /// The table in use, shared or built here; compare with
+    /// [`Arc::ptr_eq`] to tell whether it is the snapshot's.
+    pub fn shared_table(&self) -> Option<&Arc<MhTable>> {
+        self.table.as_ref()
+    }
+
+    /// How many tables this scheduler has built itself (0 for one made by
+    /// [`Maglev::with_table`] whose table always fitted).
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
     }
 
     fn rebuild(&mut self, dests: &[Dest]) {
-        self.ids_and_weights.clear();
-        self.ids_and_weights.extend(
-            dests
-                .iter()
-                .enumerate()
-                .map(|(i, d)| (Self::identity(d, i), d.weight)),
-        );
-        self.table = build_table(&self.ids_and_weights, self.m, self.seed);
-        self.built_for.set(dests);
+        self.table = Some(Arc::new(MhTable::for_dests(dests, self.m, self.seed)));
+        self.rebuilds += 1;
     }
 }
 
@@ -285,11 +407,11 @@ impl Default for Maglev {
 
 impl Scheduler for Maglev {
     fn pick(&mut self, dests: &[Dest], flow: &FlowInfo) -> Option<usize> {
-        if !self.built_for.matches(dests) {
+        if !self.table.as_ref().is_some_and(|t| t.fits(dests)) {
             self.rebuild(dests);
         }
         lookup(
-            &self.table,
+            self.table(),
             dests,
             flow,
             self.seed,
@@ -500,6 +622,91 @@ mod tests {
         assert!(!s.table().contains(&1));
     }
 
+    fn dests_for(ids_and_weights: &[(u64, u32)]) -> Vec<Dest> {
+        ids_and_weights
+            .iter()
+            .map(|&(id, weight)| Dest {
+                weight,
+                id,
+                ..Dest::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn test_shared_table_used_as_is() {
+        let list = servers(20, 1);
+        let dests = dests_for(&list);
+        let shared = Arc::new(MhTable::build(&list, 1009, 42));
+        assert!(shared.fits(&dests));
+        let mut s = Maglev::with_table(shared.clone(), false, false);
+        let mut own = Maglev::new(1009, 42, false, false);
+        for ip in 0..2000u32 {
+            let f = FlowInfo {
+                src_ip: ip.wrapping_mul(0x9e37_79b9),
+                ..FlowInfo::default()
+            };
+            // Same answers as a table built independently on this side.
+            assert_eq!(s.pick(&dests, &f), own.pick(&dests, &f));
+        }
+        // ... but nothing was built or copied: the very same allocation.
+        assert_eq!(s.rebuilds(), 0);
+        assert!(Arc::ptr_eq(s.shared_table().unwrap(), &shared));
+        assert_eq!(own.rebuilds(), 1);
+        assert_eq!(own.table(), shared.slots());
+        assert_eq!(**own.shared_table().unwrap(), *shared);
+    }
+
+    #[test]
+    fn test_shared_table_rebuilt_only_when_dests_differ() {
+        let list = servers(5, 1);
+        let shared = Arc::new(MhTable::build(&list, 251, SEED));
+        let mut s = Maglev::with_table(shared.clone(), false, false);
+        let mut dests = dests_for(&list);
+        // Other weights than the table was built for: the fallback builds a
+        // fitting table here, with the shared table's M and seed.
+        dests[2].weight = 0;
+        assert!(!shared.fits(&dests));
+        for ip in 0..300 {
+            let f = FlowInfo {
+                src_ip: ip,
+                ..FlowInfo::default()
+            };
+            assert_ne!(s.pick(&dests, &f), Some(2));
+        }
+        assert_eq!(s.rebuilds(), 1);
+        let t = s.shared_table().unwrap();
+        assert!(!Arc::ptr_eq(t, &shared));
+        assert_eq!(t.len(), 251);
+        assert_eq!(t.seed(), SEED);
+        assert_eq!(
+            t.slots(),
+            &build_table(
+                &dests_for(&list)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| { (d.id, if i == 2 { 0 } else { d.weight }) })
+                    .collect::<Vec<_>>(),
+                251,
+                SEED
+            )[..]
+        );
+        // An identity list of another length or order does not fit either.
+        let mut swapped = dests_for(&list);
+        swapped.swap(0, 1);
+        assert!(!shared.fits(&swapped));
+        assert!(!shared.fits(&dests_for(&list[..4])));
+        // Unknown ids (0) fit a table built with the index identities.
+        let anon = vec![
+            Dest {
+                weight: 1,
+                ..Dest::default()
+            };
+            3
+        ];
+        assert!(MhTable::for_dests(&anon, 251, SEED).fits(&anon));
+    }
+
     #[test]
     fn test_flow_share_proportional_to_weight() {
         // 10⁶ random clients over weights 1,2,3,4 with M = 65537; each share
@@ -538,6 +745,11 @@ mod tests {
     /// 6750 random (N in 5..50, removed, seed) trials at M = 65537 the
     /// extra beyond 1/N averaged well under 1 % but peaked at 2.01 %, so the
     /// "1/N + 1 %" target of the scheduler issue holds for most seeds only.
+    /// A second run of 7000 equal-weight trials (same N range and M) gave
+    /// p50 +0.37 %, p99.9 +0.94 % and a worst case of +6.8 % (5 trials over
+    /// 1 %): the tail comes from the permutation filling itself, not from
+    /// the weights (all equal there), and giving every server a distinct
+    /// skip did not remove it.
     /// The cases here are fixed (a seeded xorshift) so the test is
     /// reproducible, and the bound is the measured worst case plus margin.
     #[test]

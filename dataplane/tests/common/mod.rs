@@ -143,12 +143,18 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
             Service {
                 key: tcp,
                 scheduler: sched::SchedKind::Rr,
+                sched_flags: Default::default(),
+                sched_params: Default::default(),
+                mh_table: None,
                 reals: vec![1, 2],
                 persistence: None,
             },
             Service {
                 key: udp,
                 scheduler: sched::SchedKind::Rr,
+                sched_flags: Default::default(),
+                sched_params: Default::default(),
+                mh_table: None,
                 reals: vec![3, 4],
                 persistence: None,
             },
