@@ -5,7 +5,7 @@
 #   make build       release binaries: target/release/fulcrum, fulcrumctl
 #   make test        deps + build + cargo test + startup, pcap, e2e tests + bench gate
 #   make demo        deps + build + hugepages + NAT and DR demo in namespaces
-#   make bench       build + hugepages + pipeline sweeps vs testpmd + criterion + plots
+#   make bench       build + hugepages + pipeline sweeps vs testpmd + latency (benches/latency.sh) + criterion + plots
 #                    (rewrites BENCHMARKS.md's generated section and docs/bench/*.png)
 #   make clean       cargo clean + leftovers of crashed demo/test runs
 #
@@ -37,6 +37,7 @@ demo: deps build hugepages
 
 bench: deps build hugepages
 	@PERF=1 bash benches/pipeline.sh
+	@bash benches/latency.sh
 	@bash benches/report.sh
 
 bench-gate:

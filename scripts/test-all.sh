@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # scripts/test-all.sh (`make test`): everything CI checks, in order.
 #
-# Layer: test driver. Runs `make deps`, the release build, then five suites,
+# Layer: test driver. Runs `make deps`, the release build, then six suites,
 # each to the end even when an earlier one failed:
 #   cargo-test  cargo test --workspace --release
 #   startup     tests/startup/run.sh  (bad inputs are refused clearly)
 #   pcap        tests/pcap/run.sh     (golden packets through net_pcap)
+#   pktgen      tests/pktgen/run.sh   (fulcrum-pktgen scenarios and DPDK TX/RX)
 #   e2e         tests/e2e/run.sh      (NAT/DR x 1/2 workers, sh, persistence;
 #                                      real kernels)
 #   bench-gate  benches/gate.sh       (no per-stage criterion bench more than
@@ -23,7 +24,7 @@ fi
 mkdir -p run
 T0=$SECONDS
 declare -A RES
-ORDER=(cargo-test startup pcap e2e bench-gate)
+ORDER=(cargo-test startup pcap pktgen e2e bench-gate)
 
 step() { # step NAME: a header with the elapsed time.
     printf '\n######## %s (t=%ds)\n' "$1" $((SECONDS - T0))
@@ -40,7 +41,7 @@ timeout 45m cargo build --release --workspace --bins || BUILD=failed
 step "cargo-test: cargo test --workspace --release"
 if timeout 40m cargo test --workspace --release; then RES[cargo-test]=PASS; else RES[cargo-test]=FAIL; fi
 
-for s in startup pcap e2e; do
+for s in startup pcap pktgen e2e; do
     step "$s: tests/$s/run.sh"
     if [ "$BUILD" != ok ]; then
         echo "$s: skipped because the release build failed"
