@@ -127,8 +127,14 @@ pub struct Core {
     /// Learnt neighbours to tell the other workers (drained by the loop).
     pub neigh_out: Vec<NeighFact>,
     /// Persistent templates of this worker's (and, replicated, the other
-    /// workers') persistent services.
+    /// workers') persistent services. A one-template placeholder until a
+    /// snapshot with a persistent service is adopted; [`Core::sync`] then
+    /// allocates it at full size once (slow path), so a director without
+    /// persistence does not pay 20 bytes per connection of capacity for it.
     pub persist: TemplateTable,
+    /// Templates the full-size table holds: `persist::max_templates_for`
+    /// of `max_conns`.
+    persist_cap: u32,
     /// Templates to tell the other workers (drained by the loop; only
     /// filled when there are other workers).
     pub template_out: Vec<TemplateFact>,
@@ -175,7 +181,8 @@ impl Hop {
 }
 
 impl Core {
-    /// A worker core with room for `max_conns` connections and
+    /// A worker core with room for `max_conns` connections and, once a
+    /// snapshot has a persistent service,
     /// [`persist::max_templates_for`]`(max_conns)` persistent templates.
     pub fn new(id: u16, n_workers: u16, max_conns: u32) -> Self {
         Core {
@@ -187,7 +194,8 @@ impl Core {
             reals: Vec::new(),
             arp_out: Vec::with_capacity(MAX_ARP_OUT),
             neigh_out: Vec::with_capacity(MAX_NEIGH_OUT),
-            persist: TemplateTable::new(persist::max_templates_for(max_conns)),
+            persist: TemplateTable::new(1),
+            persist_cap: persist::max_templates_for(max_conns),
             template_out: Vec::with_capacity(MAX_TEMPLATE_OUT),
             scheds: Vec::new(),
             sched_sigs: Vec::new(),
@@ -208,6 +216,12 @@ impl Core {
             return false;
         }
         self.generation = Some(snap.generation);
+        if self.persist.capacity() < self.persist_cap
+            && snap.services.iter().any(|s| s.persistence.is_some())
+        {
+            // The placeholder holds no template: no service was persistent.
+            self.persist = TemplateTable::new(self.persist_cap);
+        }
         self.sync_schedulers(snap);
         let longest = snap
             .services

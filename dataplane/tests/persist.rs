@@ -407,3 +407,22 @@ fn test_learn_ignores_unknown_service_and_real_server() {
     );
     assert_eq!(c.stats.persist_templates, 1);
 }
+
+/// The template table costs nothing until a snapshot has a persistent
+/// service; then it is allocated once at full size.
+#[test]
+fn test_template_table_allocated_only_for_persistent_snapshots() {
+    let plain = snapshot(Method::Nat, true);
+    let mut c = Core::new(0, 1, 1 << 20);
+    c.sync(&plain);
+    assert_eq!(c.persist.capacity(), 1, "no persistent service: placeholder");
+    let mut s = persistent(u32::MAX, 300_000);
+    s.generation = plain.generation + 1;
+    c.sync(&s);
+    assert_eq!(
+        c.persist.capacity(),
+        dataplane::persist::max_templates_for(1 << 20)
+    );
+    assert_eq!(send(&mut c, &s, [10, 0, 0, 2], 5000, 80, 0).0, RIP1);
+    assert_eq!(c.persist.len(), 1);
+}
