@@ -415,7 +415,11 @@ fn test_template_table_allocated_only_for_persistent_snapshots() {
     let plain = snapshot(Method::Nat, true);
     let mut c = Core::new(0, 1, 1 << 20);
     c.sync(&plain);
-    assert_eq!(c.persist.capacity(), 1, "no persistent service: placeholder");
+    assert_eq!(
+        c.persist.capacity(),
+        1,
+        "no persistent service: placeholder"
+    );
     let mut s = persistent(u32::MAX, 300_000);
     s.generation = plain.generation + 1;
     c.sync(&s);
