@@ -143,6 +143,18 @@ pub struct ServiceStatus {
     pub inactive_conns: u64,
     /// Real servers, in config (scheduler) order.
     pub reals: Vec<RealStatus>,
+    /// Persistence timeout in seconds (ipvsadm `-p`), `None` when the
+    /// service is not persistent.
+    #[serde(default)]
+    pub persistence_timeout_s: Option<u32>,
+    /// Persistence netmask, dotted quad (ipvsadm `-M`); present only with
+    /// a timeout.
+    #[serde(default)]
+    pub persistence_netmask: Option<String>,
+    /// Scheduler flags by their scheduler-specific names (ipvsadm `-b`),
+    /// e.g. `["sh-port"]`; empty when none is set.
+    #[serde(default)]
+    pub sched_flags: Vec<String>,
 }
 
 /// One real server with its counters summed over all workers.
@@ -362,6 +374,9 @@ pub fn build_status(
                 active_conns: total(|r| r.active_conns),
                 inactive_conns: total(|r| r.inactive_conns),
                 reals,
+                persistence_timeout_s: svc.persistence.map(|p| p.timeout_ms / 1000),
+                persistence_netmask: svc.persistence.map(|p| Ipv4Addr::from(p.mask).to_string()),
+                sched_flags: flag_names(svc.sched_flags),
             }
         })
         .collect();
@@ -809,7 +824,22 @@ pub fn format_list(st: &Status, stats: bool, exact: bool) -> String {
             }
             out.push('\n');
         } else {
-            let _ = writeln!(out, "{svc_name} {}", s.scheduler);
+            // ipvsadm -L: "rr (flags) persistent 300 mask 255.255.255.0".
+            let _ = write!(out, "{svc_name} {}", s.scheduler);
+            if !s.sched_flags.is_empty() {
+                let _ = write!(out, " ({})", s.sched_flags.join(","));
+            }
+            if let Some(t) = s.persistence_timeout_s {
+                let _ = write!(out, " persistent {t}");
+                if let Some(m) = s
+                    .persistence_netmask
+                    .as_deref()
+                    .filter(|&m| m != "255.255.255.255")
+                {
+                    let _ = write!(out, " mask {m}");
+                }
+            }
+            out.push('\n');
         }
         for r in sorted_reals(s) {
             let dname = format!("{}:{}", r.ip, r.port);
@@ -862,13 +892,41 @@ pub fn format_save(st: &Status) -> String {
     for s in sorted_services(st) {
         let proto = if s.proto == "UDP" { "-u" } else { "-t" };
         let svc = format!("{proto} {}:{}", s.vip, s.vport);
-        let _ = writeln!(out, "-A {svc} -s {}", s.scheduler);
+        let mut opts = String::new();
+        if let Some(t) = s.persistence_timeout_s {
+            let _ = write!(opts, " -p {t}");
+            if let Some(m) = s
+                .persistence_netmask
+                .as_deref()
+                .filter(|&m| m != "255.255.255.255")
+            {
+                let _ = write!(opts, " -M {m}");
+            }
+        }
+        if !s.sched_flags.is_empty() {
+            let _ = write!(opts, " -b {}", s.sched_flags.join(","));
+        }
+        let _ = writeln!(out, "-A {svc} -s {}{opts}", s.scheduler);
         for r in sorted_reals(s) {
             let fwd = if r.forwarding == "Route" { "-g" } else { "-m" };
             let _ = writeln!(out, "-a {svc} -r {}:{} {fwd} -w {}", r.ip, r.port, r.weight);
         }
     }
     out
+}
+
+/// The names of the flags set in `f`, in a fixed order (ipvsadm `-b`).
+fn flag_names(f: sched::SchedFlags) -> Vec<String> {
+    [
+        (f.sh_fallback, "sh-fallback"),
+        (f.sh_port, "sh-port"),
+        (f.mh_fallback, "mh-fallback"),
+        (f.mh_port, "mh-port"),
+    ]
+    .iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, n)| n.to_string())
+    .collect()
 }
 
 /// `fulcrumctl --counters` output: one row per counter, one column per
@@ -1018,6 +1076,22 @@ mod tests {
         }
     }
 
+    /// A service's persistence and flags reach the status in ipvsadm terms.
+    #[test]
+    fn test_build_status_persistence_and_flags() {
+        let mut sn = snap();
+        sn.services[0].persistence = Some(dataplane::snapshot::Persistence {
+            timeout_ms: 300_000,
+            mask: 0xffff_ff00,
+        });
+        sn.services[0].sched_flags.sh_port = true;
+        let st = build_status(&sn, &[], &[], 0, 1000);
+        let s = &st.services[0];
+        assert_eq!(s.persistence_timeout_s, Some(300));
+        assert_eq!(s.persistence_netmask.as_deref(), Some("255.255.255.0"));
+        assert_eq!(s.sched_flags, vec!["sh-port".to_string()]);
+    }
+
     #[test]
     fn test_build_status_sums_workers() {
         let a = Arc::new(SharedStats::new(3));
@@ -1065,6 +1139,7 @@ mod tests {
         );
         assert_eq!(s.scheduler, "wrr");
         assert_eq!(s.forwarding, "dr");
+        assert_eq!((s.persistence_timeout_s, s.sched_flags.len()), (None, 0));
         assert_eq!(s.reals[0].ip, "10.1.0.11");
         assert_eq!(s.reals[0].forwarding, "Route");
         assert_eq!(s.reals[1].forwarding, "Masq");

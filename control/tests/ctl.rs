@@ -121,6 +121,9 @@ fn fixture() -> Status {
                     [200, 1200, 1000, 100_000_000, 400_000],
                 ),
             ],
+            persistence_timeout_s: None,
+            persistence_netmask: None,
+            sched_flags: Vec::new(),
         }],
     }
 }
@@ -168,6 +171,36 @@ fn ctl(args: &[&str]) -> std::process::Output {
 #[test]
 fn test_format_list() {
     assert_eq!(format_list(&fixture(), false, false), LIST);
+}
+
+/// Persistence and scheduler flags show as ipvsadm prints them in `-L`
+/// and as the options that recreate them in `-S`.
+#[test]
+fn test_format_list_and_save_persistence_and_flags() {
+    let mut st = fixture();
+    let s = &mut st.services[0];
+    s.scheduler = "sh".into();
+    s.sched_flags = vec!["sh-fallback".into(), "sh-port".into()];
+    s.persistence_timeout_s = Some(300);
+    s.persistence_netmask = Some("255.255.255.0".into());
+    let list = format_list(&st, false, false);
+    assert!(
+        list.contains(
+            "\nTCP  10.0.0.100:80 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0\n"
+        ),
+        "{list}"
+    );
+    let save = control::admin::format_save(&st);
+    assert!(
+        save.starts_with(
+            "-A -t 10.0.0.100:80 -s sh -p 300 -M 255.255.255.0 -b sh-fallback,sh-port\n"
+        ),
+        "{save}"
+    );
+    // A /32 netmask is ipvsadm's default: not printed.
+    st.services[0].persistence_netmask = Some("255.255.255.255".into());
+    let list = format_list(&st, false, false);
+    assert!(list.contains("persistent 300\n"), "{list}");
 }
 
 #[test]
