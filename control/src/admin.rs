@@ -829,13 +829,9 @@ pub fn format_list(st: &Status, stats: bool, exact: bool) -> String {
             if !s.sched_flags.is_empty() {
                 let _ = write!(out, " ({})", s.sched_flags.join(","));
             }
-            if let Some(t) = s.persistence_timeout_s {
+            if let Some((t, mask)) = persistence_shown(s) {
                 let _ = write!(out, " persistent {t}");
-                if let Some(m) = s
-                    .persistence_netmask
-                    .as_deref()
-                    .filter(|&m| m != "255.255.255.255")
-                {
+                if let Some(m) = mask {
                     let _ = write!(out, " mask {m}");
                 }
             }
@@ -893,13 +889,9 @@ pub fn format_save(st: &Status) -> String {
         let proto = if s.proto == "UDP" { "-u" } else { "-t" };
         let svc = format!("{proto} {}:{}", s.vip, s.vport);
         let mut opts = String::new();
-        if let Some(t) = s.persistence_timeout_s {
+        if let Some((t, mask)) = persistence_shown(s) {
             let _ = write!(opts, " -p {t}");
-            if let Some(m) = s
-                .persistence_netmask
-                .as_deref()
-                .filter(|&m| m != "255.255.255.255")
-            {
+            if let Some(m) = mask {
                 let _ = write!(opts, " -M {m}");
             }
         }
@@ -913,6 +905,18 @@ pub fn format_save(st: &Status) -> String {
         }
     }
     out
+}
+
+/// A persistent service's timeout (seconds) and its netmask unless it is
+/// ipvsadm's default `255.255.255.255` (which ipvsadm neither prints in
+/// `-L` nor saves in `-S`); `None` when the service is not persistent.
+fn persistence_shown(s: &ServiceStatus) -> Option<(u32, Option<&str>)> {
+    let t = s.persistence_timeout_s?;
+    let mask = s
+        .persistence_netmask
+        .as_deref()
+        .filter(|&m| m != "255.255.255.255");
+    Some((t, mask))
 }
 
 /// The names of the flags set in `f`, in a fixed order (ipvsadm `-b`).

@@ -10,10 +10,10 @@
 //!   [`ConnTable::new`]; free entries form a LIFO list through their wheel
 //!   link, so insertion pops an index and removal pushes it back;
 //! - an entry holds the connection's key fields once. They are fixed at
-//!   insertion: [`ConnTable::get`] returns a copy and only the state and
-//!   real-server id can be changed ([`ConnTable::set_state`],
-//!   [`ConnTable::set_real`]), so the index can never point at keys that
-//!   changed under it;
+//!   insertion: [`ConnTable::get`] returns a copy and only the state can
+//!   be changed ([`ConnTable::set_state`]; real-server ids are stable
+//!   across snapshots, see `control::compile`), so the index can never
+//!   point at keys that changed under it;
 //! - the index (`index.rs`) is a bucketed hash of cache-line buckets
 //!   holding `slab index | direction bit` values with 16-bit tags. It
 //!   stores no key: equality is checked against the slab entry, which the
@@ -405,14 +405,6 @@ impl ConnTable {
     pub fn set_state(&mut self, id: ConnId, state: TcpState) -> Option<Conn> {
         let e = self.slab.get_mut(id.0 as usize).filter(|e| e.in_use())?;
         e.state = state;
-        Some(e.conn())
-    }
-
-    /// Sets the dense real-server id of connection `id` (e.g. after a
-    /// snapshot renumbered real servers); `None` for a free slot.
-    pub fn set_real(&mut self, id: ConnId, real: u32) -> Option<Conn> {
-        let e = self.slab.get_mut(id.0 as usize).filter(|e| e.in_use())?;
-        e.real = real;
         Some(e.conn())
     }
 
@@ -828,7 +820,6 @@ mod tests {
         for id in [a, ConnId(3), ConnId(4), ConnId(u32::MAX), ConnId(OUT_BIT)] {
             assert_eq!(t.get(id), None);
             assert!(t.set_state(id, TcpState::Close).is_none());
-            assert!(t.set_real(id, 7).is_none());
             t.touch(id, 1, 0);
             t.remove(id);
         }
@@ -857,8 +848,6 @@ mod tests {
                 ..c
             }
         );
-        let now = t.set_real(id, 9).unwrap();
-        assert_eq!(now.real, 9);
         assert_eq!(t.get(id).unwrap().state, TcpState::Established);
         assert_eq!(t.lookup(&in_key(&c)), Some((id, Dir::In)));
         assert_eq!(t.lookup(&c.outbound_key().unwrap()), Some((id, Dir::Out)));
