@@ -94,6 +94,7 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
                     },
                 ),
             ],
+            ..PortConf::default()
         }],
         routes: vec![
             Route {
@@ -132,6 +133,7 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
         service_index,
         reals,
         timeouts: Timeouts::default(),
+        draining_reals: Vec::new(),
     }
 }
 

@@ -165,6 +165,7 @@ pub fn compile(
                 .iter()
                 .map(|a| (u32::from(a.addr), prefix(a.network())))
                 .collect(),
+            ..PortConf::default()
         })
         .collect();
 
@@ -287,6 +288,7 @@ pub fn compile(
         service_index,
         reals,
         timeouts: timeouts_ms(&cfg.timeouts),
+        draining_reals: Vec::new(),
     }
 }
 

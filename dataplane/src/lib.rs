@@ -3,8 +3,8 @@
 //! Layer: everything between "a frame arrived" and "a frame leaves", with no
 //! config parsing, no locks and no allocation per packet. `wire` holds the
 //! zero-copy header views, `conn` the per-worker connection table, `persist`
-//! the persistent templates, `xmit` one file per forwarding method, `process`
-//! the per-packet decision, and `worker` the run-to-completion loop over any
+//! the persistent templates, `xmit` one file per forwarding method, `pipeline`
+//! the per-packet stages (one file each), and `worker` the run-to-completion loop over any
 //! [`hwinit::PortQueue`].
 #![deny(unsafe_code)]
 
@@ -12,12 +12,14 @@ pub mod conn;
 pub mod neigh;
 pub mod owner;
 pub mod persist;
-pub mod process;
+pub mod pipeline;
 pub mod snapshot;
 pub mod stats;
 pub mod wire;
 pub mod worker;
 pub mod xmit;
 
-pub use process::{Core, Verdict};
+/// The pipeline under its older name, for callers of `dataplane::process`.
+pub use pipeline as process;
+pub use pipeline::{Core, Verdict};
 pub use snapshot::Snapshot;

@@ -70,8 +70,24 @@ impl Prefix {
     }
 }
 
+/// Which TCP/UDP checksums a port's packets have verified.
+///
+/// IPVS verifies the L4 checksum of NAT packets (`tcp_snat_handler`);
+/// fulcrum always verifies it where it matters most, on the packet that
+/// would create a connection, so a corrupt or forged SYN never holds a slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChecksumCheck {
+    /// Only packets that would create a connection (a TCP SYN, the first UDP
+    /// datagram of a flow) and packets to the director itself. The default:
+    /// established traffic is the real servers' and clients' to check.
+    #[default]
+    NewFlows,
+    /// Every TCP and UDP packet, for links that corrupt in flight.
+    All,
+}
+
 /// One dataplane port as the workers see it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct PortConf {
     /// Operator's name for the port (from the config), for logs and stats.
     pub name: String,
@@ -80,6 +96,29 @@ pub struct PortConf {
     pub mac: [u8; 6],
     /// The director's own addresses on this port (DIPs), with their prefixes.
     pub addrs: Vec<(u32, Prefix)>,
+    /// 802.1Q VLAN ids accepted on this port, tagged. Empty (the default,
+    /// and the only value until VLAN sub-interfaces exist): every tagged
+    /// frame is dropped as `vlan_not_configured`.
+    pub vlans: Vec<u16>,
+    /// Which L4 checksums are verified on packets from this port.
+    pub verify_checksums: ChecksumCheck,
+}
+
+impl PortConf {
+    /// Whether `ip` (host order) is the directed broadcast address of one
+    /// of this port's connected subnets (prefixes up to /30; a /31 or /32
+    /// has no broadcast address, RFC 3021).
+    pub fn is_subnet_broadcast(&self, ip: u32) -> bool {
+        self.addrs
+            .iter()
+            .any(|(_, p)| p.len <= 30 && p.contains(ip) && ip | p.mask() == u32::MAX)
+    }
+
+    /// Whether `ip` (host order) lies in one of this port's connected
+    /// subnets: where a neighbour on this port may have its address.
+    pub fn on_link(&self, ip: u32) -> bool {
+        self.addrs.iter().any(|(_, p)| p.contains(ip))
+    }
 }
 
 /// One route: packets to `dst` leave on `port`, to `via` (a gateway, host
@@ -273,6 +312,10 @@ pub struct Snapshot {
     pub reals: Vec<RealServer>,
     /// Connection timeouts.
     pub timeouts: Timeouts,
+    /// RIP:rport of NAT real servers that are no longer in any service but
+    /// still have connections (a deleted service drains, as in IPVS): their
+    /// replies are still taken as replies. Empty unless control keeps some.
+    pub draining_reals: Vec<(u32, u16)>,
 }
 
 impl Snapshot {

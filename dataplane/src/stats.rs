@@ -36,28 +36,74 @@ drop_reasons! {
     EthUnsupported => "eth_unsupported",
     /// Frame not addressed to the port's MAC nor broadcast.
     EthNotForUs => "eth_not_for_us",
+    /// Ethernet source address is multicast, broadcast or all zeros: no
+    /// station sends from one (IEEE 802.3 §3.2.3, RFC 1812 §5.3.7).
+    EthSrcInvalid => "eth_src_invalid",
+    /// 802.1Q or 802.1ad tagged frame for a VLAN the port is not configured
+    /// for (no port has VLANs yet, so every tagged frame).
+    VlanNotConfigured => "vlan_not_configured",
     /// ARP shorter than 28 bytes or not Ethernet/IPv4.
     ArpMalformed => "arp_malformed",
-    /// ARP request for an address fulcrum does not own.
+    /// ARP request for an address fulcrum does not own on that port.
     ArpNotForUs => "arp_not_for_us",
+    /// ARP whose sender address is not on a connected subnet of the port it
+    /// arrived on (a spoof from another segment); nothing is learnt.
+    ArpWrongSubnet => "arp_wrong_subnet",
+    /// ARP whose sender MAC is multicast, broadcast or all zeros.
+    ArpBadSenderMac => "arp_bad_sender_mac",
+    /// ARP reply or announcement that teaches nothing: its sender is not a
+    /// neighbour we asked for or know, and it is not addressed to us.
+    ArpIgnored => "arp_ignored",
     /// IPv4 header cut short, version != 4 or IHL < 5.
     Ipv4Malformed => "ipv4_malformed",
     /// IPv4 total length beyond the frame or shorter than the header.
     Ipv4BadLength => "ipv4_bad_length",
     /// IPv4 header checksum wrong.
     Ipv4BadChecksum => "ipv4_bad_checksum",
+    /// IPv4 options area malformed: an option's length runs past the
+    /// header or is below 2 (RFC 791 §3.1).
+    Ipv4BadOptions => "ipv4_bad_options",
+    /// IPv4 loose or strict source route option (Linux drops these by
+    /// default: `accept_source_route = 0`).
+    Ipv4SourceRoute => "ipv4_source_route",
     /// A fragment (MF set or non-zero offset): fulcrum does not reassemble.
     Ipv4Fragment => "ipv4_fragment",
+    /// Unicast IPv4 carried in an Ethernet broadcast or multicast frame
+    /// (RFC 1122 §3.3.6, RFC 1812 §5.3.4).
+    Ipv4L2Broadcast => "ipv4_l2_broadcast",
+    /// Martian IPv4 source: 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4,
+    /// 240.0.0.0/4 (with 255.255.255.255), a connected subnet's broadcast
+    /// address, or one of the director's own addresses (RFC 1812 §5.3.7,
+    /// RFC 1122 §3.2.1.3).
+    Ipv4MartianSource => "ipv4_martian_source",
     /// TTL would reach zero on forwarding.
     TtlExceeded => "ttl_exceeded",
     /// TCP header cut short or data offset < 5.
     TcpMalformed => "tcp_malformed",
     /// UDP header cut short or length field inconsistent.
     UdpMalformed => "udp_malformed",
+    /// TCP or UDP source or destination port 0 (reserved, RFC 6335 §6).
+    L4PortZero => "l4_port_zero",
+    /// TCP checksum wrong (RFC 9293 §3.1), on a segment that would create a
+    /// connection, or on any segment with `verify_checksums: All`.
+    TcpBadChecksum => "tcp_bad_checksum",
+    /// UDP checksum wrong (RFC 768), checked like TCP's.
+    UdpBadChecksum => "udp_bad_checksum",
+    /// TCP/UDP checksum field holds only the pseudo-header sum: the sender
+    /// offloads TX checksums and its peer (a veth) never filled them in.
+    /// Fix: `ethtool -K <peer> tx off`. fulcrum logs this once per port.
+    L4ChecksumPartial => "l4_checksum_partial",
     /// ICMP message cut short.
     IcmpMalformed => "icmp_malformed",
+    /// ICMP to a director address with a wrong checksum (RFC 792).
+    IcmpBadChecksum => "icmp_bad_checksum",
     /// ICMP to a local address that is not an echo request.
     IcmpUnsupported => "icmp_unsupported",
+    /// IP protocol other than TCP, UDP or ICMP to a director address.
+    ProtoUnsupported => "proto_unsupported",
+    /// TCP or UDP to a DIP: the director serves no local socket (there is
+    /// no exception path to the kernel yet).
+    DipUnserved => "dip_unserved",
     /// TCP segment without a connection that is not a SYN (IPVS does not
     /// schedule those either).
     TcpNoConn => "tcp_no_conn",
@@ -67,8 +113,15 @@ drop_reasons! {
     NoRealServer => "no_real_server",
     /// Connection table full.
     ConnTableFull => "conn_table_full",
-    /// Packet neither for a VIP, nor a NAT reply, nor local.
+    /// A new connection's outbound key (RIP:rport -> CIP:cport) is already
+    /// another connection's: two clients cannot share a NAT reply tuple.
+    ConnKeyCollision => "conn_key_collision",
+    /// Neither to a director address nor from a real server: another
+    /// host's traffic.
     NotForUs => "not_for_us",
+    /// From a NAT real server but matching no connection (a late reply
+    /// after expiry, a DR reply routed through us, or a scan).
+    ReplyNoConn => "reply_no_conn",
     /// No route to the destination.
     NoRoute => "no_route",
     /// Next hop MAC unknown; an ARP request was sent.
@@ -79,6 +132,10 @@ drop_reasons! {
     TxFull => "tx_full",
     /// Packet on a port index the snapshot does not know.
     BadPort => "bad_port",
+    /// A verdict named an output port this worker has no queue on.
+    TxPortInvalid => "tx_port_invalid",
+    /// A redirect named a worker that does not exist (or this one).
+    BadWorker => "bad_worker",
 }
 
 /// A worker's own counters. Plain integers: only the owning worker writes.

@@ -23,7 +23,7 @@ use crossbeam::queue::ArrayQueue;
 use hwinit::{PacketBuf, PortQueue};
 
 use crate::persist::TemplateFact;
-use crate::process::{emit_arp_request, Core, NeighFact, Verdict};
+use crate::pipeline::{emit_arp_request, Core, NeighFact, Verdict};
 use crate::snapshot::Snapshot;
 use crate::stats::{DropReason, SharedStats};
 
@@ -34,7 +34,7 @@ pub const EXPIRE_BUDGET: usize = 4096;
 /// Capacity of each inter-worker ring, in messages.
 pub const RING_LEN: usize = 4096;
 /// Most frames per `rx_burst`.
-pub const MAX_BURST: usize = 64;
+pub const MAX_BURST: usize = crate::pipeline::MAX_BURST;
 
 /// A message from one worker to another.
 pub enum RingMsg<B> {
@@ -91,8 +91,8 @@ pub struct Worker<Q: PortQueue> {
     shared: Arc<SharedStats>,
     conf: LoopConf,
     rx: Vec<Q::Buf>,
-    /// Flow hashes of the current RX burst (for prefetching).
-    hashes: [Option<u64>; MAX_BURST],
+    /// Verdicts of the current RX burst.
+    verdicts: [Verdict; MAX_BURST],
     tx: Vec<Vec<Q::Buf>>,
     free: Vec<Q::Buf>,
     epoch: Instant,
@@ -125,7 +125,7 @@ impl<Q: PortQueue> Worker<Q> {
             shared,
             conf: LoopConf { burst, ..conf },
             rx: Vec::with_capacity(MAX_BURST),
-            hashes: [None; MAX_BURST],
+            verdicts: [Verdict::Consumed; MAX_BURST],
             tx: (0..n_ports)
                 .map(|_| Vec::with_capacity(4 * MAX_BURST))
                 .collect(),
@@ -166,11 +166,23 @@ impl<Q: PortQueue> Worker<Q> {
             let n = self.queues[port].rx_burst(&mut self.rx, self.conf.burst);
             work += n;
             let mut rx = std::mem::take(&mut self.rx);
-            self.prefetch(&rx);
-            for mut buf in rx.drain(..) {
-                let v = self
-                    .core
-                    .process(&snap, buf.data_mut(), port as u8, now_ms, false);
+            let done = self.core.process_burst(
+                &snap,
+                &mut rx,
+                port as u8,
+                now_ms,
+                false,
+                &mut self.verdicts,
+            );
+            for (i, buf) in rx.drain(..).enumerate() {
+                // process_burst takes MAX_BURST at most; rx_burst never
+                // returns more than conf.burst <= MAX_BURST.
+                let v = if i < done {
+                    self.verdicts[i]
+                } else {
+                    self.core.stats.drop(DropReason::BadPort);
+                    Verdict::Drop(DropReason::BadPort)
+                };
                 self.dispatch(buf, port as u8, v);
             }
             self.rx = rx;
@@ -188,24 +200,6 @@ impl<Q: PortQueue> Worker<Q> {
         }
         self.current = Some(snap);
         work
-    }
-
-    /// Overlaps the connection lookups' memory loads across a burst: first
-    /// the index line of every frame's flow, then (once those are on their
-    /// way) the slab entry of each first candidate. Hints only; processing
-    /// is unchanged whatever they find.
-    #[inline]
-    fn prefetch(&mut self, rx: &[Q::Buf]) {
-        let n = rx.len().min(MAX_BURST);
-        for (h, buf) in self.hashes.iter_mut().zip(&rx[..n]) {
-            *h = self.core.flow_hash(buf.data());
-            if let Some(h) = *h {
-                self.core.conns.prefetch_index(h);
-            }
-        }
-        for h in self.hashes[..n].iter().flatten() {
-            self.core.conns.prefetch_entry(*h);
-        }
     }
 
     fn drain_rings(&mut self, snap: &Snapshot, now_ms: u64) -> usize {
@@ -242,7 +236,7 @@ impl<Q: PortQueue> Worker<Q> {
             Verdict::Tx(p) => match self.tx.get_mut(usize::from(p)) {
                 Some(q) => q.push(buf),
                 None => {
-                    self.core.stats.drop(DropReason::BadPort);
+                    self.core.stats.drop(DropReason::TxPortInvalid);
                     self.free.push(buf);
                 }
             },
@@ -251,7 +245,7 @@ impl<Q: PortQueue> Worker<Q> {
                 let me = usize::from(self.core.id);
                 let w = usize::from(w);
                 if w >= self.mesh.n || w == me {
-                    self.core.stats.drop(DropReason::BadPort);
+                    self.core.stats.drop(DropReason::BadWorker);
                     self.free.push(buf);
                     return;
                 }

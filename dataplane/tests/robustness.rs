@@ -68,8 +68,8 @@ fn check(
     redirected: bool,
 ) -> Result<(), TestCaseError> {
     let len = frame.len();
-    // The prefetch peek must be total too.
-    let _ = core.flow_hash(frame);
+    // Stage parse alone (what prefetching reads) must be total too.
+    let _ = core.parse(snap, frame, port);
     let drops = core.stats.total_drops();
     let conns = core.stats.conns_created;
     let v = core.process(snap, frame, port, 5, redirected);
@@ -83,13 +83,20 @@ fn check(
     Ok(())
 }
 
-/// The worker's prefetch peek hashes exactly the key `process()` looks up,
-/// and gives up (None) on what has no 5-tuple.
+/// Stage parse hashes exactly the key `process()` looks up, and sets no
+/// ports (hash 0) on what has no 5-tuple.
 #[test]
-fn test_flow_hash_matches_lookup_key() {
+fn test_parse_hash_matches_lookup_key() {
     use dataplane::conn::FlowKey;
     let core = Core::new(0, 1, 64);
+    let snap = snapshot(Method::Nat, true);
     let s = seeds();
+    let hash = |f: &[u8], port: u8| {
+        core.parse(&snap, f, port)
+            .ok()
+            .filter(|p| p.has_ports())
+            .map(|p| (p.key, p.hash))
+    };
     let tcp = FlowKey {
         src_ip: ip(CIP),
         dst_ip: ip(VIP),
@@ -97,7 +104,7 @@ fn test_flow_hash_matches_lookup_key() {
         dst_port: 80,
         proto: 6,
     };
-    assert_eq!(core.flow_hash(&s[0]), Some(core.conns.hash(&tcp)));
+    assert_eq!(hash(&s[0], 0), Some((tcp, core.conns.hash(&tcp))));
     let reply = FlowKey {
         src_ip: ip(RIP1),
         dst_ip: ip(CIP),
@@ -105,29 +112,24 @@ fn test_flow_hash_matches_lookup_key() {
         dst_port: 40000,
         proto: 6,
     };
-    assert_eq!(core.flow_hash(&s[1]), Some(core.conns.hash(&reply)));
+    assert_eq!(hash(&s[1], 1), Some((reply, core.conns.hash(&reply))));
     let udp = FlowKey {
         src_port: 5000,
         dst_port: 53,
         proto: 17,
         ..tcp
     };
-    assert_eq!(core.flow_hash(&s[2]), Some(core.conns.hash(&udp)));
+    assert_eq!(hash(&s[2], 0), Some((udp, core.conns.hash(&udp))));
     // ICMP and ARP: no 5-tuple.
-    assert_eq!(core.flow_hash(&s[3]), None);
-    assert_eq!(core.flow_hash(&s[4]), None);
-    // An 802.1Q tag in front: same key.
-    let mut tagged = s[0][..12].to_vec();
-    tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
-    tagged.extend_from_slice(&s[0][12..]);
-    assert_eq!(core.flow_hash(&tagged), Some(core.conns.hash(&tcp)));
+    assert_eq!(hash(&s[3], 0), None);
+    assert_eq!(hash(&s[4], 0), None);
     // A non-first fragment (offset 8) has no ports.
     let mut frag = s[0].clone();
     frag[14 + 7] = 1;
-    assert_eq!(core.flow_hash(&frag), None);
-    // Cut anywhere before the ports end: None, never a panic.
+    assert_eq!(hash(&frag, 0), None);
+    // Cut anywhere before the ports end: refused, never a panic.
     for cut in 0..14 + 20 + 4 {
-        assert_eq!(core.flow_hash(&s[0][..cut]), None, "cut at {cut}");
+        assert!(core.parse(&snap, &s[0][..cut], 0).is_err(), "cut at {cut}");
     }
 }
 

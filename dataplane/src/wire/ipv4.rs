@@ -254,6 +254,60 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
+/// What [`check_options`] found in an IPv4 options area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionsCheck {
+    /// Every option is well formed and none routes by source.
+    Ok,
+    /// An option's length byte is missing, below 2, or runs past the
+    /// header (RFC 791 §3.1 "Options": type-length-value after the two
+    /// single-byte options).
+    Malformed,
+    /// Loose or strict source routing (types 131 and 137, RFC 791 §3.1),
+    /// which Linux refuses by default (`accept_source_route = 0`) and
+    /// RFC 1812 §5.2.4.1 lets a router refuse.
+    SourceRoute,
+}
+
+/// IPv4 option type: End of Option List (RFC 791 §3.1), one byte.
+pub const OPT_END: u8 = 0;
+/// IPv4 option type: No Operation (RFC 791 §3.1), one byte.
+pub const OPT_NOP: u8 = 1;
+/// IPv4 option type: Loose Source and Record Route (RFC 791 §3.1).
+pub const OPT_LSRR: u8 = 131;
+/// IPv4 option type: Strict Source and Record Route (RFC 791 §3.1).
+pub const OPT_SSRR: u8 = 137;
+
+/// Walks the options area `opts` (the bytes between byte 20 and the header
+/// length, as [`Ipv4Packet::options`] returns them) and says whether it is
+/// well formed. Options other than source routes pass unchanged, whatever
+/// their type: the director forwards them as a router would (RFC 1812
+/// §5.2.4). Bytes after End of Option List are padding and are not read.
+/// Never panics; reads each byte at most once (at most 40 bytes).
+pub fn check_options(opts: &[u8]) -> OptionsCheck {
+    let mut i = 0;
+    while let Some(&kind) = opts.get(i) {
+        match kind {
+            OPT_END => return OptionsCheck::Ok,
+            OPT_NOP => i += 1,
+            _ => {
+                let Some(&len) = opts.get(i + 1) else {
+                    return OptionsCheck::Malformed;
+                };
+                let len = usize::from(len);
+                if len < 2 || i + len > opts.len() {
+                    return OptionsCheck::Malformed;
+                }
+                if kind == OPT_LSRR || kind == OPT_SSRR {
+                    return OptionsCheck::SourceRoute;
+                }
+                i += len;
+            }
+        }
+    }
+    OptionsCheck::Ok
+}
+
 /// `header_len..total_len`, clamped so that `start <= end <= buf_len`.
 fn payload_range(buf_len: usize, header_len: usize, total_len: u16) -> (usize, usize) {
     let end = usize::from(total_len).min(buf_len);
@@ -399,6 +453,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn test_check_options() {
+        assert_eq!(check_options(&[]), OptionsCheck::Ok);
+        assert_eq!(
+            check_options(&[OPT_NOP, OPT_NOP, OPT_NOP, OPT_END]),
+            OptionsCheck::Ok
+        );
+        // Router Alert (148, length 4), then padding after End.
+        assert_eq!(check_options(&[148, 4, 0, 0]), OptionsCheck::Ok);
+        assert_eq!(
+            check_options(&[OPT_END, 0xff, 0xff, 0xff]),
+            OptionsCheck::Ok
+        );
+        // Length runs past the area, length below 2, length byte missing.
+        assert_eq!(check_options(&[148, 8, 0, 0]), OptionsCheck::Malformed);
+        assert_eq!(check_options(&[148, 1, 0, 0]), OptionsCheck::Malformed);
+        assert_eq!(
+            check_options(&[OPT_NOP, OPT_NOP, OPT_NOP, 148]),
+            OptionsCheck::Malformed
+        );
+        // Loose and strict source routes, even when well formed.
+        assert_eq!(
+            check_options(&[OPT_LSRR, 7, 4, 10, 0, 0, 1, 0]),
+            OptionsCheck::SourceRoute
+        );
+        assert_eq!(
+            check_options(&[OPT_NOP, OPT_SSRR, 3, 4]),
+            OptionsCheck::SourceRoute
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 

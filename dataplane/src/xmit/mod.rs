@@ -11,7 +11,61 @@
 pub mod dr;
 pub mod nat;
 
+use crate::conn::{Conn, Dir};
+use crate::snapshot::Method;
+use crate::stats::DropReason;
 use crate::wire::Ipv4Packet;
+
+/// Whether a packet with IPv4 TTL `ttl` may leave by `method`: NAT routes
+/// (RFC 1812 §5.3.1: a router decrements the TTL and never forwards one
+/// that reaches 0); DR hands the frame on at L2, TTL untouched.
+///
+/// # Errors
+/// `ttl_exceeded`.
+#[inline]
+pub fn may_forward(method: Method, ttl: u8) -> Result<(), DropReason> {
+    match method {
+        Method::Nat if ttl <= 1 => Err(DropReason::TtlExceeded),
+        _ => Ok(()),
+    }
+}
+
+/// Rewrites a packet of connection `conn` travelling `dir` for the
+/// connection's forwarding method, in place, and sets the frame's MACs to
+/// `src_mac` → `dst_mac` (wire order). `frame[l3..ip_end]` is the IPv4
+/// datagram, its header and L4 header already checked with `check_len`.
+/// This is the one entry of every method; each method's rewrite is its own
+/// file, so a new method is a new file and a new arm here.
+///
+/// Source: IPVS `ip_vs_nat_xmit` / `ip_vs_dr_xmit` and their `_out` forms.
+#[inline]
+pub fn transmit(
+    frame: &mut [u8],
+    l3: usize,
+    ip_end: usize,
+    conn: &Conn,
+    dir: Dir,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+) {
+    let Some(ip) = frame.get_mut(l3..ip_end) else {
+        return;
+    };
+    match (conn.method, dir) {
+        (Method::Nat, Dir::In) => {
+            decrement_ttl(ip);
+            nat::rewrite_inbound(ip, conn.rip, conn.rport);
+            set_macs(frame, src_mac, dst_mac);
+        }
+        (Method::Nat, Dir::Out) => {
+            decrement_ttl(ip);
+            nat::rewrite_outbound(ip, conn.vip, conn.vport);
+            set_macs(frame, src_mac, dst_mac);
+        }
+        // A DR connection has no outbound key, so only Dir::In gets here.
+        (Method::Dr, _) => dr::rewrite(frame, src_mac, dst_mac),
+    }
+}
 
 /// Decrements the IPv4 TTL by one, fixing the header checksum (RFC 1624 over
 /// the TTL/protocol word), as a router does on forwarding (RFC 1812 §5.3.1).

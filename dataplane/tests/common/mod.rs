@@ -38,6 +38,7 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
                     len: 24,
                 },
             )],
+            ..PortConf::default()
         },
         PortConf {
             name: "inside".into(),
@@ -49,6 +50,7 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
                     len: 24,
                 },
             )],
+            ..PortConf::default()
         },
     ];
     let routes = vec![
@@ -162,5 +164,6 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
         service_index,
         reals,
         timeouts: Timeouts::default(),
+        draining_reals: Vec::new(),
     }
 }

@@ -1,0 +1,250 @@
+//! Stage `conn`: the connection a packet belongs to.
+//!
+//! Layer: dataplane pipeline, after `shard`. Looks the packet up by its
+//! tuple (the hash `parse` computed); on a miss of a packet that may start
+//! a flow (a bare TCP SYN, any UDP datagram, as IPVS without `sloppy_tcp`),
+//! checks what creation needs (the source against the director's own
+//! addresses, the L4 checksum), applies persistence or the service's
+//! scheduler and inserts the connection. Every packet of a connection
+//! advances its state (the IPVS TCP state table) and refreshes its timer.
+//!
+//! [`account`] is the one place that keeps the real servers'
+//! activeconns/inactconns: creation, state changes and expiry all go
+//! through it.
+
+use crate::conn::{Conn, ConnId, ConnTable, Dir, FlowKey, InsertError, TcpState};
+use crate::persist::{TemplateFact, TemplateKey, TemplateTable};
+use crate::snapshot::{Method, Proto, Snapshot};
+use crate::stats::{DropReason, RealStats, WorkerStats};
+use crate::wire;
+
+use super::parse::{Parsed, L4};
+use super::schedulers::SchedSet;
+use super::templates::TemplateParts;
+use super::validate;
+
+/// Moves one connection of real server `rid` between the activeconns and
+/// inactconns counts: `from`/`to` are `Some(is_active)` for a counted state
+/// and `None` for "not a connection" (before creation, after expiry).
+/// Counts never go below zero.
+#[inline]
+pub fn account(reals: &mut [RealStats], rid: u32, from: Option<bool>, to: Option<bool>) {
+    let Some(s) = reals.get_mut(rid as usize) else {
+        return;
+    };
+    match from {
+        Some(true) => s.active_conns = s.active_conns.saturating_sub(1),
+        Some(false) => s.inactive_conns = s.inactive_conns.saturating_sub(1),
+        None => {}
+    }
+    match to {
+        Some(true) => s.active_conns += 1,
+        Some(false) => s.inactive_conns += 1,
+        None => {}
+    }
+}
+
+/// The parts of a worker the `conn` stage borrows.
+pub struct ConnParts<'a> {
+    /// The connection table.
+    pub conns: &'a mut ConnTable,
+    /// Per-real-server counters, by real-server id.
+    pub reals: &'a mut Vec<RealStats>,
+    /// The services' schedulers.
+    pub sched: &'a mut SchedSet,
+    /// Persistence templates.
+    pub templates: &'a mut TemplateTable,
+    /// Templates to share with the other workers.
+    pub template_out: &'a mut Vec<TemplateFact>,
+    /// Counters.
+    pub stats: &'a mut WorkerStats,
+    /// This worker's id.
+    pub worker: u16,
+    /// Workers in all.
+    pub n_workers: u16,
+}
+
+impl ConnParts<'_> {
+    /// The persistence parts, reborrowed.
+    #[inline]
+    fn templates(&mut self) -> TemplateParts<'_> {
+        TemplateParts {
+            table: self.templates,
+            out: self.template_out,
+            stats: self.stats,
+            worker: self.worker,
+            n_workers: self.n_workers,
+        }
+    }
+
+    /// The connection of a client → VIP packet, creating it on a miss.
+    ///
+    /// # Errors
+    /// `no_service`, `tcp_no_conn` (a TCP segment other than a bare SYN
+    /// without a connection), `ipv4_martian_source`, the L4 checksum drops,
+    /// `no_real_server`, `ttl_exceeded` (NAT would route a TTL-1 packet),
+    /// `conn_table_full`, `conn_key_collision`.
+    #[inline]
+    pub fn inbound(
+        &mut self,
+        snap: &Snapshot,
+        frame: &[u8],
+        p: &Parsed,
+        now_ms: u64,
+    ) -> Result<ConnId, DropReason> {
+        if let Some((id, _)) = self.conns.lookup_hashed(p.hash, &p.key) {
+            return Ok(id);
+        }
+        let proto = match p.kind {
+            L4::Tcp => Proto::Tcp,
+            _ => Proto::Udp,
+        };
+        let svc = snap
+            .service(p.key.dst_ip, p.key.dst_port, proto)
+            .ok_or(DropReason::NoService)?;
+        if p.kind == L4::Tcp {
+            // IPVS schedules only on a SYN (without sloppy_tcp); anything else
+            // without a connection is stray or an attack.
+            let syn_only = p.tcp_flags
+                & (wire::tcp::FLAG_SYN
+                    | wire::tcp::FLAG_ACK
+                    | wire::tcp::FLAG_RST
+                    | wire::tcp::FLAG_FIN)
+                == wire::tcp::FLAG_SYN;
+            if !syn_only {
+                return Err(DropReason::TcpNoConn);
+            }
+        }
+        validate::source(p, snap)?;
+        validate::l4_checksum(frame, p)?;
+        self.create(snap, svc, p, now_ms)
+    }
+
+    /// The connection of a real server → client packet (a NAT reply).
+    ///
+    /// # Errors
+    /// `reply_no_conn` when no connection has this outbound key.
+    #[inline]
+    pub fn outbound(&mut self, p: &Parsed) -> Result<ConnId, DropReason> {
+        match self.conns.lookup_hashed(p.hash, &p.key) {
+            Some((id, Dir::Out)) => Ok(id),
+            _ => Err(DropReason::ReplyNoConn),
+        }
+    }
+
+    /// Schedules and inserts a new connection of service index `svc` for
+    /// the flow `p`.
+    fn create(
+        &mut self,
+        snap: &Snapshot,
+        svc: u16,
+        p: &Parsed,
+        now_ms: u64,
+    ) -> Result<ConnId, DropReason> {
+        let service = snap
+            .services
+            .get(usize::from(svc))
+            .ok_or(DropReason::NoService)?;
+        let key: &FlowKey = &p.key;
+        // Persistence (IPVS `ip_vs_sched_persist()`): a live template whose
+        // real server is still in the service decides; otherwise schedule
+        // and create one. The template key's vport is the service's, so a
+        // port-0 service sends every port of one client to one real server.
+        let tkey = service.persistence.map(|pers| TemplateKey {
+            vip: service.key.vip,
+            cnet: key.src_ip & pers.mask,
+            vport: service.key.vport,
+            proto: key.proto,
+        });
+        let templated = tkey.and_then(|tk| self.templates().pick(snap, service, &tk, now_ms));
+        let pick = match templated {
+            Some(i) => i,
+            None => self.sched.pick(snap, svc, service, self.reals, key)?,
+        };
+        let rid = *service.reals.get(pick).ok_or(DropReason::NoRealServer)?;
+        let real = snap
+            .reals
+            .get(rid as usize)
+            .ok_or(DropReason::NoRealServer)?;
+        if real.method == Method::Nat && p.ttl <= 1 {
+            // NAT routes, so the TTL would reach 0: no connection for it.
+            return Err(DropReason::TtlExceeded);
+        }
+        if let (Some(tk), Some(pers), None) = (tkey, service.persistence, templated) {
+            self.templates().create(tk, real, pers.timeout_ms, now_ms);
+        }
+        let state = if key.proto == wire::PROTO_TCP {
+            TcpState::None
+        } else {
+            TcpState::Udp
+        };
+        let conn = Conn {
+            cip: key.src_ip,
+            cport: key.src_port,
+            vip: key.dst_ip,
+            vport: key.dst_port,
+            rip: real.ip,
+            // A port-0 service keeps the client's destination port.
+            rport: if real.port == 0 {
+                key.dst_port
+            } else {
+                real.port
+            },
+            proto: key.proto,
+            method: real.method,
+            real: rid,
+            service: svc,
+            state,
+        };
+        let timeout = state.timeout_ms(&snap.timeouts);
+        let id = self
+            .conns
+            .insert(conn, timeout, now_ms)
+            .map_err(|e| match e {
+                InsertError::TableFull => DropReason::ConnTableFull,
+                InsertError::Exists => DropReason::ConnKeyCollision,
+            })?;
+        self.stats.conns_created += 1;
+        if let Some(s) = self.reals.get_mut(rid as usize) {
+            s.conns += 1;
+        }
+        account(self.reals, rid, None, Some(state.is_active()));
+        Ok(id)
+    }
+
+    /// Moves connection `id` to its next state for a packet with TCP
+    /// `flags` travelling `dir`, and refreshes its timer; returns the
+    /// connection as it now is, or `None` for a free id.
+    #[inline]
+    pub fn advance(
+        &mut self,
+        snap: &Snapshot,
+        id: ConnId,
+        flags: u8,
+        dir: Dir,
+        now_ms: u64,
+    ) -> Option<Conn> {
+        let c = self.conns.get(id)?;
+        let old = c.state;
+        let new = if c.proto == wire::PROTO_TCP {
+            old.next(flags, dir, c.method == Method::Dr)
+        } else {
+            old
+        };
+        let conn = if new == old {
+            c
+        } else {
+            self.conns.set_state(id, new)?
+        };
+        if old.is_active() != new.is_active() {
+            account(
+                self.reals,
+                conn.real,
+                Some(old.is_active()),
+                Some(new.is_active()),
+            );
+        }
+        self.conns.touch(id, new.timeout_ms(&snap.timeouts), now_ms);
+        Some(conn)
+    }
+}

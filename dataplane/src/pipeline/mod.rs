@@ -1,0 +1,662 @@
+//! The packet path as a staged pipeline: one frame in, one verdict out.
+//!
+//! Layer: dataplane, per worker, no I/O. [`Core`] is a plain set of parts
+//! (connection table, per-real-server counters, scheduler state,
+//! persistence templates, neighbours and the next-hop cache, counters,
+//! outboxes); each stage is one file and borrows only the parts it needs:
+//!
+//! | stage | file | decides |
+//! |---|---|---|
+//! | parse | `parse.rs` | offsets, tuple, flags, flow hash; L2 and header-length drops |
+//! | validate | `validate.rs` | checksums, options, fragments, martians, port 0 |
+//! | classify | `classify.rs` | local / VIP / reply |
+//! | local | `local.rs` | ARP, ICMP echo (later: exception path, VRRP) |
+//! | shard | `shard.rs` | the flow's owner worker, redirect |
+//! | conn | `conn.rs` | lookup, creation (persistence, scheduler), TCP state |
+//! | route | `route.rs` | next hop from the cache, routes and neighbours |
+//! | xmit | `crate::xmit` | the forwarding method's rewrite |
+//!
+//! [`Core::process_burst`] runs `parse` over a whole burst and prefetches
+//! every frame's connection-table lines before the first frame is acted
+//! on, as VPP and DPDK's graph nodes do; [`Core::process`] runs the same
+//! stages on one frame, callable from a unit test with a byte array.
+//!
+//! Guarantees: never panics on any byte pattern (every header is checked
+//! with `check_len` before use); never allocates once warm; every packet
+//! that is not forwarded gets exactly one [`DropReason`] (or is
+//! `Consumed`, having taught the neighbour table something).
+
+pub mod classify;
+pub mod conn;
+pub mod local;
+pub mod parse;
+pub mod route;
+pub mod schedulers;
+pub mod shard;
+pub mod templates;
+pub mod validate;
+
+use hashbrown::HashSet;
+use hwinit::PacketBuf;
+use sched::AnyScheduler;
+
+use crate::conn::{ConnId, ConnTable, Dir};
+use crate::neigh::{Lookup, NeighTable};
+use crate::persist::{self, Template, TemplateFact, TemplateTable};
+use crate::snapshot::{Method, PortConf, Proto, ServiceKey, Snapshot};
+use crate::stats::{DropReason, RealStats, WorkerStats};
+use crate::wire::{self, ArpPacket, ArpRepr, EthernetFrame, ETHERTYPE_ARP};
+use crate::xmit;
+
+use self::classify::Class;
+use self::conn::{account, ConnParts};
+use self::local::LocalParts;
+use self::parse::Parsed;
+use self::route::{HopCache, RouteParts};
+use self::schedulers::SchedSet;
+use self::templates::{real_index, TemplateParts};
+
+pub use self::route::MAX_ARP_OUT;
+pub use self::templates::MAX_TEMPLATE_OUT;
+
+/// Most frames [`Core::process_burst`] takes at once.
+pub const MAX_BURST: usize = 64;
+/// Most learnt neighbours a worker queues for the other workers between drains.
+pub const MAX_NEIGH_OUT: usize = 64;
+
+/// What the worker loop must do with a processed frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (rewritten) frame on this port index.
+    Tx(u8),
+    /// Free the frame; the reason has already been counted.
+    Drop(DropReason),
+    /// The frame was consumed without a reply: an ARP reply or announcement
+    /// that taught the neighbour table something.
+    Consumed,
+    /// Move the frame, untouched, to this worker: it owns the flow.
+    Redirect(u16),
+}
+
+/// What every stage may know about the packet in hand besides its bytes:
+/// the snapshot, the port it arrived on, the clock. `Copy`, built once per
+/// frame.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The snapshot this burst is processed with.
+    pub snap: &'a Snapshot,
+    /// The arrival port's configuration.
+    pub port: &'a PortConf,
+    /// The arrival port's index.
+    pub in_port: u8,
+    /// The worker's monotonic clock, milliseconds.
+    pub now_ms: u64,
+    /// Another worker already classified and moved this frame here.
+    pub redirected: bool,
+}
+
+/// An ARP request the worker loop must build and send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpRequest {
+    /// Output port index.
+    pub port: u8,
+    /// Sender protocol address (a DIP of that port), host order.
+    pub sender_ip: u32,
+    /// Address to resolve, host order.
+    pub target_ip: u32,
+}
+
+/// A neighbour fact to forward to the other workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighFact {
+    /// IPv4 address, host order.
+    pub ip: u32,
+    /// Its MAC, wire order.
+    pub mac: [u8; 6],
+    /// Port index it was seen on.
+    pub port: u8,
+}
+
+/// Everything one worker owns except its queues.
+#[repr(align(64))]
+pub struct Core {
+    /// This worker's index, 0..n_workers.
+    pub id: u16,
+    /// How many workers share the flows.
+    pub n_workers: u16,
+    /// Connections this worker owns.
+    pub conns: ConnTable,
+    /// Next-hop MACs.
+    pub neigh: NeighTable,
+    /// Counters.
+    pub stats: WorkerStats,
+    /// Per-real-server counters, indexed by dense real server id.
+    pub reals: Vec<RealStats>,
+    /// ARP requests to send (drained by the worker loop).
+    pub arp_out: Vec<ArpRequest>,
+    /// Learnt neighbours to tell the other workers (drained by the loop).
+    pub neigh_out: Vec<NeighFact>,
+    /// Persistent templates of this worker's (and, replicated, the other
+    /// workers') persistent services. A one-template placeholder until a
+    /// snapshot with a persistent service is adopted; [`Core::sync`] then
+    /// allocates it at full size once (slow path), so a director without
+    /// persistence does not pay 20 bytes per connection of capacity for it.
+    pub persist: TemplateTable,
+    /// Templates to tell the other workers (drained by the loop; only
+    /// filled when there are other workers).
+    pub template_out: Vec<TemplateFact>,
+    /// Ports (bit = port index) on which a TCP/UDP checksum was found
+    /// partial (`l4_checksum_partial`): the control thread logs the remedy
+    /// once per port.
+    pub partial_checksum_ports: u64,
+    /// Templates the full-size table holds: `persist::max_templates_for`
+    /// of `max_conns`.
+    persist_cap: u32,
+    sched: SchedSet,
+    hops: HopCache,
+    /// RIP:rport of every NAT real server in the snapshot: what a reply that
+    /// RSS put on the wrong worker may come from.
+    nat_reals: HashSet<(u32, u16), ahash::RandomState>,
+    generation: Option<u64>,
+    /// `parse`'s results for the burst in hand.
+    burst: Box<[Result<Parsed, DropReason>; MAX_BURST]>,
+}
+
+impl Core {
+    /// A worker core with room for `max_conns` connections and, once a
+    /// snapshot has a persistent service,
+    /// [`persist::max_templates_for`]`(max_conns)` persistent templates.
+    pub fn new(id: u16, n_workers: u16, max_conns: u32) -> Self {
+        Core {
+            id,
+            n_workers: n_workers.max(1),
+            conns: ConnTable::new(max_conns),
+            neigh: NeighTable::with_capacity(1024),
+            stats: WorkerStats::default(),
+            reals: Vec::new(),
+            arp_out: Vec::with_capacity(MAX_ARP_OUT),
+            neigh_out: Vec::with_capacity(MAX_NEIGH_OUT),
+            persist: TemplateTable::new(1),
+            template_out: Vec::with_capacity(MAX_TEMPLATE_OUT),
+            partial_checksum_ports: 0,
+            persist_cap: persist::max_templates_for(max_conns),
+            sched: SchedSet::default(),
+            hops: HopCache::default(),
+            nat_reals: HashSet::default(),
+            generation: None,
+            burst: Box::new([Err(DropReason::BadPort); MAX_BURST]),
+        }
+    }
+
+    /// Adopts `snap` if it is a new generation: carries scheduler state over
+    /// or rebuilds it ([`SchedSet::sync`]), sizes the per-real-server
+    /// counters and installs permanent neighbours.
+    /// Slow path (allocates); called once per burst, returns `false` at once
+    /// when the generation is unchanged and `true` when it adopted a new one.
+    pub fn sync(&mut self, snap: &Snapshot) -> bool {
+        if self.generation == Some(snap.generation) {
+            return false;
+        }
+        self.generation = Some(snap.generation);
+        if self.persist.capacity() < self.persist_cap
+            && snap.services.iter().any(|s| s.persistence.is_some())
+        {
+            // The placeholder holds no template: no service was persistent.
+            self.persist = TemplateTable::new(self.persist_cap);
+        }
+        self.sched.sync(snap);
+        self.nat_reals = snap
+            .reals
+            .iter()
+            .skip(1)
+            .filter(|r| r.method == Method::Nat)
+            .map(|r| (r.ip, r.port))
+            .chain(snap.draining_reals.iter().copied())
+            .collect();
+        if self.reals.len() < snap.reals.len() {
+            self.reals.resize(snap.reals.len(), RealStats::default());
+        }
+        for &(port, ip, mac) in &snap.static_neighbours {
+            self.neigh.set_permanent(ip, mac, port);
+        }
+        true
+    }
+
+    /// This worker's scheduler state for service index `svc` of the last
+    /// snapshot adopted by [`Core::sync`], for inspection (tests, status).
+    pub fn scheduler(&self, svc: u16) -> Option<&AnyScheduler> {
+        self.sched.get(svc)
+    }
+
+    /// Queues ARP requests for every next hop the snapshot will need (each
+    /// real server's, each static route's gateway) that this worker does not
+    /// know yet, up to [`MAX_ARP_OUT`] at once; the rest resolve on first use.
+    /// Resolving ahead means the first connection to a real server is not
+    /// dropped for `neigh_unresolved` (keepalived's health checks have the
+    /// same side effect on an LVS director). The workers share the answers.
+    pub fn prime_neighbours(&mut self, snap: &Snapshot, now_ms: u64) {
+        let hops = snap
+            .reals
+            .iter()
+            .skip(1)
+            .map(|r| r.ip)
+            .chain(snap.routes.iter().filter_map(|r| r.via));
+        for ip in hops {
+            if self.arp_out.len() >= MAX_ARP_OUT {
+                break;
+            }
+            let Some((port, nh)) = snap.route(ip) else {
+                continue;
+            };
+            if self.neigh.lookup(nh, port, now_ms) == Lookup::SendRequest {
+                route::queue_arp(&mut self.arp_out, snap, port, nh);
+            }
+        }
+    }
+
+    /// Queues an ARP request for `target` on `port` ([`route::queue_arp`]).
+    pub fn queue_arp(&mut self, snap: &Snapshot, port: u8, target: u32) {
+        route::queue_arp(&mut self.arp_out, snap, port, target);
+    }
+
+    /// Runs stage `parse` alone on `frame` as if it arrived on `in_port`:
+    /// what prefetching and the later stages will see. Read-only.
+    ///
+    /// # Errors
+    /// `bad_port` for a port the snapshot lacks; otherwise as
+    /// [`parse::parse`].
+    pub fn parse(&self, snap: &Snapshot, frame: &[u8], in_port: u8) -> Result<Parsed, DropReason> {
+        let port = snap
+            .ports
+            .get(usize::from(in_port))
+            .ok_or(DropReason::BadPort)?;
+        parse::parse(frame, port, &self.conns)
+    }
+
+    /// Processes one frame that arrived on port `in_port`, in place.
+    ///
+    /// `frame` is the whole Ethernet frame (no FCS). `now_ms` is the worker's
+    /// monotonic clock in milliseconds. `redirected` is true when another
+    /// worker already classified the frame and moved it here; such a frame is
+    /// never redirected again. Counts `rx_*` only for frames from a port
+    /// (`redirected == false`); `tx_*` are counted by the loop that sends.
+    pub fn process(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        in_port: u8,
+        now_ms: u64,
+        redirected: bool,
+    ) -> Verdict {
+        let parsed = self.parse(snap, frame, in_port);
+        self.act(snap, frame, parsed, in_port, now_ms, redirected)
+    }
+
+    /// Processes a burst of frames from port `in_port` in stages: `parse`
+    /// for every frame, then the connection table's index and entry lines of
+    /// every TCP/UDP frame are prefetched, then each frame goes through the
+    /// remaining stages in order. `verdicts[i]` receives frame `i`'s verdict.
+    /// Processes `min(bufs.len(), verdicts.len(), MAX_BURST)` frames; the
+    /// same results as calling [`Core::process`] on each in turn.
+    pub fn process_burst<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        bufs: &mut [B],
+        in_port: u8,
+        now_ms: u64,
+        redirected: bool,
+        verdicts: &mut [Verdict],
+    ) -> usize {
+        let n = bufs.len().min(verdicts.len()).min(MAX_BURST);
+        let port = snap.ports.get(usize::from(in_port));
+        for (slot, buf) in self.burst.iter_mut().zip(&bufs[..n]) {
+            *slot = match port {
+                Some(port) => parse::parse(buf.data(), port, &self.conns),
+                None => Err(DropReason::BadPort),
+            };
+            if let Ok(p) = slot {
+                if p.has_ports() {
+                    self.conns.prefetch_index(p.hash);
+                }
+            }
+        }
+        for p in self.burst[..n].iter().flatten() {
+            if p.has_ports() {
+                self.conns.prefetch_entry(p.hash);
+            }
+        }
+        for i in 0..n {
+            let parsed = self.burst[i];
+            verdicts[i] = self.act(
+                snap,
+                bufs[i].data_mut(),
+                parsed,
+                in_port,
+                now_ms,
+                redirected,
+            );
+        }
+        n
+    }
+
+    /// Every stage after `parse`, with the counting that brackets them.
+    #[inline]
+    fn act(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        parsed: Result<Parsed, DropReason>,
+        in_port: u8,
+        now_ms: u64,
+        redirected: bool,
+    ) -> Verdict {
+        if !redirected {
+            self.stats.rx_pkts += 1;
+            self.stats.rx_bytes += frame.len() as u64;
+        }
+        let v = match (parsed, snap.ports.get(usize::from(in_port))) {
+            (Ok(p), Some(port)) => {
+                let ctx = Ctx {
+                    snap,
+                    port,
+                    in_port,
+                    now_ms,
+                    redirected,
+                };
+                self.stages(&ctx, frame, &p).unwrap_or_else(Verdict::Drop)
+            }
+            (Err(r), _) => Verdict::Drop(r),
+            (Ok(_), None) => Verdict::Drop(DropReason::BadPort),
+        };
+        if let Verdict::Drop(r) = v {
+            if r == DropReason::L4ChecksumPartial {
+                self.partial_checksum_ports |= 1u64 << (in_port & 63);
+            }
+            self.stats.drop(r);
+        }
+        v
+    }
+
+    /// validate → classify → local | shard → conn → route → xmit.
+    #[inline]
+    fn stages(
+        &mut self,
+        ctx: &Ctx<'_>,
+        frame: &mut [u8],
+        p: &Parsed,
+    ) -> Result<Verdict, DropReason> {
+        let (snap, now_ms, redirected) = (ctx.snap, ctx.now_ms, ctx.redirected);
+        if p.kind == parse::L4::Arp {
+            return Ok(self.local().arp(ctx, frame, p));
+        }
+        validate::ipv4(frame, p, ctx.port)?;
+        let dir = match classify::classify(p, snap)? {
+            Class::Arp => return Ok(self.local().arp(ctx, frame, p)),
+            Class::Local(kind) => {
+                validate::source(p, snap)?;
+                return Ok(self.local().director(ctx, frame, p, kind));
+            }
+            Class::Vip => {
+                if let Some(o) = shard::redirect_to(
+                    p.key.src_ip,
+                    p.key.src_port,
+                    self.id,
+                    self.n_workers,
+                    redirected,
+                ) {
+                    // Junk for a port without a service stays on this worker.
+                    let proto = if p.kind == parse::L4::Tcp {
+                        Proto::Tcp
+                    } else {
+                        Proto::Udp
+                    };
+                    snap.service(p.key.dst_ip, p.key.dst_port, proto)
+                        .ok_or(DropReason::NoService)?;
+                    self.stats.redirects_out += 1;
+                    return Ok(Verdict::Redirect(o));
+                }
+                Dir::In
+            }
+            Class::Reply => {
+                // Only what could be a reply of a connection is ours: the
+                // source must be a NAT real server we balance to.
+                if !self.may_be_reply(p.key.src_ip, p.key.src_port) {
+                    return Err(DropReason::NotForUs);
+                }
+                if let Some(o) = shard::redirect_to(
+                    p.key.dst_ip,
+                    p.key.dst_port,
+                    self.id,
+                    self.n_workers,
+                    redirected,
+                ) {
+                    self.stats.redirects_out += 1;
+                    return Ok(Verdict::Redirect(o));
+                }
+                Dir::Out
+            }
+        };
+        let id = {
+            let mut c = self.conn_parts();
+            match dir {
+                Dir::In => c.inbound(snap, frame, p, now_ms)?,
+                Dir::Out => c.outbound(p)?,
+            }
+        };
+        self.forward(snap, frame, p, id, dir, now_ms)
+    }
+
+    /// Forwards a packet of connection `id` travelling in direction `dir`:
+    /// state update, next hop, the forwarding method's rewrite.
+    #[inline]
+    fn forward(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        p: &Parsed,
+        id: ConnId,
+        dir: Dir,
+        now_ms: u64,
+    ) -> Result<Verdict, DropReason> {
+        let method = self
+            .conns
+            .get(id)
+            .map(|c| c.method)
+            .ok_or(DropReason::ReplyNoConn)?;
+        xmit::may_forward(method, p.ttl)?;
+        let conn = self
+            .conn_parts()
+            .advance(snap, id, p.tcp_flags, dir, now_ms)
+            .ok_or(DropReason::ReplyNoConn)?;
+        let towards = match dir {
+            Dir::In => conn.rip,
+            Dir::Out => conn.cip,
+        };
+        let hop = RouteParts {
+            hops: &mut self.hops,
+            neigh: &mut self.neigh,
+            arp_out: &mut self.arp_out,
+        }
+        .next_hop(snap, towards, now_ms)?;
+        xmit::transmit(
+            frame,
+            usize::from(p.l3),
+            usize::from(p.ip_end),
+            &conn,
+            dir,
+            hop.src_mac,
+            hop.dst_mac,
+        );
+        if let Some(s) = self.reals.get_mut(conn.real as usize) {
+            let len = p.ip_len() as u64;
+            match dir {
+                Dir::In => {
+                    s.in_pkts += 1;
+                    s.in_bytes += len;
+                }
+                Dir::Out => {
+                    s.out_pkts += 1;
+                    s.out_bytes += len;
+                }
+            }
+        }
+        Ok(Verdict::Tx(hop.port))
+    }
+
+    /// Whether `ip:port` is a NAT real server of the current snapshot (or
+    /// of a deleted service whose connections still drain). A port-0
+    /// service's real servers answer from any port, so their address alone
+    /// qualifies.
+    #[inline]
+    fn may_be_reply(&self, ip: u32, port: u16) -> bool {
+        self.nat_reals.contains(&(ip, port)) || self.nat_reals.contains(&(ip, 0))
+    }
+
+    fn local(&mut self) -> LocalParts<'_> {
+        LocalParts {
+            neigh: &mut self.neigh,
+            neigh_out: &mut self.neigh_out,
+            stats: &mut self.stats,
+        }
+    }
+
+    fn conn_parts(&mut self) -> ConnParts<'_> {
+        ConnParts {
+            conns: &mut self.conns,
+            reals: &mut self.reals,
+            sched: &mut self.sched,
+            templates: &mut self.persist,
+            template_out: &mut self.template_out,
+            stats: &mut self.stats,
+            worker: self.id,
+            n_workers: self.n_workers,
+        }
+    }
+
+    fn templates(&mut self) -> TemplateParts<'_> {
+        TemplateParts {
+            table: &mut self.persist,
+            out: &mut self.template_out,
+            stats: &mut self.stats,
+            worker: self.id,
+            n_workers: self.n_workers,
+        }
+    }
+
+    /// Installs a template another worker created or defends, so that one
+    /// client's connections (owned by different workers, since ownership
+    /// hashes the client port too) reach the same real server.
+    ///
+    /// Conflict rule: when this worker holds a live, usable template for the
+    /// same key, the one with the smaller `(created_ms, creator)` stays
+    /// ([`Template::beats`]). If ours wins, it is queued for every other
+    /// worker, so the sender and anyone that installed the loser switch to
+    /// it: every exchange moves a worker to a strictly smaller template, so
+    /// all converge on one. A lost message (full ring, full queue) only
+    /// delays that: the next conflict on the key repairs it.
+    ///
+    /// Window: two first connections of one client that reach two workers
+    /// before either's template crosses the rings (about one loop round)
+    /// may go to different real servers; later connections agree.
+    ///
+    /// Ignored: facts for a service that is gone or not persistent, or
+    /// naming a real server not in this worker's snapshot of the service.
+    /// The installed copy expires `timeout_ms` after `now_ms` (this worker's
+    /// clock). A full table is counted as `persist_table_full`.
+    pub fn learn_template(&mut self, snap: &Snapshot, fact: &TemplateFact, now_ms: u64) {
+        let t = fact.template;
+        let Some(proto) = Proto::from_number(t.key.proto) else {
+            return;
+        };
+        let sk = ServiceKey {
+            vip: t.key.vip,
+            vport: t.key.vport,
+            proto,
+        };
+        let Some(service) = snap
+            .service_index
+            .get(&sk)
+            .and_then(|&i| snap.services.get(usize::from(i)))
+        else {
+            return;
+        };
+        let Some(p) = service.persistence else {
+            return;
+        };
+        if real_index(snap, service, t.rip, t.rport).is_none() {
+            return;
+        }
+        let mine = self.persist.lookup(&t.key, now_ms).copied();
+        match mine {
+            Some(m) if !t.beats(&m) && real_index(snap, service, m.rip, m.rport).is_some() => {
+                if !m.same_origin(&t) {
+                    self.templates().share(m, p.timeout_ms);
+                }
+            }
+            _ => {
+                let incoming = Template {
+                    expires_ms: now_ms + u64::from(fact.timeout_ms),
+                    ..t
+                };
+                if self.persist.upsert(incoming).is_err() {
+                    self.stats.persist_table_full += 1;
+                }
+            }
+        }
+        self.stats.persist_templates = u64::from(self.persist.len());
+    }
+
+    /// Slow-tick work at `now_ms`: expires at most `budget` connections,
+    /// sweeps templates, ages scheduler state and (incrementally) the
+    /// neighbour table, queueing re-probes.
+    pub fn tick(&mut self, snap: &Snapshot, now_ms: u64, budget: usize) {
+        let reals = &mut self.reals;
+        let n = self.conns.expire(now_ms, budget, |c| {
+            account(reals, c.real, Some(c.state.is_active()), None);
+        });
+        self.stats.conns_expired += n as u64;
+        self.persist.sweep(now_ms, persist::SWEEP_SLOTS_PER_TICK);
+        self.stats.persist_templates = u64::from(self.persist.len());
+        self.sched.tick(now_ms);
+        let mut probes: [(u8, u32); 16] = [(0, 0); 16];
+        let mut n_probes = 0;
+        self.neigh.age(now_ms, |port, ip| {
+            if n_probes < probes.len() {
+                probes[n_probes] = (port, ip);
+                n_probes += 1;
+            }
+        });
+        for &(port, ip) in &probes[..n_probes] {
+            route::queue_arp(&mut self.arp_out, snap, port, ip);
+        }
+    }
+}
+
+/// Writes a broadcast ARP request into `buf` and returns its length in bytes
+/// (60: a minimum Ethernet frame, zero-padded), or 0 if `buf` is shorter.
+///
+/// RFC 826: htype 1, ptype 0x0800, op 1, target MAC zero.
+pub fn emit_arp_request(buf: &mut [u8], port_mac: [u8; 6], req: &ArpRequest) -> usize {
+    const LEN: usize = 60;
+    let Some(buf) = buf.get_mut(..LEN) else {
+        return 0;
+    };
+    buf.fill(0);
+    {
+        let mut eth = EthernetFrame::new_unchecked(&mut *buf);
+        eth.set_dst_addr(wire::BROADCAST);
+        eth.set_src_addr(port_mac);
+        eth.set_ethertype(ETHERTYPE_ARP);
+    }
+    let repr = ArpRepr {
+        operation: wire::arp::OP_REQUEST,
+        sender_mac: port_mac,
+        sender_ip: req.sender_ip,
+        target_mac: [0; 6],
+        target_ip: req.target_ip,
+    };
+    repr.emit(&mut ArpPacket::new_unchecked(
+        &mut buf[wire::ethernet::HEADER_LEN..],
+    ));
+    LEN
+}
