@@ -18,7 +18,7 @@ use hashbrown::{HashMap, HashSet};
 use sched::{AnyScheduler, Dest, FlowInfo, SchedFlags, SchedKind, SchedParams, Scheduler};
 
 use crate::conn::{Conn, ConnId, ConnTable, Dir, FlowKey, InsertError, TcpState};
-use crate::neigh::{Lookup, NeighTable};
+use crate::neigh::{self, Lookup, NeighTable};
 use crate::owner::owner;
 use crate::persist::{self, Template, TemplateFact, TemplateKey, TemplateTable};
 use crate::snapshot::{LocalKind, Method, Proto, RealServer, Service, ServiceKey, Snapshot};
@@ -189,7 +189,7 @@ impl Core {
             id,
             n_workers: n_workers.max(1),
             conns: ConnTable::new(max_conns),
-            neigh: NeighTable::with_capacity(1024),
+            neigh: NeighTable::new(neigh::DEFAULT_CAPACITY),
             stats: WorkerStats::default(),
             reals: Vec::new(),
             arp_out: Vec::with_capacity(MAX_ARP_OUT),
@@ -241,7 +241,7 @@ impl Core {
             self.reals.resize(snap.reals.len(), RealStats::default());
         }
         for &(port, ip, mac) in &snap.static_neighbours {
-            self.neigh.set_permanent(ip, mac, port);
+            let _ = self.neigh.set_permanent(port, ip, mac);
         }
         true
     }
@@ -355,7 +355,7 @@ impl Core {
             let Some((port, nh)) = snap.route(ip) else {
                 continue;
             };
-            if self.neigh.lookup(nh, port, now_ms) == Lookup::SendRequest {
+            if self.neigh.lookup(port, nh, now_ms) == Lookup::SendRequest {
                 self.queue_arp(snap, port, nh);
             }
         }
@@ -451,10 +451,11 @@ impl Core {
         // RFC 826 merge: update a sender we already know; add it when the
         // packet is for us. Never learn 0.0.0.0 (ARP probes, RFC 5227).
         if repr.sender_ip != 0
-            && (ours || self.neigh.knows(repr.sender_ip))
+            && (ours || self.neigh.knows(in_port, repr.sender_ip))
             && self
                 .neigh
-                .learn(repr.sender_ip, repr.sender_mac, in_port, now_ms)
+                .learn(in_port, repr.sender_ip, repr.sender_mac, now_ms)
+                .is_news()
             && self.neigh_out.len() < MAX_NEIGH_OUT
         {
             self.neigh_out.push(NeighFact {
@@ -1024,13 +1025,13 @@ impl Core {
         nh: u32,
         now_ms: u64,
     ) -> Result<[u8; 6], DropReason> {
-        match self.neigh.lookup(nh, port, now_ms) {
+        match self.neigh.lookup(port, nh, now_ms) {
             Lookup::Hit(mac) => Ok(mac),
             Lookup::SendRequest => {
                 self.queue_arp(snap, port, nh);
                 Err(DropReason::NeighUnresolved)
             }
-            Lookup::Pending => Err(DropReason::NeighUnresolved),
+            Lookup::Pending | Lookup::Refused(_) => Err(DropReason::NeighUnresolved),
         }
     }
 
@@ -1122,12 +1123,15 @@ impl Core {
         }
         let mut probes: [(u8, u32); 16] = [(0, 0); 16];
         let mut n_probes = 0;
-        self.neigh.age(now_ms, |port, ip| {
-            if n_probes < probes.len() {
-                probes[n_probes] = (port, ip);
-                n_probes += 1;
-            }
-        });
+        self.neigh
+            .age(now_ms, neigh::DEFAULT_AGE_BUDGET, |port, ip| {
+                if n_probes < probes.len() {
+                    probes[n_probes] = (port, ip);
+                    n_probes += 1;
+                    return true;
+                }
+                false
+            });
         for &(port, ip) in &probes[..n_probes] {
             self.queue_arp(snap, port, ip);
         }
