@@ -632,6 +632,15 @@ mod tests {
     }
 
     #[test]
+    fn test_slot_is_32_bytes() {
+        // 2 slots per entry: 64 bytes of table per neighbour, 256 KiB per
+        // worker at DEFAULT_CAPACITY (the figure docs/architecture.md gives).
+        assert_eq!(core::mem::size_of::<Slot>(), 32);
+        let t = NeighTable::new(DEFAULT_CAPACITY);
+        assert_eq!(t.n_slots() * core::mem::size_of::<Slot>(), 256 << 10);
+    }
+
+    #[test]
     fn test_miss_then_learn() {
         let mut t = NeighTable::new(8);
         assert_eq!(t.lookup(1, RIP, 0), Lookup::SendRequest);
