@@ -53,6 +53,64 @@ case_wire_check() {
     [ -z "$bad" ] || case_fail "bad IP/TCP checksums on the wire: $(head -n 3 <<<"$bad" | tr -s ' ' | paste -sd'|' -)"
 }
 
+# case_setup NAME MODE: a fresh run prefix P and run directory RUN (named
+# after NAME), the memory choice, and the topology for MODE (nat|dr). On a
+# topology failure records it, tears down and fails.
+case_setup() {
+    fc_new_prefix
+    fc_new_run_dir "$1"
+    fc_say "run prefix $P, files in $RUN"
+    fc_mem_choice
+    if ! topo_up "$2" >"$RUN/topo.log" 2>&1; then
+        cat "$RUN/topo.log"
+        case_fail "topology setup failed (see $RUN/topo.log)"
+        case_cleanup
+        return 1
+    fi
+}
+
+# case_start_fulcrum CONFIG: starts fulcrum with CONFIG in the director
+# namespace and waits for its admin socket; on failure records it, tears
+# down and fails.
+case_start_fulcrum() {
+    fc_start "${P}dir" "$1"
+    if ! fc_wait_ready 20; then
+        case_fail "fulcrum did not become ready (see $RUN/fulcrum.log)"
+        case_cleanup
+        return 1
+    fi
+}
+
+# case_read_stats: gives the counters time to be published (about every
+# millisecond), writes `fulcrumctl --json -L -n` to $RUN/stats.json and
+# prints the per-worker table and the non-zero drops (also kept in
+# $RUN/drops.txt, one `reason count benign|UNEXPECTED` line each). Records a
+# failure and fails if fulcrumctl does.
+case_read_stats() {
+    sleep 1.2
+    if ! fc_json "$RUN/stats.json"; then
+        case_fail "fulcrumctl --json -L -n failed: $(head -c 300 "$RUN/stats.json.err")"
+        return 1
+    fi
+    fc_say "--- workers"
+    "$PY" "$FC_ROOT/scripts/fcjson.py" workers "$RUN/stats.json"
+    fc_say "--- drops (all workers, non-zero)"
+    "$PY" "$FC_ROOT/scripts/fcjson.py" drops "$RUN/stats.json" --benign "$FC_BENIGN_DROPS" | tee "$RUN/drops.txt"
+}
+
+# case_finish: stops fulcrum (a non-zero exit status on SIGTERM is a
+# failure, with its log), tears everything down, and succeeds iff no check
+# failed.
+case_finish() {
+    fc_stop
+    if [ "$FC_STATUS" != 0 ]; then
+        case_fail "fulcrum exited with status $FC_STATUS on SIGTERM (expected 0)"
+        fc_show_log
+    fi
+    case_cleanup
+    [ "${#CASE_FAILS[@]}" = 0 ]
+}
+
 # case_hr TITLE: a header line for people.
 case_hr() {
     fc_say "=========================================================================="
@@ -63,17 +121,7 @@ case_hr() {
 case_run() {
     local mode=$1 nw=$2 nreq=$3 CASE_VERBOSE=$4 t0 n ok failed logged body_n conns ip stats line
     CASE_FAILS=()
-    fc_new_prefix
-    fc_new_run_dir "$mode-${nw}w"
-    fc_say "run prefix $P, files in $RUN"
-    fc_mem_choice
-
-    if ! topo_up "$mode" >"$RUN/topo.log" 2>&1; then
-        cat "$RUN/topo.log"
-        case_fail "topology setup failed (see $RUN/topo.log)"
-        case_cleanup
-        return 1
-    fi
+    case_setup "$mode-${nw}w" "$mode" || return 1
     CASE_CAP_PID=
     if [ "${FC_CAPTURE:-0}" = 1 ]; then
         # Wire capture on both bridges: checked for bad checksums below and
@@ -84,12 +132,7 @@ case_run() {
     fi
 
     fc_write_veth_config "$mode" "$nw" "$RUN/fulcrum.ron"
-    fc_start "${P}dir" "$RUN/fulcrum.ron"
-    if ! fc_wait_ready 20; then
-        case_fail "fulcrum did not become ready (see $RUN/fulcrum.log)"
-        case_cleanup
-        return 1
-    fi
+    case_start_fulcrum "$RUN/fulcrum.ron" || return 1
 
     # Warm-up and first check: the director answers ICMP echo for the VIP.
     if topo_x cl ping -c 3 -i 0.2 -W 1 "$TOPO_VIP" >"$RUN/ping.txt" 2>&1; then

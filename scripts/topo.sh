@@ -7,7 +7,8 @@
 #   ns ${P}cl  client 10.0.0.2/24 ─────┐
 #   ns ${P}rt  router 10.0.0.254/24 ───┤ bridge brout (ns ${P}sw) ── veth ── ns ${P}dir "out0"
 #              router 10.1.0.254/24 ───┤ bridge brin  (ns ${P}sw) ── veth ── ns ${P}dir "in0"
-#   ns ${P}rs1..3  10.1.0.11-13/24 ────┘ (nginx :80, answers "rsN\n")
+#   ns ${P}rs1..3  10.1.0.11-13/24 ────┘ (nginx :80, answers "rsN\n";
+#                        serves $RUN/rsN.www/ as /data/ at TOPO_DATA_RATE)
 #
 # The director's out0/in0 get no IP address: DPDK net_af_packet owns them
 # (outside: DIP 10.0.0.1, VIP 10.0.0.100; inside: DIP 10.1.0.1). NAT mode
@@ -25,6 +26,8 @@
 TOPO_VIP=10.0.0.100
 TOPO_CLIENT=10.0.0.2
 TOPO_RS_IPS=(10.1.0.11 10.1.0.12 10.1.0.13)
+# nginx `limit_rate` (bytes/s, k = 1024) of each download from /data/.
+TOPO_DATA_RATE=1536k
 # Fixed MACs: 02:fc:00:00:<subnet>:<host>.
 TOPO_MAC_OUT0=02:fc:00:00:00:01
 TOPO_MAC_IN0=02:fc:00:00:01:01
@@ -126,7 +129,7 @@ topo_up() {
 topo_nginx_start() {
     local n
     for n in 1 2 3; do
-        mkdir -p "$RUN/rs$n.tmp"
+        mkdir -p "$RUN/rs$n.tmp" "$RUN/rs$n.www"
         cat >"$RUN/rs$n.nginx.conf" <<EOF
 # Real server rs$n of run $P (scripts/topo.sh).
 user root;
@@ -141,6 +144,9 @@ http {
     server {
         listen 80;
         location / { return 200 "rs$n\n"; }
+        # Files a case puts in \$RUN/rs$n.www (live-delete's download),
+        # paced by the server so the bytes cross the director over time.
+        location /data/ { alias $RUN/rs$n.www/; limit_rate $TOPO_DATA_RATE; }
     }
 }
 EOF

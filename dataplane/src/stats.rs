@@ -126,6 +126,9 @@ drop_reasons! {
     NoRoute => "no_route",
     /// Next hop MAC unknown; an ARP request was sent.
     NeighUnresolved => "neigh_unresolved",
+    /// The neighbour table is full: a next hop could not even be queued
+    /// for resolution, or an ARP reply could not be learnt.
+    NeighTableFull => "neigh_table_full",
     /// Redirect ring to the owner worker full.
     RedirectRingFull => "redirect_ring_full",
     /// TX queue full after retry.

@@ -221,7 +221,9 @@ impl<Q: PortQueue> Worker<Q> {
                         self.dispatch(buf, port, v);
                     }
                     RingMsg::Neigh(f) => {
-                        self.core.neigh.learn(f.ip, f.mac, f.port, now_ms);
+                        // The sender checked and counted it; a refusal here
+                        // (table full) leaves this worker to ARP itself.
+                        let _ = self.core.neigh.learn(f.port, f.ip, f.mac, now_ms);
                     }
                     RingMsg::Template(f) => self.core.learn_template(snap, &f, now_ms),
                 }

@@ -7,6 +7,7 @@
 //! match also proves fulcrum's incremental checksum updates (RFC 1624).
 
 use dataplane::conn::TcpState;
+use dataplane::neigh::Learn;
 use dataplane::process::{ArpRequest, Core, Verdict};
 use dataplane::snapshot::*;
 use dataplane::stats::DropReason;
@@ -738,7 +739,7 @@ fn test_quiesced_and_empty_service_drop_no_real_server() {
 fn test_next_hop_cache_follows_neighbour_and_snapshot_changes() {
     let s = snapshot(Method::Dr, false);
     let mut c = core(&s);
-    c.neigh.learn(ip(RIP1), RS1_MAC, 1, 0);
+    assert_eq!(c.neigh.learn(1, ip(RIP1), RS1_MAC, 0), Learn::New);
     let send = |c: &mut Core, s: &Snapshot, flags| {
         let mut f = tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 64, 40000, 80, flags, b"");
         assert_eq!(run(c, s, &mut f, 0, 0), Verdict::Tx(1));
@@ -750,7 +751,7 @@ fn test_next_hop_cache_follows_neighbour_and_snapshot_changes() {
     assert_eq!(&f[0..6], &RS1_MAC[..], "cached answer");
     // The real server moved to another MAC (gratuitous ARP).
     let moved = [0x02, 0xaa, 0, 0, 0, 0x99];
-    assert!(c.neigh.learn(ip(RIP1), moved, 1, 0));
+    assert_eq!(c.neigh.learn(1, ip(RIP1), moved, 0), Learn::Updated);
     let f = send(&mut c, &s, Flags::Ack);
     assert_eq!(&f[0..6], &moved[..]);
     // A new snapshot changes the inside port's MAC.

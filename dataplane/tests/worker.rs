@@ -116,7 +116,7 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     w0.queues[1].inject(&arp_reply(RS1_MAC, RIP1, IN_MAC, [10, 1, 0, 1]));
     w0.poll_once(5);
     w1.poll_once(5);
-    assert!(w1.core.neigh.knows(u32::from_be_bytes(RIP1)));
+    assert!(w1.core.neigh.knows(1, u32::from_be_bytes(RIP1)));
 
     // The client's retransmitted SYN goes through worker 1 to the real server.
     w0.queues[0].inject(&tcp(CLIENT_MAC, OUT_MAC, CIP, VIP, cport, 80, true));

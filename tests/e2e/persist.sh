@@ -62,17 +62,7 @@ persist_case_run() {
             return 1
             ;;
     esac
-    fc_new_prefix
-    fc_new_run_dir "$kind-${nw}w"
-    fc_say "run prefix $P, files in $RUN"
-    fc_mem_choice
-
-    if ! topo_up nat >"$RUN/topo.log" 2>&1; then
-        cat "$RUN/topo.log"
-        case_fail "topology setup failed (see $RUN/topo.log)"
-        case_cleanup
-        return 1
-    fi
+    case_setup "$kind-${nw}w" nat || return 1
     neigh=""
     for addr in "${PERSIST_CLIENTS[@]}"; do
         if [ "$addr" != "$TOPO_CLIENT" ] && ! topo_x cl ip addr add "$addr/24" dev eth0 2>>"$RUN/topo.log"; then
@@ -89,12 +79,7 @@ persist_case_run() {
     fi
 
     fc_write_veth_config nat "$nw" "$RUN/fulcrum.ron" "$sched" "$svc_extra" "neighbours: [$neigh],"
-    fc_start "${P}dir" "$RUN/fulcrum.ron"
-    if ! fc_wait_ready 20; then
-        case_fail "fulcrum did not become ready (see $RUN/fulcrum.log)"
-        case_cleanup
-        return 1
-    fi
+    case_start_fulcrum "$RUN/fulcrum.ron" || return 1
     # fulcrum ARPs for the real servers when it adopts the config.
     sleep 0.3
 
@@ -134,16 +119,8 @@ persist_case_run() {
     fc_say "real servers reached by the ${#PERSIST_CLIENTS[@]} client addresses: ${used[*]:-none}"
     [ "${#used[@]}" -ge 2 ] || case_fail "all client addresses went to ${used[*]:-no real server}: expected at least 2 real servers"
 
-    # Counters are published about every millisecond; give them time.
-    sleep 1.2
-    if ! fc_json "$RUN/stats.json"; then
-        case_fail "fulcrumctl --json -L -n failed: $(head -c 300 "$RUN/stats.json.err")"
-    else
+    if case_read_stats; then
         stats=$RUN/stats.json
-        fc_say "--- workers"
-        "$PY" "$FC_ROOT/scripts/fcjson.py" workers "$stats"
-        fc_say "--- drops (all workers, non-zero)"
-        "$PY" "$FC_ROOT/scripts/fcjson.py" drops "$stats" --benign "$FC_BENIGN_DROPS" | tee "$RUN/drops.txt"
         if grep -q UNEXPECTED "$RUN/drops.txt"; then
             case_fail "unexpected drops: $(grep UNEXPECTED "$RUN/drops.txt" | awk '{printf "%s%s = %s", (NR > 1 ? ", " : ""), $1, $2}')"
         fi
@@ -166,11 +143,5 @@ persist_case_run() {
         [ "$full" = 0 ] || case_fail "persist_table_full = $full, expected 0"
     fi
 
-    fc_stop
-    if [ "$FC_STATUS" != 0 ]; then
-        case_fail "fulcrum exited with status $FC_STATUS on SIGTERM (expected 0)"
-        fc_show_log
-    fi
-    case_cleanup
-    [ "${#CASE_FAILS[@]}" = 0 ]
+    case_finish
 }

@@ -20,7 +20,15 @@
 # persistence_timeout), 2 workers each (tests/e2e/persist.sh): 8 client
 # addresses x PERSIST_REQUESTS (default 50) new connections; each address
 # must stay on one real server and the addresses must reach at least 2.
-# E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2".
+# Then "arp-spoof" (1 worker, tests/e2e/arp-spoof.sh): spoofed ARP from the
+# client segment claiming each RIP (a request to the DIP, a gratuitous ARP,
+# an unsolicited reply) while ARP_SPOOF_REQUESTS (default 30) requests run;
+# every request must succeed and fulcrum must count the spoofed ARP as
+# `arp_wrong_subnet`. And "live-delete" (1 worker, tests/e2e/live-delete.sh):
+# a ~5 s download (paced by nginx) through the VIP survives `fulcrumctl -D` of its
+# service with the exact bytes, and new connections to the VIP then fail.
+# E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
+# E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
 # exits 1 if any case (or the topology check) failed.
 
@@ -34,12 +42,16 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/case.sh"
 # shellcheck source=tests/e2e/persist.sh
 . "$ROOT/tests/e2e/persist.sh"
+# shellcheck source=tests/e2e/arp-spoof.sh
+. "$ROOT/tests/e2e/arp-spoof.sh"
+# shellcheck source=tests/e2e/live-delete.sh
+. "$ROOT/tests/e2e/live-delete.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1}
 PASS=0
 FAIL=0
 
@@ -77,6 +89,14 @@ for c in $CASES; do
         sh | persist)
             fc_say "== e2e case: $mode, $nw worker(s), ${#PERSIST_CLIENTS[@]} clients x ${PERSIST_REQUESTS:-50} requests"
             run=(persist_case_run "$mode" "$nw")
+            ;;
+        arp-spoof)
+            fc_say "== e2e case: arp-spoof, $nw worker(s), ${ARP_SPOOF_REQUESTS:-30} requests under spoofed ARP"
+            run=(arp_spoof_case_run "$nw")
+            ;;
+        live-delete)
+            fc_say "== e2e case: live-delete, $nw worker(s), one download across fulcrumctl -D"
+            run=(live_delete_case_run "$nw")
             ;;
         *)
             fc_say "== e2e case: $mode, $nw worker(s), $NREQ requests"

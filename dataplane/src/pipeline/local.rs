@@ -17,7 +17,7 @@
 //! - a reply or announcement that teaches nothing is `arp_ignored`, so
 //!   every ARP packet is counted.
 
-use crate::neigh::NeighTable;
+use crate::neigh::{Learn, NeighTable, Refusal};
 use crate::snapshot::{LocalKind, PortConf};
 use crate::stats::{DropReason, WorkerStats};
 use crate::wire::{self, checksum, ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Ipv4Packet};
@@ -68,27 +68,36 @@ impl LocalParts<'_> {
             .get(&repr.target_ip)
             .is_some_and(|l| l.arp_ports & (1u64 << (in_port & 63)) != 0);
         let mut learnt = false;
+        let mut full = false;
         if repr.sender_ip != 0
             && !snap.local.contains_key(&repr.sender_ip)
-            && (ours || self.neigh.knows(repr.sender_ip))
-            && self
-                .neigh
-                .learn(repr.sender_ip, repr.sender_mac, in_port, now_ms)
+            && (ours || self.neigh.knows(in_port, repr.sender_ip))
         {
-            learnt = true;
-            if self.neigh_out.len() < MAX_NEIGH_OUT {
-                self.neigh_out.push(NeighFact {
-                    ip: repr.sender_ip,
-                    mac: repr.sender_mac,
-                    port: in_port,
-                });
+            match self
+                .neigh
+                .learn(in_port, repr.sender_ip, repr.sender_mac, now_ms)
+            {
+                l if l.is_news() => {
+                    learnt = true;
+                    if self.neigh_out.len() < MAX_NEIGH_OUT {
+                        self.neigh_out.push(NeighFact {
+                            ip: repr.sender_ip,
+                            mac: repr.sender_mac,
+                            port: in_port,
+                        });
+                    }
+                }
+                // A confirmation of what we knew refreshes the entry.
+                Learn::Unchanged => learnt = true,
+                Learn::Refused(Refusal::TableFull | Refusal::PendingFull) => full = true,
+                _ => {}
             }
         }
         if repr.operation != wire::arp::OP_REQUEST {
-            return if learnt {
-                Verdict::Consumed
-            } else {
-                Verdict::Drop(DropReason::ArpIgnored)
+            return match (learnt, full) {
+                (true, _) => Verdict::Consumed,
+                (false, true) => Verdict::Drop(DropReason::NeighTableFull),
+                (false, false) => Verdict::Drop(DropReason::ArpIgnored),
             };
         }
         if !ours {

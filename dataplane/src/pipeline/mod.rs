@@ -41,7 +41,7 @@ use hwinit::PacketBuf;
 use sched::AnyScheduler;
 
 use crate::conn::{ConnId, ConnTable, Dir};
-use crate::neigh::{Lookup, NeighTable};
+use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
 use crate::snapshot::{Method, PortConf, Proto, ServiceKey, Snapshot};
 use crate::stats::{DropReason, RealStats, WorkerStats};
@@ -171,7 +171,7 @@ impl Core {
             id,
             n_workers: n_workers.max(1),
             conns: ConnTable::new(max_conns),
-            neigh: NeighTable::with_capacity(1024),
+            neigh: NeighTable::new(neigh::DEFAULT_CAPACITY),
             stats: WorkerStats::default(),
             reals: Vec::new(),
             arp_out: Vec::with_capacity(MAX_ARP_OUT),
@@ -217,7 +217,9 @@ impl Core {
             self.reals.resize(snap.reals.len(), RealStats::default());
         }
         for &(port, ip, mac) in &snap.static_neighbours {
-            self.neigh.set_permanent(ip, mac, port);
+            // Control validated these MACs; a full table evicts learnt
+            // entries for them (see `NeighTable::set_permanent`).
+            let _ = self.neigh.set_permanent(port, ip, mac);
         }
         true
     }
@@ -248,7 +250,7 @@ impl Core {
             let Some((port, nh)) = snap.route(ip) else {
                 continue;
             };
-            if self.neigh.lookup(nh, port, now_ms) == Lookup::SendRequest {
+            if self.neigh.lookup(port, nh, now_ms) == Lookup::SendRequest {
                 route::queue_arp(&mut self.arp_out, snap, port, nh);
             }
         }
@@ -620,12 +622,17 @@ impl Core {
         self.sched.tick(now_ms);
         let mut probes: [(u8, u32); 16] = [(0, 0); 16];
         let mut n_probes = 0;
-        self.neigh.age(now_ms, |port, ip| {
-            if n_probes < probes.len() {
-                probes[n_probes] = (port, ip);
-                n_probes += 1;
-            }
-        });
+        // Incremental: at most DEFAULT_AGE_BUDGET slots per tick; a probe
+        // that does not fit is offered again on the next tick.
+        self.neigh
+            .age(now_ms, neigh::DEFAULT_AGE_BUDGET, |port, ip| {
+                if n_probes < probes.len() {
+                    probes[n_probes] = (port, ip);
+                    n_probes += 1;
+                    return true;
+                }
+                false
+            });
         for &(port, ip) in &probes[..n_probes] {
             route::queue_arp(&mut self.arp_out, snap, port, ip);
         }

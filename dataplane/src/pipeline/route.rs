@@ -89,7 +89,8 @@ impl RouteParts<'_> {
     /// # Errors
     /// `no_route` when no route covers `dst`; `neigh_unresolved` when the
     /// next hop's MAC is unknown (an ARP request is queued at most once per
-    /// `neigh::RETRY_MS`); `bad_port` when a route names a port the
+    /// `neigh::RETRY_MS`); `neigh_table_full` when it cannot even be queued
+    /// for resolution (pending or table bound reached); `bad_port` when a route names a port the
     /// snapshot lacks (control never publishes one).
     #[inline]
     pub fn next_hop(
@@ -114,13 +115,14 @@ impl RouteParts<'_> {
             .ports
             .get(usize::from(out_port))
             .ok_or(DropReason::BadPort)?;
-        let dst_mac = match self.neigh.lookup(nh, out_port, now_ms) {
+        let dst_mac = match self.neigh.lookup(out_port, nh, now_ms) {
             Lookup::Hit(mac) => mac,
             Lookup::SendRequest => {
                 queue_arp(self.arp_out, snap, out_port, nh);
                 return Err(DropReason::NeighUnresolved);
             }
             Lookup::Pending => return Err(DropReason::NeighUnresolved),
+            Lookup::Refused(_) => return Err(DropReason::NeighTableFull),
         };
         let hop = NextHop {
             port: out_port,
