@@ -17,6 +17,7 @@ use crate::persist::{TemplateFact, TemplateKey, TemplateTable};
 use crate::snapshot::{Method, Proto, Snapshot};
 use crate::stats::{DropReason, RealStats, WorkerStats};
 use crate::wire;
+use crate::xmit;
 
 use super::parse::{Parsed, L4};
 use super::schedulers::SchedSet;
@@ -213,38 +214,39 @@ impl ConnParts<'_> {
     }
 
     /// Moves connection `id` to its next state for a packet with TCP
-    /// `flags` travelling `dir`, and refreshes its timer; returns the
-    /// connection as it now is, or `None` for a free id.
+    /// `flags` and IPv4 `ttl` travelling `dir`, and refreshes its timer;
+    /// returns the connection as it now is.
+    ///
+    /// # Errors
+    /// `ttl_exceeded` when the connection's forwarding method may not send
+    /// the packet on ([`xmit::may_forward`]; the state is left as it was);
+    /// `reply_no_conn` for a free id (never after a lookup in this burst).
     #[inline]
     pub fn advance(
         &mut self,
         snap: &Snapshot,
         id: ConnId,
-        flags: u8,
+        p: &Parsed,
         dir: Dir,
         now_ms: u64,
-    ) -> Option<Conn> {
-        let c = self.conns.get(id)?;
+    ) -> Result<Conn, DropReason> {
+        let c = self.conns.get(id).ok_or(DropReason::ReplyNoConn)?;
+        xmit::may_forward(c.method, p.ttl)?;
         let old = c.state;
         let new = if c.proto == wire::PROTO_TCP {
-            old.next(flags, dir, c.method == Method::Dr)
+            old.next(p.tcp_flags, dir, c.method == Method::Dr)
         } else {
             old
         };
         let conn = if new == old {
             c
         } else {
-            self.conns.set_state(id, new)?
+            self.conns.set_state(id, new).ok_or(DropReason::ReplyNoConn)?
         };
         if old.is_active() != new.is_active() {
-            account(
-                self.reals,
-                conn.real,
-                Some(old.is_active()),
-                Some(new.is_active()),
-            );
+            account(self.reals, conn.real, Some(old.is_active()), Some(new.is_active()));
         }
         self.conns.touch(id, new.timeout_ms(&snap.timeouts), now_ms);
-        Some(conn)
+        Ok(conn)
     }
 }

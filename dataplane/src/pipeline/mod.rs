@@ -460,16 +460,7 @@ impl Core {
         dir: Dir,
         now_ms: u64,
     ) -> Result<Verdict, DropReason> {
-        let method = self
-            .conns
-            .get(id)
-            .map(|c| c.method)
-            .ok_or(DropReason::ReplyNoConn)?;
-        xmit::may_forward(method, p.ttl)?;
-        let conn = self
-            .conn_parts()
-            .advance(snap, id, p.tcp_flags, dir, now_ms)
-            .ok_or(DropReason::ReplyNoConn)?;
+        let conn = self.conn_parts().advance(snap, id, p, dir, now_ms)?;
         let towards = match dir {
             Dir::In => conn.rip,
             Dir::Out => conn.cip,
