@@ -7,12 +7,14 @@
 # calibration loop) and `process` (the whole Core::process and a worker
 # round) with short warm-up and measurement times, each repetition into its
 # own CRITERION_HOME, then `fulcrum-gate check` divides every stage's median
-# by the calibration's median of the same repetition and compares that ratio
-# with benches/baseline.json. Absolute times are never compared: CI runs on
-# other, shared machines. A stage fails when its best ratio over the
-# repetitions run so far is more than MAX_FACTOR (fulcrum-gate's default,
-# 1.35) times the baseline's; after a failing repetition the benches are run
-# again, up to REPS (3) in all, so one noisy moment does not fail CI.
+# by its baseline median (benches/baseline.json) and by the repetition's
+# machine factor, the median of those quotients over all stages, so that a
+# uniformly slower or busier machine reads 1.0 (absolute times are never
+# compared: CI runs on other, shared machines). A stage fails when its best
+# normalized factor over the repetitions run so far is more than MAX_FACTOR
+# (fulcrum-gate's default, 1.35); after a failing repetition the benches
+# are run again, up to REPS (3) in all, so one noisy moment does not fail
+# CI.
 #
 # Usage:
 #   bash benches/gate.sh               check against benches/baseline.json
@@ -26,6 +28,7 @@
 #                                      does its work 3 times (FULCRUM_BENCH_SLOW, see
 #                                      stages.rs), expect FAIL (minutes)
 # Knobs (environment): REPS (3), MAX_FACTOR (empty: fulcrum-gate's default),
+# GATE_NICE (-10: the benches' nice value when permitted),
 # BASELINE (benches/baseline.json), SLOW_STAGE (process/nat_established_64B),
 # SLOW_STAGE_LIVE (parse/eth_ipv4_tcp_64B), QUICK_ARGS (criterion's options
 # for one run).
@@ -105,7 +108,7 @@ if [ "$MODE" = selftest ]; then
     expect machine-2x-slow-1.5x fail "$SLOW_STAGE" --machine-factor 2 --slow "$SLOW_STAGE=1.5"
     expect missing fail "$SLOW_STAGE" --drop "$SLOW_STAGE"
     if [ "$bad" = 0 ]; then
-        echo "bench gate self-test: PASS ($SLOW_STAGE 1.5x slower fails, 1.2x passes, threshold $(sed -n 's/.*fail above \([0-9.]*x\).*/\1/p' "$WORK/same.txt"))"
+        echo "bench gate self-test: PASS ($SLOW_STAGE 1.5x slower fails, 1.2x passes, threshold $(sed -n 's/.*fails above \([0-9.]*x\).*/\1/p' "$WORK/same.txt"))"
     fi
     exit "$bad"
 fi
@@ -124,13 +127,24 @@ if [ "$MODE" = selftest-live ]; then
     echo "== live self-test: $SLOW_STAGE_LIVE does its work 3 times per iteration; the gate must FAIL it"
 fi
 
+# The benches run at nice GATE_NICE (-10) when this user may raise its
+# priority (root, as make test runs), so that other jobs on a shared machine
+# (compilers, other tests) preempt them less: on the 2-vCPU VM at load 5-6,
+# this is what kept the per-stage noise under the 1.35x margin (see
+# BENCHMARKS.md). Otherwise they run at the current priority.
+GATE_NICE=${GATE_NICE:--10}
+NICE=()
+if nice -n "$GATE_NICE" true 2>/dev/null; then
+    NICE=(nice -n "$GATE_NICE")
+fi
+
 # run_rep N: one repetition of both benches into $WORK/rep-N.
 run_rep() {
     local dir=$WORK/rep-$1
     mkdir -p "$dir"
-    echo "-- repetition $1/$REPS (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    echo "-- repetition $1/$REPS (load $(cut -d' ' -f1-3 /proc/loadavg)${NICE[*]:+, ${NICE[*]}})"
     # shellcheck disable=SC2086 # QUICK_ARGS is a list of options
-    if ! CRITERION_HOME=$dir cargo bench -q -p fulcrum-benches --bench stages --bench process -- \
+    if ! CRITERION_HOME=$dir "${NICE[@]}" cargo bench -q -p fulcrum-benches --bench stages --bench process -- \
         $QUICK_ARGS >"$dir.log" 2>&1; then
         echo "bench gate: cargo bench failed:" >&2
         tail -n 20 "$dir.log" >&2
