@@ -17,7 +17,7 @@
 //! is more than `--max-factor` (default [`DEFAULT_MAX_FACTOR`], 1.35).
 //!
 //! Why not the calibration loop (`calibration/chase_hash`, no fulcrum code):
-//! on the shared 2-vCPU VM its median moved between 1.3 and 2.9 µs within
+//! on the shared 2-vCPU VM its median moved between 1.4 and 2.9 µs within
 //! minutes with the other jobs' memory traffic (it chases pointers through
 //! 16 MiB), while the stages moved less and differently, so ratios to it
 //! were noisier than the 1.35x margin (BENCHMARKS.md). It is still
