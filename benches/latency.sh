@@ -21,7 +21,12 @@
 #      ${P}a1 (the same veth and af_packet path minus fulcrum) at the same
 #      rate: the floor;
 #   4. prints p50/p99 of 2, of 3 and their difference ("added latency"),
-#      and writes them to $RUN/latency.json.
+#      and writes them to $RUN/latency.json (rate_pps, load_pct, peak_pps,
+#      duration_s, loadavg, run, when, and for `fulcrum` and `wire`:
+#      _p50_us, _p99_us, _p999_us, _samples, _loss_pct, plus added_p50_us and
+#      added_p99_us); /tmp/fulcrum-bench/latest-latency points at $RUN, and
+#      benches/report.sh renders BENCHMARKS.md's latency row and section
+#      from it. Fails (exit 1) when a run returned no latency samples.
 # Why net_af_packet: it works on veth in any namespace with no extra
 # setup and is what the e2e suite uses; net_af_xdp also works on veth
 # here but needs per-queue XDP programs and gives the same difference
@@ -53,6 +58,7 @@ fi
 fc_new_prefix
 RUN=/tmp/fulcrum-bench/$P-latency
 mkdir -p "$RUN"
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 NS=${P}lat
 # shellcheck disable=SC2329 # called by the EXIT trap
 cleanup() {
@@ -152,14 +158,20 @@ pktgen loaded "${P}b0" --seconds "$DURATION_S" --rate "$rate" || exit 1
 fc_stop
 pktgen wire "${P}a1" --seconds "$DURATION_S" --rate "$rate" || exit 1
 
-"$PY" - "$RUN" "$rate" "$LOAD_PCT" <<'EOF'
-import json, sys
+"$PY" - "$RUN" "$rate" "$LOAD_PCT" "$peak_pps" "$DURATION_S" "$LOAD0" <<'EOF' || exit 1
+import json, sys, time
 run, rate, load = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 L = json.load(open(f"{run}/loaded.json"))
 W = json.load(open(f"{run}/wire.json"))
 def lat(j, k):
     return j["latency"][k] if j["latency"] else float("nan")
-out = {"rate_pps": rate, "load_pct": load}
+out = {"rate_pps": rate, "load_pct": load, "peak_pps": int(sys.argv[4]),
+       "duration_s": float(sys.argv[5]), "loadavg": sys.argv[6], "run": run.rsplit("/", 1)[-1],
+       "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+for name, j in (("fulcrum", L), ("wire", W)):
+    out[f"{name}_p999_us"] = lat(j, "p999_us")
+    out[f"{name}_samples"] = (j["latency"] or {}).get("samples", 0)
+    out[f"{name}_loss_pct"] = j["loss_pct"]
 print(f"{'':24} {'p50 µs':>9} {'p99 µs':>9} {'p99.9 µs':>9} {'samples':>9} {'loss %':>7}")
 for name, j in (("through fulcrum", L), ("wire only", W)):
     print(f"{name:24} {lat(j, 'p50_us'):9.2f} {lat(j, 'p99_us'):9.2f} {lat(j, 'p999_us'):9.2f} "
@@ -169,6 +181,11 @@ for p in ("p50_us", "p99_us"):
     out[f"wire_{p}"] = lat(W, p)
     out[f"added_{p}"] = lat(L, p) - lat(W, p)
 print(f"{'added by fulcrum':24} {out['added_p50_us']:9.2f} {out['added_p99_us']:9.2f}")
-json.dump(out, open(f"{run}/latency.json", "w"))
+json.dump(out, open(f"{run}/latency.json", "w"), indent=1)
 print(f"results: {run}/latency.json")
+starved = [n for n in ("fulcrum", "wire") if not out[f"{n}_samples"]]
+if starved:
+    print(f"latency: FAIL: no latency samples came back in the {' and '.join(starved)} run(s)", file=sys.stderr)
+    sys.exit(1)
 EOF
+ln -sfn "$RUN" /tmp/fulcrum-bench/latest-latency

@@ -64,17 +64,43 @@
 # Every process is bounded by `timeout`; the EXIT trap kills what is left
 # and removes /dev/hugepages/<prefix>* and /var/run/dpdk/<prefix>.
 #
+# Checks (every run; a failed check fails the script, see below): for each
+# fulcrum run, over the measured window rx_pkts = tx_pkts and the drops
+# summed over every reason = 0 (fulcrum-sample window); at the end of the
+# window conns_created (all workers, since start) = the scenario's flows;
+# the rr service's per-real-server `conns` (fulcrumctl --json -L -n) sum to
+# the flows and differ by at most the number of workers (rr spreads exactly:
+# 334/333/333 of 1000 per worker); fulcrum answered, was sampled and exited
+# with status 0 on SIGTERM. For each testpmd run: WINDOW_S stats periods
+# were read and its TX-dropped is 0. Every check is a row of $RUN/checks.csv
+# (run, program, check, expected, measured, verdict); a failed one is also a
+# `CHECK FAILED: ...` line on stderr with both numbers, the run goes on to
+# the end, and the exit status is 1.
+#
 # Knobs (environment): WARMUP_S (2), WINDOW_S (5), SCENARIOS (the three
 # files' names), NOHUGE_COMPARE (1), QUIET_WAIT_S (180), PERF (0),
 # CONN_TABLE_SIZE (fulcrum's conn_table_size; empty = its default 1048576),
 # SCALE_SCENARIO (nat-established-100k; empty skips the workers sweep),
 # MEMORY_SWEEP (1; 0 skips the conn_table_size RSS comparison).
+# BENCH_QUICK=1 changes the defaults to a smoke run of every code path in
+# about 40 s whose numbers mean nothing: SCENARIOS=nat-established-1k,
+# WARMUP_S=1, WINDOW_S=1, NOHUGE_COMPARE=0, SCALE_SCENARIO=nat-established-1k
+# (each can still be set).
+# Exit status: 0 every check passed, 1 a check failed or a run could not be
+# made, as listed at the end.
 
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+    WARMUP_S=${WARMUP_S:-1}
+    WINDOW_S=${WINDOW_S:-1}
+    SCENARIOS=${SCENARIOS:-nat-established-1k}
+    SCALE_SCENARIO=${SCALE_SCENARIO-nat-established-1k}
+    NOHUGE_COMPARE=${NOHUGE_COMPARE:-0}
+fi
 WARMUP_S=${WARMUP_S:-2}
 WINDOW_S=${WINDOW_S:-5}
 SCENARIOS=${SCENARIOS:-"nat-established-1k nat-established-100k nat-established-1m nat-syn-new"}
@@ -215,6 +241,56 @@ mpps() { if [ -n "${1:-}" ]; then awk -v x="$1" 'BEGIN { printf "%.3f", x / 1e6 
 # ratio A B: A / B with 3 decimals ("-" when either is empty).
 ratio() { if [ -n "${1:-}" ] && [ -n "${2:-}" ]; then awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; else echo -; fi; }
 
+# check TAG PROGRAM NAME EXPECTED MEASURED [OK]: one promised check, a row
+# of $CHECKS; OK (0 or 1) is the verdict when given, else MEASURED must
+# equal EXPECTED. A failure is counted, printed on stderr and listed again
+# at the end.
+CHECK_FAILS=()
+CHECK_N=0
+check() {
+    local tag=$1 prog=$2 name=$3 want=$4 got=${5:-?} ok=${6:-}
+    if [ -z "$ok" ]; then
+        ok=0
+        [ "$got" = "$want" ] && ok=1
+    fi
+    CHECK_N=$((CHECK_N + 1))
+    if [ "$ok" = 1 ]; then
+        echo "$tag,$prog,$name,$want,$got,ok" >>"$CHECKS"
+    else
+        echo "$tag,$prog,$name,$want,$got,FAIL" >>"$CHECKS"
+        CHECK_FAILS+=("$tag $prog: $name: expected $want, measured $got")
+        fc_err "CHECK FAILED: $tag $prog: $name: expected $want, measured $got"
+    fi
+}
+
+# check_fulcrum TAG MODE FLOWS WORKERS WINDOW_FILE STATUS_JSON: the checks
+# of one fulcrum run (see the header).
+check_fulcrum() {
+    local tag=$1 prog=fulcrum-$2 flows=$3 nw=$4 win=$5 st=$6 rx tx c conns=() sum=0 lo hi ok
+    rx=$(kv "$win" rx_pkts)
+    tx=$(kv "$win" tx_pkts)
+    check "$tag" "$prog" "window rx_pkts = tx_pkts" "equal and > 0" "rx ${rx:-?} / tx ${tx:-?}" \
+        "$([ -n "$rx" ] && [ "$rx" = "$tx" ] && [ "$rx" -gt 0 ] && echo 1 || echo 0)"
+    check "$tag" "$prog" "window drops (all reasons)" 0 "$(kv "$win" drops_total)$(sed -n 's/^drop\./ /p' "$win" | tr -d '\n')"
+    check "$tag" "$prog" "conns_created = flows" "$flows" "$(kv "$win" conns_created_total)"
+    for ip in 10.1.0.11 10.1.0.12 10.1.0.13; do
+        c=$("$PY" "$ROOT/scripts/fcjson.py" real "$st" "$ip" conns 2>/dev/null) || c=?
+        conns+=("$c")
+    done
+    ok=0
+    if [[ "${conns[*]}" =~ ^[0-9]+\ [0-9]+\ [0-9]+$ ]]; then
+        lo=$(printf '%s\n' "${conns[@]}" | sort -n | head -n 1)
+        hi=$(printf '%s\n' "${conns[@]}" | sort -n | tail -n 1)
+        sum=$((conns[0] + conns[1] + conns[2]))
+        [ "$sum" = "$flows" ] && [ $((hi - lo)) -le "$nw" ] && ok=1
+    fi
+    check "$tag" "$prog" "rr conns per real server (sum = flows; spread <= workers)" \
+        "sum $flows; spread <= $nw" "$(
+            IFS=/
+            echo "${conns[*]}"
+        )" "$ok"
+}
+
 # run_testpmd "PCAP..." POOL MEMMODE TAG [WORKERS]: sets TP_PPS (mean Tx-pps
 # of port 1 over the window) and TP_NOTE. With WORKERS=2, 2 forwarding cores
 # and 2 queues per port (one PCAP per RX queue).
@@ -258,6 +334,8 @@ run_testpmd() {
     local dropped
     dropped=$(sed -n '/Accumulated forward statistics/,/####/ s/.*TX-dropped: *\([0-9]*\).*/\1/p' "$out.txt" | head -n 1)
     TP_NOTE="$TP_NOTE, TX-dropped ${dropped:-?}"
+    check "$tag" testpmd "stats periods in the window" "$WINDOW_S" "$TP_N"
+    check "$tag" testpmd "TX-dropped" 0 "${dropped:-?}"
 }
 
 # write_config MODE "PCAP..." POOL MEMMODE FILE [WORKERS]: fulcrum's config
@@ -335,12 +413,15 @@ run_fulcrum() {
         fc_stop
         fc_dpdk_cleanup
         FC_NOTE="did not start"
+        check "$tag" "fulcrum-$mode" "answered on the admin socket" yes no
         return 1
     fi
     wait "$SAMPLER_PID"
     SAMPLER_PID=
+    local sampled=yes
     if ! timeout $((WARMUP_S + WINDOW_S + 15)) taskset -c 0 "$SAMPLE" "$RUN/fulcrum.sock" window "$WARMUP_S" "$WINDOW_S" >"$win" 2>&1; then
         FC_NOTE="sampling failed: $(head -c 200 "$win")"
+        sampled=no
     fi
     if [ "$PERF" = 1 ] && [ "$tag" = "${PERF_TAG:-}" ]; then
         fc_say "   perf record -g -p $FC_PID (3 s)"
@@ -356,6 +437,9 @@ run_fulcrum() {
     fc_stop
     [ "$FC_STATUS" = 0 ] || FC_NOTE="$FC_NOTE exit status $FC_STATUS;"
     fc_dpdk_cleanup
+    check "$tag" "fulcrum-$mode" "window sampled" yes "$sampled"
+    check "$tag" "fulcrum-$mode" "exit status after SIGTERM" 0 "$FC_STATUS"
+    check_fulcrum "$tag" "$mode" "$flows" "$nw" "$win" "$RUN/status-$tag.json"
     FC_PPS=$(kv "$win" tx_pps)
     local rx tx drops reasons
     rx=$(kv "$win" rx_pkts)
@@ -378,8 +462,10 @@ SCALE_ROWS=()
 MEM_ROWS=()
 CSV=$RUN/sweep.csv
 METRICS=$RUN/metrics.csv
+CHECKS=$RUN/checks.csv
 echo "sweep,scenario,flows,workers,memory,program,mpps,ratio_vs_testpmd,busy" >"$CSV"
 echo "metric,scenario,program,value,unit,detail" >"$METRICS"
+echo "run,program,check,expected,measured,verdict" >"$CHECKS"
 # Results of the 1-worker runs, by scenario: packets/s per program.
 declare -A TP1 NAT1 DR1 FLOWS_OF POOL_OF MEM_OF
 
@@ -404,6 +490,7 @@ mkpcap() {
     local out
     if ! out=$("$MKPCAP" "$ROOT/pktgen-scenarios/$1.ron" "${@:2}" 2>&1); then
         fc_err "fulcrum-mkpcap $1: $out"
+        check "$1" mkpcap "pcap written" yes no
         return 1
     fi
     FRAMES=$(sed -n 's/^frames: //p' <<<"$out")
@@ -600,6 +687,14 @@ fi
     echo "Notes per run:"
     echo
     for n in "${NOTES[@]}"; do echo "- $n"; done
+    echo
+    if [ "${#CHECK_FAILS[@]}" = 0 ]; then
+        echo "Checks (\`checks.csv\`): all $CHECK_N passed (per fulcrum run: window rx_pkts = tx_pkts, drops = 0, conns_created = flows, rr spread exact, sampled, exit status 0; per testpmd run: $WINDOW_S stats periods, TX-dropped 0)."
+    else
+        echo "Checks (\`checks.csv\`): **${#CHECK_FAILS[@]} of $CHECK_N FAILED**:"
+        echo
+        for f in "${CHECK_FAILS[@]}"; do echo "- $f"; done
+    fi
 } >"$RUN/results.md"
 fc_say ""
 fc_say "== results (one-way frames/s out of net_null0; window ${WINDOW_S} s after ${WARMUP_S} s warm-up)"
@@ -612,4 +707,10 @@ if [ "${#SCALE_ROWS[@]}" -gt 0 ]; then
     printf '%s\n' "${SCALE_ROWS[@]}"
 fi
 [ "${#MEM_ROWS[@]}" -gt 0 ] && { fc_say "-- memory per connection"; printf '%s\n' "${MEM_ROWS[@]}"; }
-fc_say "(markdown: $RUN/results.md; CSV: $CSV, $METRICS; total $((SECONDS - T0)) s)"
+fc_say "(markdown: $RUN/results.md; CSV: $CSV, $METRICS, $CHECKS; total $((SECONDS - T0)) s)"
+if [ "${#CHECK_FAILS[@]}" -gt 0 ]; then
+    fc_err "pipeline: ${#CHECK_FAILS[@]} of $CHECK_N checks FAILED:"
+    printf '  %s\n' "${CHECK_FAILS[@]}" >&2
+    exit 1
+fi
+fc_say "pipeline: all $CHECK_N checks passed ($CHECKS)"

@@ -9,8 +9,9 @@
 #   pktgen      tests/pktgen/run.sh   (fulcrum-pktgen scenarios and DPDK TX/RX)
 #   e2e         tests/e2e/run.sh      (NAT/DR x 1/2 workers, sh, persistence;
 #                                      real kernels)
-#   bench-gate  benches/gate.sh       (no per-stage criterion bench more than
-#                                      2x its baseline ratio to a calibration loop)
+#   bench-gate  benches/gate.sh       (--selftest: the gate fails a 1.5x slower
+#                                      process(); then no per-stage criterion bench
+#                                      over 1.35x its baseline ratio to a calibration loop)
 # Each step has a time cap so a hang cannot eat CI's 90 minutes. Ends with
 # one line per suite and the plain `N passed, M failed` line; exits 1 if
 # anything failed (a failed build fails every suite that needs it).
@@ -59,7 +60,7 @@ step "bench-gate: benches/gate.sh"
 # The bench binaries are built outside the gate's own 4-minute cap: a cold
 # build of the bench profile alone can take minutes on a small CI machine.
 if timeout 20m cargo bench -p fulcrum-benches --bench stages --bench process --no-run &&
-    timeout 4m bash benches/gate.sh; then
+    timeout 2m bash benches/gate.sh --selftest && timeout 4m bash benches/gate.sh; then
     RES[bench-gate]=PASS
 else
     RES[bench-gate]=FAIL
