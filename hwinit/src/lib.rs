@@ -22,6 +22,7 @@ pub mod dpdk;
 pub mod error;
 pub mod mem;
 pub mod port;
+pub mod thp;
 
 pub use error::HwError;
 pub use port::{PacketBuf, PortQueue};

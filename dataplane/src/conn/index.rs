@@ -82,8 +82,12 @@ impl BucketIndex {
     /// `10 × buckets` values; beyond 80 % probes just get longer.
     pub(crate) fn with_keys(keys: usize) -> Self {
         let n = keys.div_ceil(KEYS_PER_BUCKET).max(1);
+        // Huge pages where the kernel allows: random lookups over tens of
+        // MB otherwise pay a TLB miss each (see `hwinit::thp`).
+        let (mut buckets, _) = hwinit::thp::with_capacity(n);
+        buckets.resize(n, EMPTY_BUCKET);
         BucketIndex {
-            buckets: vec![EMPTY_BUCKET; n],
+            buckets,
             len: 0,
             cap: n * SLOTS,
         }

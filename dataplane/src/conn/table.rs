@@ -216,7 +216,9 @@ impl ConnTable {
     /// Only if the allocation fails (Rust's usual out-of-memory abort).
     pub fn new(max_conns: u32) -> Self {
         let max = max_conns.min(MAX_CONNS);
-        let mut slab = Vec::with_capacity(max as usize);
+        // Huge pages where the kernel allows (see `hwinit::thp`), asked for
+        // before the entries below touch the memory.
+        let (mut slab, _) = hwinit::thp::with_capacity(max as usize);
         for i in 0..max {
             let next = if i + 1 < max { i + 1 } else { NIL };
             slab.push(Entry {

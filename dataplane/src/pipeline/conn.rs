@@ -241,10 +241,17 @@ impl ConnParts<'_> {
         let conn = if new == old {
             c
         } else {
-            self.conns.set_state(id, new).ok_or(DropReason::ReplyNoConn)?
+            self.conns
+                .set_state(id, new)
+                .ok_or(DropReason::ReplyNoConn)?
         };
         if old.is_active() != new.is_active() {
-            account(self.reals, conn.real, Some(old.is_active()), Some(new.is_active()));
+            account(
+                self.reals,
+                conn.real,
+                Some(old.is_active()),
+                Some(new.is_active()),
+            );
         }
         self.conns.touch(id, new.timeout_ms(&snap.timeouts), now_ms);
         Ok(conn)

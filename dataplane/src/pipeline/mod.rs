@@ -158,8 +158,11 @@ pub struct Core {
     /// RSS put on the wrong worker may come from.
     nat_reals: HashSet<(u32, u16), ahash::RandomState>,
     generation: Option<u64>,
-    /// `parse`'s results for the burst in hand.
-    burst: Box<[Result<Parsed, DropReason>; MAX_BURST]>,
+    /// `parse`'s records for the burst in hand (valid where `refused` is
+    /// `None`), written in place by [`parse::parse_into`].
+    burst: Box<[Parsed; MAX_BURST]>,
+    /// Why `parse` refused each frame of the burst in hand, if it did.
+    refused: [Option<DropReason>; MAX_BURST],
 }
 
 impl Core {
@@ -184,7 +187,8 @@ impl Core {
             hops: HopCache::default(),
             nat_reals: HashSet::default(),
             generation: None,
-            burst: Box::new([Err(DropReason::BadPort); MAX_BURST]),
+            burst: Box::new([Parsed::EMPTY; MAX_BURST]),
+            refused: [None; MAX_BURST],
         }
     }
 
@@ -311,24 +315,30 @@ impl Core {
     ) -> usize {
         let n = bufs.len().min(verdicts.len()).min(MAX_BURST);
         let port = snap.ports.get(usize::from(in_port));
-        for (slot, buf) in self.burst.iter_mut().zip(&bufs[..n]) {
-            *slot = match port {
-                Some(port) => parse::parse(buf.data(), port, &self.conns),
-                None => Err(DropReason::BadPort),
+        for ((p, refused), buf) in self
+            .burst
+            .iter_mut()
+            .zip(self.refused.iter_mut())
+            .zip(&bufs[..n])
+        {
+            *refused = match port {
+                Some(port) => parse::parse_into(buf.data(), port, &self.conns, p).err(),
+                None => Some(DropReason::BadPort),
             };
-            if let Ok(p) = slot {
-                if p.has_ports() {
-                    self.conns.prefetch_index(p.hash);
-                }
+            if refused.is_none() && p.has_ports() {
+                self.conns.prefetch_index(p.hash);
             }
         }
-        for p in self.burst[..n].iter().flatten() {
-            if p.has_ports() {
+        for (p, refused) in self.burst[..n].iter().zip(&self.refused[..n]) {
+            if refused.is_none() && p.has_ports() {
                 self.conns.prefetch_entry(p.hash);
             }
         }
         for i in 0..n {
-            let parsed = self.burst[i];
+            let parsed = match self.refused[i] {
+                None => Ok(self.burst[i]),
+                Some(r) => Err(r),
+            };
             verdicts[i] = self.act(
                 snap,
                 bufs[i].data_mut(),

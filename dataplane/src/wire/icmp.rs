@@ -154,7 +154,7 @@ impl<T: AsRef<[u8]>> Icmpv4Packet<T> {
     /// correct (RFC 792: "the 16-bit one's complement of the one's
     /// complement sum of the ICMP message").
     pub fn verify_checksum(&self) -> bool {
-        checksum::fold(checksum::sum(self.buffer.as_ref())) == 0xffff
+        checksum::verifies(self.buffer.as_ref())
     }
 }
 

@@ -240,7 +240,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     pub fn verify_checksum(&self) -> bool {
         let buf = self.buffer.as_ref();
         let header = &buf[..self.header_len().min(buf.len())];
-        checksum::fold(checksum::sum(header)) == 0xffff
+        checksum::verifies(header)
     }
 
     /// The data after the header, up to `total_len`: Ethernet padding after
