@@ -48,7 +48,7 @@ use crate::stats::{DropReason, RealStats, WorkerStats};
 use crate::wire::{self, ArpPacket, ArpRepr, EthernetFrame, ETHERTYPE_ARP};
 use crate::xmit;
 
-use self::classify::Class;
+use self::classify::{Class, LocalIndex};
 use self::conn::{account, ConnParts};
 use self::local::LocalParts;
 use self::parse::Parsed;
@@ -154,6 +154,8 @@ pub struct Core {
     persist_cap: u32,
     sched: SchedSet,
     hops: HopCache,
+    /// The snapshot's local addresses, for `classify`.
+    local_index: LocalIndex,
     /// RIP:rport of every NAT real server in the snapshot: what a reply that
     /// RSS put on the wrong worker may come from.
     nat_reals: HashSet<(u32, u16), ahash::RandomState>,
@@ -185,6 +187,7 @@ impl Core {
             persist_cap: persist::max_templates_for(max_conns),
             sched: SchedSet::default(),
             hops: HopCache::default(),
+            local_index: LocalIndex::default(),
             nat_reals: HashSet::default(),
             generation: None,
             burst: Box::new([Parsed::EMPTY; MAX_BURST]),
@@ -209,6 +212,7 @@ impl Core {
             self.persist = TemplateTable::new(self.persist_cap);
         }
         self.sched.sync(snap);
+        self.local_index = LocalIndex::build(snap);
         self.nat_reals = snap
             .reals
             .iter()
@@ -402,7 +406,7 @@ impl Core {
             return Ok(self.local().arp(ctx, frame, p));
         }
         validate::ipv4(frame, p, ctx.port)?;
-        let dir = match classify::classify(p, snap)? {
+        let dir = match classify::classify(p, &self.local_index)? {
             Class::Arp => return Ok(self.local().arp(ctx, frame, p)),
             Class::Local(kind) => {
                 validate::source(p, snap)?;
