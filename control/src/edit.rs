@@ -2,7 +2,7 @@
 //! (`fulcrumctl -A/-E/-D/-a/-e/-d/-C`, ipvsadm's command set).
 //!
 //! Layer: control, slow path only. An edit is applied to a *clone* of the
-//! current [`Config`], checked by the same [`validate`] the file loader runs,
+//! current [`Config`], checked by the same [`validate()`] the file loader runs,
 //! compiled with the previous snapshot (so real-server ids stay put, see
 //! [`crate::compile::compile`]) and published through the workers' `ArcSwap`
 //! with generation + 1; only then does the edited config become current.
