@@ -44,7 +44,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dataplane::snapshot::{Method, Proto, Snapshot};
-use dataplane::stats::{DropReason, RealStats, SharedStats};
+use dataplane::stats::{DropReason, RealStats, SharedStats, WorkerStats};
 use serde::{Deserialize, Serialize};
 
 /// Per-client read/write timeout on the server side.
@@ -78,39 +78,22 @@ pub struct WorkerStatus {
     pub id: u32,
     /// EAL lcore the worker runs on.
     pub lcore: u32,
-    /// Frames received.
-    pub rx_pkts: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Frames sent.
-    pub tx_pkts: u64,
-    /// Bytes sent.
-    pub tx_bytes: u64,
-    /// Connections created.
-    pub conns_created: u64,
-    /// Connections expired.
-    pub conns_expired: u64,
-    /// Packets handed to their owner worker.
-    pub redirects_out: u64,
-    /// Packets received from other workers.
-    pub redirects_in: u64,
-    /// ARP requests answered.
-    pub arp_replies: u64,
-    /// ARP requests sent.
-    pub arp_requests: u64,
-    /// ICMP echo requests answered.
-    pub icmp_echo_replies: u64,
-    /// Persistent templates the worker holds now (a gauge; every worker
-    /// holds the templates of all workers, so do not sum them for a
-    /// director-wide count). Absent from older daemons' JSON: 0.
-    #[serde(default)]
-    pub persist_templates: u64,
-    /// Templates not stored because the worker's template table was full
-    /// (the connection was scheduled without one). Absent: 0.
-    #[serde(default)]
-    pub persist_table_full: u64,
+    /// The worker's counters by name ([`WorkerStats::COUNTER_NAMES`]:
+    /// `rx_pkts`, `tx_bytes`, `conns_created`, ...), flattened into the
+    /// worker's JSON object. A daemon lists every counter it has, zeros
+    /// included; one that an older daemon lacks is absent here and reads as
+    /// 0 through [`WorkerStatus::counter`].
+    #[serde(flatten)]
+    pub counters: BTreeMap<String, u64>,
     /// Drops by [`DropReason::name`]; every reason present, zeros included.
     pub drops: BTreeMap<String, u64>,
+}
+
+impl WorkerStatus {
+    /// The counter named `name`, 0 when the daemon did not report it.
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
 }
 
 /// One virtual service with its totals (the sums over its real servers).
@@ -301,19 +284,11 @@ pub fn build_status(
             WorkerStatus {
                 id: i as u32,
                 lcore: lcores.get(i).copied().unwrap_or(u32::MAX),
-                rx_pkts: w.rx_pkts,
-                rx_bytes: w.rx_bytes,
-                tx_pkts: w.tx_pkts,
-                tx_bytes: w.tx_bytes,
-                conns_created: w.conns_created,
-                conns_expired: w.conns_expired,
-                redirects_out: w.redirects_out,
-                redirects_in: w.redirects_in,
-                arp_replies: w.arp_replies,
-                arp_requests: w.arp_requests,
-                icmp_echo_replies: w.icmp_echo_replies,
-                persist_templates: w.persist_templates,
-                persist_table_full: w.persist_table_full,
+                counters: WorkerStats::COUNTER_NAMES
+                    .iter()
+                    .zip(w.counter_values())
+                    .map(|(&n, v)| (n.to_string(), v))
+                    .collect(),
                 drops,
             }
         })
@@ -940,25 +915,21 @@ fn flag_names(f: sched::SchedFlags) -> Vec<String> {
 /// is zero on every worker is left out unless `show_zero_drops` (what
 /// `fulcrumctl --counters --exact` asks for).
 pub fn format_counters(st: &Status, show_zero_drops: bool) -> String {
-    type Getter = fn(&WorkerStatus) -> u64;
-    let general: [(&str, Getter); 13] = [
-        ("rx_pkts", |w| w.rx_pkts),
-        ("rx_bytes", |w| w.rx_bytes),
-        ("tx_pkts", |w| w.tx_pkts),
-        ("tx_bytes", |w| w.tx_bytes),
-        ("conns_created", |w| w.conns_created),
-        ("conns_expired", |w| w.conns_expired),
-        ("redirects_out", |w| w.redirects_out),
-        ("redirects_in", |w| w.redirects_in),
-        ("arp_replies", |w| w.arp_replies),
-        ("arp_requests", |w| w.arp_requests),
-        ("icmp_echo_replies", |w| w.icmp_echo_replies),
-        ("persist_templates", |w| w.persist_templates),
-        ("persist_table_full", |w| w.persist_table_full),
-    ];
-    let mut rows: Vec<(String, Vec<u64>)> = general
+    // Counters in declaration order, then any the daemon has and we do not.
+    let mut counters: Vec<String> = WorkerStats::COUNTER_NAMES
         .iter()
-        .map(|(name, get)| (name.to_string(), st.workers.iter().map(get).collect()))
+        .map(|n| n.to_string())
+        .collect();
+    for w in &st.workers {
+        for k in w.counters.keys() {
+            if !counters.contains(k) {
+                counters.push(k.clone());
+            }
+        }
+    }
+    let mut rows: Vec<(String, Vec<u64>)> = counters
+        .iter()
+        .map(|n| (n.clone(), st.workers.iter().map(|w| w.counter(n)).collect()))
         .collect();
 
     // Reasons in counter order, then any the daemon knows and we do not.
@@ -1035,7 +1006,6 @@ pub fn format_counters(st: &Status, show_zero_drops: bool) -> String {
 mod tests {
     use super::*;
     use dataplane::snapshot::{RealServer, Service, ServiceKey};
-    use dataplane::stats::WorkerStats;
     use sched::SchedKind;
 
     fn snap() -> Snapshot {
@@ -1131,8 +1101,12 @@ mod tests {
         assert_eq!(st.workers.len(), 2);
         assert_eq!((st.workers[0].id, st.workers[0].lcore), (0, 1));
         assert_eq!((st.workers[1].id, st.workers[1].lcore), (1, 3));
-        assert_eq!(st.workers[0].rx_pkts, 10);
-        assert_eq!(st.workers[0].icmp_echo_replies, 4);
+        assert_eq!(st.workers[0].counter("rx_pkts"), 10);
+        assert_eq!(st.workers[0].counter("icmp_echo_replies"), 4);
+        assert_eq!(
+            st.workers[0].counters.len(),
+            WorkerStats::COUNTER_NAMES.len()
+        );
         assert_eq!(st.workers[0].drops.len(), DropReason::COUNT);
         assert_eq!(st.workers[0].drops["no_route"], 1);
         assert_eq!(st.workers[1].drops["no_route"], 0);
@@ -1240,7 +1214,7 @@ mod tests {
     #[test]
     fn test_format_counters() {
         let mut st = build_status(&snap(), &[Arc::new(SharedStats::new(3))], &[5], 0, 10);
-        st.workers[0].rx_pkts = 1234;
+        st.workers[0].counters.insert("rx_pkts".into(), 1234);
         *st.workers[0].drops.get_mut("no_service").expect("reason") = 7;
         let text = format_counters(&st, false);
         let lines: Vec<&str> = text.lines().collect();
@@ -1254,7 +1228,10 @@ mod tests {
         assert!(text.contains("\ndrop/no_service              7           7\n"));
         assert!(!text.contains("drop/no_route"));
         assert!(text.ends_with("\ndrops_total                  7           7\n"));
-        assert_eq!(lines.len(), 2 + 13 + 1 + 1 + 1);
+        assert_eq!(
+            lines.len(),
+            2 + WorkerStats::COUNTER_NAMES.len() + 1 + 1 + 1
+        );
         assert!(text.contains("\npersist_templates            0           0\n"));
         assert!(text.contains("\npersist_table_full           0           0\n"));
         let all = format_counters(&st, true);

@@ -60,19 +60,24 @@ fn worker(id: u32, lcore: u32, rx_pkts: u64, no_route: u64) -> WorkerStatus {
     WorkerStatus {
         id,
         lcore,
-        rx_pkts,
-        rx_bytes: rx_pkts * 100,
-        tx_pkts: rx_pkts,
-        tx_bytes: rx_pkts * 100,
-        conns_created: 150,
-        conns_expired: 10,
-        redirects_out: 0,
-        redirects_in: 0,
-        arp_replies: 2,
-        arp_requests: 1,
-        icmp_echo_replies: 0,
-        persist_templates: 3,
-        persist_table_full: 0,
+        counters: [
+            ("rx_pkts", rx_pkts),
+            ("rx_bytes", rx_pkts * 100),
+            ("tx_pkts", rx_pkts),
+            ("tx_bytes", rx_pkts * 100),
+            ("conns_created", 150),
+            ("conns_expired", 10),
+            ("redirects_out", 0),
+            ("redirects_in", 0),
+            ("arp_replies", 2),
+            ("arp_requests", 1),
+            ("icmp_echo_replies", 0),
+            ("persist_templates", 3),
+            ("persist_table_full", 0),
+        ]
+        .iter()
+        .map(|&(n, v)| (n.to_string(), v))
+        .collect(),
         drops,
     }
 }
