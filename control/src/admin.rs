@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use dataplane::snapshot::{Method, Proto, Snapshot};
+use dataplane::snapshot::{Method, Snapshot};
 use dataplane::stats::{DropReason, RealStats, SharedStats, WorkerStats};
 use serde::{Deserialize, Serialize};
 
@@ -234,28 +234,6 @@ pub enum AdminError {
     },
 }
 
-fn proto_name(p: Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "TCP",
-        Proto::Udp => "UDP",
-    }
-}
-
-/// ipvsadm's `fwd_name()` spelling.
-fn fwd_name(m: Method) -> &'static str {
-    match m {
-        Method::Nat => "Masq",
-        Method::Dr => "Route",
-    }
-}
-
-fn method_name(m: Method) -> &'static str {
-    match m {
-        Method::Nat => "nat",
-        Method::Dr => "dr",
-    }
-}
-
 /// Builds the status from the published snapshot and the workers' shared
 /// counters.
 ///
@@ -317,7 +295,7 @@ pub fn build_status(
                     RealStatus {
                         ip: Ipv4Addr::from(r.ip).to_string(),
                         port: r.port,
-                        forwarding: fwd_name(r.method).to_string(),
+                        forwarding: r.method.to_string(),
                         weight: r.weight,
                         active_conns: sum.active_conns,
                         inactive_conns: sum.inactive_conns,
@@ -333,14 +311,14 @@ pub fn build_status(
                 .reals
                 .first()
                 .and_then(|&id| snap.reals.get(id as usize))
-                .map_or("nat", |r| method_name(r.method));
+                .map_or(Method::Nat, |r| r.method);
             let total = |f: fn(&RealStatus) -> u64| reals.iter().map(f).sum::<u64>();
             ServiceStatus {
-                proto: proto_name(svc.key.proto).to_string(),
+                proto: svc.key.proto.to_string(),
                 vip: Ipv4Addr::from(svc.key.vip).to_string(),
                 vport: svc.key.vport,
                 scheduler: svc.scheduler.name().to_string(),
-                forwarding: forwarding.to_string(),
+                forwarding: forwarding.config_name().to_string(),
                 conns: total(|r| r.conns),
                 in_pkts: total(|r| r.in_pkts),
                 out_pkts: total(|r| r.out_pkts),
@@ -351,7 +329,7 @@ pub fn build_status(
                 reals,
                 persistence_timeout_s: svc.persistence.map(|p| p.timeout_ms / 1000),
                 persistence_netmask: svc.persistence.map(|p| Ipv4Addr::from(p.mask).to_string()),
-                sched_flags: flag_names(svc.sched_flags),
+                sched_flags: svc.sched_flags.iter().map(|f| f.to_string()).collect(),
             }
         })
         .collect();
@@ -894,20 +872,6 @@ fn persistence_shown(s: &ServiceStatus) -> Option<(u32, Option<&str>)> {
     Some((t, mask))
 }
 
-/// The names of the flags set in `f`, in a fixed order (ipvsadm `-b`).
-fn flag_names(f: sched::SchedFlags) -> Vec<String> {
-    [
-        (f.sh_fallback, "sh-fallback"),
-        (f.sh_port, "sh-port"),
-        (f.mh_fallback, "mh-fallback"),
-        (f.mh_port, "mh-port"),
-    ]
-    .iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, n)| n.to_string())
-    .collect()
-}
-
 /// `fulcrumctl --counters` output: one row per counter, one column per
 /// worker (headed `worker N`, with its lcore on the next row) and a `total`
 /// column; all numbers exact. Drop rows are `drop/<reason>` in
@@ -1005,7 +969,7 @@ pub fn format_counters(st: &Status, show_zero_drops: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dataplane::snapshot::{RealServer, Service, ServiceKey};
+    use dataplane::snapshot::{Proto, RealServer, Service, ServiceKey};
     use sched::SchedKind;
 
     fn snap() -> Snapshot {

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use dataplane::snapshot::{Method, Proto};
+use dataplane::snapshot::{Method, Proto, UnknownName};
 use sched::SchedKind;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -398,33 +398,33 @@ impl<'de> Deserialize<'de> for SchedulerName {
     }
 }
 
-/// A virtual service protocol: `"tcp"` (ipvsadm `-t`) or `"udp"` (`-u`).
+/// A virtual service protocol as the config spells it: `"tcp"` (ipvsadm
+/// `-t`) or `"udp"` (`-u`); the words are [`Proto`]'s `FromStr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ProtoName(pub Proto);
 
 impl<'de> Deserialize<'de> for ProtoName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de_str(d, "\"tcp\" or \"udp\"", |s| match s {
-            "tcp" => Ok(ProtoName(Proto::Tcp)),
-            "udp" => Ok(ProtoName(Proto::Udp)),
-            _ => Err(format!("invalid protocol {s:?}: expected one of tcp, udp")),
+        de_str(d, "\"tcp\" or \"udp\"", |s| {
+            s.parse()
+                .map(ProtoName)
+                .map_err(|e: UnknownName| e.to_string())
         })
     }
 }
 
-/// A forwarding method: `"nat"` (alias `"masq"`, ipvsadm `-m`) or `"dr"`
-/// (alias `"route"`, ipvsadm `-g`).
+/// A forwarding method as the config spells it: `"nat"` (alias `"masq"`,
+/// ipvsadm `-m`) or `"dr"` (alias `"route"`, ipvsadm `-g`); the words are
+/// [`Method`]'s `FromStr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ForwardingName(pub Method);
 
 impl<'de> Deserialize<'de> for ForwardingName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        de_str(d, "a forwarding method like \"nat\"", |s| match s {
-            "nat" | "masq" => Ok(ForwardingName(Method::Nat)),
-            "dr" | "route" => Ok(ForwardingName(Method::Dr)),
-            _ => Err(format!(
-                "invalid forwarding method {s:?}: expected one of nat, masq, dr, route"
-            )),
+        de_str(d, "a forwarding method like \"nat\"", |s| {
+            s.parse()
+                .map(ForwardingName)
+                .map_err(|e: UnknownName| e.to_string())
         })
     }
 }

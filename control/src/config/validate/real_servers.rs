@@ -23,11 +23,7 @@ pub(super) fn check(
     s: &ServiceConfig,
 ) -> Result<(), ValidationError> {
     use PathSeg::{Field as F, Index as I};
-    let (vip, vport, pname) = (
-        s.vip.ip(),
-        s.vip.port(),
-        super::services::proto_upper(s.proto.0),
-    );
+    let (vip, vport, pname) = (s.vip.ip(), s.vip.port(), s.proto.0);
     let mut seen = HashSet::new();
     for (j, r) in s.real_servers.iter().enumerate() {
         let path = || vec![F("services"), I(i), F("real_servers"), I(j), F("addr")];

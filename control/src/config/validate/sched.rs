@@ -2,7 +2,7 @@
 //! `hash_seed`, and for `mh` the Maglev bound M ≥ 100·N.
 #![forbid(unsafe_code)]
 
-use sched::SchedKind;
+use sched::{SchedFlag, SchedKind};
 
 use super::verr;
 use crate::config::error::{PathSeg, ValidationError};
@@ -29,7 +29,7 @@ pub(super) fn check(i: usize, s: &ServiceConfig) -> Result<(), ValidationError> 
     let kind = s.scheduler.0;
     let sname = kind.name();
     let accepted = || {
-        let n = kind.flag_names();
+        let n = kind.flags();
         if n.is_empty() {
             format!(
                 "scheduler \"{sname}\" takes no flags (only sh takes sh-port, sh-fallback and mh takes mh-port, mh-fallback)"
@@ -41,23 +41,19 @@ pub(super) fn check(i: usize, s: &ServiceConfig) -> Result<(), ValidationError> 
             )
         }
     };
-    let mut set: Vec<(&str, usize)> = Vec::new();
+    let mut set: Vec<(SchedFlag, usize)> = Vec::new();
     for (j, name) in s.sched_flags.iter().enumerate() {
         let path = || vec![F("services"), I(i), F("sched_flags"), I(j)];
-        let known = SchedKind::ALL
-            .iter()
-            .any(|k| k.flag_names().contains(&name.as_str()))
-            || matches!(name.as_str(), "flag-1" | "flag-2");
+        let generic = matches!(name.as_str(), "flag-1" | "flag-2");
         let Some(c) = kind.canonical_flag(name) else {
-            let what = if known {
-                format!("scheduler flag {name:?} does not apply to scheduler \"{sname}\"")
-            } else {
-                format!("unknown scheduler flag {name:?}")
+            let what = match name.parse::<SchedFlag>() {
+                Err(unknown) if !generic => unknown.to_string(),
+                _ => format!("scheduler flag {name:?} does not apply to scheduler \"{sname}\""),
             };
             return Err(verr(path(), format!("{what}: {}", accepted())));
         };
         if let Some(&(_, first)) = set.iter().find(|(n, _)| *n == c) {
-            let alias = if c == name {
+            let alias = if c.to_string() == *name {
                 String::new()
             } else {
                 format!(" ({name} = {c})")
@@ -65,7 +61,7 @@ pub(super) fn check(i: usize, s: &ServiceConfig) -> Result<(), ValidationError> 
             return Err(verr(
                 path(),
                 format!(
-                    "duplicate scheduler flag {c:?}{alias}: already set by sched_flags[{first}]; expected each flag once"
+                    "duplicate scheduler flag \"{c}\"{alias}: already set by sched_flags[{first}]; expected each flag once"
                 ),
             ));
         }

@@ -26,13 +26,12 @@ pub(super) fn check(cfg: &Config, dips: &Dips) -> Result<(), ValidationError> {
     let mut keys: HashMap<(Ipv4Addr, u16, Proto), usize> = HashMap::new();
     for (i, s) in cfg.services.iter().enumerate() {
         let (vip, vport, proto) = (s.vip.ip(), s.vip.port(), s.proto.0);
-        let pname = proto_upper(proto);
         persistence::check(i, s)?;
         if let Some(&first) = keys.get(&(vip, vport, proto)) {
             return Err(verr(
                 vec![F("services"), I(i), F("vip")],
                 format!(
-                    "duplicate virtual service {pname} {vip}:{vport}: already defined by services[{first}]"
+                    "duplicate virtual service {proto} {vip}:{vport}: already defined by services[{first}]"
                 ),
             ));
         }
@@ -50,11 +49,4 @@ pub(super) fn check(cfg: &Config, dips: &Dips) -> Result<(), ValidationError> {
         real_servers::check(cfg, dips, &vips, i, s)?;
     }
     Ok(())
-}
-
-pub(super) fn proto_upper(p: Proto) -> &'static str {
-    match p {
-        Proto::Tcp => "TCP",
-        Proto::Udp => "UDP",
-    }
 }
