@@ -3,7 +3,7 @@
 //! Layer: control, second stage (`RON → Config → validate() → compile()`).
 //!
 //! Guarantees: infallible on a config that passed
-//! [`crate::config::validate`]; the result has ports in config order, routes
+//! [`crate::config::validate()`]; the result has ports in config order, routes
 //! sorted longest prefix first, real-server ids starting at 1 that stay the
 //! same across recompiles (see [`compile`]'s `prev`), and every address the
 //! director must answer ARP for in `local`. The output depends only on its

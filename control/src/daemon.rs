@@ -19,7 +19,7 @@ use dataplane::worker::{LoopConf, Mesh, Worker};
 use hwinit::dpdk::{DpdkQueue, Eal, Mempool, PortSetup};
 use tracing::{info, warn};
 
-use crate::admin::{build_status, AdminServer, EditFn};
+use crate::admin::{build_status, AdminError, AdminServer, EditFn};
 use crate::compile::compile;
 use crate::config::Config;
 use crate::edit::Editor;
@@ -44,7 +44,7 @@ pub enum StartupError {
     WorkerOnMainLcore(u32),
     /// The admin socket could not be created.
     #[error("admin socket: {0}")]
-    Admin(String),
+    Admin(#[source] AdminError),
     /// Installing signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -188,7 +188,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
                 }
                 Err(e) => {
                     warn!(cmd, "runtime edit refused: {e}");
-                    Err(e.to_string())
+                    Err(e)
                 }
             }
         })
@@ -200,7 +200,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             for &lcore in &cfg.workers {
                 eal.wait_lcore(lcore);
             }
-            return Err(StartupError::Admin(e.to_string()));
+            return Err(StartupError::Admin(e));
         }
     };
     info!(socket = %cfg.admin_socket.display(), workers = n_workers, "fulcrum ready");

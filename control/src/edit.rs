@@ -2,7 +2,7 @@
 //! (`fulcrumctl -A/-E/-D/-a/-e/-d/-C`, ipvsadm's command set).
 //!
 //! Layer: control, slow path only. An edit is applied to a *clone* of the
-//! current [`Config`], checked by the same [`validate`] the file loader runs,
+//! current [`Config`], checked by the same [`validate()`] the file loader runs,
 //! compiled with the previous snapshot (so real-server ids stay put, see
 //! [`crate::compile::compile`]) and published through the workers' `ArcSwap`
 //! with generation + 1; only then does the edited config become current.
@@ -38,7 +38,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
-use dataplane::snapshot::{Method, Proto, Snapshot};
+use dataplane::snapshot::Snapshot;
 use dataplane::stats::{SharedStats, MAX_REAL_IDS};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -125,11 +125,7 @@ impl ServiceRef {
         s.vip == self.vip && s.proto == self.proto
     }
     fn name(&self) -> String {
-        let p = match self.proto.0 {
-            Proto::Tcp => "TCP",
-            Proto::Udp => "UDP",
-        };
-        format!("{p} {}", self.vip.0)
+        format!("{} {}", self.proto.0, self.vip.0)
     }
 }
 
@@ -173,13 +169,6 @@ fn object<'a>(req: &'a Value, field: &str, cmd: &str) -> Result<&'a Value, EditE
     }
 }
 
-fn forwarding_name(m: Method) -> &'static str {
-    match m {
-        Method::Nat => "nat",
-        Method::Dr => "dr",
-    }
-}
-
 /// Applies one edit request to a copy of `cfg` and validates the result.
 ///
 /// `req` is a request object as described in the module doc, `cmd`
@@ -212,7 +201,7 @@ pub fn apply(cfg: &Config, req: &Value) -> Result<Config, EditError> {
             let mut obj = obj.clone();
             if let Some(map) = obj.as_object_mut() {
                 map.entry("forwarding")
-                    .or_insert_with(|| Value::from(forwarding_name(old.forwarding.0)));
+                    .or_insert_with(|| Value::from(old.forwarding.0.config_name()));
             }
             let mut svc: ServiceConfig = decode(&obj, &format!("services[{i}]"))?;
             if obj.get("real_servers").is_none() {
@@ -356,6 +345,7 @@ impl Editor {
 mod tests {
     use super::*;
     use crate::config::parse;
+    use dataplane::snapshot::Method;
     use serde_json::json;
 
     const CFG: &str = r#"(

@@ -1,6 +1,6 @@
 //! The admin socket and `fulcrumctl`, end to end: a real `AdminServer` on a
-//! temporary socket, the client `query`, the ipvsadm-style text byte for
-//! byte, and the built `fulcrumctl` binary.
+//! temporary socket, the client `query`, and the built `fulcrumctl` binary's
+//! ipvsadm-style text byte for byte.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use control::admin::{
-    build_status, format_counters, format_list, query, AdminError, AdminServer, EditFn, RealStatus,
-    ServiceStatus, Status, StatusFn, WorkerStatus,
+    build_status, query, AdminError, AdminServer, EditFn, RealStatus, ServiceStatus, Status,
+    StatusFn, WorkerStatus,
 };
 use control::compile::compile;
 use control::config::parse;
@@ -60,19 +60,24 @@ fn worker(id: u32, lcore: u32, rx_pkts: u64, no_route: u64) -> WorkerStatus {
     WorkerStatus {
         id,
         lcore,
-        rx_pkts,
-        rx_bytes: rx_pkts * 100,
-        tx_pkts: rx_pkts,
-        tx_bytes: rx_pkts * 100,
-        conns_created: 150,
-        conns_expired: 10,
-        redirects_out: 0,
-        redirects_in: 0,
-        arp_replies: 2,
-        arp_requests: 1,
-        icmp_echo_replies: 0,
-        persist_templates: 3,
-        persist_table_full: 0,
+        counters: [
+            ("rx_pkts", rx_pkts),
+            ("rx_bytes", rx_pkts * 100),
+            ("tx_pkts", rx_pkts),
+            ("tx_bytes", rx_pkts * 100),
+            ("conns_created", 150),
+            ("conns_expired", 10),
+            ("redirects_out", 0),
+            ("redirects_in", 0),
+            ("arp_replies", 2),
+            ("arp_requests", 1),
+            ("icmp_echo_replies", 0),
+            ("persist_templates", 3),
+            ("persist_table_full", 0),
+        ]
+        .iter()
+        .map(|&(n, v)| (n.to_string(), v))
+        .collect(),
         drops,
     }
 }
@@ -155,6 +160,29 @@ TCP  10.0.0.100:80                     300     1800     1500 123456789   654000
   -> 10.1.0.12:80                      100      600      500 23456789   254000
 ";
 
+/// `fulcrumctl --counters` for [`fixture`]: every counter row in
+/// declaration order, only the non-zero drop reasons, then the total.
+const COUNTERS: &str = "\
+fulcrum 0.1.0 (conn table size=1048576 per worker, 2 workers)
+Counter               worker 0    worker 1       total
+lcore                        1           2           -
+rx_pkts                   1000        2000        3000
+rx_bytes                100000      200000      300000
+tx_pkts                   1000        2000        3000
+tx_bytes                100000      200000      300000
+conns_created              150         150         300
+conns_expired               10          10          20
+redirects_out                0           0           0
+redirects_in                 0           0           0
+arp_replies                  2           2           4
+arp_requests                 1           1           2
+icmp_echo_replies            0           0           0
+persist_templates            3           3           6
+persist_table_full           0           0           0
+drop/no_route                0           4           4
+drops_total                  0           4           4
+";
+
 fn start(dir: &Path, st: Status) -> AdminServer {
     let sock = dir.join("fulcrum.sock");
     AdminServer::start(&sock, Arc::new(move || st.clone())).expect("admin server starts")
@@ -168,54 +196,69 @@ fn ctl(args: &[&str]) -> std::process::Output {
         .expect("run fulcrumctl")
 }
 
-#[test]
-fn test_format_list() {
-    assert_eq!(format_list(&fixture(), false, false), LIST);
+/// `fulcrumctl ARGS` against a server answering `st`: its stdout, after
+/// checking it exited 0 and printed nothing on stderr.
+fn ctl_output(st: Status, args: &str) -> String {
+    let dir = temp_dir();
+    let _server = start(&dir, st);
+    let sock = dir.join("fulcrum.sock");
+    let mut all: Vec<&str> = args.split_whitespace().collect();
+    all.extend(["--socket", sock.to_str().expect("utf8")]);
+    let out = ctl(&all);
+    assert_succeeded(&out, args);
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Asserts that the `fulcrumctl` run `out` (of `args`) exited 0 with an
+/// empty stderr.
+fn assert_succeeded(out: &std::process::Output, args: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stderr.is_empty(), "{args}");
 }
 
 /// Persistence and scheduler flags show as ipvsadm prints them in `-L`
 /// and as the options that recreate them in `-S`.
 #[test]
-fn test_format_list_and_save_persistence_and_flags() {
+fn test_fulcrumctl_list_and_save_persistence_and_flags() {
     let mut st = fixture();
     let s = &mut st.services[0];
     s.scheduler = "sh".into();
     s.sched_flags = vec!["sh-fallback".into(), "sh-port".into()];
     s.persistence_timeout_s = Some(300);
     s.persistence_netmask = Some("255.255.255.0".into());
-    let list = format_list(&st, false, false);
+    let list = ctl_output(st.clone(), "-Ln");
     assert!(
         list.contains(
             "\nTCP  10.0.0.100:80 sh (sh-fallback,sh-port) persistent 300 mask 255.255.255.0\n"
         ),
         "{list}"
     );
-    let save = control::admin::format_save(&st);
-    assert!(
-        save.starts_with(
-            "-A -t 10.0.0.100:80 -s sh -p 300 -M 255.255.255.0 -b sh-fallback,sh-port\n"
-        ),
-        "{save}"
+    let save = ctl_output(st.clone(), "-S");
+    assert_eq!(
+        save,
+        "-A -t 10.0.0.100:80 -s sh -p 300 -M 255.255.255.0 -b sh-fallback,sh-port\n\
+         -a -t 10.0.0.100:80 -r 10.1.0.11:80 -m -w 1\n\
+         -a -t 10.0.0.100:80 -r 10.1.0.12:80 -m -w 2\n"
     );
     // A /32 netmask is ipvsadm's default: not printed.
     st.services[0].persistence_netmask = Some("255.255.255.255".into());
-    let list = format_list(&st, false, false);
+    let list = ctl_output(st, "-Ln");
     assert!(list.contains("persistent 300\n"), "{list}");
 }
 
 #[test]
-fn test_format_list_stats() {
-    assert_eq!(format_list(&fixture(), true, false), LIST_STATS);
-    assert_eq!(format_list(&fixture(), true, true), LIST_STATS_EXACT);
-}
-
-#[test]
-fn test_format_list_sorts_services_like_ipvsadm() {
+fn test_fulcrumctl_list_sorts_services_like_ipvsadm() {
     let mut st = fixture();
     let mut udp = st.services[0].clone();
     udp.proto = "UDP".into();
     udp.vip = "10.0.0.5".into();
-    udp.reals.clear();
+    udp.reals.truncate(1);
+    udp.reals[0].forwarding = "Route".into();
     let mut tcp2 = st.services[0].clone();
     tcp2.vip = "10.0.0.9".into();
     tcp2.vport = 0;
@@ -223,7 +266,7 @@ fn test_format_list_sorts_services_like_ipvsadm() {
     tcp2.reals.clear();
     st.services.insert(0, udp);
     st.services.push(tcp2);
-    let text = format_list(&st, false, false);
+    let text = ctl_output(st.clone(), "-Ln");
     let heads: Vec<&str> = text
         .lines()
         .filter(|l| !l.starts_with(' '))
@@ -237,6 +280,16 @@ fn test_format_list_sorts_services_like_ipvsadm() {
             "TCP  10.0.0.100:80 rr",
             "UDP  10.0.0.5:80 rr"
         ]
+    );
+    // -S: the same order, -u for UDP and -g for a direct-routing server.
+    assert_eq!(
+        ctl_output(st, "-S"),
+        "-A -t 10.0.0.9:0 -s wrr\n\
+         -A -t 10.0.0.100:80 -s rr\n\
+         -a -t 10.0.0.100:80 -r 10.1.0.11:80 -m -w 1\n\
+         -a -t 10.0.0.100:80 -r 10.1.0.12:80 -m -w 2\n\
+         -A -u 10.0.0.5:80 -s rr\n\
+         -a -u 10.0.0.5:80 -r 10.1.0.12:80 -g -w 2\n"
     );
 }
 
@@ -381,7 +434,7 @@ fn test_fulcrumctl_stats_exact_json_counters() {
     let out = ctl(&["--counters", "--socket", sock]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text, format_counters(&fixture(), false));
+    assert_eq!(text, COUNTERS);
     assert!(
         text.contains("\nrx_pkts                   1000        2000        3000\n"),
         "{text}"
@@ -517,7 +570,7 @@ fn director() -> Director {
     };
     let edit: EditFn = {
         let editor = Arc::clone(&editor);
-        Arc::new(move |req: &serde_json::Value| editor.handle(req).map_err(|e| e.to_string()))
+        Arc::new(move |req: &serde_json::Value| editor.handle(req))
     };
     let sock = dir.join("fulcrum.sock");
     let server = AdminServer::start_with_edits(&sock, status, edit).expect("admin server starts");
@@ -541,14 +594,8 @@ impl Director {
     /// Runs a command that must succeed silently.
     fn ok(&self, args: &str) {
         let out = self.ctl(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_succeeded(&out, args);
         assert!(out.stdout.is_empty(), "{args}: an edit prints nothing");
-        assert!(out.stderr.is_empty(), "{args}");
     }
 
     /// Runs a command that must fail with exactly one stderr line; returns it

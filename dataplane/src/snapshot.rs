@@ -388,3 +388,137 @@ mod tests {
         assert_eq!(s.route(0x0808_0808), Some((0, 0x0a00_00fe)));
     }
 }
+
+// ---------------------------------------------------------------------------
+// Names: each protocol and forwarding method spelled in one place
+// ---------------------------------------------------------------------------
+
+/// A name that [`Proto`]'s or [`Method`]'s `FromStr` does not know. Its
+/// `Display` is the one-line message the config loader shows, e.g.
+/// `invalid protocol "sctp": expected one of tcp, udp`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {found:?}: expected one of {expected}")]
+pub struct UnknownName {
+    /// What kind of name was expected (`protocol`, `forwarding method`).
+    pub what: &'static str,
+    /// The text as given.
+    pub found: String,
+    /// The accepted names, comma separated.
+    pub expected: &'static str,
+}
+
+impl Proto {
+    /// Every protocol fulcrum balances, in IP protocol number order (the
+    /// order ipvsadm lists services in).
+    pub const ALL: [Proto; 2] = [Proto::Tcp, Proto::Udp];
+
+    /// The config word (`"tcp"`, `"udp"`, as the README's `proto` field
+    /// spells it): what `FromStr` reads back.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// ipvsadm's spelling in listings and messages: `TCP`, `UDP`.
+impl std::fmt::Display for Proto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "TCP",
+            Proto::Udp => "UDP",
+        })
+    }
+}
+
+/// Reads the config words `tcp` and `udp` (exactly; ipvsadm's `-t`/`-u`
+/// are options, not names).
+impl std::str::FromStr for Proto {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        Proto::ALL
+            .into_iter()
+            .find(|p| p.config_name() == s)
+            .ok_or_else(|| UnknownName {
+                what: "protocol",
+                found: s.to_string(),
+                expected: "tcp, udp",
+            })
+    }
+}
+
+impl Method {
+    /// Every forwarding method fulcrum implements.
+    pub const ALL: [Method; 2] = [Method::Nat, Method::Dr];
+
+    /// The canonical config word (`"nat"`, `"dr"`, as the README's
+    /// `forwarding` field spells it): what `FromStr` reads back.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Method::Nat => "nat",
+            Method::Dr => "dr",
+        }
+    }
+}
+
+/// ipvsadm's forwarding column (`fwd_name()` in ipvsadm.c: `Masq`, `Route`;
+/// `Tunnel` and `Local` are the methods fulcrum does not have yet).
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Nat => "Masq",
+            Method::Dr => "Route",
+        })
+    }
+}
+
+/// Reads the config words: `nat` or its alias `masq` (ipvsadm `-m`), `dr`
+/// or its alias `route` (ipvsadm `-g`), exactly as the README lists them.
+impl std::str::FromStr for Method {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        match s {
+            "nat" | "masq" => Ok(Method::Nat),
+            "dr" | "route" => Ok(Method::Dr),
+            _ => Err(UnknownName {
+                what: "forwarding method",
+                found: s.to_string(),
+                expected: "nat, masq, dr, route",
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn test_proto_names() {
+        for p in Proto::ALL {
+            assert_eq!(p.config_name().parse::<Proto>(), Ok(p));
+        }
+        assert_eq!(Proto::Tcp.to_string(), "TCP");
+        assert_eq!(Proto::Udp.to_string(), "UDP");
+        assert_eq!(
+            "TCP".parse::<Proto>().map_err(|e| e.to_string()),
+            Err("invalid protocol \"TCP\": expected one of tcp, udp".to_string())
+        );
+    }
+
+    #[test]
+    fn test_method_names() {
+        for m in Method::ALL {
+            assert_eq!(m.config_name().parse::<Method>(), Ok(m));
+        }
+        assert_eq!("masq".parse::<Method>(), Ok(Method::Nat));
+        assert_eq!("route".parse::<Method>(), Ok(Method::Dr));
+        assert_eq!(Method::Nat.to_string(), "Masq");
+        assert_eq!(Method::Dr.to_string(), "Route");
+        assert_eq!(
+            "tun".parse::<Method>().map_err(|e| e.to_string()),
+            Err("invalid forwarding method \"tun\": expected one of nat, masq, dr, route".into())
+        );
+    }
+}

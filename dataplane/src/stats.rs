@@ -141,62 +141,83 @@ drop_reasons! {
     BadWorker => "bad_worker",
 }
 
-/// A worker's own counters. Plain integers: only the owning worker writes.
-#[derive(Clone, Debug)]
-#[repr(align(64))]
-pub struct WorkerStats {
-    /// Frames received from the ports.
-    pub rx_pkts: u64,
-    /// Bytes received from the ports.
-    pub rx_bytes: u64,
-    /// Frames handed to the ports' TX queues.
-    pub tx_pkts: u64,
-    /// Bytes handed to the ports' TX queues.
-    pub tx_bytes: u64,
-    /// Drops, indexed by `DropReason as usize`.
-    pub drops: [u64; DropReason::COUNT],
-    /// Connections created.
-    pub conns_created: u64,
-    /// Connections expired by the timer wheel.
-    pub conns_expired: u64,
-    /// Packets this worker moved to their owner worker.
-    pub redirects_out: u64,
-    /// Packets other workers moved to this worker.
-    pub redirects_in: u64,
-    /// ARP requests answered.
-    pub arp_replies: u64,
-    /// ARP requests sent to resolve next hops.
-    pub arp_requests: u64,
-    /// ICMP echo requests answered.
-    pub icmp_echo_replies: u64,
-    /// Persistent templates held now (a gauge; each worker holds the
-    /// templates of all workers, see `persist`).
-    pub persist_templates: u64,
-    /// New templates not stored because the template table was full (the
-    /// connection was scheduled without one; not a drop).
-    pub persist_table_full: u64,
+macro_rules! worker_counters {
+    ($( $(#[$doc:meta])* $field:ident, )*) => {
+        /// A worker's own counters. Plain integers: only the owning worker
+        /// writes. Each counter is one `u64` field named as
+        /// [`WorkerStats::COUNTER_NAMES`] lists it (the name `fulcrumctl
+        /// --counters` and the status JSON show), plus the per-reason
+        /// [`drops`](WorkerStats::drops).
+        #[derive(Clone, Debug)]
+        #[repr(align(64))]
+        pub struct WorkerStats {
+            $( $(#[$doc])* pub $field: u64, )*
+            /// Drops, indexed by `DropReason as usize`.
+            pub drops: [u64; DropReason::COUNT],
+        }
+
+        impl Default for WorkerStats {
+            fn default() -> Self {
+                WorkerStats { $( $field: 0, )* drops: [0; DropReason::COUNT] }
+            }
+        }
+
+        impl WorkerStats {
+            /// Every counter's name (= its field name), in declaration
+            /// order: the order of [`WorkerStats::counter_values`], of the
+            /// shared copy and of `fulcrumctl --counters`' rows.
+            pub const COUNTER_NAMES: &'static [&'static str] = &[$( stringify!($field), )*];
+
+            /// Every counter's value, in [`WorkerStats::COUNTER_NAMES`]
+            /// order (drops not included).
+            pub fn counter_values(&self) -> [u64; N_WORKER_COUNTERS] {
+                [$( self.$field, )*]
+            }
+
+            /// Sets every counter from `v`, in [`WorkerStats::COUNTER_NAMES`]
+            /// order; `drops` is left as it is.
+            pub fn set_counter_values(&mut self, v: [u64; N_WORKER_COUNTERS]) {
+                let [$( $field, )*] = v;
+                $( self.$field = $field; )*
+            }
+        }
+    };
 }
 
-impl Default for WorkerStats {
-    fn default() -> Self {
-        WorkerStats {
-            rx_pkts: 0,
-            rx_bytes: 0,
-            tx_pkts: 0,
-            tx_bytes: 0,
-            drops: [0; DropReason::COUNT],
-            conns_created: 0,
-            conns_expired: 0,
-            redirects_out: 0,
-            redirects_in: 0,
-            arp_replies: 0,
-            arp_requests: 0,
-            icmp_echo_replies: 0,
-            persist_templates: 0,
-            persist_table_full: 0,
-        }
-    }
+worker_counters! {
+    /// Frames received from the ports.
+    rx_pkts,
+    /// Bytes received from the ports.
+    rx_bytes,
+    /// Frames handed to the ports' TX queues.
+    tx_pkts,
+    /// Bytes handed to the ports' TX queues.
+    tx_bytes,
+    /// Connections created.
+    conns_created,
+    /// Connections expired by the timer wheel.
+    conns_expired,
+    /// Packets this worker moved to their owner worker.
+    redirects_out,
+    /// Packets other workers moved to this worker.
+    redirects_in,
+    /// ARP requests answered.
+    arp_replies,
+    /// ARP requests sent to resolve next hops.
+    arp_requests,
+    /// ICMP echo requests answered.
+    icmp_echo_replies,
+    /// Persistent templates held now (a gauge; each worker holds the
+    /// templates of all workers, see `persist`).
+    persist_templates,
+    /// New templates not stored because the template table was full (the
+    /// connection was scheduled without one; not a drop).
+    persist_table_full,
 }
+
+/// Number of [`WorkerStats`] counters besides the drops (the length of
+/// [`WorkerStats::COUNTER_NAMES`]).
+pub const N_WORKER_COUNTERS: usize = WorkerStats::COUNTER_NAMES.len();
 
 impl WorkerStats {
     /// Counts one drop.
@@ -238,7 +259,7 @@ pub struct RealStats {
 #[derive(Debug)]
 #[repr(align(64))]
 pub struct SharedStats {
-    worker: [AtomicU64; 13],
+    worker: [AtomicU64; N_WORKER_COUNTERS],
     drops: [AtomicU64; DropReason::COUNT],
     /// Per real server id (index 0 unused), 7 counters each in `RealStats`
     /// field order, in chunks of [`REAL_CHUNK`] ids. The directory has a
@@ -308,22 +329,7 @@ impl SharedStats {
     /// Ids beyond the room made by [`SharedStats::new`] and
     /// [`SharedStats::reserve`] are not published.
     pub fn publish(&self, w: &WorkerStats, reals: &[RealStats]) {
-        let v = [
-            w.rx_pkts,
-            w.rx_bytes,
-            w.tx_pkts,
-            w.tx_bytes,
-            w.conns_created,
-            w.conns_expired,
-            w.redirects_out,
-            w.redirects_in,
-            w.arp_replies,
-            w.arp_requests,
-            w.icmp_echo_replies,
-            w.persist_templates,
-            w.persist_table_full,
-        ];
-        for (a, x) in self.worker.iter().zip(v) {
+        for (a, x) in self.worker.iter().zip(w.counter_values()) {
             a.store(x, Relaxed);
         }
         for (a, x) in self.drops.iter().zip(w.drops) {
@@ -351,23 +357,12 @@ impl SharedStats {
 
     /// Reads the published worker counters.
     pub fn load(&self) -> WorkerStats {
-        let g = |i: usize| self.worker[i].load(Relaxed);
-        WorkerStats {
-            rx_pkts: g(0),
-            rx_bytes: g(1),
-            tx_pkts: g(2),
-            tx_bytes: g(3),
-            conns_created: g(4),
-            conns_expired: g(5),
-            redirects_out: g(6),
-            redirects_in: g(7),
-            arp_replies: g(8),
-            arp_requests: g(9),
-            icmp_echo_replies: g(10),
-            persist_templates: g(11),
-            persist_table_full: g(12),
+        let mut w = WorkerStats {
             drops: std::array::from_fn(|i| self.drops[i].load(Relaxed)),
-        }
+            ..WorkerStats::default()
+        };
+        w.set_counter_values(std::array::from_fn(|i| self.worker[i].load(Relaxed)));
+        w
     }
 
     /// Reads the published counters of real server `id` (zeros if unknown).
@@ -442,6 +437,31 @@ mod tests {
         assert!(!s.reserve(MAX_REAL_IDS + 1));
         assert_eq!(s.real_capacity(), 2 * REAL_CHUNK, "a refusal adds nothing");
         assert_eq!(s.load_real(MAX_REAL_IDS), RealStats::default());
+    }
+
+    /// Every declared counter reaches the shared copy and back, by name:
+    /// adding a line to `worker_counters!` is all a new counter needs.
+    #[test]
+    fn test_every_counter_publishes_and_loads() {
+        let mut names = WorkerStats::COUNTER_NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), N_WORKER_COUNTERS, "names are unique");
+        assert_eq!(WorkerStats::COUNTER_NAMES[0], "rx_pkts");
+        assert!(WorkerStats::COUNTER_NAMES.contains(&"persist_table_full"));
+
+        let mut w = WorkerStats::default();
+        assert_eq!(w.counter_values(), [0; N_WORKER_COUNTERS]);
+        // Distinct values, so a counter published into another's slot shows.
+        let want: [u64; N_WORKER_COUNTERS] = std::array::from_fn(|i| 1000 + i as u64);
+        w.set_counter_values(want);
+        assert_eq!((w.rx_pkts, w.rx_bytes), (1000, 1001));
+        w.drop(DropReason::NoRoute);
+        let s = SharedStats::new(1);
+        s.publish(&w, &[]);
+        let back = s.load();
+        assert_eq!(back.counter_values(), want);
+        assert_eq!(back.drops, w.drops);
     }
 
     #[test]

@@ -381,44 +381,114 @@ impl SchedKind {
     /// `mh-fallback`; `flag-2` is `IP_VS_SVC_F_SCHED2`, i.e. `sh-port` /
     /// `mh-port`. `flag-3` has no meaning for any scheduler, so it is
     /// refused like an unknown name.
-    pub fn canonical_flag(self, flag: &str) -> Option<&'static str> {
-        let names = self.flag_names();
-        let &[fallback, port] = names else {
+    pub fn canonical_flag(self, flag: &str) -> Option<SchedFlag> {
+        let &[fallback, port] = self.flags() else {
             return None;
         };
         match flag {
             "flag-1" => Some(fallback),
             "flag-2" => Some(port),
-            f => names.iter().copied().find(|&n| n == f),
+            f => f.parse().ok().filter(|x| self.flags().contains(x)),
         }
     }
 
     /// The specific scheduler flags this scheduler takes, fallback first
     /// (`flag-1`, then `flag-2`): `sh-fallback`, `sh-port` for `sh`;
     /// `mh-fallback`, `mh-port` for `mh`; none for the others.
-    pub fn flag_names(self) -> &'static [&'static str] {
+    pub fn flags(self) -> &'static [SchedFlag] {
         match self {
-            SchedKind::Sh => &["sh-fallback", "sh-port"],
-            SchedKind::Mh => &["mh-fallback", "mh-port"],
+            SchedKind::Sh => &[SchedFlag::ShFallback, SchedFlag::ShPort],
+            SchedKind::Mh => &[SchedFlag::MhFallback, SchedFlag::MhPort],
             _ => &[],
         }
     }
 }
 
+/// One scheduler flag, by its scheduler-specific name (ipvsadm `-b`,
+/// keepalived `scheduler_flags`). ipvsadm's generic `flag-1`/`flag-2` are
+/// not names of their own: their meaning depends on the scheduler, see
+/// [`SchedKind::canonical_flag`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SchedFlag {
+    /// `sh-fallback` (IPVS `IP_VS_SVC_F_SCHED_SH_FALLBACK`).
+    ShFallback,
+    /// `sh-port` (IPVS `IP_VS_SVC_F_SCHED_SH_PORT`).
+    ShPort,
+    /// `mh-fallback` (IPVS `IP_VS_SVC_F_SCHED_MH_FALLBACK`).
+    MhFallback,
+    /// `mh-port` (IPVS `IP_VS_SVC_F_SCHED_MH_PORT`).
+    MhPort,
+}
+
+impl SchedFlag {
+    /// Every flag, in the order listings print them.
+    pub const ALL: [SchedFlag; 4] = [
+        SchedFlag::ShFallback,
+        SchedFlag::ShPort,
+        SchedFlag::MhFallback,
+        SchedFlag::MhPort,
+    ];
+}
+
+/// The specific name: `sh-fallback`, `sh-port`, `mh-fallback`, `mh-port`.
+impl std::fmt::Display for SchedFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SchedFlag::ShFallback => "sh-fallback",
+            SchedFlag::ShPort => "sh-port",
+            SchedFlag::MhFallback => "mh-fallback",
+            SchedFlag::MhPort => "mh-port",
+        })
+    }
+}
+
+/// A scheduler flag name that is none of the specific ones.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scheduler flag {0:?}")]
+pub struct UnknownSchedFlag(pub String);
+
+/// Reads a specific name (what `Display` prints); the generic `flag-N`
+/// names are refused here, see [`SchedKind::canonical_flag`].
+impl std::str::FromStr for SchedFlag {
+    type Err = UnknownSchedFlag;
+    fn from_str(s: &str) -> Result<Self, UnknownSchedFlag> {
+        SchedFlag::ALL
+            .into_iter()
+            .find(|f| f.to_string() == s)
+            .ok_or_else(|| UnknownSchedFlag(s.to_string()))
+    }
+}
+
 impl SchedFlags {
-    /// Turns on the flag with specific name `name` (as returned by
-    /// [`SchedKind::canonical_flag`]). Returns `false`, changing nothing,
-    /// for any other string.
-    pub fn set(&mut self, name: &str) -> bool {
-        let f = match name {
-            "sh-port" => &mut self.sh_port,
-            "sh-fallback" => &mut self.sh_fallback,
-            "mh-port" => &mut self.mh_port,
-            "mh-fallback" => &mut self.mh_fallback,
-            _ => return false,
-        };
-        *f = true;
-        true
+    /// Turns on `flag`.
+    pub fn set(&mut self, flag: SchedFlag) {
+        *self.get_mut(flag) = true;
+    }
+
+    /// Whether `flag` is on.
+    pub fn contains(self, flag: SchedFlag) -> bool {
+        match flag {
+            SchedFlag::ShFallback => self.sh_fallback,
+            SchedFlag::ShPort => self.sh_port,
+            SchedFlag::MhFallback => self.mh_fallback,
+            SchedFlag::MhPort => self.mh_port,
+        }
+    }
+
+    /// The flags that are on, in [`SchedFlag::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = SchedFlag> {
+        SchedFlag::ALL
+            .into_iter()
+            .filter(move |&f| self.contains(f))
+    }
+
+    fn get_mut(&mut self, flag: SchedFlag) -> &mut bool {
+        match flag {
+            SchedFlag::ShFallback => &mut self.sh_fallback,
+            SchedFlag::ShPort => &mut self.sh_port,
+            SchedFlag::MhFallback => &mut self.mh_fallback,
+            SchedFlag::MhPort => &mut self.mh_port,
+        }
     }
 }
 
@@ -682,6 +752,26 @@ mod tests {
     }
 
     #[test]
+    fn test_sched_flag_names() {
+        for f in SchedFlag::ALL {
+            assert_eq!(f.to_string().parse::<SchedFlag>(), Ok(f));
+            let mut set = SchedFlags::default();
+            set.set(f);
+            assert_eq!(set.iter().collect::<Vec<_>>(), vec![f]);
+        }
+        assert_eq!(SchedFlag::ShPort.to_string(), "sh-port");
+        assert_eq!(
+            "flag-1".parse::<SchedFlag>(),
+            Err(UnknownSchedFlag("flag-1".into()))
+        );
+        let mut both = SchedFlags::default();
+        both.set(SchedFlag::ShPort);
+        both.set(SchedFlag::ShFallback);
+        let names: Vec<String> = both.iter().map(|f| f.to_string()).collect();
+        assert_eq!(names, ["sh-fallback", "sh-port"]);
+    }
+
+    #[test]
     fn test_accepts_flag() {
         assert!(SchedKind::Sh.accepts_flag("sh-port"));
         assert!(SchedKind::Sh.accepts_flag("sh-fallback"));
@@ -692,16 +782,18 @@ mod tests {
         assert!(!SchedKind::Wlc.accepts_flag("sh-port"));
         assert!(!SchedKind::Rr.accepts_flag("mh-port"));
         // ipvsadm's generic bits: SCHED1 = fallback, SCHED2 = port.
-        assert_eq!(SchedKind::Sh.canonical_flag("flag-1"), Some("sh-fallback"));
-        assert_eq!(SchedKind::Sh.canonical_flag("flag-2"), Some("sh-port"));
-        assert_eq!(SchedKind::Mh.canonical_flag("flag-1"), Some("mh-fallback"));
-        assert_eq!(SchedKind::Mh.canonical_flag("flag-2"), Some("mh-port"));
-        assert_eq!(SchedKind::Mh.canonical_flag("mh-port"), Some("mh-port"));
+        use SchedFlag as F;
+        assert_eq!(SchedKind::Sh.canonical_flag("flag-1"), Some(F::ShFallback));
+        assert_eq!(SchedKind::Sh.canonical_flag("flag-2"), Some(F::ShPort));
+        assert_eq!(SchedKind::Mh.canonical_flag("flag-1"), Some(F::MhFallback));
+        assert_eq!(SchedKind::Mh.canonical_flag("flag-2"), Some(F::MhPort));
+        assert_eq!(SchedKind::Mh.canonical_flag("mh-port"), Some(F::MhPort));
+        assert_eq!(SchedKind::Sh.canonical_flag("mh-port"), None);
         for k in SchedKind::ALL {
             assert_eq!(k.canonical_flag("flag-3"), None);
             assert_eq!(k.canonical_flag(""), None);
             if !matches!(k, SchedKind::Sh | SchedKind::Mh) {
-                assert!(k.flag_names().is_empty());
+                assert!(k.flags().is_empty());
                 assert!(!k.accepts_flag("flag-1") && !k.accepts_flag("flag-2"));
             }
         }
@@ -710,10 +802,9 @@ mod tests {
     #[test]
     fn test_sched_flags_set() {
         let mut f = SchedFlags::default();
-        assert!(f.set("sh-port"));
-        assert!(f.set("mh-fallback"));
-        assert!(!f.set("flag-1"));
-        assert!(!f.set("bogus"));
+        f.set(SchedFlag::ShPort);
+        f.set(SchedFlag::MhFallback);
+        assert!(f.contains(SchedFlag::ShPort) && !f.contains(SchedFlag::ShFallback));
         assert_eq!(
             f,
             SchedFlags {

@@ -2,7 +2,7 @@
 //! socket at precise times, for `benches/pipeline.sh`.
 //!
 //! Layer: benchmark tooling, never linked into the daemon. It speaks the
-//! admin protocol of `control/src/admin.rs` (one line `{"cmd":"status"}`,
+//! admin protocol of `control/src/admin/` (one line `{"cmd":"status"}`,
 //! one line of JSON back) itself, so a sample costs one socket round trip
 //! instead of a `fulcrumctl` process start, and every sample is stamped with
 //! `Instant` taken right after the answer arrived. Workers publish their

@@ -47,9 +47,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, CommandFactory, Parser};
-use control::admin::{edit, format_counters, format_list, format_save, query, AdminError};
+use control::admin::{edit, query, AdminError};
 use control::config::DEFAULT_ADMIN_SOCKET;
+use dataplane::snapshot::{Method, Proto};
 use serde_json::{json, Value};
+
+mod format;
+use format::{format_counters, format_list, format_save};
 
 /// fulcrum's ipvsadm-style admin tool.
 #[derive(Parser, Debug)]
@@ -269,8 +273,8 @@ fn check_options(cli: &Cli, cmd: Cmd) -> Result<(), String> {
 /// port.
 fn service(cli: &Cli) -> Result<(String, &'static str, u16), String> {
     let (text, proto) = match (&cli.tcp_service, &cli.udp_service) {
-        (Some(t), _) => (t, "tcp"),
-        (None, Some(u)) => (u, "udp"),
+        (Some(t), _) => (t, Proto::Tcp.config_name()),
+        (None, Some(u)) => (u, Proto::Udp.config_name()),
         (None, None) => return Err("needs -t or -u VIP:PORT".into()),
     };
     let addr: SocketAddrV4 = text.parse().map_err(|_| {
@@ -308,7 +312,7 @@ fn edit_request(cli: &Cli, cmd: Cmd) -> Result<Value, String> {
             if cmd == Cmd::AddService {
                 // ipvsadm's default forwarding method; real servers added
                 // with -a always name theirs.
-                svc["forwarding"] = json!("dr");
+                svc["forwarding"] = json!(Method::Dr.config_name());
             }
             if let Some(t) = cli.persistent {
                 svc["persistence_timeout"] = json!(t);
@@ -352,7 +356,7 @@ fn edit_request(cli: &Cli, cmd: Cmd) -> Result<Value, String> {
                     json!({
                         "addr": addr,
                         "weight": cli.weight.unwrap_or(1),
-                        "forwarding": if dr { "dr" } else { "nat" },
+                        "forwarding": if dr { Method::Dr } else { Method::Nat }.config_name(),
                     }),
                 ),
             };

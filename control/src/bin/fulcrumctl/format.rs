@@ -1,0 +1,405 @@
+//! The ipvsadm-style text `fulcrumctl` prints from a [`Status`]: `-L -n`
+//! (with `--stats`, `--exact`), `-S` and `--counters`.
+//!
+//! Layer: control CLI, output only. The formats mirror ipvsadm 1.31
+//! `print_title()` / `print_service_entry()` / `print_largenum()`: same
+//! headers, same column widths, same K/M/G/T units in base 1000, services
+//! sorted by protocol, VIP, port and real servers by address, port, as
+//! ipvsadm sorts by default. fulcrum never resolves names, so `-n` is the
+//! only mode. Guarantees: every function is total (a status from a newer or
+//! older daemon, with names this build does not know, still prints).
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+use std::net::Ipv4Addr;
+
+use control::admin::{RealStatus, ServiceStatus, Status, WorkerStatus};
+use dataplane::snapshot::{Method, Proto};
+use dataplane::stats::{DropReason, WorkerStats};
+
+/// ipvsadm's `print_largenum()`: a right-aligned counter 9 columns wide
+/// (wider when `--exact` needs it), abbreviated with K/M/G/T (base 1000)
+/// from 100 million up unless `exact`.
+pub fn format_largenum(i: u64, exact: bool) -> String {
+    if exact {
+        let len = i.to_string().len();
+        let width = if len <= 8 { 9 } else { len + 1 };
+        return format!("{i:>width$}");
+    }
+    if i < 100_000_000 {
+        format!("{i:>9}")
+    } else if i < 1_000_000_000 {
+        format!("{:>8}K", i / 1000)
+    } else if i < 100_000_000_000 {
+        format!("{:>8}M", i / 1_000_000)
+    } else if i < 100_000_000_000_000 {
+        format!("{:>8}G", i / 1_000_000_000)
+    } else {
+        format!("{:>8}T", i / 1_000_000_000_000)
+    }
+}
+
+/// The protocol whose ipvsadm name (its `Display`, as the status carries
+/// it) is `s`.
+fn proto_of(s: &str) -> Option<Proto> {
+    Proto::ALL.into_iter().find(|p| p.to_string() == s)
+}
+
+/// The forwarding method whose ipvsadm column word (its `Display`, as the
+/// status carries it) is `s`.
+fn method_of(s: &str) -> Option<Method> {
+    Method::ALL.into_iter().find(|m| m.to_string() == s)
+}
+
+/// ipvsadm's service option for `p`: `-t` (TCP), `-u` (UDP).
+fn proto_option(p: Proto) -> &'static str {
+    match p {
+        Proto::Tcp => "-t",
+        Proto::Udp => "-u",
+    }
+}
+
+/// ipvsadm's forwarding option for `m`: `-m` (masquerading), `-g` (direct
+/// routing, "gatewaying").
+fn method_option(m: Method) -> &'static str {
+    match m {
+        Method::Nat => "-m",
+        Method::Dr => "-g",
+    }
+}
+
+/// Sort rank of a protocol name: its IP protocol number, as ipvsadm's
+/// `ipvs_cmp_services()` compares them; unknown names sort last.
+fn proto_rank(p: &str) -> u8 {
+    proto_of(p).map_or(u8::MAX, Proto::number)
+}
+
+/// Sort key of an address string: numeric when it parses, else after all.
+fn ip_key(s: &str) -> (u32, String) {
+    match s.parse::<Ipv4Addr>() {
+        Ok(ip) => (u32::from(ip), String::new()),
+        Err(_) => (u32::MAX, s.to_string()),
+    }
+}
+
+/// The header line standing in for ipvsadm's
+/// `IP Virtual Server version 1.2.1 (size=4096)`.
+fn banner(st: &Status) -> String {
+    let n = st.workers.len();
+    format!(
+        "fulcrum {} (conn table size={} per worker, {} worker{})\n",
+        st.version,
+        st.conn_table_size,
+        n,
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// `fulcrumctl -L -n` output (with `stats`: `--stats`; with `exact`:
+/// `--exact`), byte for byte in ipvsadm's layout:
+///
+/// ```text
+/// fulcrum 0.1.0 (conn table size=1048576 per worker, 2 workers)
+/// Prot LocalAddress:Port Scheduler Flags
+///   -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+/// TCP  10.0.0.100:80 rr
+///   -> 10.1.0.11:80                 Masq    1      0          0
+/// ```
+///
+/// (the real-server lines keep ipvsadm's trailing padding of the
+/// `%-10u` InActConn column). Services are sorted by protocol number, VIP,
+/// port; real servers by address, port.
+pub fn format_list(st: &Status, stats: bool, exact: bool) -> String {
+    let mut out = banner(st);
+    if stats {
+        let _ = writeln!(
+            out,
+            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        );
+        out.push_str("  -> RemoteAddress:Port\n");
+    } else {
+        out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
+        out.push_str("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n");
+    }
+    for s in sorted_services(st) {
+        let svc_name = format!("{}  {}:{}", s.proto, s.vip, s.vport);
+        if stats {
+            let _ = write!(out, "{svc_name:<33}");
+            for v in [s.conns, s.in_pkts, s.out_pkts, s.in_bytes, s.out_bytes] {
+                out.push_str(&format_largenum(v, exact));
+            }
+            out.push('\n');
+        } else {
+            // ipvsadm -L: "rr (flags) persistent 300 mask 255.255.255.0".
+            let _ = write!(out, "{svc_name} {}", s.scheduler);
+            if !s.sched_flags.is_empty() {
+                let _ = write!(out, " ({})", s.sched_flags.join(","));
+            }
+            if let Some((t, mask)) = persistence_shown(s) {
+                let _ = write!(out, " persistent {t}");
+                if let Some(m) = mask {
+                    let _ = write!(out, " mask {m}");
+                }
+            }
+            out.push('\n');
+        }
+        for r in sorted_reals(s) {
+            let dname = format!("{}:{}", r.ip, r.port);
+            if stats {
+                let _ = write!(out, "  -> {dname:<28}");
+                for v in [r.conns, r.in_pkts, r.out_pkts, r.in_bytes, r.out_bytes] {
+                    out.push_str(&format_largenum(v, exact));
+                }
+                out.push('\n');
+            } else {
+                let _ = writeln!(
+                    out,
+                    "  -> {dname:<28} {:<7} {:<6} {:<10} {:<10}",
+                    r.forwarding, r.weight, r.active_conns, r.inactive_conns
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Services in ipvsadm's listing order: protocol number, VIP, port.
+fn sorted_services(st: &Status) -> Vec<&ServiceStatus> {
+    let mut services: Vec<&ServiceStatus> = st.services.iter().collect();
+    services.sort_by_key(|s| (proto_rank(&s.proto), ip_key(&s.vip), s.vport));
+    services
+}
+
+/// A service's real servers in ipvsadm's listing order: address, port.
+fn sorted_reals(s: &ServiceStatus) -> Vec<&RealStatus> {
+    let mut reals: Vec<&RealStatus> = s.reals.iter().collect();
+    reals.sort_by_key(|r| (ip_key(&r.ip), r.port));
+    reals
+}
+
+/// `fulcrumctl -S` output: the current rules as the commands that rebuild
+/// them, in ipvsadm `-S -n` form (`print_service_entry()` with `FMT_RULE`)
+/// and listing order, one per line:
+///
+/// ```text
+/// -A -t 10.0.0.100:80 -s rr
+/// -a -t 10.0.0.100:80 -r 10.1.0.11:80 -m -w 1
+/// ```
+///
+/// `-t` for TCP, `-u` for UDP; `-m` for masquerading (NAT), `-g` for direct
+/// routing. Only what [`Status`] carries is saved: scheduler, real servers,
+/// forwarding methods and weights.
+pub fn format_save(st: &Status) -> String {
+    let mut out = String::new();
+    for s in sorted_services(st) {
+        let proto = proto_of(&s.proto).map_or("-t", proto_option);
+        let svc = format!("{proto} {}:{}", s.vip, s.vport);
+        let mut opts = String::new();
+        if let Some((t, mask)) = persistence_shown(s) {
+            let _ = write!(opts, " -p {t}");
+            if let Some(m) = mask {
+                let _ = write!(opts, " -M {m}");
+            }
+        }
+        if !s.sched_flags.is_empty() {
+            let _ = write!(opts, " -b {}", s.sched_flags.join(","));
+        }
+        let _ = writeln!(out, "-A {svc} -s {}{opts}", s.scheduler);
+        for r in sorted_reals(s) {
+            let fwd = method_of(&r.forwarding).map_or("-m", method_option);
+            let _ = writeln!(out, "-a {svc} -r {}:{} {fwd} -w {}", r.ip, r.port, r.weight);
+        }
+    }
+    out
+}
+
+/// A persistent service's timeout (seconds) and its netmask unless it is
+/// ipvsadm's default `255.255.255.255` (which ipvsadm neither prints in
+/// `-L` nor saves in `-S`); `None` when the service is not persistent.
+fn persistence_shown(s: &ServiceStatus) -> Option<(u32, Option<&str>)> {
+    let t = s.persistence_timeout_s?;
+    let mask = s
+        .persistence_netmask
+        .as_deref()
+        .filter(|&m| m != "255.255.255.255");
+    Some((t, mask))
+}
+
+/// `fulcrumctl --counters` output: one row per counter, one column per
+/// worker (headed `worker N`, with its lcore on the next row) and a `total`
+/// column; all numbers exact. Drop rows are `drop/<reason>` in
+/// [`DropReason`] order followed by a `drops_total` row. A drop reason that
+/// is zero on every worker is left out unless `show_zero_drops` (what
+/// `fulcrumctl --counters --exact` asks for).
+pub fn format_counters(st: &Status, show_zero_drops: bool) -> String {
+    // Counters in declaration order, then any the daemon has and we do not.
+    let mut counters: Vec<String> = WorkerStats::COUNTER_NAMES
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    for w in &st.workers {
+        for k in w.counters.keys() {
+            if !counters.contains(k) {
+                counters.push(k.clone());
+            }
+        }
+    }
+    let mut rows: Vec<(String, Vec<u64>)> = counters
+        .iter()
+        .map(|n| (n.clone(), st.workers.iter().map(|w| w.counter(n)).collect()))
+        .collect();
+
+    // Reasons in counter order, then any the daemon knows and we do not.
+    let mut names: Vec<String> = DropReason::ALL
+        .iter()
+        .map(|r| r.name().to_string())
+        .collect();
+    for w in &st.workers {
+        for k in w.drops.keys() {
+            if !names.contains(k) {
+                names.push(k.clone());
+            }
+        }
+    }
+    let drop_of = |w: &WorkerStatus, n: &str| w.drops.get(n).copied().unwrap_or(0);
+    for n in &names {
+        let vals: Vec<u64> = st.workers.iter().map(|w| drop_of(w, n)).collect();
+        if show_zero_drops || vals.iter().any(|&v| v != 0) {
+            rows.push((format!("drop/{n}"), vals));
+        }
+    }
+    let totals: Vec<u64> = st
+        .workers
+        .iter()
+        .map(|w| w.drops.values().fold(0u64, |a, &b| a.saturating_add(b)))
+        .collect();
+    rows.push(("drops_total".to_string(), totals));
+
+    let heads: Vec<String> = st
+        .workers
+        .iter()
+        .map(|w| format!("worker {}", w.id))
+        .collect();
+    let lcores: Vec<String> = st.workers.iter().map(|w| w.lcore.to_string()).collect();
+    let row_total = |v: &[u64]| v.iter().fold(0u64, |a, &b| a.saturating_add(b));
+    let mut width = 10usize;
+    for h in heads.iter().chain(&lcores) {
+        width = width.max(h.len());
+    }
+    for (_, v) in &rows {
+        for x in v.iter().copied().chain(std::iter::once(row_total(v))) {
+            width = width.max(x.to_string().len());
+        }
+    }
+    let name_w = rows
+        .iter()
+        .map(|(n, _)| n.len())
+        .max()
+        .unwrap_or(0)
+        .max("Counter".len());
+
+    let mut out = banner(st);
+    let _ = write!(out, "{:<name_w$}", "Counter");
+    for h in &heads {
+        let _ = write!(out, "  {h:>width$}");
+    }
+    let _ = writeln!(out, "  {:>width$}", "total");
+    let _ = write!(out, "{:<name_w$}", "lcore");
+    for l in &lcores {
+        let _ = write!(out, "  {l:>width$}");
+    }
+    let _ = writeln!(out, "  {:>width$}", "-");
+    for (name, vals) in &rows {
+        let _ = write!(out, "{name:<name_w$}");
+        for v in vals {
+            let _ = write!(out, "  {v:>width$}");
+        }
+        let _ = writeln!(out, "  {:>width$}", row_total(vals));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control::admin::build_status;
+    use dataplane::snapshot::Snapshot;
+    use dataplane::stats::SharedStats;
+    use std::sync::Arc;
+
+    #[test]
+    fn test_format_largenum() {
+        assert_eq!(format_largenum(0, false), "        0");
+        assert_eq!(format_largenum(99_999_999, false), " 99999999");
+        assert_eq!(format_largenum(123_456_789, false), "  123456K");
+        assert_eq!(format_largenum(1_234_567_890, false), "    1234M");
+        assert_eq!(format_largenum(123_456_789_012, false), "     123G");
+        assert_eq!(format_largenum(123_456_789_012_345, false), "     123T");
+        assert_eq!(format_largenum(123_456_789, true), " 123456789");
+        assert_eq!(format_largenum(12, true), "       12");
+    }
+
+    #[test]
+    fn test_format_counters() {
+        let mut st = build_status(
+            &Snapshot::default(),
+            &[Arc::new(SharedStats::new(3))],
+            &[5],
+            0,
+            10,
+        );
+        st.workers[0].counters.insert("rx_pkts".into(), 1234);
+        *st.workers[0].drops.get_mut("no_service").expect("reason") = 7;
+        let text = format_counters(&st, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "fulcrum 0.1.0 (conn table size=10 per worker, 1 worker)"
+        );
+        assert_eq!(lines[1], "Counter               worker 0       total");
+        assert_eq!(lines[2], "lcore                        5           -");
+        assert_eq!(lines[3], "rx_pkts                   1234        1234");
+        assert!(text.contains("\ndrop/no_service              7           7\n"));
+        assert!(!text.contains("drop/no_route"));
+        assert!(text.ends_with("\ndrops_total                  7           7\n"));
+        assert_eq!(
+            lines.len(),
+            2 + WorkerStats::COUNTER_NAMES.len() + 1 + 1 + 1
+        );
+        assert!(text.contains("\npersist_templates            0           0\n"));
+        assert!(text.contains("\npersist_table_full           0           0\n"));
+        let all = format_counters(&st, true);
+        assert_eq!(all.matches("drop/").count(), DropReason::COUNT);
+    }
+
+    /// The counter rows are `WorkerStats::COUNTER_NAMES`, in order, each
+    /// with its value: a new counter needs no line here.
+    #[test]
+    fn test_format_counters_rows_follow_counter_names() {
+        let shared = Arc::new(SharedStats::new(1));
+        let mut w = WorkerStats::default();
+        w.set_counter_values(std::array::from_fn(|i| 100 + i as u64));
+        shared.publish(&w, &[]);
+        let st = build_status(&Snapshot::default(), &[shared], &[3], 0, 1);
+        let text = format_counters(&st, false);
+        let rows: Vec<(&str, &str)> = text
+            .lines()
+            .skip(3)
+            .take(WorkerStats::COUNTER_NAMES.len())
+            .map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next().unwrap_or(""), f.next().unwrap_or(""))
+            })
+            .collect();
+        let want: Vec<(&str, String)> = WorkerStats::COUNTER_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (n, (100 + i).to_string()))
+            .collect();
+        let want: Vec<(&str, &str)> = want.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        assert_eq!(rows, want);
+        let next = text.lines().nth(3 + WorkerStats::COUNTER_NAMES.len());
+        assert_eq!(next.map(|l| l.starts_with("drops_total")), Some(true));
+    }
+}

@@ -1,0 +1,336 @@
+//! The configuration schema: the serde structs a RON file deserializes
+//! into, with every default and unit documented.
+//!
+//! Layer: control, first stage. Guarantees: every struct refuses unknown
+//! fields (`deny_unknown_fields`); each field's doc names its default and
+//! range, as docs/config.md does. Value checks live in the field types
+//! ([`super::types`]); cross-field rules in [`super::validate()`](mod@super::validate).
+#![forbid(unsafe_code)]
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use dataplane::snapshot::Method;
+use sched::{SchedFlags, SchedKind, SchedParams};
+use serde::Deserialize;
+
+use super::types::{
+    Cidr, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask, ProtoName, SchedulerName,
+    SocketAddrV4Str, TimeoutSecs, Weight,
+};
+use super::DEFAULT_ADMIN_SOCKET;
+
+/// The whole director: one RON file. See `docs/config.md` for the commented
+/// schema; defaults below are the ones documented there.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// EAL arguments passed to `rte_eal_init` verbatim (`argv[0]` is added by
+    /// the daemon). Required.
+    pub eal_args: Vec<String>,
+    /// EAL lcore ids that run workers, one worker each; every worker gets one
+    /// RX and one TX queue on every port. Required, 1..=64 distinct ids.
+    pub workers: Vec<u32>,
+    /// Mbufs in each NUMA socket's packet pool. Default 16383 (2^n - 1 is the
+    /// size DPDK's ring-backed mempool uses best).
+    #[serde(default = "default_mbufs_per_socket")]
+    pub mbufs_per_socket: u32,
+    /// RX descriptors per queue. Default 1024.
+    #[serde(default = "default_desc")]
+    pub rx_desc: u16,
+    /// TX descriptors per queue. Default 1024.
+    #[serde(default = "default_desc")]
+    pub tx_desc: u16,
+    /// Packets per `rx_burst`, 1..=64. Default 32.
+    #[serde(default = "default_burst")]
+    pub burst: u16,
+    /// Microseconds a worker sleeps after a poll round that received nothing;
+    /// 0 (default) = pure busy polling.
+    #[serde(default)]
+    pub idle_sleep_us: u32,
+    /// Most connections each worker tracks. Default 1048576.
+    #[serde(default = "default_conn_table_size")]
+    pub conn_table_size: u32,
+    /// Unix socket the admin API listens on. Default
+    /// `/run/fulcrum/fulcrum.sock`.
+    #[serde(default = "default_admin_socket")]
+    pub admin_socket: PathBuf,
+    /// Dataplane ports, in DPDK port order. Required, 1..=64.
+    pub ports: Vec<PortConfig>,
+    /// Static routes; connected routes come from the ports' addresses.
+    /// Default none.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// Permanent neighbours (`ip neigh add ... nud permanent`). Default none.
+    #[serde(default)]
+    pub neighbours: Vec<NeighbourConfig>,
+    /// IPVS connection timeouts. Default: the IPVS defaults.
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    /// Virtual services. Default none.
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+}
+
+fn default_mbufs_per_socket() -> u32 {
+    16_383
+}
+fn default_desc() -> u16 {
+    1024
+}
+fn default_burst() -> u16 {
+    32
+}
+fn default_conn_table_size() -> u32 {
+    1_048_576
+}
+fn default_admin_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_ADMIN_SOCKET)
+}
+
+/// One dataplane port.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Operator's label, unique, used in logs and status output.
+    pub name: String,
+    /// DPDK device name: a vdev name (`net_af_packet0`) or a PCI address
+    /// (`0000:03:00.0`). Unique.
+    pub device: String,
+    /// The director's own addresses on this port (DIPs) with their prefix
+    /// length; each also yields a connected route. At least one, because ARP
+    /// requests for next hops need a sender address.
+    pub addrs: Vec<Cidr>,
+    /// Pins the port's MAC address; `None` keeps the NIC's own.
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+}
+
+/// One static route (`ip route add dst via via`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Destination prefix; host bits must be zero.
+    pub dst: Ipv4Net,
+    /// Gateway; must lie on a connected subnet (one of the ports' prefixes).
+    pub via: Ipv4Str,
+}
+
+/// One permanent neighbour (`ip neigh add ip lladdr mac nud permanent`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighbourConfig {
+    /// Neighbour IPv4 address; must lie on a connected subnet.
+    pub ip: Ipv4Str,
+    /// Its MAC address.
+    pub mac: MacAddr,
+}
+
+/// IPVS connection timeouts in seconds (`ipvsadm --set tcp tcpfin udp` plus
+/// the per-state ones IPVS keeps in `ip_vs_proto_tcp.c`'s
+/// `tcp_timeouts[]`). Each field is optional and defaults to IPVS; range
+/// 1..=2592000.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutsConfig {
+    /// ESTABLISHED, default 900 s.
+    pub tcp_established: TimeoutSecs,
+    /// SYN_SENT, default 120 s.
+    pub tcp_syn_sent: TimeoutSecs,
+    /// SYN_RECV, default 60 s.
+    pub tcp_syn_recv: TimeoutSecs,
+    /// FIN_WAIT, default 120 s.
+    pub tcp_fin_wait: TimeoutSecs,
+    /// TIME_WAIT, default 120 s.
+    pub tcp_time_wait: TimeoutSecs,
+    /// CLOSE, default 10 s.
+    pub tcp_close: TimeoutSecs,
+    /// CLOSE_WAIT, default 60 s.
+    pub tcp_close_wait: TimeoutSecs,
+    /// LAST_ACK, default 30 s.
+    pub tcp_last_ack: TimeoutSecs,
+    /// LISTEN, default 120 s.
+    pub tcp_listen: TimeoutSecs,
+    /// SYNACK, default 120 s.
+    pub tcp_synack: TimeoutSecs,
+    /// UDP, default 300 s.
+    pub udp: TimeoutSecs,
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        // Same values as `dataplane::snapshot::Timeouts::default()`, which
+        // mirrors net/netfilter/ipvs/ip_vs_proto_{tcp,udp}.c.
+        TimeoutsConfig {
+            tcp_established: TimeoutSecs(900),
+            tcp_syn_sent: TimeoutSecs(120),
+            tcp_syn_recv: TimeoutSecs(60),
+            tcp_fin_wait: TimeoutSecs(120),
+            tcp_time_wait: TimeoutSecs(120),
+            tcp_close: TimeoutSecs(10),
+            tcp_close_wait: TimeoutSecs(60),
+            tcp_last_ack: TimeoutSecs(30),
+            tcp_listen: TimeoutSecs(120),
+            tcp_synack: TimeoutSecs(120),
+            udp: TimeoutSecs(300),
+        }
+    }
+}
+
+/// One virtual service (`ipvsadm -A -t|-u VIP:port -s sched`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// VIP:vport; vport 0 = every port (IPVS port-0 service).
+    pub vip: SocketAddrV4Str,
+    /// `"tcp"` or `"udp"`.
+    pub proto: ProtoName,
+    /// An ipvsadm `-s` name fulcrum implements (`sched::SchedKind::NAMES`).
+    pub scheduler: SchedulerName,
+    /// Default forwarding method of the service's real servers.
+    pub forwarding: ForwardingName,
+    /// Scheduler flags, as ipvsadm `-b` / keepalived `scheduler_flags`
+    /// spell them: `"sh-port"`, `"sh-fallback"` (scheduler `sh`),
+    /// `"mh-port"`, `"mh-fallback"` (scheduler `mh`), or the generic
+    /// `"flag-1"` (= the scheduler's `-fallback`) and `"flag-2"` (= its
+    /// `-port`). Each at most once; a flag of another scheduler is an error.
+    /// Default none.
+    #[serde(default)]
+    pub sched_flags: Vec<String>,
+    /// The scheduler's table size. `dh`/`sh`: hash buckets, a power of two
+    /// in 2..=1048576, default 256 (IPVS `CONFIG_IP_VS_{DH,SH}_TAB_BITS`).
+    /// `mh`: Maglev table size M, a prime ≥ 100 × the service's real
+    /// servers and ≤ 16777216, default 65537. Any other scheduler: an error.
+    #[serde(default)]
+    pub table_size: Option<u32>,
+    /// `mh` only: the hash seed of the Maglev permutations and lookups.
+    /// Directors with the same config and seed pick the same real server
+    /// for a flow (active-active scale-out). Default
+    /// `sched::MH_SEED_DEFAULT`. Any other scheduler: an error.
+    #[serde(default)]
+    pub hash_seed: Option<u64>,
+    /// Real servers, in scheduler order. Default none (every new connection
+    /// is then dropped as `no_real_server`, as IPVS does).
+    #[serde(default)]
+    pub real_servers: Vec<RealServerConfig>,
+    /// Persistence timeout in seconds, 1..=2592000 (ipvsadm `-p`,
+    /// keepalived `persistence_timeout`): new connections from one client
+    /// (network, see `persistence_netmask`) go to the real server its
+    /// earlier connection got, until this long after the last of them.
+    /// Default none: every connection is scheduled on its own.
+    #[serde(default)]
+    pub persistence_timeout: Option<TimeoutSecs>,
+    /// Client netmask for persistence, a contiguous dotted-quad mask
+    /// (ipvsadm `-M`, keepalived `persistence_granularity`); default
+    /// `"255.255.255.255"` (one template per client address). Only with
+    /// `persistence_timeout`.
+    #[serde(default)]
+    pub persistence_netmask: Option<Netmask>,
+}
+
+/// One real server (`ipvsadm -a -t VIP:port -r RIP:port -w weight -m|-g`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealServerConfig {
+    /// RIP:rport. In DR the port must equal the vport; rport 0 only in a
+    /// port-0 service.
+    pub addr: SocketAddrV4Str,
+    /// IPVS weight 0..=65535, default 1; 0 quiesces the server.
+    #[serde(default)]
+    pub weight: Weight,
+    /// Overrides the service's forwarding method for this server, as
+    /// ipvsadm's per-destination `-m`/`-g` does.
+    #[serde(default)]
+    pub forwarding: Option<ForwardingName>,
+}
+
+impl ServiceConfig {
+    /// The scheduler flags in effect: `sched_flags` resolved for this
+    /// service's scheduler ([`SchedKind::canonical_flag`]); names that do not
+    /// apply are skipped (a validated config has none).
+    pub fn sched_flags(&self) -> SchedFlags {
+        let mut f = SchedFlags::default();
+        for name in &self.sched_flags {
+            if let Some(c) = self.scheduler.0.canonical_flag(name) {
+                f.set(c);
+            }
+        }
+        f
+    }
+
+    /// The scheduler parameters in effect: [`SchedParams::default`] with
+    /// `table_size` applied to the scheduler that has a table (`dh`, `sh`:
+    /// buckets; `mh`: M) and `hash_seed` to `mh`.
+    pub fn sched_params(&self) -> SchedParams {
+        let mut p = SchedParams::default();
+        let size = self.table_size.map(|n| n as usize);
+        match self.scheduler.0 {
+            SchedKind::Dh => p.dh_table_len = size.unwrap_or(p.dh_table_len),
+            SchedKind::Sh => p.sh_table_len = size.unwrap_or(p.sh_table_len),
+            SchedKind::Mh => {
+                p.mh_table_len = size.unwrap_or(p.mh_table_len);
+                p.mh_seed = self.hash_seed.unwrap_or(p.mh_seed);
+            }
+            _ => {}
+        }
+        p
+    }
+}
+
+impl RealServerConfig {
+    /// The forwarding method in effect: the per-server override, else the
+    /// service's default.
+    pub fn method(&self, svc: &ServiceConfig) -> Method {
+        self.forwarding.map_or(svc.forwarding.0, |f| f.0)
+    }
+}
+
+impl Config {
+    /// The port whose connected subnet holds `ip`: the longest matching
+    /// prefix over all ports' addresses, the first port in config order on a
+    /// tie. `None` when `ip` is on no connected subnet.
+    pub fn connected_port(&self, ip: Ipv4Addr) -> Option<usize> {
+        let mut best: Option<(usize, u8)> = None;
+        for (i, p) in self.ports.iter().enumerate() {
+            for a in &p.addrs {
+                if a.contains(ip) && !matches!(best, Some((_, len)) if a.len <= len) {
+                    best = Some((i, a.len));
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+
+    /// Whether some connected or static route covers `ip`.
+    pub fn has_route(&self, ip: Ipv4Addr) -> bool {
+        self.connected_port(ip).is_some() || self.routes.iter().any(|r| r.dst.contains(ip))
+    }
+
+    /// The port index owning DIP `ip`, if `ip` is one of the director's
+    /// interface addresses.
+    pub fn dip_port(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.ports
+            .iter()
+            .position(|p| p.addrs.iter().any(|a| a.addr == ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    #[test]
+    fn test_connected_port_longest_match() {
+        let src = r#"(eal_args: [], workers: [1], ports: [
+            (name: "a", device: "d0", addrs: ["10.0.0.1/16"]),
+            (name: "b", device: "d1", addrs: ["10.0.5.1/24"]),
+        ])"#;
+        let cfg = parse(src, "t.ron").expect("valid");
+        assert_eq!(cfg.connected_port(Ipv4Addr::new(10, 0, 5, 9)), Some(1));
+        assert_eq!(cfg.connected_port(Ipv4Addr::new(10, 0, 6, 9)), Some(0));
+        assert_eq!(cfg.connected_port(Ipv4Addr::new(10, 1, 0, 1)), None);
+        assert!(!cfg.has_route(Ipv4Addr::new(10, 1, 0, 1)));
+        assert_eq!(cfg.dip_port(Ipv4Addr::new(10, 0, 5, 1)), Some(1));
+    }
+}

@@ -1,0 +1,93 @@
+//! The real servers of one service: none twice, none on a director
+//! address (DIP or VIP); a DR real server on a connected subnet with the
+//! virtual port (DR only rewrites the MAC); a NAT real server reachable by
+//! some route, with port 0 exactly in a port-0 service.
+#![forbid(unsafe_code)]
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+use dataplane::snapshot::Method;
+
+use super::{connected_subnets, verr, Dips};
+use crate::config::error::{PathSeg, ValidationError};
+use crate::config::schema::{Config, ServiceConfig};
+
+/// Checks the real servers of service `i` (`s`), given the DIPs `dips` and
+/// every VIP of the config `vips`.
+pub(super) fn check(
+    cfg: &Config,
+    dips: &Dips,
+    vips: &HashSet<Ipv4Addr>,
+    i: usize,
+    s: &ServiceConfig,
+) -> Result<(), ValidationError> {
+    use PathSeg::{Field as F, Index as I};
+    let (vip, vport, pname) = (s.vip.ip(), s.vip.port(), s.proto.0);
+    let mut seen = HashSet::new();
+    for (j, r) in s.real_servers.iter().enumerate() {
+        let path = || vec![F("services"), I(i), F("real_servers"), I(j), F("addr")];
+        let (rip, rport) = (r.addr.ip(), r.addr.port());
+        if !seen.insert((rip, rport)) {
+            return Err(verr(
+                path(),
+                format!(
+                    "duplicate real server {rip}:{rport} in virtual service {pname} {vip}:{vport}"
+                ),
+            ));
+        }
+        if dips.contains_key(&rip) || vips.contains(&rip) {
+            return Err(verr(
+                path(),
+                format!("real server {rip} is one of the director's own addresses: expected another host"),
+            ));
+        }
+        match r.method(s) {
+            Method::Dr => {
+                if rport != vport {
+                    return Err(verr(
+                        path(),
+                        format!(
+                            "direct routing cannot change the port: real server port {rport} must equal the virtual port {vport}"
+                        ),
+                    ));
+                }
+                if cfg.connected_port(rip).is_none() {
+                    return Err(verr(
+                        path(),
+                        format!(
+                            "direct-routing real server {rip} is not on a connected subnet: DR only rewrites the MAC, expected an address inside {}",
+                            connected_subnets(cfg)
+                        ),
+                    ));
+                }
+            }
+            Method::Nat => {
+                if vport == 0 && rport != 0 {
+                    return Err(verr(
+                        path(),
+                        format!(
+                            "real server port {rport} in a port-0 service: expected port 0 (every port is forwarded unchanged)"
+                        ),
+                    ));
+                }
+                if vport != 0 && rport == 0 {
+                    return Err(verr(
+                        path(),
+                        "real server port 0: expected a port 1..=65535 (0 only in a port-0 service)".to_string(),
+                    ));
+                }
+                if !cfg.has_route(rip) {
+                    return Err(verr(
+                        path(),
+                        format!(
+                            "no route to NAT real server {rip}: expected it on a connected subnet ({}) or covered by a static route",
+                            connected_subnets(cfg)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
