@@ -133,7 +133,6 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
         service_index,
         reals,
         timeouts: Timeouts::default(),
-        draining_reals: Vec::new(),
     }
 }
 

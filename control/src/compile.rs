@@ -136,6 +136,10 @@ pub fn mh_table(
 ///   removal keep counting on the retired one until they expire (IPVS would
 ///   revive the destination from its trash instead).
 /// - `timeouts` in milliseconds.
+/// - Every VIP of `draining` that no service of `cfg` has any more stays a
+///   local address (kind VIP, announced on the ports it was): its last
+///   service was deleted while connections to it live, and IPVS lets those
+///   run until they expire. New connections to it find no service.
 ///
 /// # Panics
 /// If `port_macs.len() != cfg.ports.len()` (a caller bug: the daemon reads
@@ -145,6 +149,7 @@ pub fn compile(
     port_macs: &[[u8; 6]],
     generation: u64,
     prev: Option<&Snapshot>,
+    draining: &[DrainingVip],
 ) -> Snapshot {
     assert_eq!(
         port_macs.len(),
@@ -232,6 +237,13 @@ pub fn compile(
         );
     }
 
+    for d in draining {
+        local.entry(d.vip).or_insert(LocalAddr {
+            kind: LocalKind::Vip,
+            arp_ports: d.arp_ports,
+        });
+    }
+
     let mut services = Vec::with_capacity(cfg.services.len());
     let mut service_index = HashMap::new();
     let (mut reals, mut known) = retired_reals(prev);
@@ -288,8 +300,22 @@ pub fn compile(
         service_index,
         reals,
         timeouts: timeouts_ms(&cfg.timeouts),
-        draining_reals: Vec::new(),
     }
+}
+
+/// A VIP whose last virtual service was deleted while it still had
+/// connections: the director keeps answering for it (ARP, forwarding of the
+/// live connections) until they are gone, as IPVS lets a deleted service's
+/// connections run to their expiry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainingVip {
+    /// The VIP, host order.
+    pub vip: u32,
+    /// The ports it was announced on (bit = port index), as before.
+    pub arp_ports: u64,
+    /// The real-server ids its services had: their activeconns plus
+    /// inactconns, over all workers, say whether it still drains.
+    pub reals: Vec<u32>,
 }
 
 /// A real server's identity across recompiles: service key, RIP, rport.
@@ -361,7 +387,7 @@ mod tests {
 
     fn snap() -> Snapshot {
         let cfg = parse(CFG, "t.ron").expect("valid");
-        compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]], 7, None)
+        compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]], 7, None, &[])
     }
 
     fn p(a: [u8; 4], len: u8) -> Prefix {
@@ -516,7 +542,7 @@ mod tests {
     fn test_compile_keeps_real_ids_across_edits() {
         let prev = snap();
         let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
-        let s = compile(&edited(), &macs, 8, Some(&prev));
+        let s = compile(&edited(), &macs, 8, Some(&prev), &[]);
         assert_eq!(s.services.len(), 3);
         // The inserted service's real server gets the first new id ...
         assert_eq!(s.services[0].reals, vec![5]);
@@ -539,17 +565,17 @@ mod tests {
         // Removing everything keeps every id retired; adding back gets new ids.
         let mut empty = edited();
         empty.services.clear();
-        let e = compile(&empty, &macs, 9, Some(&s));
+        let e = compile(&empty, &macs, 9, Some(&s), &[]);
         assert_eq!(e.reals.len(), 7);
         assert!(e.reals[1..]
             .iter()
             .all(|r| r.weight == 0 && r.service == NO_SERVICE));
-        let back = compile(&edited(), &macs, 10, Some(&e));
+        let back = compile(&edited(), &macs, 10, Some(&e), &[]);
         assert_eq!(back.services[0].reals, vec![7]);
         assert_eq!(back.services[1].reals, vec![8]);
         assert_eq!(back.reals.len(), 7 + 5);
         // Without a previous snapshot, ids are dense again.
-        let fresh = compile(&edited(), &macs, 1, None);
+        let fresh = compile(&edited(), &macs, 1, None, &[]);
         assert_eq!(fresh.services[0].reals, vec![1]);
         assert_eq!(fresh.reals.len(), 6);
     }
@@ -563,7 +589,7 @@ mod tests {
         );
         let cfg = parse(&src, "t.ron").expect("valid");
         let macs = [[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
-        let s = compile(&cfg, &macs, 1, None);
+        let s = compile(&cfg, &macs, 1, None, &[]);
         let mh = &s.services[0];
         assert_eq!(mh.scheduler, SchedKind::Mh);
         assert!(mh.sched_flags.mh_port && !mh.sched_flags.mh_fallback);
@@ -592,7 +618,7 @@ mod tests {
         assert!(s.services[1].mh_table.is_none());
         assert_eq!(s.services[1].sched_params, sched::SchedParams::default());
         // Two directors compiling the same config build identical tables.
-        let again = compile(&cfg, &macs, 2, None);
+        let again = compile(&cfg, &macs, 2, None, &[]);
         let t2 = again.services[0].mh_table.as_ref().unwrap();
         assert!(!Arc::ptr_eq(t, t2));
         assert_eq!(**t, **t2);
@@ -610,6 +636,6 @@ mod tests {
     #[should_panic(expected = "one MAC per configured port")]
     fn test_compile_mac_count_mismatch() {
         let cfg = parse(CFG, "t.ron").expect("valid");
-        let _ = compile(&cfg, &[[2, 0, 0, 0, 0, 1]], 1, None);
+        let _ = compile(&cfg, &[[2, 0, 0, 0, 0, 1]], 1, None, &[]);
     }
 }

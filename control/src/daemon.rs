@@ -119,7 +119,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         macs.push(info.mac);
     }
 
-    let snap = compile(&cfg, &macs, 1, None);
+    let snap = compile(&cfg, &macs, 1, None, &[]);
     let n_reals = snap.reals.len();
     let snapshot = Arc::new(ArcSwap::from_pointee(snap));
     let mesh: Arc<Mesh<hwinit::dpdk::Mbuf>> = Mesh::new(usize::from(n_workers));

@@ -38,13 +38,13 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
-use dataplane::snapshot::Snapshot;
+use dataplane::snapshot::{LocalKind, Snapshot};
 use dataplane::stats::{SharedStats, MAX_REAL_IDS};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::compile::compile;
+use crate::compile::{compile, DrainingVip};
 use crate::config::{
     display_path, validate, Config, ProtoName, RealServerConfig, ServiceConfig, SocketAddrV4Str,
     VALUE_MARK,
@@ -277,7 +277,8 @@ fn service_index(cfg: &Config, key: &ServiceRef) -> Option<usize> {
 /// snapshot for each edit. One per daemon; `handle` may be called from any
 /// thread (a mutex serialises edits; the workers never touch it).
 pub struct Editor {
-    cfg: Mutex<Config>,
+    /// The current config and the VIPs that drain, changed together.
+    state: Mutex<(Config, Vec<DrainingVip>)>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     port_macs: Vec<[u8; 6]>,
     stats: Vec<Arc<SharedStats>>,
@@ -297,7 +298,7 @@ impl Editor {
         stats: Vec<Arc<SharedStats>>,
     ) -> Editor {
         Editor {
-            cfg: Mutex::new(cfg),
+            state: Mutex::new((cfg, Vec::new())),
             snapshot,
             port_macs,
             stats,
@@ -306,10 +307,78 @@ impl Editor {
 
     /// A copy of the current config (the last one published).
     pub fn config(&self) -> Config {
-        self.cfg
+        self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .clone()
+    }
+
+    /// The VIPs that still drain (their last service deleted, connections
+    /// alive), as of the last publish.
+    pub fn draining(&self) -> Vec<DrainingVip> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone()
+    }
+
+    /// Connections (activeconns + inactconns, every worker) real server
+    /// `id` still has.
+    fn live_conns(&self, id: u32) -> u64 {
+        self.stats
+            .iter()
+            .map(|s| {
+                let r = s.load_real(id as usize);
+                r.active_conns + r.inactive_conns
+            })
+            .sum()
+    }
+
+    /// The draining VIPs after `new` replaces the config `prev` was compiled
+    /// from: every VIP of `prev` that no service of `new` has any more, with
+    /// the real-server ids its services had (added to those of an earlier
+    /// drain of the same VIP), kept while one of them has a connection.
+    fn drains_after(&self, prev: &Snapshot, old: &[DrainingVip], new: &Config) -> Vec<DrainingVip> {
+        let still_vip = |vip: u32| new.services.iter().any(|s| u32::from(s.vip.ip()) == vip);
+        let mut out: Vec<DrainingVip> = old.iter().filter(|d| !still_vip(d.vip)).cloned().collect();
+        for (&vip, l) in &prev.local {
+            if l.kind != LocalKind::Vip || still_vip(vip) {
+                continue;
+            }
+            let ids = prev.services.iter().filter(|s| s.key.vip == vip).flat_map(|s| s.reals.iter().copied());
+            match out.iter_mut().find(|d| d.vip == vip) {
+                Some(d) => d.reals.extend(ids),
+                None => out.push(DrainingVip {
+                    vip,
+                    arp_ports: l.arp_ports,
+                    reals: ids.collect(),
+                }),
+            }
+        }
+        out.retain(|d| d.reals.iter().any(|&id| self.live_conns(id) > 0));
+        out
+    }
+
+    /// Ends the drain of every VIP whose connections are all gone: publishes
+    /// a snapshot (generation + 1) without them, so the director stops
+    /// answering ARP for them. Returns the VIPs (host order) it ended; none
+    /// (and nothing published) when every draining VIP still has
+    /// connections. Called by the daemon about once a second.
+    pub fn sweep_drains(&self) -> Vec<u32> {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (ended, kept): (Vec<DrainingVip>, Vec<DrainingVip>) = std::mem::take(&mut st.1)
+            .into_iter()
+            .partition(|d| d.reals.iter().all(|&id| self.live_conns(id) == 0));
+        st.1 = kept;
+        if ended.is_empty() {
+            return Vec::new();
+        }
+        let prev = self.snapshot.load_full();
+        let snap = compile(&st.0, &self.port_macs, prev.generation + 1, Some(&prev), &st.1);
+        self.snapshot.store(Arc::new(snap));
+        ended.iter().map(|d| d.vip).collect()
     }
 
     /// Applies one request ([`apply`]), compiles it against the current
@@ -322,11 +391,12 @@ impl Editor {
     pub fn handle(&self, req: &Value) -> Result<u64, EditError> {
         // A poisoned lock still holds the last *published* config: it is
         // only replaced after a successful publish.
-        let mut cur = self.cfg.lock().unwrap_or_else(PoisonError::into_inner);
-        let new = apply(&cur, req)?;
+        let mut cur = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let new = apply(&cur.0, req)?;
         let prev = self.snapshot.load_full();
         let generation = prev.generation + 1;
-        let snap = compile(&new, &self.port_macs, generation, Some(&prev));
+        let drains = self.drains_after(&prev, &cur.1, &new);
+        let snap = compile(&new, &self.port_macs, generation, Some(&prev), &drains);
         let used = snap.reals.len();
         if used > MAX_REAL_IDS {
             return Err(EditError::IdsExhausted { used });
@@ -336,7 +406,7 @@ impl Editor {
             s.reserve(used);
         }
         self.snapshot.store(Arc::new(snap));
-        *cur = new;
+        *cur = (new, drains);
         Ok(generation)
     }
 }
@@ -572,7 +642,7 @@ mod tests {
 
     fn editor_with(c: Config) -> (Editor, Arc<ArcSwap<Snapshot>>, Arc<SharedStats>) {
         let macs = vec![[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
-        let snap = compile(&c, &macs, 1, None);
+        let snap = compile(&c, &macs, 1, None, &[]);
         let stats = Arc::new(SharedStats::new(snap.reals.len()));
         let swap = Arc::new(ArcSwap::from_pointee(snap));
         let ed = Editor::new(c, macs, Arc::clone(&swap), vec![Arc::clone(&stats)]);

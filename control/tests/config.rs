@@ -121,7 +121,7 @@ fn test_example_parses_and_validates() {
 #[test]
 fn test_example_compiles() {
     let cfg = config::load(&example_path()).expect("valid");
-    let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None);
+    let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None, &[]);
     assert_eq!(snap.services.len(), 3);
     assert_eq!(snap.reals.len(), 7);
     // The mh service carries its prebuilt table; the others none.
@@ -886,7 +886,7 @@ fn test_persistence_parses_and_compiles() {
     assert_eq!(s.persistence_timeout.map(|t| t.0), Some(300));
     assert_eq!(s.persistence_netmask.map(|m| m.bits()), Some(0xffff_ff00));
     assert_eq!(cfg.services[1].persistence_timeout, None);
-    let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None);
+    let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None, &[]);
     assert_eq!(
         snap.services[0].persistence,
         Some(dataplane::snapshot::Persistence {
@@ -901,7 +901,7 @@ fn test_persistence_parses_and_compiles() {
         let src = with_persistence(&format!("persistence_timeout: 60, {mask}"));
         let cfg = parse(&src, "fulcrum.ron").expect("valid");
         let snap =
-            control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None);
+            control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None, &[]);
         assert_eq!(
             snap.services[0].persistence.map(|p| (p.timeout_ms, p.mask)),
             Some((60_000, bits))

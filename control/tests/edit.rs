@@ -90,7 +90,7 @@ fn id_of(snap: &Snapshot, vip_last_octet: u8, rip: [u8; 4], rport: u16) -> u32 {
 fn test_connection_keeps_its_real_server_across_edits() {
     let cfg = parse(CFG, "edit.ron").expect("valid");
     let macs = vec![OUT_MAC, IN_MAC];
-    let first = compile(&cfg, &macs, 1, None);
+    let first = compile(&cfg, &macs, 1, None, &[]);
     let stats = Arc::new(SharedStats::new(first.reals.len()));
     let swap = Arc::new(ArcSwap::from_pointee(first));
     let editor = Editor::new(
@@ -144,7 +144,7 @@ fn test_connection_keeps_its_real_server_across_edits() {
     assert_eq!(snap.services[1].reals, vec![5]);
     // A compile from scratch would have given A's real servers other ids:
     // the connection's counters would land on someone else.
-    let fresh = compile(&editor.config(), &macs, 9, None);
+    let fresh = compile(&editor.config(), &macs, 9, None, &[]);
     assert_ne!(id_of(&fresh, 100, rip, 8080), id);
 
     // The connection goes on: the real server answers, the client ACKs.

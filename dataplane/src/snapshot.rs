@@ -312,10 +312,6 @@ pub struct Snapshot {
     pub reals: Vec<RealServer>,
     /// Connection timeouts.
     pub timeouts: Timeouts,
-    /// RIP:rport of NAT real servers that are no longer in any service but
-    /// still have connections (a deleted service drains, as in IPVS): their
-    /// replies are still taken as replies. Empty unless control keeps some.
-    pub draining_reals: Vec<(u32, u16)>,
 }
 
 impl Snapshot {

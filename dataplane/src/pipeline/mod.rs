@@ -219,7 +219,6 @@ impl Core {
             .skip(1)
             .filter(|r| r.method == Method::Nat)
             .map(|r| (r.ip, r.port))
-            .chain(snap.draining_reals.iter().copied())
             .collect();
         if self.reals.len() < snap.reals.len() {
             self.reals.resize(snap.reals.len(), RealStats::default());
@@ -510,8 +509,8 @@ impl Core {
         Ok(Verdict::Tx(hop.port))
     }
 
-    /// Whether `ip:port` is a NAT real server of the current snapshot (or
-    /// of a deleted service whose connections still drain). A port-0
+    /// Whether `ip:port` is a NAT real server of the current snapshot
+    /// (retired ones included: a deleted service's connections drain). A port-0
     /// service's real servers answer from any port, so their address alone
     /// qualifies.
     #[inline]

@@ -164,6 +164,5 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
         service_index,
         reals,
         timeouts: Timeouts::default(),
-        draining_reals: Vec::new(),
     }
 }
