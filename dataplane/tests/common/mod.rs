@@ -167,3 +167,5 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
         draining_reals: Vec::new(),
     }
 }
+
+pub mod framegen;
