@@ -16,6 +16,14 @@
 //! - `nat_rewrite/inbound_64B`: NAT's inbound rewrite (destination address
 //!   and port) plus the TTL decrement, each with its incremental checksum
 //!   update (RFC 1624);
+//! - `stage_parse/{syn_64B,seg_1500B}`, `stage_validate/{..}`,
+//!   `stage_l4_checksum/{..}`: the pipeline's own stage functions
+//!   (`pipeline::parse::parse`, `pipeline::validate::ipv4` with the default
+//!   `verify_checksums: NewFlows`, `pipeline::validate::l4_checksum`) on a
+//!   64-byte client SYN and on a 1514-byte frame (a 1500-byte IPv4 datagram,
+//!   1460 bytes of TCP payload), so validation's own cost is measured apart
+//!   from the rest of `Core::process`. `l4_checksum` sums the whole segment,
+//!   so its 1500-byte figure is the one that grows with the payload;
 //! - `calibration/chase_hash`: a fixed memory-and-ALU loop that exercises no
 //!   fulcrum code. `benches/gate.sh` divides every stage by it, so that a
 //!   slower or busier machine does not look like a regression.
@@ -34,7 +42,9 @@
 //! fails on a 3x slower stage. Unset, every bench does its work once.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use dataplane::conn::ConnTable;
 use dataplane::conn::FlowKey;
+use dataplane::pipeline::{parse as stage_parse, validate};
 use dataplane::snapshot::Method;
 use dataplane::wire::{
     EthernetFrame, Ipv4Packet, TcpPacket, ETHERNET_HEADER_LEN, ETHERTYPE_IPV4, PROTO_TCP,
@@ -288,6 +298,62 @@ fn bench_nat_rewrite(c: &mut Criterion) {
     });
 }
 
+/// A client → VIP ACK carrying 1460 bytes: a 1500-byte IPv4 datagram.
+fn segment_1500() -> Vec<u8> {
+    let (cip, cport) = client(3);
+    let mut v = Vec::new();
+    etherparse::PacketBuilder::ethernet2(fulcrum_benches::GATEWAY_MAC, OUT_MAC)
+        .ipv4(cip, VIP.to_be_bytes(), 64)
+        .tcp(cport, 80, 1, 65535)
+        .ack(1)
+        .write(&mut v, &[0x5a; 1460])
+        .expect("etherparse writes to a Vec");
+    assert_eq!(v.len(), 14 + 1500);
+    v
+}
+
+fn bench_validation_stages(c: &mut Criterion) {
+    let snap = nat_snapshot(3, Method::Nat);
+    let port = &snap.ports[0];
+    let conns = ConnTable::new(1024);
+    let frames = [
+        ("syn_64B", client_frame(5, true)),
+        ("seg_1500B", segment_1500()),
+    ];
+    for (name, f) in &frames {
+        let p = stage_parse::parse(f, port, &conns).expect("the frame parses");
+        validate::ipv4(f, &p, port).expect("the frame validates");
+        validate::l4_checksum(f, &p).expect("its checksum is right");
+        let id = format!("stage_parse/{name}");
+        let n = reps(&id);
+        c.bench_function(&id, |b| {
+            b.iter(|| {
+                for _ in 0..n {
+                    black_box(stage_parse::parse(black_box(f), port, &conns)).ok();
+                }
+            })
+        });
+        let id = format!("stage_validate/{name}");
+        let n = reps(&id);
+        c.bench_function(&id, |b| {
+            b.iter(|| {
+                for _ in 0..n {
+                    black_box(validate::ipv4(black_box(f), black_box(&p), port)).ok();
+                }
+            })
+        });
+        let id = format!("stage_l4_checksum/{name}");
+        let n = reps(&id);
+        c.bench_function(&id, |b| {
+            b.iter(|| {
+                for _ in 0..n {
+                    black_box(validate::l4_checksum(black_box(f), black_box(&p))).ok();
+                }
+            })
+        });
+    }
+}
+
 /// Elements of the calibration's pointer-chase ring: 4 Mi × 4 bytes = 16 MiB,
 /// larger than this machine's L2 and half its L3, like the 1M-connection
 /// table's index.
@@ -326,6 +392,7 @@ criterion_group!(
     benches,
     bench_calibration,
     bench_parse,
+    bench_validation_stages,
     bench_lookup,
     bench_schedule,
     bench_nat_rewrite

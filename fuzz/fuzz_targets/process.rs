@@ -1,37 +1,79 @@
-//! Fuzz `Core::process` with arbitrary frames on every port, in NAT and DR.
+//! Fuzz `Core::process` with structured frames, on two workers, in NAT and
+//! DR.
 //!
-//! The first byte picks the port, the forwarding method and whether the frame
-//! counts as redirected; the rest is the frame. Any panic is a defect: every
-//! byte pattern must end in a verdict, and every drop in a counter.
+//! The input does not become the frame: it drives the generator of
+//! `dataplane/tests/common/framegen.rs` (shared with the proptest in
+//! `dataplane/tests/robustness.rs`), which builds one to three frames to
+//! the arrival port's MAC with correct checksums unless the input breaks
+//! them, so most inputs get past stage `parse` and many create and use a
+//! connection. A redirected frame is processed again on its owner, as the
+//! ring between workers would.
+//!
+//! The snapshots and the four cores (NAT/DR × two workers) are built once
+//! per process, not per input: a core's neighbour table alone is 256 KiB.
+//! State therefore carries over between inputs (connections, learnt
+//! neighbours); the clock advances 100 ms per input and the slow tick runs
+//! after each, so connections expire and the table does not stay full. A
+//! crash that needs earlier inputs' state may not reproduce alone: replay
+//! the corpus in order (`-runs` over the directory) to find it.
+//!
+//! Properties (asserted in `framegen::check`): no panic; a frame's length
+//! never changes; every `Drop` is counted once and nothing else is counted
+//! as a drop; a parse refusal is final; `Tx` only to a configured port; at
+//! most one connection per frame; a frame is redirected at most once.
 #![no_main]
 
-use dataplane::process::{Core, Verdict};
-use dataplane::snapshot::Method;
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+use dataplane::snapshot::{Method, Snapshot};
+use dataplane::Core;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../../dataplane/tests/common/mod.rs"]
+mod common;
+use common::framegen;
+
+/// Connections per core: small, so a full table is reachable too.
+const MAX_CONNS: u32 = 4096;
+
+fn snapshots() -> &'static [Snapshot; 2] {
+    static SNAPS: OnceLock<[Snapshot; 2]> = OnceLock::new();
+    SNAPS.get_or_init(|| {
+        [
+            framegen::snapshot(Method::Nat),
+            framegen::snapshot(Method::Dr),
+        ]
+    })
+}
+
+struct State {
+    cores: [[Core; 2]; 2],
+    now_ms: u64,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State {
+        cores: [
+            framegen::cores(&snapshots()[0], MAX_CONNS),
+            framegen::cores(&snapshots()[1], MAX_CONNS),
+        ],
+        now_ms: 0,
+    });
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, rest)) = data.split_first() else {
-        return;
-    };
-    let method = if ctl & 1 == 0 {
-        Method::Nat
-    } else {
-        Method::Dr
-    };
-    let snap = fulcrum_benches::nat_snapshot(3, method);
-    let mut core = Core::new(u16::from(ctl >> 7), 2, 64);
-    core.sync(&snap);
-    let mut frame = rest.to_vec();
-    let port = (ctl >> 1) & 3;
-    let before = core.stats.total_drops();
-    let v = core.process(&snap, &mut frame, port, 0, ctl & 0x40 != 0);
-    if let Verdict::Drop(_) = v {
-        assert_eq!(core.stats.total_drops(), before + 1);
-    }
-    assert_eq!(
-        frame.len(),
-        rest.len(),
-        "process never changes a frame's length"
-    );
-    core.tick(&snap, 1_000_000, 64);
+    let mut case = framegen::case(data);
+    let snap = &snapshots()[usize::from(case.dr)];
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.now_ms += 100;
+        let now = s.now_ms;
+        let cores = &mut s.cores[usize::from(case.dr)];
+        framegen::drive(cores, snap, &mut case, now, |_| {});
+        for core in cores.iter_mut() {
+            core.tick(snap, now, 256);
+            core.arp_out.clear();
+        }
+    });
 });

@@ -166,3 +166,5 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
         timeouts: Timeouts::default(),
     }
 }
+
+pub mod framegen;
