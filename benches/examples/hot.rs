@@ -1,5 +1,3 @@
-use std::sync::Arc;
-use std::time::Duration;
 use arc_swap::ArcSwap;
 use dataplane::process::Core;
 use dataplane::snapshot::Method;
@@ -7,10 +5,19 @@ use dataplane::stats::SharedStats;
 use dataplane::worker::{LoopConf, Mesh, Worker};
 use fulcrum_benches::{client_frame, nat_snapshot, OUT_MAC};
 use hwinit::mem::MemQueue;
+use std::sync::Arc;
+use std::time::Duration;
 
 fn main() {
-    let method = if std::env::args().nth(1).as_deref() == Some("dr") { Method::Dr } else { Method::Nat };
-    let rounds: usize = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(20000);
+    let method = if std::env::args().nth(1).as_deref() == Some("dr") {
+        Method::Dr
+    } else {
+        Method::Nat
+    };
+    let rounds: usize = std::env::args()
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20000);
     let snap = nat_snapshot(3, method);
     let mut core = Core::new(0, 1, 1 << 20);
     core.sync(&snap);
@@ -21,11 +28,27 @@ fn main() {
     let acks: Vec<_> = (0..1000).map(|i| client_frame(i, false)).collect();
     let snap = Arc::new(ArcSwap::from_pointee(snap));
     let queues = vec![MemQueue::replay(OUT_MAC, &acks)];
-    let mut w = Worker::new(core, queues, snap, Mesh::new(1), Arc::new(SharedStats::new(8)),
-        LoopConf { burst: 32, idle_sleep: Duration::ZERO });
+    let mut w = Worker::new(
+        core,
+        queues,
+        snap,
+        Mesh::new(1),
+        Arc::new(SharedStats::new(8)),
+        LoopConf {
+            burst: 32,
+            idle_sleep: Duration::ZERO,
+        },
+    );
     let t = std::time::Instant::now();
     let mut n = 0;
-    for _ in 0..rounds { n += w.poll_once(1); }
+    for _ in 0..rounds {
+        n += w.poll_once(1);
+    }
     let el = t.elapsed();
-    eprintln!("{n} pkts in {:?}: {:.1} ns/pkt; tx {}", el, el.as_nanos() as f64 / n as f64, w.core.stats.tx_pkts);
+    eprintln!(
+        "{n} pkts in {:?}: {:.1} ns/pkt; tx {}",
+        el,
+        el.as_nanos() as f64 / n as f64,
+        w.core.stats.tx_pkts
+    );
 }

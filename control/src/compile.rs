@@ -170,6 +170,7 @@ pub fn compile(
                 .iter()
                 .map(|a| (u32::from(a.addr), prefix(a.network())))
                 .collect(),
+            verify_checksums: p.verify_checksums.0,
             ..PortConf::default()
         })
         .collect();
@@ -387,7 +388,13 @@ mod tests {
 
     fn snap() -> Snapshot {
         let cfg = parse(CFG, "t.ron").expect("valid");
-        compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]], 7, None, &[])
+        compile(
+            &cfg,
+            &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]],
+            7,
+            None,
+            &[],
+        )
     }
 
     fn p(a: [u8; 4], len: u8) -> Prefix {

@@ -8,6 +8,7 @@
 //! and frees what it holds), stop and close the ports, remove the admin
 //! socket, `rte_eal_cleanup`.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -172,13 +173,14 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
     };
     // Runtime edits (fulcrumctl -A/-E/-D/-a/-e/-d/-C) go through the editor:
     // validate, compile against the current snapshot, publish.
+    let editor = Arc::new(Editor::new(
+        cfg.clone(),
+        macs.clone(),
+        Arc::clone(&snapshot),
+        stats.clone(),
+    ));
     let edit: EditFn = {
-        let editor = Editor::new(
-            cfg.clone(),
-            macs.clone(),
-            Arc::clone(&snapshot),
-            stats.clone(),
-        );
+        let editor = Arc::clone(&editor);
         Arc::new(move |req: &serde_json::Value| {
             let cmd = req.get("cmd").and_then(|c| c.as_str()).unwrap_or("?");
             match editor.handle(req) {
@@ -205,8 +207,37 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
     };
     info!(socket = %cfg.admin_socket.display(), workers = n_workers, "fulcrum ready");
 
+    let mut warned_partial = 0u64;
+    let mut next_sweep = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() < next_sweep {
+            continue;
+        }
+        next_sweep = Instant::now() + Duration::from_secs(1);
+        // A deleted service's VIP stops answering once its connections
+        // are gone.
+        for vip in editor.sweep_drains() {
+            info!(vip = %Ipv4Addr::from(vip), "last connection of a deleted service's VIP gone: no longer answering for it");
+        }
+        // Once per port: TX checksum offload on the peer of a vdev leaves
+        // partial checksums that fulcrum must drop.
+        let partial = stats
+            .iter()
+            .fold(0u64, |m, s| m | s.load().partial_csum_ports)
+            & !warned_partial;
+        for (i, p) in cfg
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| partial & (1u64 << (i & 63)) != 0)
+        {
+            warn!(
+                port = %p.name,
+                "packets with partial TCP/UDP checksums arrive (dropped as l4_checksum_partial): the peer offloads TX checksums that nothing fills in; on a veth, run `ethtool -K <peer> tx off`"
+            );
+            warned_partial |= 1u64 << (i & 63);
+        }
     }
     info!("signal received: stopping workers");
     for &lcore in &cfg.workers {

@@ -347,7 +347,11 @@ impl Editor {
             if l.kind != LocalKind::Vip || still_vip(vip) {
                 continue;
             }
-            let ids = prev.services.iter().filter(|s| s.key.vip == vip).flat_map(|s| s.reals.iter().copied());
+            let ids = prev
+                .services
+                .iter()
+                .filter(|s| s.key.vip == vip)
+                .flat_map(|s| s.reals.iter().copied());
             match out.iter_mut().find(|d| d.vip == vip) {
                 Some(d) => d.reals.extend(ids),
                 None => out.push(DrainingVip {
@@ -376,7 +380,13 @@ impl Editor {
             return Vec::new();
         }
         let prev = self.snapshot.load_full();
-        let snap = compile(&st.0, &self.port_macs, prev.generation + 1, Some(&prev), &st.1);
+        let snap = compile(
+            &st.0,
+            &self.port_macs,
+            prev.generation + 1,
+            Some(&prev),
+            &st.1,
+        );
         self.snapshot.store(Arc::new(snap));
         ended.iter().map(|d| d.vip).collect()
     }

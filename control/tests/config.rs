@@ -121,7 +121,13 @@ fn test_example_parses_and_validates() {
 #[test]
 fn test_example_compiles() {
     let cfg = config::load(&example_path()).expect("valid");
-    let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None, &[]);
+    let snap = control::compile::compile(
+        &cfg,
+        &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]],
+        1,
+        None,
+        &[],
+    );
     assert_eq!(snap.services.len(), 3);
     assert_eq!(snap.reals.len(), 7);
     // The mh service carries its prebuilt table; the others none.
@@ -171,7 +177,7 @@ fn test_error_unknown_field() {
     // Line 6: `maac` starts at column 76.
     assert_eq!(
         err(&edit("mac: \"02:00:00:00:01:01\"", "maac: \"02:00:00:00:01:01\"")),
-        "fulcrum.ron:6:76: unknown field `maac` in a port: expected one of name, device, addrs, mac"
+        "fulcrum.ron:6:76: unknown field `maac` in a port: expected one of name, device, addrs, mac, verify_checksums"
     );
 }
 
@@ -886,7 +892,13 @@ fn test_persistence_parses_and_compiles() {
     assert_eq!(s.persistence_timeout.map(|t| t.0), Some(300));
     assert_eq!(s.persistence_netmask.map(|m| m.bits()), Some(0xffff_ff00));
     assert_eq!(cfg.services[1].persistence_timeout, None);
-    let snap = control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None, &[]);
+    let snap = control::compile::compile(
+        &cfg,
+        &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]],
+        1,
+        None,
+        &[],
+    );
     assert_eq!(
         snap.services[0].persistence,
         Some(dataplane::snapshot::Persistence {
@@ -900,8 +912,13 @@ fn test_persistence_parses_and_compiles() {
     for (mask, bits) in [("", u32::MAX), ("persistence_netmask: \"0.0.0.0\",", 0)] {
         let src = with_persistence(&format!("persistence_timeout: 60, {mask}"));
         let cfg = parse(&src, "fulcrum.ron").expect("valid");
-        let snap =
-            control::compile::compile(&cfg, &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]], 1, None, &[]);
+        let snap = control::compile::compile(
+            &cfg,
+            &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]],
+            1,
+            None,
+            &[],
+        );
         assert_eq!(
             snap.services[0].persistence.map(|p| (p.timeout_ms, p.mask)),
             Some((60_000, bits))
@@ -949,4 +966,32 @@ fn test_error_persistence_netmask_without_timeout() {
         "fulcrum.ron:15:34: persistence_netmask without persistence_timeout: expected a \
          persistence_timeout in seconds too (ipvsadm -M needs -p)"
     );
+}
+
+#[test]
+fn test_verify_checksums_per_port() {
+    use dataplane::snapshot::ChecksumCheck;
+    let src = edit(
+        "addrs: [\"10.0.0.1/24\"])",
+        "addrs: [\"10.0.0.1/24\"], verify_checksums: \"all\")",
+    );
+    let cfg = parse(&src, "fulcrum.ron").expect("valid");
+    assert_eq!(cfg.ports[0].verify_checksums.0, ChecksumCheck::All);
+    assert_eq!(cfg.ports[1].verify_checksums.0, ChecksumCheck::NewFlows);
+    let snap = control::compile::compile(
+        &cfg,
+        &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]],
+        1,
+        None,
+        &[],
+    );
+    assert_eq!(snap.ports[0].verify_checksums, ChecksumCheck::All);
+    assert_eq!(snap.ports[1].verify_checksums, ChecksumCheck::NewFlows);
+    let bad = edit(
+        "addrs: [\"10.0.0.1/24\"])",
+        "addrs: [\"10.0.0.1/24\"], verify_checksums: \"some\")",
+    );
+    let e = err(&bad);
+    assert!(e.starts_with("fulcrum.ron:5:"), "{e}");
+    assert!(e.contains("new_flows, all"), "{e}");
 }

@@ -175,10 +175,12 @@ conns_expired               10          10          20
 redirects_out                0           0           0
 redirects_in                 0           0           0
 arp_replies                  2           2           4
+arp_learned                  0           0           0
 arp_requests                 1           1           2
 icmp_echo_replies            0           0           0
 persist_templates            3           3           6
 persist_table_full           0           0           0
+partial_csum_ports           0           0           0
 drop/no_route                0           4           4
 drops_total                  0           4           4
 ";

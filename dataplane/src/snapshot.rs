@@ -486,6 +486,31 @@ impl std::str::FromStr for Method {
     }
 }
 
+impl ChecksumCheck {
+    /// The config word (`"new_flows"`, `"all"`): what `FromStr` reads back.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            ChecksumCheck::NewFlows => "new_flows",
+            ChecksumCheck::All => "all",
+        }
+    }
+}
+
+impl std::str::FromStr for ChecksumCheck {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        match s {
+            "new_flows" => Ok(ChecksumCheck::NewFlows),
+            "all" => Ok(ChecksumCheck::All),
+            _ => Err(UnknownName {
+                what: "checksum verification",
+                found: s.to_string(),
+                expected: "new_flows, all",
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod name_tests {
     use super::*;

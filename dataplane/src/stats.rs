@@ -203,6 +203,9 @@ worker_counters! {
     redirects_in,
     /// ARP requests answered.
     arp_replies,
+    /// ARP packets whose sender was learnt or confirmed (RFC 826 merge):
+    /// with `arp_replies` and the `arp_*` drops, every ARP packet counts.
+    arp_learned,
     /// ARP requests sent to resolve next hops.
     arp_requests,
     /// ICMP echo requests answered.
@@ -213,6 +216,10 @@ worker_counters! {
     /// New templates not stored because the template table was full (the
     /// connection was scheduled without one; not a drop).
     persist_table_full,
+    /// Ports (bit = port index) on which a TCP/UDP checksum was found
+    /// partial (`l4_checksum_partial`): a bitmask, not a count; the daemon
+    /// logs the remedy once per port.
+    partial_csum_ports,
 }
 
 /// Number of [`WorkerStats`] counters besides the drops (the length of

@@ -24,7 +24,7 @@ use arc_swap::ArcSwap;
 use dataplane::neigh::NeighTable;
 use dataplane::owner::owner;
 use dataplane::snapshot::*;
-use dataplane::stats::{DropReason, SharedStats};
+use dataplane::stats::{DropReason, SharedStats, WorkerStats};
 use dataplane::worker::{LoopConf, Mesh, Worker, RING_LEN};
 use dataplane::{Core, Verdict};
 use etherparse::{
@@ -458,7 +458,8 @@ fn cases() -> Vec<Case> {
             Verdict::Tx(0),
         )
         .out(arp(OUT_MAC, CLIENT_MAC, 2, OUT_MAC, VIP, CLIENT_MAC, CIP))
-        .bumps(&["arp_replies"]),
+        // The client was known: its request confirms it.
+        .bumps(&["arp_replies", "arp_learned"]),
         row(
             "arp_reply_learnt",
             arp(RS1_MAC, IN_MAC, 2, RS1_MAC, RIP1, IN_MAC, [10, 1, 0, 1]),
@@ -475,7 +476,7 @@ fn cases() -> Vec<Case> {
             },
             ..base()
         })
-        .bumps(&["neigh_out", "neigh_version"]),
+        .bumps(&["neigh_out", "neigh_version", "arp_learned"]),
         row(
             "icmp_echo_reply_vip",
             Pkt {
@@ -821,7 +822,7 @@ fn cases() -> Vec<Case> {
             0,
             R::L4ChecksumPartial,
         )
-        .bumps(&["partial_checksum_ports"]),
+        .bumps(&["partial_csum_ports"]),
     );
     // ---- local ----
     v.push(dropped(
@@ -1148,30 +1149,23 @@ fn third_port(s: &mut Snapshot) {
 /// partial checksum.
 fn counters(c: &Core) -> BTreeMap<String, u64> {
     let s = &c.stats;
-    let mut m: BTreeMap<String, u64> = [
-        ("rx_pkts", s.rx_pkts),
-        ("rx_bytes", s.rx_bytes),
-        ("tx_pkts", s.tx_pkts),
-        ("tx_bytes", s.tx_bytes),
-        ("conns_created", s.conns_created),
-        ("conns_expired", s.conns_expired),
-        ("redirects_out", s.redirects_out),
-        ("redirects_in", s.redirects_in),
-        ("arp_replies", s.arp_replies),
-        ("arp_requests", s.arp_requests),
-        ("icmp_echo_replies", s.icmp_echo_replies),
-        ("persist_templates", s.persist_templates),
-        ("persist_table_full", s.persist_table_full),
-        ("conns", c.conns.len() as u64),
-        ("arp_out", c.arp_out.len() as u64),
-        ("neigh_out", c.neigh_out.len() as u64),
-        ("template_out", c.template_out.len() as u64),
-        ("neigh_version", c.neigh.version()),
-        ("partial_checksum_ports", c.partial_checksum_ports),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    // Every worker counter, by the one list that declares them.
+    let mut m: BTreeMap<String, u64> = WorkerStats::COUNTER_NAMES
+        .iter()
+        .map(|k| k.to_string())
+        .zip(s.counter_values())
+        .collect();
+    m.extend(
+        [
+            ("conns", c.conns.len() as u64),
+            ("arp_out", c.arp_out.len() as u64),
+            ("neigh_out", c.neigh_out.len() as u64),
+            ("template_out", c.template_out.len() as u64),
+            ("neigh_version", c.neigh.version()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v)),
+    );
     for r in DropReason::ALL {
         m.insert(r.name().to_string(), s.drops[*r as usize]);
     }

@@ -15,8 +15,8 @@ use sched::{SchedFlags, SchedKind, SchedParams};
 use serde::Deserialize;
 
 use super::types::{
-    Cidr, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask, ProtoName, SchedulerName,
-    SocketAddrV4Str, TimeoutSecs, Weight,
+    ChecksumCheckName, Cidr, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask, ProtoName,
+    SchedulerName, SocketAddrV4Str, TimeoutSecs, Weight,
 };
 use super::DEFAULT_ADMIN_SOCKET;
 
@@ -104,6 +104,12 @@ pub struct PortConfig {
     /// Pins the port's MAC address; `None` keeps the NIC's own.
     #[serde(default)]
     pub mac: Option<MacAddr>,
+    /// Which TCP/UDP checksums are verified on packets from this port:
+    /// `"new_flows"` (default; a SYN or first datagram that would create a
+    /// connection, as IPVS verifies NAT traffic) or `"all"` (every packet,
+    /// for links that corrupt in flight).
+    #[serde(default)]
+    pub verify_checksums: ChecksumCheckName,
 }
 
 /// One static route (`ip route add dst via via`).

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use dataplane::snapshot::{Method, Proto, UnknownName};
+use dataplane::snapshot::{ChecksumCheck, Method, Proto, UnknownName};
 use sched::SchedKind;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -424,6 +424,23 @@ impl<'de> Deserialize<'de> for ForwardingName {
         de_str(d, "a forwarding method like \"nat\"", |s| {
             s.parse()
                 .map(ForwardingName)
+                .map_err(|e: UnknownName| e.to_string())
+        })
+    }
+}
+
+/// Which TCP/UDP checksums a port verifies, as the config spells it:
+/// `"new_flows"` (default: packets that would create a connection, and
+/// packets to the director) or `"all"` (every packet); the words are
+/// [`ChecksumCheck`]'s `FromStr`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChecksumCheckName(pub ChecksumCheck);
+
+impl<'de> Deserialize<'de> for ChecksumCheckName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_str(d, "\"new_flows\" or \"all\"", |s| {
+            s.parse()
+                .map(ChecksumCheckName)
                 .map_err(|e: UnknownName| e.to_string())
         })
     }

@@ -93,6 +93,9 @@ impl LocalParts<'_> {
                 _ => {}
             }
         }
+        if learnt {
+            self.stats.arp_learned += 1;
+        }
         if repr.operation != wire::arp::OP_REQUEST {
             return match (learnt, full) {
                 (true, _) => Verdict::Consumed,

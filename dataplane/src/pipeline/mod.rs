@@ -145,10 +145,6 @@ pub struct Core {
     /// Templates to tell the other workers (drained by the loop; only
     /// filled when there are other workers).
     pub template_out: Vec<TemplateFact>,
-    /// Ports (bit = port index) on which a TCP/UDP checksum was found
-    /// partial (`l4_checksum_partial`): the control thread logs the remedy
-    /// once per port.
-    pub partial_checksum_ports: u64,
     /// Templates the full-size table holds: `persist::max_templates_for`
     /// of `max_conns`.
     persist_cap: u32,
@@ -183,7 +179,6 @@ impl Core {
             neigh_out: Vec::with_capacity(MAX_NEIGH_OUT),
             persist: TemplateTable::new(1),
             template_out: Vec::with_capacity(MAX_TEMPLATE_OUT),
-            partial_checksum_ports: 0,
             persist_cap: persist::max_templates_for(max_conns),
             sched: SchedSet::default(),
             hops: HopCache::default(),
@@ -385,7 +380,7 @@ impl Core {
         };
         if let Verdict::Drop(r) = v {
             if r == DropReason::L4ChecksumPartial {
-                self.partial_checksum_ports |= 1u64 << (in_port & 63);
+                self.stats.partial_csum_ports |= 1u64 << (in_port & 63);
             }
             self.stats.drop(r);
         }
