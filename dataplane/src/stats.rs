@@ -203,8 +203,9 @@ worker_counters! {
     redirects_in,
     /// ARP requests answered.
     arp_replies,
-    /// ARP packets whose sender was learnt or confirmed (RFC 826 merge):
-    /// with `arp_replies` and the `arp_*` drops, every ARP packet counts.
+    /// ARP replies and announcements that taught the neighbour table
+    /// something (the `Consumed` verdict): with `arp_replies` (requests
+    /// answered) and the `arp_*` drops, every ARP packet is counted once.
     arp_learned,
     /// ARP requests sent to resolve next hops.
     arp_requests,

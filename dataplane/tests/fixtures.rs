@@ -458,8 +458,7 @@ fn cases() -> Vec<Case> {
             Verdict::Tx(0),
         )
         .out(arp(OUT_MAC, CLIENT_MAC, 2, OUT_MAC, VIP, CLIENT_MAC, CIP))
-        // The client was known: its request confirms it.
-        .bumps(&["arp_replies", "arp_learned"]),
+        .bumps(&["arp_replies"]),
         row(
             "arp_reply_learnt",
             arp(RS1_MAC, IN_MAC, 2, RS1_MAC, RIP1, IN_MAC, [10, 1, 0, 1]),

@@ -93,12 +93,12 @@ impl LocalParts<'_> {
                 _ => {}
             }
         }
-        if learnt {
-            self.stats.arp_learned += 1;
-        }
         if repr.operation != wire::arp::OP_REQUEST {
             return match (learnt, full) {
-                (true, _) => Verdict::Consumed,
+                (true, _) => {
+                    self.stats.arp_learned += 1;
+                    Verdict::Consumed
+                }
                 (false, true) => Verdict::Drop(DropReason::NeighTableFull),
                 (false, false) => Verdict::Drop(DropReason::ArpIgnored),
             };
