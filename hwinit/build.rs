@@ -7,7 +7,7 @@
 //!
 //! Linking: static by default, because Debian's shared PMDs spend about 28% of
 //! the cycles in `__tls_get_addr` (measured 1.6x faster static, see
-//! DESIGN.md). Only the libraries and drivers fulcrum uses are named, each with
+//! BENCHMARKS.md). Only the libraries and drivers fulcrum uses are named, each with
 //! `+whole-archive` so that the drivers' self-registration constructors are
 //! kept. `FULCRUM_DPDK_SHARED=1` at build time links the shared libraries the
 //! way `pkg-config --libs libdpdk` says instead.

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # scripts/test-all.sh (`make test`): everything CI checks, in order.
 #
-# Layer: test driver. Runs `make deps`, the release build, then six suites,
+# Layer: test driver. Runs `make deps`, the release build, then seven suites,
 # each to the end even when an earlier one failed:
+#   lint        cargo fmt --check; cargo clippy --workspace --all-targets
+#               -D warnings (with the workspace lints: unsafe_code forbidden
+#               outside hwinit, undocumented unsafe blocks denied);
+#               cargo doc --no-deps with warnings denied; the same clippy
+#               for control without DPDK (--no-default-features)
 #   cargo-test  cargo test --workspace --release
 #   startup     tests/startup/run.sh  (bad inputs are refused clearly)
 #   pcap        tests/pcap/run.sh     (golden packets through net_pcap)
@@ -25,7 +30,7 @@ fi
 mkdir -p run
 T0=$SECONDS
 declare -A RES
-ORDER=(cargo-test startup pcap pktgen e2e bench-gate)
+ORDER=(lint cargo-test startup pcap pktgen e2e bench-gate)
 
 step() { # step NAME: a header with the elapsed time.
     printf '\n######## %s (t=%ds)\n' "$1" $((SECONDS - T0))
@@ -38,6 +43,16 @@ step "build: cargo build --release --workspace --bins"
 BUILD=ok
 timeout 45m cargo build --release --workspace --bins || BUILD=failed
 [ "$BUILD" = ok ] || echo "make test: release build FAILED"
+
+step "lint: cargo fmt --check, clippy -D warnings, doc -D warnings"
+if cargo fmt --all --check &&
+    timeout 30m cargo clippy --release --workspace --all-targets -- -D warnings &&
+    timeout 10m cargo clippy --release -p control --no-default-features --all-targets -- -D warnings &&
+    RUSTDOCFLAGS="-D warnings" timeout 15m cargo doc --release --no-deps --workspace; then
+    RES[lint]=PASS
+else
+    RES[lint]=FAIL
+fi
 
 step "cargo-test: cargo test --workspace --release"
 if timeout 40m cargo test --workspace --release; then RES[cargo-test]=PASS; else RES[cargo-test]=FAIL; fi

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use dataplane::process::Core;
+use dataplane::pipeline::Core;
 use dataplane::snapshot::Method;
 use dataplane::stats::SharedStats;
 use dataplane::worker::{LoopConf, Mesh, Worker};

@@ -1,5 +1,5 @@
 use arc_swap::ArcSwap;
-use dataplane::process::Core;
+use dataplane::pipeline::Core;
 use dataplane::snapshot::Method;
 use dataplane::stats::SharedStats;
 use dataplane::worker::{LoopConf, Mesh, Worker};

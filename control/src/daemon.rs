@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use dataplane::process::Core;
+use dataplane::pipeline::Core;
 use dataplane::stats::SharedStats;
 use dataplane::worker::{LoopConf, Mesh, Worker};
 use hwinit::dpdk::{DpdkQueue, Eal, Mempool, PortSetup};

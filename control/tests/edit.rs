@@ -9,7 +9,7 @@ use control::admin::build_status;
 use control::compile::compile;
 use control::config::parse;
 use control::edit::Editor;
-use dataplane::process::{Core, Verdict};
+use dataplane::pipeline::{Core, Verdict};
 use dataplane::snapshot::{Snapshot, NO_SERVICE};
 use dataplane::stats::{RealStats, SharedStats};
 use etherparse::PacketBuilder;

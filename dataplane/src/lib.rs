@@ -6,7 +6,6 @@
 //! the persistent templates, `xmit` one file per forwarding method, `pipeline`
 //! the per-packet stages (one file each), and `worker` the run-to-completion loop over any
 //! [`hwinit::PortQueue`].
-#![deny(unsafe_code)]
 
 pub mod conn;
 pub mod neigh;
@@ -19,7 +18,5 @@ pub mod wire;
 pub mod worker;
 pub mod xmit;
 
-/// The pipeline under its older name, for callers of `dataplane::process`.
-pub use pipeline as process;
 pub use pipeline::{Core, Verdict};
 pub use snapshot::Snapshot;

@@ -4,7 +4,7 @@
 //! the client address and port only, so it can be computed from an inbound
 //! packet (the source) and from a NAT reply (the destination) alike. A packet
 //! that RSS delivered to another worker is moved to its owner over a ring
-//! (see DESIGN.md, "Connection table and flow ownership").
+//! (see docs/architecture.md, "Threads" and "Decisions").
 
 /// The worker (0..n_workers) that owns connections of client `cip:cport`
 /// (host order).

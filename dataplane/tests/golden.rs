@@ -8,7 +8,7 @@
 
 use dataplane::conn::TcpState;
 use dataplane::neigh::Learn;
-use dataplane::process::{ArpRequest, Core, Verdict};
+use dataplane::pipeline::{ArpRequest, Core, Verdict};
 use dataplane::snapshot::*;
 use dataplane::stats::DropReason;
 use etherparse::PacketBuilder;
@@ -386,7 +386,7 @@ fn test_neighbour_resolution_by_arp() {
     );
     let mut req = [0u8; 60];
     assert_eq!(
-        dataplane::process::emit_arp_request(&mut req, IN_MAC, &c.arp_out[0]),
+        dataplane::pipeline::emit_arp_request(&mut req, IN_MAC, &c.arp_out[0]),
         60
     );
     assert_eq!(

@@ -7,7 +7,7 @@
 //! between two workers' cores (the worker-loop version is in `worker.rs`).
 
 use dataplane::persist::{Template, TemplateFact, TemplateKey, TemplateTable};
-use dataplane::process::{Core, Verdict};
+use dataplane::pipeline::{Core, Verdict};
 use dataplane::snapshot::*;
 use etherparse::PacketBuilder;
 

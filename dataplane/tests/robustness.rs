@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use common::framegen::{self, Seen};
-use dataplane::process::{Core, Verdict};
+use dataplane::pipeline::{Core, Verdict};
 use dataplane::snapshot::Method;
 use dataplane::stats::DropReason;
 use etherparse::PacketBuilder;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use dataplane::process::{Core, Verdict};
+use dataplane::pipeline::{Core, Verdict};
 use dataplane::snapshot::*;
 use dataplane::stats::DropReason;
 use etherparse::PacketBuilder;

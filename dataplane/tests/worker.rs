@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use dataplane::process::Core;
+use dataplane::pipeline::Core;
 use dataplane::snapshot::*;
 use dataplane::stats::{DropReason, SharedStats};
 use dataplane::worker::{LoopConf, Mesh, Worker};

@@ -74,10 +74,10 @@ pub enum Dir {
 /// server, state. 28 bytes.
 ///
 /// The address and port fields and `proto`/`method` define the connection's
-/// keys; the table keeps its own copy of them from [`ConnTable::insert`], so
-/// changing them later through [`ConnTable::get_mut`] does not re-key the
-/// connection (lookups keep using the values given at insertion). The fields
-/// meant to change are `state`, `real` and `service`.
+/// keys; the table keeps its own copy of them from [`ConnTable::insert`]
+/// and hands out copies ([`ConnTable::get`]), so a `Conn` in hand never
+/// re-keys the connection. Only the state changes after insertion
+/// ([`ConnTable::set_state`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conn {
     /// Client IP (CIP), host order.

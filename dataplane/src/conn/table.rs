@@ -2,8 +2,8 @@
 //! index over both directions' keys, and the expiry wheel.
 //!
 //! Layer: dataplane, connection table. Owned by exactly one worker: `&mut`
-//! access, no locks, no atomics (DESIGN.md "Connection table and flow
-//! ownership").
+//! access, no locks, no atomics (docs/architecture.md, "Decisions and their reasons": flow
+//! ownership).
 //!
 //! Layout (why it looks like this):
 //! - the slab is a `Vec` of 40-byte entries, allocated whole in
@@ -137,7 +137,7 @@ impl Linked for Entry {
     }
 }
 
-// DESIGN.md's budget: one connection entry fits in a cache line's worth of
+// The design budget (docs/architecture.md): one connection entry fits in a cache line's worth of
 // bytes; issue 4's: ≤ 64 bytes per connection with the index. Checked at
 // compile time so a new field cannot silently break it.
 const _: () = assert!(core::mem::size_of::<Entry>() == 40);
