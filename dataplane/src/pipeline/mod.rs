@@ -157,8 +157,12 @@ pub struct Core {
     nat_reals: HashSet<(u32, u16), ahash::RandomState>,
     generation: Option<u64>,
     /// `parse`'s records for the burst in hand (valid where `refused` is
-    /// `None`), written in place by [`parse::parse_into`].
-    burst: Box<[Parsed; MAX_BURST]>,
+    /// `None`), written in place by [`parse::parse_into`]. Taken out of the
+    /// core while a burst is processed, so that the stages can read each
+    /// record by reference while they borrow the core: copying it out
+    /// instead costs a store-forwarding stall per frame. Always `Some`
+    /// between bursts.
+    burst: Option<Box<[Parsed; MAX_BURST]>>,
     /// Why `parse` refused each frame of the burst in hand, if it did.
     refused: [Option<DropReason>; MAX_BURST],
 }
@@ -185,7 +189,7 @@ impl Core {
             local_index: LocalIndex::default(),
             nat_reals: HashSet::default(),
             generation: None,
-            burst: Box::new([Parsed::EMPTY; MAX_BURST]),
+            burst: Some(Box::new([Parsed::EMPTY; MAX_BURST])),
             refused: [None; MAX_BURST],
         }
     }
@@ -293,7 +297,14 @@ impl Core {
         redirected: bool,
     ) -> Verdict {
         let parsed = self.parse(snap, frame, in_port);
-        self.act(snap, frame, parsed, in_port, now_ms, redirected)
+        self.act(
+            snap,
+            frame,
+            parsed.as_ref().map_err(|&r| r),
+            in_port,
+            now_ms,
+            redirected,
+        )
     }
 
     /// Processes a burst of frames from port `in_port` in stages: `parse`
@@ -313,8 +324,12 @@ impl Core {
     ) -> usize {
         let n = bufs.len().min(verdicts.len()).min(MAX_BURST);
         let port = snap.ports.get(usize::from(in_port));
-        for ((p, refused), buf) in self
+        // Never None between bursts; the fallback allocates once if it were.
+        let mut burst = self
             .burst
+            .take()
+            .unwrap_or_else(|| Box::new([Parsed::EMPTY; MAX_BURST]));
+        for ((p, refused), buf) in burst
             .iter_mut()
             .zip(self.refused.iter_mut())
             .zip(&bufs[..n])
@@ -327,14 +342,14 @@ impl Core {
                 self.conns.prefetch_index(p.hash);
             }
         }
-        for (p, refused) in self.burst[..n].iter().zip(&self.refused[..n]) {
+        for (p, refused) in burst[..n].iter().zip(&self.refused[..n]) {
             if refused.is_none() && p.has_ports() {
                 self.conns.prefetch_entry(p.hash);
             }
         }
         for i in 0..n {
             let parsed = match self.refused[i] {
-                None => Ok(self.burst[i]),
+                None => Ok(&burst[i]),
                 Some(r) => Err(r),
             };
             verdicts[i] = self.act(
@@ -346,6 +361,7 @@ impl Core {
                 redirected,
             );
         }
+        self.burst = Some(burst);
         n
     }
 
@@ -355,7 +371,7 @@ impl Core {
         &mut self,
         snap: &Snapshot,
         frame: &mut [u8],
-        parsed: Result<Parsed, DropReason>,
+        parsed: Result<&Parsed, DropReason>,
         in_port: u8,
         now_ms: u64,
         redirected: bool,
@@ -373,7 +389,7 @@ impl Core {
                     now_ms,
                     redirected,
                 };
-                self.stages(&ctx, frame, &p).unwrap_or_else(Verdict::Drop)
+                self.stages(&ctx, frame, p).unwrap_or_else(Verdict::Drop)
             }
             (Err(r), _) => Verdict::Drop(r),
             (Ok(_), None) => Verdict::Drop(DropReason::BadPort),
