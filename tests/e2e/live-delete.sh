@@ -23,7 +23,8 @@
 # LIVE_DELETE_BYTES bytes and the file's sha256; the real server's nginx
 # logged it as 200 with the full size; fulcrumctl -D succeeds and
 # `fulcrumctl -L -n` no longer lists the service; both new connections fail
-# (no answer from any real server); fulcrum exits 0 on SIGTERM. A stalled
+# (no answer from any real server); no drop outside FC_BENIGN_DROPS and
+# no_service (the refused new connections); fulcrum exits 0 on SIGTERM. A stalled
 # download is cut by curl after 5 s below 1000 B/s (exit 28), so the case
 # fails within seconds instead of hanging. Teardown always runs
 # (case_cleanup).
@@ -109,7 +110,12 @@ live_delete_case_run() {
         case_fail "no real server logged the download as 200 with $size bytes"
     live_delete_try_new after
 
-    case_read_stats
+    # The refused new connections are the expected drops (no_service).
+    if FC_BENIGN_DROPS=$FC_BENIGN_DROPS,no_service case_read_stats; then
+        while IFS= read -r line; do
+            case_fail "unexpected drops: $line"
+        done < <(awk '$3 == "UNEXPECTED" {print $1 " = " $2}' "$RUN/drops.txt")
+    fi
 
     case_finish
 }

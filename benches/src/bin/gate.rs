@@ -362,6 +362,18 @@ enum Verdict {
     Missing,
     /// Measured but not in the baseline: reported, does not fail.
     New,
+    /// A memory-bound stage ([`is_memory_bound`]): reported, never fails.
+    Info,
+}
+
+/// Whether stage `id` measures DRAM and page walks more than code: the
+/// lookups in a full 1 M-connection table. Their time moves with whether
+/// the kernel could give the table transparent huge pages (memory
+/// fragmentation) and with the other jobs' memory traffic: 1.4-2.0x
+/// between runs of the same binary on this host, more than the threshold.
+/// They are shown, not judged; the 1 k lookups judge the lookup code.
+fn is_memory_bound(id: &str) -> bool {
+    id.ends_with("/1M_in_1M")
 }
 
 /// One row of the check table.
@@ -390,6 +402,7 @@ fn compare(
             let b = base.get(id).map(|s| s.median_ns);
             let f = best.get(id).copied();
             let verdict = match (b, f) {
+                (Some(_), Some(_)) if is_memory_bound(id) => Verdict::Info,
                 (Some(_), Some(f)) if f > max_factor => Verdict::Regressed,
                 (Some(_), Some(_)) => Verdict::Ok,
                 (Some(_), None) => Verdict::Missing,
@@ -451,6 +464,7 @@ fn check(baseline: &Path, max_factor: f64, dirs: &[PathBuf]) -> Result<bool> {
             Verdict::Regressed => "FAIL (slower)",
             Verdict::Missing => "FAIL (not measured)",
             Verdict::New => "new (not in baseline)",
+            Verdict::Info => "shown only (memory-bound)",
         };
         match (r.verdict, r.factor) {
             (Verdict::Regressed, Some(f)) => failures.push(format!(
@@ -770,12 +784,20 @@ mod tests {
 
     #[test]
     fn test_compare_verdicts() {
-        let b = baseline(&[("fast", 1.0), ("slow", 1.0), ("edge", 1.0), ("gone", 1.0)]).stages;
+        let b = baseline(&[
+            ("fast", 1.0),
+            ("slow", 1.0),
+            ("edge", 1.0),
+            ("gone", 1.0),
+            ("lookup/hit/1M_in_1M", 1.0),
+        ])
+        .stages;
         let m: BTreeMap<String, f64> = [
             ("fast", 0.5),
             ("slow", 1.36),
             ("edge", 1.35),
             ("added", 1.0),
+            ("lookup/hit/1M_in_1M", 2.0),
         ]
         .iter()
         .map(|&(k, f)| (k.to_string(), f))
@@ -789,6 +811,7 @@ mod tests {
                 ("edge", Verdict::Ok),
                 ("fast", Verdict::Ok),
                 ("gone", Verdict::Missing),
+                ("lookup/hit/1M_in_1M", Verdict::Info),
                 ("slow", Verdict::Regressed),
             ]
         );
