@@ -76,6 +76,11 @@ drop_reasons! {
     /// address, or one of the director's own addresses (RFC 1812 §5.3.7,
     /// RFC 1122 §3.2.1.3).
     Ipv4MartianSource => "ipv4_martian_source",
+    /// Source not reachable back through the port the packet came in on
+    /// (strict reverse-path check, RFC 3704 §2.2), checked before a
+    /// connection is created and for traffic to the director: e.g. a real
+    /// server's address arriving from the client side.
+    Ipv4RpfFail => "ipv4_rpf_fail",
     /// TTL would reach zero on forwarding.
     TtlExceeded => "ttl_exceeded",
     /// TCP header cut short or data offset < 5.

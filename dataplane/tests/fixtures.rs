@@ -774,6 +774,35 @@ fn cases() -> Vec<Case> {
         0,
         R::Ipv4MartianSource,
     ));
+    // A real server's address from the client side: the route back to it
+    // is the inside port (strict reverse path, RFC 3704 §2.2).
+    v.push(dropped(
+        "ipv4_rpf_fail_rip_from_outside",
+        Pkt {
+            sip: RIP1,
+            ..syn.clone()
+        }
+        .bytes(),
+        0,
+        R::Ipv4RpfFail,
+    ));
+    // No route back at all (no default route): the reply could never be sent.
+    v.push(
+        dropped(
+            "ipv4_rpf_fail_no_route_back",
+            Pkt {
+                sip: [192, 0, 2, 5],
+                ..syn.clone()
+            }
+            .bytes(),
+            0,
+            R::Ipv4RpfFail,
+        )
+        .setup(Setup {
+            snap: |s| s.routes.retain(|r| r.dst.len > 0),
+            ..base()
+        }),
+    );
     v.push(dropped(
         "ipv4_martian_source_own_dip",
         Pkt {
@@ -974,23 +1003,22 @@ fn cases() -> Vec<Case> {
         R::ReplyNoConn,
     ));
     // ---- route ----
+    // A client with no route back is refused before any state exists
+    // (ipv4_rpf_fail); no_route is what remains: a real server the routes
+    // do not cover. The connection exists by then (IPVS binds the
+    // destination before xmit fails too).
     v.push(
-        dropped(
-            "no_route_to_client",
-            Pkt::synack_to([192, 0, 2, 5]).bytes(),
-            1,
-            R::NoRoute,
-        )
-        .setup(Setup {
-            pre: |c, s| {
-                let f = Pkt {
-                    sip: [192, 0, 2, 5],
-                    ..Pkt::syn()
-                };
-                assert_eq!(c.process(s, &mut f.bytes(), 0, 0, false), Verdict::Tx(1));
-            },
-            ..base()
-        }),
+        dropped("no_route_to_real_server", syn.bytes(), 0, R::NoRoute)
+            .setup(Setup {
+                snap: |s| s.routes.retain(|r| r.port == 0 && r.dst.len > 0),
+                ..base()
+            })
+            .bumps(&[
+                "conns_created",
+                "conns",
+                "real1.conns",
+                "real1.inactive_conns",
+            ]),
     );
     v.push(
         dropped("neigh_unresolved", syn.bytes(), 0, R::NeighUnresolved)
@@ -1122,14 +1150,19 @@ fn third_port(s: &mut Snapshot) {
         )],
         ..PortConf::default()
     });
-    s.routes.push(Route {
-        dst: Prefix {
-            addr: 0x0a02_0000,
-            len: 24,
+    // Routes are longest prefix first (`Snapshot::route` takes the first
+    // match): a /24 goes before the default route.
+    s.routes.insert(
+        0,
+        Route {
+            dst: Prefix {
+                addr: 0x0a02_0000,
+                len: 24,
+            },
+            port: 2,
+            via: None,
         },
-        port: 2,
-        via: None,
-    });
+    );
     s.reals.push(RealServer {
         ip: 0x0a02_000b,
         ..s.reals[1]

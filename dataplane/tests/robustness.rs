@@ -191,9 +191,8 @@ fn stage_of(r: DropReason) -> &'static str {
         EthTruncated | EthUnsupported | EthNotForUs | EthSrcInvalid | VlanNotConfigured
         | Ipv4Malformed | Ipv4BadLength | TcpMalformed | UdpMalformed | BadPort => "parse",
         Ipv4BadChecksum | Ipv4BadOptions | Ipv4SourceRoute | Ipv4Fragment | Ipv4L2Broadcast
-        | Ipv4MartianSource | L4PortZero | TcpBadChecksum | UdpBadChecksum | L4ChecksumPartial => {
-            "validate"
-        }
+        | Ipv4MartianSource | Ipv4RpfFail | L4PortZero | TcpBadChecksum | UdpBadChecksum
+        | L4ChecksumPartial => "validate",
         NotForUs => "classify",
         ArpMalformed | ArpNotForUs | ArpWrongSubnet | ArpBadSenderMac | ArpIgnored
         | IcmpMalformed | IcmpBadChecksum | IcmpUnsupported | ProtoUnsupported | DipUnserved => {

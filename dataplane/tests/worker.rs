@@ -104,6 +104,10 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     assert_eq!(&primed[0][38..42], &RIP1);
     assert_eq!(&primed[1][38..42], &RIP2);
     assert_eq!(&primed[0][0..6], &[0xff; 6]);
+    // ... and the outside gateway of the default route.
+    let gw = w0.queues[0].take_tx();
+    assert_eq!(gw.len(), 1, "one ARP request for the outside gateway");
+    assert_eq!(&gw[0][38..42], &[10, 0, 0, 254]);
     w1.poll_once(0);
     assert_eq!(w1.core.stats.redirects_in, 1);
     assert_eq!(w1.core.stats.drops[DropReason::NeighUnresolved as usize], 1);
@@ -152,7 +156,10 @@ fn test_two_workers_redirect_and_neighbour_sharing() {
     w1.publish();
     let (a, b) = (s0.load(), s1.load());
     assert_eq!(a.rx_pkts, 4);
-    assert_eq!(a.arp_requests, 2, "the priming requests only");
+    assert_eq!(
+        a.arp_requests, 3,
+        "the priming requests only (2 real servers, 1 gateway)"
+    );
     assert_eq!(a.redirects_out, 3);
     assert_eq!(b.redirects_in, 3);
     assert_eq!(b.conns_created, 1);

@@ -23,6 +23,7 @@ use super::parse::{Parsed, L4};
 use super::schedulers::SchedSet;
 use super::templates::TemplateParts;
 use super::validate;
+use super::Ctx;
 
 /// Moves one connection of real server `rid` between the activeconns and
 /// inactconns counts: `from`/`to` are `Some(is_active)` for a counted state
@@ -82,17 +83,18 @@ impl ConnParts<'_> {
     ///
     /// # Errors
     /// `no_service`, `tcp_no_conn` (a TCP segment other than a bare SYN
-    /// without a connection), `ipv4_martian_source`, the L4 checksum drops,
+    /// without a connection), `ipv4_martian_source`, `ipv4_rpf_fail`, the L4
+    /// checksum drops,
     /// `no_real_server`, `ttl_exceeded` (NAT would route a TTL-1 packet),
     /// `conn_table_full`, `conn_key_collision`.
     #[inline]
     pub fn inbound(
         &mut self,
-        snap: &Snapshot,
+        ctx: &Ctx<'_>,
         frame: &[u8],
         p: &Parsed,
-        now_ms: u64,
     ) -> Result<ConnId, DropReason> {
+        let (snap, now_ms) = (ctx.snap, ctx.now_ms);
         if let Some((id, _)) = self.conns.lookup_hashed(p.hash, &p.key) {
             return Ok(id);
         }
@@ -116,7 +118,7 @@ impl ConnParts<'_> {
                 return Err(DropReason::TcpNoConn);
             }
         }
-        validate::source(p, snap)?;
+        validate::source(p, snap, ctx.in_port)?;
         validate::l4_checksum(frame, p)?;
         self.create(snap, svc, p, now_ms)
     }

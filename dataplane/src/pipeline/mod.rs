@@ -419,7 +419,7 @@ impl Core {
         let dir = match classify::classify(p, &self.local_index)? {
             Class::Arp => return Ok(self.local().arp(ctx, frame, p)),
             Class::Local(kind) => {
-                validate::source(p, snap)?;
+                validate::source(p, snap, ctx.in_port)?;
                 return Ok(self.local().director(ctx, frame, p, kind));
             }
             Class::Vip => {
@@ -465,7 +465,7 @@ impl Core {
         let id = {
             let mut c = self.conn_parts();
             match dir {
-                Dir::In => c.inbound(snap, frame, p, now_ms)?,
+                Dir::In => c.inbound(ctx, frame, p)?,
                 Dir::Out => c.outbound(p)?,
             }
         };

@@ -94,20 +94,28 @@ pub fn ipv4(frame: &[u8], p: &Parsed, port: &PortConf) -> Result<(), DropReason>
     Ok(())
 }
 
-/// Checks a source address against the configuration: none of the
-/// director's own addresses (VIPs, DIPs) and no connected subnet's
-/// broadcast address may send to it (RFC 1812 §5.3.7).
+/// Checks a source address against the configuration, for a packet that
+/// arrived on port `in_port`: none of the director's own addresses (VIPs,
+/// DIPs) and no connected subnet's broadcast address may send to it (RFC
+/// 1812 §5.3.7), and the source must be reachable back through the port
+/// it came in on: strict reverse-path forwarding (RFC 3704 §2.2; Linux
+/// `rp_filter = 1`). The last rule is what refuses a real server's address
+/// arriving from the client side: a connection from it would make the real
+/// servers talk to each other through the director.
 ///
 /// # Errors
-/// `ipv4_martian_source`.
+/// `ipv4_martian_source`, `ipv4_rpf_fail`.
 #[inline]
-pub fn source(p: &Parsed, snap: &Snapshot) -> Result<(), DropReason> {
+pub fn source(p: &Parsed, snap: &Snapshot, in_port: u8) -> Result<(), DropReason> {
     let src = p.key.src_ip;
     if snap.local.contains_key(&src) || snap.ports.iter().any(|port| port.is_subnet_broadcast(src))
     {
         return Err(DropReason::Ipv4MartianSource);
     }
-    Ok(())
+    match snap.route(src) {
+        Some((port, _)) if port == in_port => Ok(()),
+        _ => Err(DropReason::Ipv4RpfFail),
+    }
 }
 
 /// Verifies the TCP or UDP checksum of `p` over the pseudo header and the

@@ -70,6 +70,13 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
             port: 1,
             via: None,
         },
+        // The outside gateway: clients beyond the client segment route
+        // back through the outside port (what the reverse-path check asks).
+        Route {
+            dst: Prefix { addr: 0, len: 0 },
+            port: 0,
+            via: Some(0x0a00_00fe),
+        },
     ];
     let mut local = HashMap::new();
     local.insert(
