@@ -189,3 +189,77 @@ fn test_connection_keeps_its_real_server_across_edits() {
         .expect("service Y");
     assert_eq!((y.reals.len(), y.conns), (1, 0));
 }
+
+/// Deleting the last service of a VIP with a live connection: the VIP stays
+/// local (ARP, the connection's packets keep flowing, a new SYN finds no
+/// service) until the connection is gone from every worker's counters; then
+/// `sweep_drains` publishes a snapshot without it. A VIP deleted with no
+/// connection is gone at once.
+#[test]
+fn test_deleted_vip_drains_while_connections_live() {
+    use dataplane::snapshot::LocalKind;
+    use dataplane::stats::DropReason;
+    let cfg = parse(CFG, "edit.ron").expect("valid");
+    let macs = vec![OUT_MAC, IN_MAC];
+    let first = compile(&cfg, &macs, 1, None, &[]);
+    let stats = Arc::new(SharedStats::new(first.reals.len()));
+    let swap = Arc::new(ArcSwap::from_pointee(first));
+    let editor = Editor::new(cfg, macs, Arc::clone(&swap), vec![Arc::clone(&stats)]);
+    let vip = u32::from_be_bytes(VIP);
+    let x_vip = u32::from_be_bytes([10, 0, 0, 101]);
+
+    let mut core = Core::new(0, 1, 1024);
+    let snap = swap.load_full();
+    assert!(core.sync(&snap));
+    let mut syn = tcp((CLIENT_MAC, OUT_MAC), (CIP, 40000), (VIP, 80), "S");
+    assert_eq!(core.process(&snap, &mut syn, 0, 0, false), Verdict::Tx(1));
+    let rip = dst_ip(&syn);
+    stats.publish(&core.stats, &core.reals);
+
+    // X has no connection: deleted at once. A has one: it drains.
+    for vip_s in ["10.0.0.101:80", "10.0.0.100:80"] {
+        editor
+            .handle(&json!({"cmd": "delete_service", "vip": vip_s, "proto": "tcp"}))
+            .expect("deleted");
+    }
+    let snap = swap.load_full();
+    assert!(snap.services.is_empty());
+    assert!(
+        !snap.local.contains_key(&x_vip),
+        "no connection: gone at once"
+    );
+    assert_eq!(snap.local.get(&vip).map(|l| l.kind), Some(LocalKind::Vip));
+    assert_eq!(editor.draining().len(), 1);
+    assert!(editor.sweep_drains().is_empty(), "still has its connection");
+    assert_eq!(swap.load().generation, snap.generation, "nothing published");
+
+    // The live connection keeps flowing; a new one finds no service.
+    assert!(core.sync(&snap));
+    let rs_mac = [0x02, 0xaa, 0, 0, 0, rip[3]];
+    let mut synack = tcp((rs_mac, IN_MAC), (rip, 8080), (CIP, 40000), "SA");
+    assert_eq!(
+        core.process(&snap, &mut synack, 1, 10, false),
+        Verdict::Tx(0)
+    );
+    let mut ack = tcp((CLIENT_MAC, OUT_MAC), (CIP, 40000), (VIP, 80), "A");
+    assert_eq!(core.process(&snap, &mut ack, 0, 20, false), Verdict::Tx(1));
+    let mut new = tcp((CLIENT_MAC, OUT_MAC), (CIP, 40001), (VIP, 80), "S");
+    assert_eq!(
+        core.process(&snap, &mut new, 0, 30, false),
+        Verdict::Drop(DropReason::NoService)
+    );
+
+    // The connection expires on the worker; the next sweep ends the drain.
+    core.tick(&snap, 10_000_000, 4096);
+    assert_eq!(core.conns.len(), 0);
+    stats.publish(&core.stats, &core.reals);
+    assert_eq!(editor.sweep_drains(), vec![vip]);
+    let after = swap.load_full();
+    assert_eq!(after.generation, snap.generation + 1);
+    assert!(
+        !after.local.contains_key(&vip),
+        "no longer answering for it"
+    );
+    assert!(editor.draining().is_empty());
+    assert!(editor.sweep_drains().is_empty());
+}

@@ -166,24 +166,23 @@ impl<Q: PortQueue> Worker<Q> {
             let n = self.queues[port].rx_burst(&mut self.rx, self.conf.burst);
             work += n;
             let mut rx = std::mem::take(&mut self.rx);
-            let done = self.core.process_burst(
-                &snap,
-                &mut rx,
-                port as u8,
-                now_ms,
-                false,
-                &mut self.verdicts,
-            );
-            for (i, buf) in rx.drain(..).enumerate() {
-                // process_burst takes MAX_BURST at most; rx_burst never
-                // returns more than conf.burst <= MAX_BURST.
-                let v = if i < done {
-                    self.verdicts[i]
-                } else {
-                    self.core.stats.drop(DropReason::BadPort);
-                    Verdict::Drop(DropReason::BadPort)
-                };
-                self.dispatch(buf, port as u8, v);
+            // rx_burst returns at most conf.burst <= MAX_BURST frames: one
+            // round of this loop (a queue that returned more would just take
+            // more rounds, each frame with its own verdict).
+            while !rx.is_empty() {
+                let k = rx.len().min(MAX_BURST);
+                self.core.process_burst(
+                    &snap,
+                    &mut rx[..k],
+                    port as u8,
+                    now_ms,
+                    false,
+                    &mut self.verdicts,
+                );
+                for (i, buf) in rx.drain(..k).enumerate() {
+                    let v = self.verdicts[i];
+                    self.dispatch(buf, port as u8, v);
+                }
             }
             self.rx = rx;
         }

@@ -1,9 +1,10 @@
 //! Stage `classify`: which of the director's paths a parsed packet takes.
 //!
-//! Layer: dataplane pipeline, after `validate`. One lookup of the
-//! destination in the snapshot's local addresses decides between the
-//! `local` stage (ARP, and anything for a DIP or for a VIP that is not
-//! TCP/UDP: ICMP echo today, later the exception path and VRRP), VIP
+//! Layer: dataplane pipeline, after `validate`, for IPv4 (ARP goes from
+//! `parse` straight to `local`). One lookup of the destination in the
+//! worker's copy of the local addresses decides between the `local` stage
+//! (anything for a DIP, or for a VIP that is not TCP/UDP: ICMP echo today,
+//! later the exception path and VRRP), VIP
 //! traffic (client → virtual service) and reply candidates (a real server
 //! answering a client through a NAT connection).
 //!
@@ -13,13 +14,13 @@
 use crate::snapshot::{LocalKind, Snapshot};
 use crate::stats::DropReason;
 
-use super::parse::{Parsed, L4};
+use super::parse::Parsed;
 
-/// Where a packet goes next.
+/// Where an IPv4 packet goes next (ARP never gets here: `parse` already
+/// told it apart, and the pipeline hands it to `local` before `validate`,
+/// whose IPv4 checks do not apply to it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// ARP: the `local` stage answers or learns.
-    Arp,
     /// To a director address and not VIP TCP/UDP: the `local` stage.
     Local(LocalKind),
     /// TCP/UDP to a VIP: owner check, then the connection table.
@@ -94,15 +95,13 @@ impl LocalIndex {
     }
 }
 
-/// Classifies `p` against the worker's copy of the local addresses.
+/// Classifies the IPv4 packet `p` against the worker's copy of the local
+/// addresses.
 ///
 /// # Errors
 /// `not_for_us` for non-TCP/UDP traffic to an address that is not ours.
 #[inline]
 pub fn classify(p: &Parsed, local: &LocalIndex) -> Result<Class, DropReason> {
-    if p.kind == L4::Arp {
-        return Ok(Class::Arp);
-    }
     match local.get(p.key.dst_ip) {
         Some(LocalKind::Vip) if p.has_ports() => Ok(Class::Vip),
         Some(kind) => Ok(Class::Local(kind)),

@@ -14,7 +14,7 @@
 
 use crate::conn::{Conn, ConnId, ConnTable, Dir, FlowKey, InsertError, TcpState};
 use crate::persist::{TemplateFact, TemplateKey, TemplateTable};
-use crate::snapshot::{Method, Proto, Snapshot};
+use crate::snapshot::{Method, Snapshot};
 use crate::stats::{DropReason, RealStats, WorkerStats};
 use crate::wire;
 use crate::xmit;
@@ -98,12 +98,9 @@ impl ConnParts<'_> {
         if let Some((id, _)) = self.conns.lookup_hashed(p.hash, &p.key) {
             return Ok(id);
         }
-        let proto = match p.kind {
-            L4::Tcp => Proto::Tcp,
-            _ => Proto::Udp,
-        };
-        let svc = snap
-            .service(p.key.dst_ip, p.key.dst_port, proto)
+        let svc = p
+            .proto()
+            .and_then(|proto| snap.service(p.key.dst_ip, p.key.dst_port, proto))
             .ok_or(DropReason::NoService)?;
         if p.kind == L4::Tcp {
             // IPVS schedules only on a SYN (without sloppy_tcp); anything else

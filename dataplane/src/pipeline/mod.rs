@@ -417,7 +417,6 @@ impl Core {
         }
         validate::ipv4(frame, p, ctx.port)?;
         let dir = match classify::classify(p, &self.local_index)? {
-            Class::Arp => return Ok(self.local().arp(ctx, frame, p)),
             Class::Local(kind) => {
                 validate::source(p, snap, ctx.in_port)?;
                 return Ok(self.local().director(ctx, frame, p, kind));
@@ -431,12 +430,8 @@ impl Core {
                     redirected,
                 ) {
                     // Junk for a port without a service stays on this worker.
-                    let proto = if p.kind == parse::L4::Tcp {
-                        Proto::Tcp
-                    } else {
-                        Proto::Udp
-                    };
-                    snap.service(p.key.dst_ip, p.key.dst_port, proto)
+                    p.proto()
+                        .and_then(|proto| snap.service(p.key.dst_ip, p.key.dst_port, proto))
                         .ok_or(DropReason::NoService)?;
                     self.stats.redirects_out += 1;
                     return Ok(Verdict::Redirect(o));

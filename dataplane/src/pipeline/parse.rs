@@ -17,7 +17,7 @@
 //! (checksums, options, fragments, martians) is the `validate` stage's.
 
 use crate::conn::{ConnTable, FlowKey};
-use crate::snapshot::PortConf;
+use crate::snapshot::{PortConf, Proto};
 use crate::stats::DropReason;
 use crate::wire::{
     self, EthernetFrame, Ipv4Packet, TcpPacket, UdpPacket, VlanHeader, ETHERTYPE_ARP,
@@ -114,6 +114,17 @@ impl Parsed {
     #[inline]
     pub fn has_ports(&self) -> bool {
         matches!(self.kind, L4::Tcp | L4::Udp)
+    }
+
+    /// The balanced protocol of a TCP or UDP packet (what virtual services
+    /// are keyed by); `None` for anything else.
+    #[inline]
+    pub fn proto(&self) -> Option<Proto> {
+        match self.kind {
+            L4::Tcp => Some(Proto::Tcp),
+            L4::Udp => Some(Proto::Udp),
+            _ => None,
+        }
     }
 
     /// Total IPv4 length in bytes (`ip_end - l3`).
