@@ -60,6 +60,7 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
         weight: 0,
         method,
         service: 0,
+        available: true,
     }];
     let mut static_neighbours = vec![(0u8, 0x0a00_00fe, GATEWAY_MAC)];
     for i in 0..n_reals {
@@ -70,6 +71,7 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
             weight: 1,
             method,
             service: 0,
+            available: true,
         });
         static_neighbours.push((0, ip, [0x02, 0xaa, 0, 0, (i >> 8) as u8, i as u8]));
     }
@@ -133,6 +135,7 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
         service_index,
         reals,
         timeouts: Timeouts::default(),
+        expire_nodest_conn: false,
     }
 }
 

@@ -21,7 +21,7 @@ use dataplane::snapshot::{
     LocalAddr, LocalKind, Method, Persistence, PortConf, Prefix, RealServer, Route, Service,
     ServiceKey, Snapshot, Timeouts, NO_SERVICE,
 };
-use hashbrown::HashMap;
+use hashbrown::{HashMap, HashSet};
 use sched::{Dest, MhTable, SchedKind, SchedParams};
 
 use crate::config::{Config, Ipv4Net, ServiceConfig, TimeoutsConfig};
@@ -151,6 +151,52 @@ pub fn compile(
     prev: Option<&Snapshot>,
     draining: &[DrainingVip],
 ) -> Snapshot {
+    compile_with_health(
+        cfg,
+        port_macs,
+        generation,
+        prev,
+        draining,
+        &HealthView::default(),
+    )
+}
+
+/// What the health checkers say, applied by [`compile_with_health`] on top
+/// of the config: which real servers failed, their dynamic weights, and
+/// which services lost quorum. The default view (nothing down, no dynamic
+/// weight, quorum everywhere) is the config as written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealthView {
+    /// Real servers whose checkers are not all up, by (service, RIP, rport).
+    pub down: HashSet<RealKey>,
+    /// Weights set by `misc_dynamic` / FILE_CHECK `dynamic`, replacing the
+    /// configured weight while the server is up.
+    pub weights: HashMap<RealKey, u32>,
+    /// Services below quorum (keepalived `quorum - hysteresis`): their
+    /// `sorry_server`, if any, is in rotation.
+    pub sorry: HashSet<ServiceKey>,
+}
+
+/// [`compile`] with the health checkers' view applied, as keepalived drives
+/// IPVS:
+/// - a real server in `health.down` is `available: false`; with
+///   `inhibit_on_failure` it stays in its service's list at weight 0
+///   (quiesced: its connections go on, no new ones), otherwise it leaves
+///   the list (the scheduler no longer sees it). Either way it keeps its
+///   id, so its counters and connections carry on when it returns;
+/// - an up real server with an entry in `health.weights` gets that weight;
+/// - a service in `health.sorry` has its `sorry_server` in the list at
+///   weight 1; outside it, the sorry server is listed at weight 0 with
+///   `sorry_server_inhibit` and absent otherwise (it keeps its id too);
+/// - everything else as [`compile`].
+pub fn compile_with_health(
+    cfg: &Config,
+    port_macs: &[[u8; 6]],
+    generation: u64,
+    prev: Option<&Snapshot>,
+    draining: &[DrainingVip],
+    health: &HealthView,
+) -> Snapshot {
     assert_eq!(
         port_macs.len(),
         cfg.ports.len(),
@@ -254,28 +300,52 @@ pub fn compile(
             vport: s.vip.port(),
             proto: s.proto.0,
         };
-        let mut ids = Vec::with_capacity(s.real_servers.len());
+        let mut ids = Vec::with_capacity(s.real_servers.len() + 1);
+        // `validate` refuses a real server twice in one service (the sorry
+        // server included), so each previous id is taken at most once.
+        let mut place = |entry: RealServer| match known.remove(&(key, entry.ip, entry.port)) {
+            Some(id) => {
+                reals[id as usize] = entry;
+                id
+            }
+            None => {
+                reals.push(entry);
+                (reals.len() - 1) as u32
+            }
+        };
         for r in &s.real_servers {
-            let entry = RealServer {
-                ip: u32::from(r.addr.ip()),
-                port: r.addr.port(),
-                weight: r.weight.0,
+            let (ip, port) = (u32::from(r.addr.ip()), r.addr.port());
+            let down = health.down.contains(&(key, ip, port));
+            let weight = health
+                .weights
+                .get(&(key, ip, port))
+                .copied()
+                .unwrap_or(r.weight.0);
+            let id = place(RealServer {
+                ip,
+                port,
+                weight: if down { 0 } else { weight },
                 method: r.method(s),
                 service: si as u16,
-            };
-            // `validate` refuses a real server twice in one service, so each
-            // previous id is taken at most once.
-            let id = match known.remove(&(key, entry.ip, entry.port)) {
-                Some(id) => {
-                    reals[id as usize] = entry;
-                    id
-                }
-                None => {
-                    reals.push(entry);
-                    (reals.len() - 1) as u32
-                }
-            };
-            ids.push(id);
+                available: !down,
+            });
+            if !down || r.inhibit(s) {
+                ids.push(id);
+            }
+        }
+        if let Some(sorry) = s.sorry_server {
+            let active = health.sorry.contains(&key);
+            let id = place(RealServer {
+                ip: u32::from(sorry.ip()),
+                port: sorry.port(),
+                weight: u32::from(active),
+                method: s.sorry_server_forwarding.map_or(s.forwarding.0, |f| f.0),
+                service: si as u16,
+                available: active,
+            });
+            if active || s.sorry_server_inhibit {
+                ids.push(id);
+            }
         }
         service_index.insert(key, si as u16);
         let sched_params = s.sched_params();
@@ -301,6 +371,7 @@ pub fn compile(
         service_index,
         reals,
         timeouts: timeouts_ms(&cfg.timeouts),
+        expire_nodest_conn: cfg.expire_nodest_conn,
     }
 }
 
@@ -320,11 +391,12 @@ pub struct DrainingVip {
 }
 
 /// A real server's identity across recompiles: service key, RIP, rport.
-type RealKey = (ServiceKey, u32, u16);
+pub type RealKey = (ServiceKey, u32, u16);
 
 /// The starting real-server table for [`compile`]: `prev`'s entries, all
-/// retired (weight 0, [`NO_SERVICE`]), and the ids of the ones `prev` served,
-/// by identity; without `prev`, just the id-0 placeholder.
+/// retired (weight 0, [`NO_SERVICE`], unavailable), and the ids of the ones
+/// `prev` had in a service (listed or out of rotation by health), by
+/// identity; without `prev`, just the id-0 placeholder.
 fn retired_reals(prev: Option<&Snapshot>) -> (Vec<RealServer>, HashMap<RealKey, u32>) {
     let placeholder = RealServer {
         ip: 0,
@@ -332,22 +404,22 @@ fn retired_reals(prev: Option<&Snapshot>) -> (Vec<RealServer>, HashMap<RealKey, 
         weight: 0,
         method: Method::Nat,
         service: 0,
+        available: false,
     };
     let mut known = HashMap::new();
     let Some(p) = prev.filter(|p| !p.reals.is_empty()) else {
         return (vec![placeholder], known);
     };
-    for svc in &p.services {
-        for &id in &svc.reals {
-            if let Some(r) = p.reals.get(id as usize) {
-                known.insert((svc.key, r.ip, r.port), id);
-            }
+    for (id, r) in p.reals.iter().enumerate().skip(1) {
+        if let Some(svc) = p.services.get(usize::from(r.service)) {
+            known.insert((svc.key, r.ip, r.port), id as u32);
         }
     }
     let mut reals = p.reals.clone();
     for r in reals.iter_mut().skip(1) {
         r.weight = 0;
         r.service = NO_SERVICE;
+        r.available = false;
     }
     (reals, known)
 }

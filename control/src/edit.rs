@@ -35,7 +35,8 @@
 //! than one run can hold ([`MAX_REAL_IDS`]).
 #![forbid(unsafe_code)]
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
 use dataplane::snapshot::{LocalKind, Snapshot};
@@ -44,7 +45,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::compile::{compile, DrainingVip};
+use crate::compile::{compile_with_health, DrainingVip, HealthView};
 use crate::config::{
     display_path, validate, Config, ProtoName, RealServerConfig, ServiceConfig, SocketAddrV4Str,
     VALUE_MARK,
@@ -277,11 +278,22 @@ fn service_index(cfg: &Config, key: &ServiceRef) -> Option<usize> {
 /// snapshot for each edit. One per daemon; `handle` may be called from any
 /// thread (a mutex serialises edits; the workers never touch it).
 pub struct Editor {
-    /// The current config and the VIPs that drain, changed together.
-    state: Mutex<(Config, Vec<DrainingVip>)>,
+    /// The current config, the VIPs that drain and the health view,
+    /// changed together.
+    state: Mutex<EditorState>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     port_macs: Vec<[u8; 6]>,
     stats: Vec<Arc<SharedStats>>,
+    /// Bumped after every published config change (not health changes), so
+    /// the health supervisor can pick up added or removed checkers.
+    config_version: AtomicU64,
+}
+
+/// What one publish compiles from.
+struct EditorState {
+    cfg: Config,
+    drains: Vec<DrainingVip>,
+    health: HealthView,
 }
 
 impl Editor {
@@ -297,31 +309,97 @@ impl Editor {
         snapshot: Arc<ArcSwap<Snapshot>>,
         stats: Vec<Arc<SharedStats>>,
     ) -> Editor {
+        Editor::with_health(cfg, port_macs, snapshot, stats, HealthView::default())
+    }
+
+    /// [`Editor::new`] for a snapshot that was compiled with the health
+    /// view `health` ([`compile_with_health`]).
+    pub fn with_health(
+        cfg: Config,
+        port_macs: Vec<[u8; 6]>,
+        snapshot: Arc<ArcSwap<Snapshot>>,
+        stats: Vec<Arc<SharedStats>>,
+        health: HealthView,
+    ) -> Editor {
         Editor {
-            state: Mutex::new((cfg, Vec::new())),
+            state: Mutex::new(EditorState {
+                cfg,
+                drains: Vec::new(),
+                health,
+            }),
             snapshot,
             port_macs,
             stats,
+            config_version: AtomicU64::new(0),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, EditorState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many config changes were published so far (0 at start); health
+    /// changes do not count.
+    pub fn config_version(&self) -> u64 {
+        self.config_version.load(Ordering::Acquire)
+    }
+
+    /// The health view of the last publish.
+    pub fn health(&self) -> HealthView {
+        self.lock().health.clone()
+    }
+
+    /// Publishes the current config under a new health view (a checker
+    /// transition, a quorum change): compile, make room for ids, publish
+    /// with generation + 1. Returns the generation, or `None` when the view
+    /// is the one already published (nothing done).
+    ///
+    /// # Errors
+    /// [`EditError::IdsExhausted`] (nothing published).
+    pub fn set_health(&self, health: HealthView) -> Result<Option<u64>, EditError> {
+        let mut st = self.lock();
+        if st.health == health {
+            return Ok(None);
+        }
+        let prev = self.snapshot.load_full();
+        let generation = prev.generation + 1;
+        let snap = compile_with_health(
+            &st.cfg,
+            &self.port_macs,
+            generation,
+            Some(&prev),
+            &st.drains,
+            &health,
+        );
+        self.publish(snap)?;
+        st.health = health;
+        Ok(Some(generation))
+    }
+
+    /// Makes room for `snap`'s real-server ids in every worker's counters
+    /// and publishes it.
+    fn publish(&self, snap: Snapshot) -> Result<(), EditError> {
+        let used = snap.reals.len();
+        if used > MAX_REAL_IDS {
+            return Err(EditError::IdsExhausted { used });
+        }
+        for s in &self.stats {
+            // Cannot fail: `used` was checked above.
+            s.reserve(used);
+        }
+        self.snapshot.store(Arc::new(snap));
+        Ok(())
     }
 
     /// A copy of the current config (the last one published).
     pub fn config(&self) -> Config {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
-            .clone()
+        self.lock().cfg.clone()
     }
 
     /// The VIPs that still drain (their last service deleted, connections
     /// alive), as of the last publish.
     pub fn draining(&self) -> Vec<DrainingVip> {
-        self.state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .1
-            .clone()
+        self.lock().drains.clone()
     }
 
     /// Connections (activeconns + inactconns, every worker) real server
@@ -347,11 +425,12 @@ impl Editor {
             if l.kind != LocalKind::Vip || still_vip(vip) {
                 continue;
             }
-            let ids = prev
-                .services
-                .iter()
-                .filter(|s| s.key.vip == vip)
-                .flat_map(|s| s.reals.iter().copied());
+            // Every real server of its services, in rotation or taken out
+            // by a failed health check: connections to either drain.
+            let ids = prev.reals.iter().enumerate().filter_map(|(id, r)| {
+                let svc = prev.services.get(usize::from(r.service))?;
+                (svc.key.vip == vip).then_some(id as u32)
+            });
             match out.iter_mut().find(|d| d.vip == vip) {
                 Some(d) => d.reals.extend(ids),
                 None => out.push(DrainingVip {
@@ -371,21 +450,22 @@ impl Editor {
     /// (and nothing published) when every draining VIP still has
     /// connections. Called by the daemon about once a second.
     pub fn sweep_drains(&self) -> Vec<u32> {
-        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let (ended, kept): (Vec<DrainingVip>, Vec<DrainingVip>) = std::mem::take(&mut st.1)
+        let mut st = self.lock();
+        let (ended, kept): (Vec<DrainingVip>, Vec<DrainingVip>) = std::mem::take(&mut st.drains)
             .into_iter()
             .partition(|d| d.reals.iter().all(|&id| self.live_conns(id) == 0));
-        st.1 = kept;
+        st.drains = kept;
         if ended.is_empty() {
             return Vec::new();
         }
         let prev = self.snapshot.load_full();
-        let snap = compile(
-            &st.0,
+        let snap = compile_with_health(
+            &st.cfg,
             &self.port_macs,
             prev.generation + 1,
             Some(&prev),
-            &st.1,
+            &st.drains,
+            &st.health,
         );
         self.snapshot.store(Arc::new(snap));
         ended.iter().map(|d| d.vip).collect()
@@ -401,22 +481,23 @@ impl Editor {
     pub fn handle(&self, req: &Value) -> Result<u64, EditError> {
         // A poisoned lock still holds the last *published* config: it is
         // only replaced after a successful publish.
-        let mut cur = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let new = apply(&cur.0, req)?;
+        let mut cur = self.lock();
+        let new = apply(&cur.cfg, req)?;
         let prev = self.snapshot.load_full();
         let generation = prev.generation + 1;
-        let drains = self.drains_after(&prev, &cur.1, &new);
-        let snap = compile(&new, &self.port_macs, generation, Some(&prev), &drains);
-        let used = snap.reals.len();
-        if used > MAX_REAL_IDS {
-            return Err(EditError::IdsExhausted { used });
-        }
-        for s in &self.stats {
-            // Cannot fail: `used` was checked above.
-            s.reserve(used);
-        }
-        self.snapshot.store(Arc::new(snap));
-        *cur = (new, drains);
+        let drains = self.drains_after(&prev, &cur.drains, &new);
+        let snap = compile_with_health(
+            &new,
+            &self.port_macs,
+            generation,
+            Some(&prev),
+            &drains,
+            &cur.health,
+        );
+        self.publish(snap)?;
+        cur.cfg = new;
+        cur.drains = drains;
+        self.config_version.fetch_add(1, Ordering::Release);
         Ok(generation)
     }
 }
@@ -652,7 +733,7 @@ mod tests {
 
     fn editor_with(c: Config) -> (Editor, Arc<ArcSwap<Snapshot>>, Arc<SharedStats>) {
         let macs = vec![[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]];
-        let snap = compile(&c, &macs, 1, None, &[]);
+        let snap = crate::compile::compile(&c, &macs, 1, None, &[]);
         let stats = Arc::new(SharedStats::new(snap.reals.len()));
         let swap = Arc::new(ArcSwap::from_pointee(snap));
         let ed = Editor::new(c, macs, Arc::clone(&swap), vec![Arc::clone(&stats)]);

@@ -228,6 +228,13 @@ pub struct RealServer {
     /// Index into [`Snapshot::services`] of the owning service, or
     /// [`NO_SERVICE`] for a retired real server.
     pub service: u16,
+    /// IPVS `IP_VS_DEST_F_AVAILABLE`: the real server is in its service and
+    /// its health checks pass. `false` for a retired one, and for one whose
+    /// checks failed (removed from the scheduler's list, or kept at weight 0
+    /// with `inhibit_on_failure`). With [`Snapshot::expire_nodest_conn`] a
+    /// packet of a connection to an unavailable real server expires that
+    /// connection.
+    pub available: bool,
 }
 
 impl RealServer {
@@ -312,6 +319,13 @@ pub struct Snapshot {
     pub reals: Vec<RealServer>,
     /// Connection timeouts.
     pub timeouts: Timeouts,
+    /// IPVS's `expire_nodest_conn` sysctl: a client packet of a connection
+    /// whose real server is not [`RealServer::available`] expires the
+    /// connection at once; a bare SYN is then scheduled afresh, anything
+    /// else is dropped (`conn_dest_unavailable`), so the client's
+    /// retransmission or reconnect reaches a live server instead of
+    /// waiting out the connection's timeout. Default `false` (IPVS's too).
+    pub expire_nodest_conn: bool,
 }
 
 impl Snapshot {

@@ -121,6 +121,10 @@ drop_reasons! {
     /// A new connection's outbound key (RIP:rport -> CIP:cport) is already
     /// another connection's: two clients cannot share a NAT reply tuple.
     ConnKeyCollision => "conn_key_collision",
+    /// `expire_nodest_conn`: a client packet (not a bare SYN) of a
+    /// connection whose real server went down or was removed; the
+    /// connection was expired with it.
+    ConnDestUnavailable => "conn_dest_unavailable",
     /// Neither to a director address nor from a real server: another
     /// host's traffic.
     NotForUs => "not_for_us",
@@ -202,6 +206,9 @@ worker_counters! {
     conns_created,
     /// Connections expired by the timer wheel.
     conns_expired,
+    /// Connections expired at once because their real server became
+    /// unavailable (`expire_nodest_conn`).
+    conns_expired_nodest,
     /// Packets this worker moved to their owner worker.
     redirects_out,
     /// Packets other workers moved to this worker.

@@ -296,9 +296,10 @@ struct Case {
     expect: Verdict,
     /// The frame after processing, for `Tx` and `Redirect`.
     out: Option<Vec<u8>>,
-    /// Counters (names of [`counters`]) that go up by one, besides the
-    /// receive counters, the transmit counters of a worker row and the
-    /// drop reason of a `Drop` row, which the runner adds itself.
+    /// Counters (names of [`counters`]) that go up by one (`"-name"`: down
+    /// by one), besides the receive counters, the transmit counters of a
+    /// worker row and the drop reason of a `Drop` row, which the runner
+    /// adds itself.
     bumps: &'static [&'static str],
 }
 
@@ -968,6 +969,25 @@ fn cases() -> Vec<Case> {
     );
     v.push(
         dropped(
+            "conn_dest_unavailable",
+            Pkt::tcp(40000, 80, false, true).bytes(),
+            0,
+            R::ConnDestUnavailable,
+        )
+        .setup(Setup {
+            // expire_nodest_conn and a real server that failed its checks:
+            // the client's next segment expires the connection.
+            snap: |s| {
+                s.expire_nodest_conn = true;
+                s.reals.iter_mut().for_each(|r| r.available = false);
+            },
+            pre: pre_client_syn,
+            ..base()
+        })
+        .bumps(&["conns_expired_nodest", "-conns", "-real1.inactive_conns"]),
+    );
+    v.push(
+        dropped(
             "conn_key_collision",
             Pkt::tcp(40000, 81, true, false).bytes(),
             0,
@@ -984,6 +1004,7 @@ fn cases() -> Vec<Case> {
                 };
                 s.reals.push(RealServer {
                     service: 2,
+                    available: true,
                     ..s.reals[1]
                 });
                 let mut svc = s.services[0].clone();
@@ -1241,11 +1262,20 @@ fn expected(
     if let Verdict::Drop(r) = case.expect {
         add(r.name(), 1);
     }
-    for b in case.bumps {
-        add(b, 1);
-    }
     for (k, n) in extra {
         add(k, *n);
+    }
+    for b in case.bumps.iter().filter(|b| !b.starts_with('-')) {
+        add(b, 1);
+    }
+    // "-name": the counter goes down by one (a connection removed).
+    for k in case.bumps.iter().filter_map(|b| b.strip_prefix('-')) {
+        let v = want
+            .get_mut(k)
+            .unwrap_or_else(|| panic!("{}: no counter {k}", case.name));
+        *v = v
+            .checked_sub(1)
+            .unwrap_or_else(|| panic!("{}: {k} below 0", case.name));
     }
     want
 }

@@ -198,8 +198,8 @@ fn stage_of(r: DropReason) -> &'static str {
         | IcmpMalformed | IcmpBadChecksum | IcmpUnsupported | ProtoUnsupported | DipUnserved => {
             "local"
         }
-        TcpNoConn | NoService | NoRealServer | ConnTableFull | ConnKeyCollision | ReplyNoConn
-        | TtlExceeded => "conn",
+        TcpNoConn | NoService | NoRealServer | ConnTableFull | ConnKeyCollision
+        | ConnDestUnavailable | ReplyNoConn | TtlExceeded => "conn",
         NoRoute | NeighUnresolved | NeighTableFull => "route",
         RedirectRingFull | TxFull | TxPortInvalid | BadWorker => "worker",
     }

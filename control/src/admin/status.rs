@@ -251,6 +251,7 @@ mod tests {
                     weight: 0,
                     method: Method::Nat,
                     service: 0,
+                    available: true,
                 },
                 RealServer {
                     ip: 0x0a01_000b,
@@ -258,6 +259,7 @@ mod tests {
                     weight: 2,
                     method: Method::Dr,
                     service: 0,
+                    available: true,
                 },
                 RealServer {
                     ip: 0x0a01_000c,
@@ -265,6 +267,7 @@ mod tests {
                     weight: 1,
                     method: Method::Nat,
                     service: 0,
+                    available: true,
                 },
             ],
             services: vec![Service {

@@ -40,6 +40,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod health;
 pub mod locate;
 pub mod schema;
 pub mod types;
@@ -48,6 +49,10 @@ pub mod validate;
 use std::path::Path;
 
 pub use error::{display_path, ConfigError, PathSeg, ValidationError};
+pub use health::{
+    CheckerConfig, CheckerParams, DnsTypeName, HexBytes, Md5Digest, Seconds, StatusCodes, Timing,
+    UrlConfig,
+};
 pub use locate::{line_col, locate};
 pub use schema::{
     Config, NeighbourConfig, PortConfig, RealServerConfig, RouteConfig, ServiceConfig,
@@ -98,8 +103,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// types and bad values; [`ConfigError::Invalid`] for the cross-field rules
 /// of [`validate()`]. Either way the message is `file:line:col: what`.
 pub fn parse(src: &str, file_name: &str) -> Result<Config, ConfigError> {
-    let opts =
-        ron::Options::default().with_default_extension(ron::extensions::Extensions::IMPLICIT_SOME);
+    let opts = ron::Options::default().with_default_extension(
+        ron::extensions::Extensions::IMPLICIT_SOME
+            | ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES,
+    );
     let cfg: Config = opts
         .from_str(src)
         .map_err(|e| error::ron_error(src, file_name, &e))?;

@@ -14,6 +14,7 @@ use dataplane::snapshot::Method;
 use sched::{SchedFlags, SchedKind, SchedParams};
 use serde::Deserialize;
 
+use super::health::{CheckerConfig, Seconds, Timing, TimingLevel};
 use super::types::{
     ChecksumCheckName, Cidr, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask, ProtoName,
     SchedulerName, SocketAddrV4Str, TimeoutSecs, Weight,
@@ -70,6 +71,23 @@ pub struct Config {
     /// Virtual services. Default none.
     #[serde(default)]
     pub services: Vec<ServiceConfig>,
+    /// IPVS's `expire_nodest_conn` sysctl: a client packet of a connection
+    /// whose real server went down (failed its checks) or was removed
+    /// expires the connection at once, so the client reconnects to a live
+    /// server instead of waiting out the timeout. Default false, as IPVS.
+    #[serde(default)]
+    pub expire_nodest_conn: bool,
+    /// keepalived's `enable_script_security`: refuse a `MISC_CHECK`,
+    /// `notify_*` or `quorum_*` script that anyone but its owner may
+    /// change (the file or a directory above it), or that is owned by
+    /// another user than root when fulcrum runs as root. Default **true**
+    /// (keepalived's default is off with a warning; fulcrum refuses).
+    #[serde(default = "default_true")]
+    pub enable_script_security: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_mbufs_per_socket() -> u32 {
@@ -232,6 +250,66 @@ pub struct ServiceConfig {
     /// `persistence_timeout`.
     #[serde(default)]
     pub persistence_netmask: Option<Netmask>,
+    /// keepalived's `delay_loop`: seconds between two checks of each real
+    /// server, inherited by every checker (which may override it); default
+    /// 60 s.
+    #[serde(default)]
+    pub delay_loop: Option<Seconds>,
+    /// Default `connect_timeout` of this service's checkers (default 5 s).
+    #[serde(default)]
+    pub connect_timeout: Option<Seconds>,
+    /// Default `retry` of this service's checkers (default 1).
+    #[serde(default)]
+    pub retry: Option<u32>,
+    /// Default `delay_before_retry` of this service's checkers (default 1 s).
+    #[serde(default)]
+    pub delay_before_retry: Option<Seconds>,
+    /// Default `warmup` of this service's checkers (default 0).
+    #[serde(default)]
+    pub warmup: Option<Seconds>,
+    /// keepalived's `alpha`: real servers with checkers start down and enter
+    /// rotation on their first success. Default false (they start up).
+    #[serde(default)]
+    pub alpha: bool,
+    /// keepalived's `inhibit_on_failure`, for every real server of the
+    /// service that does not set its own: a failed server stays listed at
+    /// weight 0 (quiesced) instead of being removed. Default false.
+    #[serde(default)]
+    pub inhibit_on_failure: bool,
+    /// Default `Host:` of the HTTP_GET/SSL_GET checkers.
+    #[serde(default)]
+    pub virtualhost: Option<String>,
+    /// keepalived's `quorum`: the least total weight of live real servers
+    /// for the service to be "up"; default 1.
+    #[serde(default = "default_quorum")]
+    pub quorum: u32,
+    /// keepalived's `hysteresis`: quorum is lost below `quorum -
+    /// hysteresis` and regained at `quorum + hysteresis`; default 0.
+    #[serde(default)]
+    pub hysteresis: u32,
+    /// Script run when quorum is regained (keepalived `quorum_up`).
+    #[serde(default)]
+    pub quorum_up: Option<String>,
+    /// Script run when quorum is lost (keepalived `quorum_down`).
+    #[serde(default)]
+    pub quorum_down: Option<String>,
+    /// keepalived's `sorry_server`: RIP:port that takes new connections
+    /// while the service has lost quorum (with the default quorum: while
+    /// no real server is alive), and leaves when quorum returns.
+    #[serde(default)]
+    pub sorry_server: Option<SocketAddrV4Str>,
+    /// keepalived's `sorry_server_inhibit`: the sorry server stays listed
+    /// at weight 0 while quorum holds instead of being absent.
+    #[serde(default)]
+    pub sorry_server_inhibit: bool,
+    /// keepalived's `sorry_server_lvs_method`: its forwarding method;
+    /// default the service's.
+    #[serde(default)]
+    pub sorry_server_forwarding: Option<ForwardingName>,
+}
+
+fn default_quorum() -> u32 {
+    1
 }
 
 /// One real server (`ipvsadm -a -t VIP:port -r RIP:port -w weight -m|-g`).
@@ -248,6 +326,38 @@ pub struct RealServerConfig {
     /// ipvsadm's per-destination `-m`/`-g` does.
     #[serde(default)]
     pub forwarding: Option<ForwardingName>,
+    /// keepalived's checkers of this real server: the server is alive
+    /// while every one of them is up. Default none: always alive.
+    #[serde(default)]
+    pub checkers: Vec<CheckerConfig>,
+    /// keepalived's `inhibit_on_failure` for this server; default the
+    /// service's.
+    #[serde(default)]
+    pub inhibit_on_failure: Option<bool>,
+    /// `alpha` for this server; default the service's.
+    #[serde(default)]
+    pub alpha: Option<bool>,
+    /// `delay_loop` for this server's checkers; default the service's.
+    #[serde(default)]
+    pub delay_loop: Option<Seconds>,
+    /// `connect_timeout` for this server's checkers.
+    #[serde(default)]
+    pub connect_timeout: Option<Seconds>,
+    /// `retry` for this server's checkers.
+    #[serde(default)]
+    pub retry: Option<u32>,
+    /// `delay_before_retry` for this server's checkers.
+    #[serde(default)]
+    pub delay_before_retry: Option<Seconds>,
+    /// `warmup` for this server's checkers.
+    #[serde(default)]
+    pub warmup: Option<Seconds>,
+    /// Script run when the server comes up (keepalived `notify_up`).
+    #[serde(default)]
+    pub notify_up: Option<String>,
+    /// Script run when the server goes down (keepalived `notify_down`).
+    #[serde(default)]
+    pub notify_down: Option<String>,
 }
 
 impl ServiceConfig {
@@ -288,6 +398,35 @@ impl RealServerConfig {
     /// service's default.
     pub fn method(&self, svc: &ServiceConfig) -> Method {
         self.forwarding.map_or(svc.forwarding.0, |f| f.0)
+    }
+
+    /// Whether a failed server stays listed at weight 0: its own
+    /// `inhibit_on_failure`, else the service's.
+    pub fn inhibit(&self, svc: &ServiceConfig) -> bool {
+        self.inhibit_on_failure.unwrap_or(svc.inhibit_on_failure)
+    }
+
+    /// The timing of checker `c` of this server in service `svc`: the
+    /// checker's own knobs, else the server's, else the service's, else
+    /// keepalived's defaults.
+    pub fn timing(&self, svc: &ServiceConfig, c: &CheckerConfig) -> Timing {
+        let rs = TimingLevel {
+            delay_loop: self.delay_loop,
+            connect_timeout: self.connect_timeout,
+            retry: self.retry,
+            delay_before_retry: self.delay_before_retry,
+            warmup: self.warmup,
+            alpha: self.alpha,
+        };
+        let vs = TimingLevel {
+            delay_loop: svc.delay_loop,
+            connect_timeout: svc.connect_timeout,
+            retry: svc.retry,
+            delay_before_retry: svc.delay_before_retry,
+            warmup: svc.warmup,
+            alpha: Some(svc.alpha),
+        };
+        TimingLevel::resolve(&[TimingLevel::of_checker(c.params()), rs, vs])
     }
 }
 

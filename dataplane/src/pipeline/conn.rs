@@ -46,6 +46,14 @@ pub fn account(reals: &mut [RealStats], rid: u32, from: Option<bool>, to: Option
     }
 }
 
+/// Whether TCP `flags` are a bare SYN (no ACK, RST or FIN): the only
+/// segment IPVS schedules a new connection for (without `sloppy_tcp`).
+#[inline]
+fn syn_only(flags: u8) -> bool {
+    flags & (wire::tcp::FLAG_SYN | wire::tcp::FLAG_ACK | wire::tcp::FLAG_RST | wire::tcp::FLAG_FIN)
+        == wire::tcp::FLAG_SYN
+}
+
 /// The parts of a worker the `conn` stage borrows.
 pub struct ConnParts<'a> {
     /// The connection table.
@@ -96,28 +104,45 @@ impl ConnParts<'_> {
     ) -> Result<ConnId, DropReason> {
         let (snap, now_ms) = (ctx.snap, ctx.now_ms);
         if let Some((id, _)) = self.conns.lookup_hashed(p.hash, &p.key) {
-            return Ok(id);
+            if !snap.expire_nodest_conn || !self.expire_if_nodest(snap, id) {
+                return Ok(id);
+            }
+            // The connection to a dead real server is gone: a SYN that
+            // reuses its tuple is scheduled afresh (IPVS `conn_reuse_mode`),
+            // anything else is dropped so that the client gives up on it.
+            if p.kind == L4::Tcp && !syn_only(p.tcp_flags) {
+                return Err(DropReason::ConnDestUnavailable);
+            }
         }
         let svc = p
             .proto()
             .and_then(|proto| snap.service(p.key.dst_ip, p.key.dst_port, proto))
             .ok_or(DropReason::NoService)?;
-        if p.kind == L4::Tcp {
-            // IPVS schedules only on a SYN (without sloppy_tcp); anything else
-            // without a connection is stray or an attack.
-            let syn_only = p.tcp_flags
-                & (wire::tcp::FLAG_SYN
-                    | wire::tcp::FLAG_ACK
-                    | wire::tcp::FLAG_RST
-                    | wire::tcp::FLAG_FIN)
-                == wire::tcp::FLAG_SYN;
-            if !syn_only {
-                return Err(DropReason::TcpNoConn);
-            }
+        // IPVS schedules only on a SYN (without sloppy_tcp); anything else
+        // without a connection is stray or an attack.
+        if p.kind == L4::Tcp && !syn_only(p.tcp_flags) {
+            return Err(DropReason::TcpNoConn);
         }
         validate::source(p, snap, ctx.in_port)?;
         validate::l4_checksum(frame, p)?;
         self.create(snap, svc, p, now_ms)
+    }
+
+    /// `expire_nodest_conn` (IPVS `ip_vs_in`): expires connection `id` when
+    /// its real server is not [`available`](crate::snapshot::RealServer::available)
+    /// any more, fixing activeconns/inactconns; returns whether it did.
+    #[cold]
+    fn expire_if_nodest(&mut self, snap: &Snapshot, id: ConnId) -> bool {
+        let Some(c) = self.conns.get(id) else {
+            return false;
+        };
+        if snap.reals.get(c.real as usize).is_some_and(|r| r.available) {
+            return false;
+        }
+        self.conns.remove(id);
+        account(self.reals, c.real, Some(c.state.is_active()), None);
+        self.stats.conns_expired_nodest += 1;
+        true
     }
 
     /// The connection of a real server → client packet (a NAT reply).

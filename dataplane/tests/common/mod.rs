@@ -119,6 +119,7 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
         weight: 1,
         method,
         service,
+        available: true,
     };
     let reals = vec![
         RealServer {
@@ -127,6 +128,7 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
             weight: 0,
             method,
             service: 0,
+            available: true,
         },
         real(RIP1, rport, 0),
         real(RIP2, rport, 0),
@@ -171,6 +173,7 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
         service_index,
         reals,
         timeouts: Timeouts::default(),
+        expire_nodest_conn: false,
     }
 }
 

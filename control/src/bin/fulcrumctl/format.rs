@@ -357,18 +357,27 @@ mod tests {
             lines[0],
             "fulcrum 0.1.0 (conn table size=10 per worker, 1 worker)"
         );
-        assert_eq!(lines[1], "Counter               worker 0       total");
-        assert_eq!(lines[2], "lcore                        5           -");
-        assert_eq!(lines[3], "rx_pkts                   1234        1234");
-        assert!(text.contains("\ndrop/no_service              7           7\n"));
+        // The name column is as wide as the longest row shown (every
+        // counter, the one non-zero drop), the value columns 10 wide.
+        let w = WorkerStats::COUNTER_NAMES
+            .iter()
+            .map(|n| n.len())
+            .chain(["drop/no_service".len(), "drops_total".len()])
+            .max()
+            .expect("names");
+        let row = |name: &str, a: &str, b: &str| format!("{name:<w$}  {a:>10}  {b:>10}");
+        assert_eq!(lines[1], row("Counter", "worker 0", "total"));
+        assert_eq!(lines[2], row("lcore", "5", "-"));
+        assert_eq!(lines[3], row("rx_pkts", "1234", "1234"));
+        assert!(text.contains(&format!("\n{}\n", row("drop/no_service", "7", "7"))));
         assert!(!text.contains("drop/no_route"));
-        assert!(text.ends_with("\ndrops_total                  7           7\n"));
+        assert!(text.ends_with(&format!("\n{}\n", row("drops_total", "7", "7"))));
         assert_eq!(
             lines.len(),
             2 + WorkerStats::COUNTER_NAMES.len() + 1 + 1 + 1
         );
-        assert!(text.contains("\npersist_templates            0           0\n"));
-        assert!(text.contains("\npersist_table_full           0           0\n"));
+        assert!(text.contains(&format!("\n{}\n", row("persist_templates", "0", "0"))));
+        assert!(text.contains(&format!("\n{}\n", row("persist_table_full", "0", "0"))));
         let all = format_counters(&st, true);
         assert_eq!(all.matches("drop/").count(), DropReason::COUNT);
     }
