@@ -27,6 +27,12 @@
 # `arp_wrong_subnet`. And "live-delete" (1 worker, tests/e2e/live-delete.sh):
 # a ~5 s download (paced by nginx) through the VIP survives `fulcrumctl -D` of its
 # service with the exact bytes, and new connections to the VIP then fail.
+# Then "health" and "health-dr" (1 worker, tests/e2e/health.sh): nginx stops
+# on one of 3 real servers while a client sends requests; after the
+# checkers' detection window no request fails, and the server is back
+# within one delay_loop of its restart; and "health-quorum": all real
+# servers down, the sorry server answers and quorum_down ran; one back, it
+# takes over and quorum_up ran.
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
@@ -46,16 +52,19 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/arp-spoof.sh"
 # shellcheck source=tests/e2e/live-delete.sh
 . "$ROOT/tests/e2e/live-delete.sh"
+# shellcheck source=tests/e2e/health.sh
+. "$ROOT/tests/e2e/health.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 health:1 health-dr:1 health-quorum:1}
 PASS=0
 FAIL=0
 
-trap case_cleanup EXIT
+HEALTH_SCRIPT_DIR=
+trap 'case_cleanup; [ -n "$HEALTH_SCRIPT_DIR" ] && rm -rf "$HEALTH_SCRIPT_DIR"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -97,6 +106,16 @@ for c in $CASES; do
         live-delete)
             fc_say "== e2e case: live-delete, $nw worker(s), one download across fulcrumctl -D"
             run=(live_delete_case_run "$nw")
+            ;;
+        health | health-dr)
+            fc_say "== e2e case: $mode, $nw worker(s), one real server's nginx stopped and started under load"
+            hm=nat
+            [ "$mode" = health-dr ] && hm=dr
+            run=(health_case_run "$hm" "$nw")
+            ;;
+        health-quorum)
+            fc_say "== e2e case: health-quorum, $nw worker(s), sorry server and quorum scripts"
+            run=(health_quorum_case_run "$nw")
             ;;
         *)
             fc_say "== e2e case: $mode, $nw worker(s), $NREQ requests"
