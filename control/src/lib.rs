@@ -15,3 +15,4 @@ pub mod config;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod edit;
+pub mod health;
