@@ -18,6 +18,7 @@ use std::net::Ipv4Addr;
 use super::error::{PathSeg, ValidationError};
 use super::schema::Config;
 
+mod health;
 mod neighbours;
 mod persistence;
 mod ports;

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use dataplane::snapshot::Proto;
 
-use super::{persistence, real_servers, sched, verr, Dips};
+use super::{health, persistence, real_servers, sched, verr, Dips};
 use crate::config::error::{PathSeg, ValidationError};
 use crate::config::schema::Config;
 
@@ -47,6 +47,7 @@ pub(super) fn check(cfg: &Config, dips: &Dips) -> Result<(), ValidationError> {
         }
         sched::check(i, s)?;
         real_servers::check(cfg, dips, &vips, i, s)?;
+        health::check(cfg, dips, &vips, i, s)?;
     }
     Ok(())
 }
