@@ -21,7 +21,9 @@ use hwinit::dpdk::{DpdkQueue, Eal, Mempool, PortSetup};
 use tracing::{info, warn};
 
 use crate::admin::{build_status, AdminError, AdminServer, EditFn};
-use crate::compile::compile;
+use crate::compile::compile_with_health;
+use crate::health::pool::Pool;
+use crate::health::supervisor::{SharedReport, Supervisor};
 use crate::config::Config;
 use crate::edit::Editor;
 
@@ -120,7 +122,10 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         macs.push(info.mac);
     }
 
-    let snap = compile(&cfg, &macs, 1, None, &[]);
+    // Real servers with `alpha` start out of rotation: the first snapshot
+    // already has the checkers' initial view.
+    let initial_health = Pool::from_config(&cfg, None).0.view();
+    let snap = compile_with_health(&cfg, &macs, 1, None, &[], &initial_health);
     let n_reals = snap.reals.len();
     let snapshot = Arc::new(ArcSwap::from_pointee(snap));
     let mesh: Arc<Mesh<hwinit::dpdk::Mbuf>> = Mesh::new(usize::from(n_workers));
@@ -156,28 +161,36 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
     }
 
     let started = Instant::now();
+    let health_report: SharedReport = Arc::default();
     let status = {
+        let health_report = Arc::clone(&health_report);
         let snapshot = Arc::clone(&snapshot);
         let stats = stats.clone();
         let lcores = cfg.workers.clone();
         let size = u64::from(cfg.conn_table_size);
         Arc::new(move || {
-            build_status(
+            let mut st = build_status(
                 &snapshot.load(),
                 &stats,
                 &lcores,
                 started.elapsed().as_secs(),
                 size,
-            )
+            );
+            st.health = health_report
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            st
         })
     };
     // Runtime edits (fulcrumctl -A/-E/-D/-a/-e/-d/-C) go through the editor:
     // validate, compile against the current snapshot, publish.
-    let editor = Arc::new(Editor::new(
+    let editor = Arc::new(Editor::with_health(
         cfg.clone(),
         macs.clone(),
         Arc::clone(&snapshot),
         stats.clone(),
+        initial_health,
     ));
     let edit: EditFn = {
         let editor = Arc::clone(&editor);
@@ -203,6 +216,13 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
                 eal.wait_lcore(lcore);
             }
             return Err(StartupError::Admin(e));
+        }
+    };
+    let health = match Supervisor::start(Arc::clone(&editor), health_report) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            warn!("health checking could not start: {e}: real servers stay as configured");
+            None
         }
     };
     info!(socket = %cfg.admin_socket.display(), workers = n_workers, "fulcrum ready");
@@ -239,7 +259,10 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             warned_partial |= 1u64 << (i & 63);
         }
     }
-    info!("signal received: stopping workers");
+    info!("signal received: stopping health checks and workers");
+    if let Some(h) = health {
+        h.stop();
+    }
     for &lcore in &cfg.workers {
         let rc = eal.wait_lcore(lcore);
         if rc != 0 {

@@ -16,6 +16,8 @@ use dataplane::snapshot::{Method, Snapshot};
 use dataplane::stats::{DropReason, RealStats, SharedStats, WorkerStats};
 use serde::{Deserialize, Serialize};
 
+use crate::health::report::HealthReport;
+
 /// What `{"cmd":"status"}` returns: the whole director at a glance.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -29,6 +31,10 @@ pub struct Status {
     pub workers: Vec<WorkerStatus>,
     /// One entry per virtual service, in config order.
     pub services: Vec<ServiceStatus>,
+    /// The health checkers' view (`fulcrumctl --health`); empty from a
+    /// daemon without checkers, and absent from an older daemon.
+    #[serde(default)]
+    pub health: HealthReport,
 }
 
 /// One worker's counters, as last published by the worker on its slow tick.
@@ -233,6 +239,7 @@ pub fn build_status(
         conn_table_size,
         workers,
         services,
+        health: HealthReport::default(),
     }
 }
 

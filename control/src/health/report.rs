@@ -4,13 +4,13 @@
 //! Layer: control, health. Plain serde DTOs, part of the admin status JSON
 //! (`Status::health`); the supervisor keeps one up to date, the admin
 //! socket copies it out. Times are Unix milliseconds (UTC); latencies
-//! milliseconds.
+//! microseconds.
 #![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 
 /// The health of every checked pool.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HealthReport {
     /// One entry per configured real server (checked or not), config order.
     pub reals: Vec<RealReport>,
@@ -24,7 +24,7 @@ pub struct HealthReport {
 }
 
 /// One real server.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RealReport {
     /// Its virtual service, ipvsadm style: `TCP 10.0.0.100:80`.
     pub service: String,
@@ -47,7 +47,7 @@ pub struct RealReport {
 }
 
 /// One checker.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckerReport {
     /// keepalived's name: `TCP_CHECK`, `HTTP_GET`, ...
     pub kind: String,
@@ -58,8 +58,8 @@ pub struct CheckerReport {
     pub state: String,
     /// `"ok"` or the reason of the last failure.
     pub last_result: Option<String>,
-    /// Duration of the last probe, milliseconds.
-    pub latency_ms: Option<f64>,
+    /// Duration of the last probe, microseconds.
+    pub latency_us: Option<u64>,
     /// Time of the last result.
     pub last_check_ms: Option<u64>,
     /// Time of the checker's last up/down transition.
@@ -71,7 +71,7 @@ pub struct CheckerReport {
 }
 
 /// One virtual service's quorum.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceReport {
     /// ipvsadm style: `TCP 10.0.0.100:80`.
     pub service: String,

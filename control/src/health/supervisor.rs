@@ -324,7 +324,7 @@ impl State {
                 c.state = if ev.up { "up" } else { "down" }.into();
                 c.checks += 1;
                 c.last_check_ms = Some(now);
-                c.latency_ms = Some(ev.result.latency.as_secs_f64() * 1e3);
+                c.latency_us = Some(ev.result.latency.as_micros() as u64);
                 c.last_result = Some(match &ev.result.outcome {
                     Outcome::Up { .. } => "ok".into(),
                     Outcome::Down { reason } => {

@@ -320,6 +320,90 @@ pub fn format_counters(st: &Status, show_zero_drops: bool) -> String {
     out
 }
 
+/// `when` (Unix ms) relative to `now_ms`: `3.2s ago`, `-` for never.
+fn ago(when: Option<u64>, now_ms: u64) -> String {
+    match when {
+        None => "-".into(),
+        Some(t) => {
+            let d = now_ms.saturating_sub(t);
+            if d < 100_000 {
+                format!("{}.{}s ago", d / 1000, (d % 1000) / 100)
+            } else {
+                format!("{}s ago", d / 1000)
+            }
+        }
+    }
+}
+
+/// `fulcrumctl --health`: per service its quorum line, then each real
+/// server (`-> RIP:port  up|down  weight W  transitions N  last ... (reason)`)
+/// and under it each checker (`TYPE target  state  last result  latency
+/// last check`). A real server without checkers shows `(no checker:
+/// always up)`. `now_ms` (Unix ms) is what "ago" counts from.
+pub fn format_health(st: &Status, now_ms: u64) -> String {
+    let h = &st.health;
+    let checked = h.reals.iter().filter(|r| !r.checkers.is_empty()).count();
+    let down = h.reals.iter().filter(|r| r.state != "up").count();
+    let mut out = format!(
+        "fulcrum {} health: {} real servers, {checked} checked, {down} down; {} health publishes (last {} us)\n",
+        st.version,
+        h.reals.len(),
+        h.publishes,
+        h.last_publish_us
+    );
+    for svc in &h.services {
+        let sorry = match &svc.sorry_server {
+            Some(a) if svc.sorry_active => format!(", sorry server {a} ACTIVE"),
+            Some(a) => format!(", sorry server {a} standby"),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{}  quorum {} hysteresis {}: live weight {}, quorum {}{sorry}",
+            svc.service,
+            svc.quorum,
+            svc.hysteresis,
+            svc.live_weight,
+            if svc.quorum_ok { "held" } else { "LOST" }
+        );
+        for r in h.reals.iter().filter(|r| r.service == svc.service) {
+            let last = match &r.last_reason {
+                Some(why) => format!("  last {} ({why})", ago(r.last_transition_ms, now_ms)),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "  -> {:<21} {:<4}  weight {}{}  transitions {}{last}",
+                r.address,
+                r.state,
+                r.weight,
+                if r.inhibit { " (inhibit_on_failure)" } else { "" },
+                r.transitions
+            );
+            if r.checkers.is_empty() {
+                let _ = writeln!(out, "       (no checker: always up)");
+            }
+            for c in &r.checkers {
+                let latency = c
+                    .latency_us
+                    .map_or("-".into(), |us| format!("{}.{:03} ms", us / 1000, us % 1000));
+                let _ = writeln!(
+                    out,
+                    "       {:<10} {:<21} {:<7} {}  {latency}  checked {}  ({} checks, {} failed)",
+                    c.kind,
+                    c.target,
+                    c.state,
+                    c.last_result.as_deref().unwrap_or("-"),
+                    ago(c.last_check_ms, now_ms),
+                    c.checks,
+                    c.failures
+                );
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

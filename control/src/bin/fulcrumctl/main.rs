@@ -31,6 +31,8 @@
 //!   (`ipvsadm -S -n`).
 //! - `--counters`: per-worker counters and drop reasons (zeros hidden unless
 //!   `--exact`); `--json`: the raw status JSON, pretty-printed.
+//! - `--health`: the checkers' view per real server and service; with
+//!   `--json`, the health report alone.
 //! - `--socket PATH`: admin socket; default `$FULCRUM_SOCKET`, else
 //!   `/run/fulcrum/fulcrum.sock`.
 //!
@@ -53,7 +55,7 @@ use dataplane::snapshot::{Method, Proto};
 use serde_json::{json, Value};
 
 mod format;
-use format::{format_counters, format_list, format_save};
+use format::{format_counters, format_health, format_list, format_save};
 
 /// fulcrum's ipvsadm-style admin tool.
 #[derive(Parser, Debug)]
@@ -149,9 +151,15 @@ struct Cli {
     /// Show per-worker counters and drop reasons.
     #[arg(long)]
     counters: bool,
-    /// Print the daemon's status as pretty JSON.
+    /// Print the daemon's status as pretty JSON (with --health: only the
+    /// health report).
     #[arg(long)]
     json: bool,
+    /// Show the health checkers: per real server its state, weight and last
+    /// transition, each checker's state, last result and latency; per
+    /// service its quorum and sorry server.
+    #[arg(long)]
+    health: bool,
     /// Admin socket path [default: $FULCRUM_SOCKET, else /run/fulcrum/fulcrum.sock].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
@@ -171,6 +179,7 @@ enum Cmd {
     Save,
     Counters,
     Json,
+    Health,
 }
 
 impl Cmd {
@@ -188,6 +197,7 @@ impl Cmd {
             Cmd::Save => "-S (save)",
             Cmd::Counters => "--counters",
             Cmd::Json => "--json",
+            Cmd::Health => "--health",
         }
     }
 
@@ -203,6 +213,7 @@ impl Cmd {
             Cmd::List | Cmd::Counters | Cmd::Json => {
                 &["--stats", "--exact", "--counters", "--json"]
             }
+            Cmd::Health => &["--json"],
             Cmd::Clear | Cmd::Save => &[],
         }
     }
@@ -222,8 +233,11 @@ fn command(cli: &Cli) -> Option<Cmd> {
     if let Some(&(_, c)) = commands.iter().find(|(on, _)| *on) {
         return Some(c);
     }
-    // The read-only views keep their old precedence: --json, --counters, -L.
-    if cli.json {
+    // The read-only views keep their old precedence: --json, --counters, -L;
+    // --health comes first (its --json is the health report alone).
+    if cli.health {
+        Some(Cmd::Health)
+    } else if cli.json {
         Some(Cmd::Json)
     } else if cli.counters {
         Some(Cmd::Counters)
@@ -253,6 +267,7 @@ fn check_options(cli: &Cli, cmd: Cmd) -> Result<(), String> {
         ("--exact", cli.exact),
         ("--counters", cli.counters),
         ("--json", cli.json),
+        ("--health", cli.health),
     ];
     for (name, on) in used {
         if on && !cmd.allowed().contains(&name) {
@@ -422,7 +437,10 @@ fn main() -> ExitCode {
         })
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ADMIN_SOCKET));
 
-    if !matches!(cmd, Cmd::List | Cmd::Save | Cmd::Counters | Cmd::Json) {
+    if !matches!(
+        cmd,
+        Cmd::List | Cmd::Save | Cmd::Counters | Cmd::Json | Cmd::Health
+    ) {
         let req = match edit_request(&cli, cmd) {
             Ok(r) => r,
             Err(msg) => return fail(&msg),
@@ -445,6 +463,14 @@ fn main() -> ExitCode {
             }
             Err(e) => return fail(&format!("cannot encode status: {e}")),
         },
+        Cmd::Health if cli.json => match serde_json::to_string_pretty(&status.health) {
+            Ok(mut s) => {
+                s.push('\n');
+                s
+            }
+            Err(e) => return fail(&format!("cannot encode health: {e}")),
+        },
+        Cmd::Health => format_health(&status, now_ms()),
         Cmd::Counters => format_counters(&status, cli.exact),
         Cmd::Save => format_save(&status),
         _ => format_list(&status, cli.stats, cli.exact),
@@ -456,4 +482,11 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Now as Unix milliseconds, for "ago" in `--health`.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
