@@ -178,6 +178,8 @@ arp_replies                  2           2           4
 arp_learned                  0           0           0
 arp_requests                 1           1           2
 icmp_echo_replies            0           0           0
+exception_to_kernel          0           0           0
+exception_from_kernel        0           0           0
 persist_templates            3           3           6
 persist_table_full           0           0           0
 partial_csum_ports           0           0           0
