@@ -4,9 +4,11 @@
 //! Layer: control, slow path only. Every startup problem ends here as one
 //! [`StartupError`] whose `Display` is a single line naming the problem and
 //! its remedy; the binary prints it as `fulcrum: error: ...` and exits 1.
+//! The exception path's kernel interfaces are `crate::kernel`'s: checked and
+//! added to EAL's arguments before init, set up after the data ports.
 //! Shutdown order on SIGINT/SIGTERM: stop the workers (each finishes its round
-//! and frees what it holds), stop and close the ports, remove the admin
-//! socket, `rte_eal_cleanup`.
+//! and frees what it holds), stop and close the ports and their kernel
+//! interfaces, remove the admin socket, `rte_eal_cleanup`.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,6 +48,10 @@ pub enum StartupError {
     /// The admin socket could not be created.
     #[error("admin socket: {0}")]
     Admin(#[source] AdminError),
+    /// The exception path's kernel interfaces (`crate::kernel`); its text
+    /// names the remedy.
+    #[error("{0}")]
+    Kernel(#[from] crate::kernel::KernelError),
     /// Installing signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -61,7 +67,9 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(StartupError::Signals)?;
     }
 
-    let eal = Eal::init(&cfg.eal_args)?;
+    // The exception path adds one TAP vdev per port to EAL's arguments.
+    crate::kernel::precheck(&cfg)?;
+    let eal = Eal::init(&crate::kernel::eal_args(&cfg))?;
     let main = eal.main_lcore();
     for &lcore in &cfg.workers {
         if lcore == main {
@@ -120,6 +128,14 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         macs.push(info.mac);
     }
 
+    let kernel = crate::kernel::KernelPorts::setup(
+        &eal,
+        &cfg,
+        &macs,
+        n_workers,
+        pool_for(eal.lcore_socket(cfg.workers[0])),
+    )?;
+
     let snap = compile(&cfg, &macs, 1, None, &[]);
     let n_reals = snap.reals.len();
     let snapshot = Arc::new(ArcSwap::from_pointee(snap));
@@ -147,6 +163,10 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             Arc::clone(&stats[i]),
             conf,
         );
+        if kernel.enabled() {
+            let x = &cfg.exception_path;
+            worker = worker.with_kernel(kernel.queues(&eal, i as u16, pool), x.rate_pps, x.burst);
+        }
         let stop = Arc::clone(&stop);
         eal.launch(lcore, move || {
             worker.run(&stop);
@@ -250,6 +270,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         eal.stop_port(id);
         eal.close_port(id);
     }
+    kernel.close(&eal);
     admin.stop();
     // Frames still in flight between workers go back to their pools before
     // EAL frees the memory the pools live in.

@@ -15,3 +15,5 @@ pub mod config;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod edit;
+#[cfg(feature = "daemon")]
+pub mod kernel;

@@ -27,6 +27,12 @@
 # `arp_wrong_subnet`. And "live-delete" (1 worker, tests/e2e/live-delete.sh):
 # a ~5 s download (paced by nginx) through the VIP survives `fulcrumctl -D` of its
 # service with the exact bytes, and new connections to the VIP then fail.
+# And "exception" (1 worker, tests/e2e/exception.sh): the director's kernel
+# over fulcrum's TAP interfaces: ping, curl and a 1 MiB-each-way TCP session
+# from the director's namespace to a real server, a server on the outside
+# DIP reached from the client, and a UDP flood to the DIP held to the
+# exception path's rate limit (`exception_rate_limited`) while the VIP keeps
+# answering.
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
@@ -46,12 +52,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/arp-spoof.sh"
 # shellcheck source=tests/e2e/live-delete.sh
 . "$ROOT/tests/e2e/live-delete.sh"
+# shellcheck source=tests/e2e/exception.sh
+. "$ROOT/tests/e2e/exception.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1}
 PASS=0
 FAIL=0
 
@@ -97,6 +105,10 @@ for c in $CASES; do
         live-delete)
             fc_say "== e2e case: live-delete, $nw worker(s), one download across fulcrumctl -D"
             run=(live_delete_case_run "$nw")
+            ;;
+        exception)
+            fc_say "== e2e case: exception, $nw worker(s), the director's kernel over the TAP interfaces"
+            run=(exception_case_run "$nw")
             ;;
         *)
             fc_say "== e2e case: $mode, $nw worker(s), $NREQ requests"
