@@ -109,7 +109,11 @@ pub fn eal_args(cfg: &Config) -> Vec<String> {
     let mut args = cfg.eal_args.clone();
     if cfg.exception_path.enabled {
         for (i, p) in cfg.ports.iter().enumerate() {
-            args.push(format!("--vdev={},iface={}", tap_device(i), p.kernel_iface()));
+            args.push(format!(
+                "--vdev={},iface={}",
+                tap_device(i),
+                p.kernel_iface()
+            ));
         }
     }
     args
@@ -297,7 +301,10 @@ mod tests {
         );
         assert_eq!(cfg.eal_args, ["-l", "0-1"]);
         let off = parse(
-            &SRC.replace("workers: [1],", "workers: [1], exception_path: (enabled: false),"),
+            &SRC.replace(
+                "workers: [1],",
+                "workers: [1], exception_path: (enabled: false),",
+            ),
             "t.ron",
         )
         .expect("valid");
@@ -327,6 +334,8 @@ mod tests {
         let e = KernelError::NoTun {
             reason: "No such file or directory (os error 2)".into(),
         };
-        assert!(e.to_string().contains("load the tun module (`modprobe tun`) or set `exception_path: (enabled: false)`"));
+        assert!(e.to_string().contains(
+            "load the tun module (`modprobe tun`) or set `exception_path: (enabled: false)`"
+        ));
     }
 }

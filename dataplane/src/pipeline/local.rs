@@ -176,7 +176,7 @@ impl LocalParts<'_> {
                 && target.is_some_and(|l| l.kind == LocalKind::Dip)
                 && !snap.local.contains_key(&repr.sender_ip)
             {
-                return self.to_kernel(ctx, DropReason::ArpIgnored);
+                return self.hand_to_kernel(ctx, DropReason::ArpIgnored);
             }
             return match (learnt, full) {
                 (true, _) => Verdict::Consumed,
@@ -224,12 +224,12 @@ impl LocalParts<'_> {
         match p.kind {
             L4::Icmp => match self.icmp_echo(ctx.port, frame, p, ctx.in_port) {
                 Verdict::Drop(DropReason::IcmpUnsupported) if kind == LocalKind::Dip => {
-                    self.to_kernel(ctx, DropReason::IcmpUnsupported)
+                    self.hand_to_kernel(ctx, DropReason::IcmpUnsupported)
                 }
                 v => v,
             },
             L4::Tcp | L4::Udp if kind == LocalKind::Dip => {
-                self.to_kernel(ctx, DropReason::DipUnserved)
+                self.hand_to_kernel(ctx, DropReason::DipUnserved)
             }
             _ => Verdict::Drop(DropReason::ProtoUnsupported),
         }
@@ -239,7 +239,7 @@ impl LocalParts<'_> {
     /// token, `exception_rate_limited` if it has none, `off` without the
     /// path.
     #[inline]
-    fn to_kernel(&mut self, ctx: &Ctx<'_>, off: DropReason) -> Verdict {
+    fn hand_to_kernel(&mut self, ctx: &Ctx<'_>, off: DropReason) -> Verdict {
         match self.kernel.as_mut().map(|b| b.take(ctx.now_ms)) {
             None => Verdict::Drop(off),
             Some(true) => Verdict::Kernel(ctx.in_port),

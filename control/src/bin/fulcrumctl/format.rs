@@ -357,18 +357,18 @@ mod tests {
             lines[0],
             "fulcrum 0.1.0 (conn table size=10 per worker, 1 worker)"
         );
-        assert_eq!(lines[1], "Counter               worker 0       total");
-        assert_eq!(lines[2], "lcore                        5           -");
-        assert_eq!(lines[3], "rx_pkts                   1234        1234");
-        assert!(text.contains("\ndrop/no_service              7           7\n"));
+        assert_eq!(lines[1], "Counter                  worker 0       total");
+        assert_eq!(lines[2], "lcore                           5           -");
+        assert_eq!(lines[3], "rx_pkts                      1234        1234");
+        assert!(text.contains("\ndrop/no_service                 7           7\n"));
         assert!(!text.contains("drop/no_route"));
-        assert!(text.ends_with("\ndrops_total                  7           7\n"));
+        assert!(text.ends_with("\ndrops_total                     7           7\n"));
         assert_eq!(
             lines.len(),
             2 + WorkerStats::COUNTER_NAMES.len() + 1 + 1 + 1
         );
-        assert!(text.contains("\npersist_templates            0           0\n"));
-        assert!(text.contains("\npersist_table_full           0           0\n"));
+        assert!(text.contains("\npersist_templates               0           0\n"));
+        assert!(text.contains("\npersist_table_full              0           0\n"));
         let all = format_counters(&st, true);
         assert_eq!(all.matches("drop/").count(), DropReason::COUNT);
     }
