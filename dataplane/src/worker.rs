@@ -12,9 +12,9 @@
 //! one queue on each port's kernel (TAP) interface: frames with
 //! [`Verdict::Kernel`] go to it unchanged at the end of the round, and every
 //! round it polls the kernel's frames from it and queues them, unchanged,
-//! with the matching port's other TX (DPDK's `net_tap` answers an empty
-//! poll without a system call, so polling each round costs no measurable
-//! rate; docs/architecture.md has the numbers).
+//! with the matching port's other TX, every round when idle and every
+//! [`KERNEL_POLL_EVERY`] rounds when busy (an empty `net_tap` poll can be a
+//! system call; docs/architecture.md has the numbers).
 //!
 //! Cross-worker traffic goes only through bounded lock-free rings
 //! ([`crossbeam::queue::ArrayQueue`], one per ordered worker pair): frames
@@ -43,6 +43,14 @@ pub const EXPIRE_BUDGET: usize = 4096;
 pub const RING_LEN: usize = 4096;
 /// Most frames per `rx_burst`.
 pub const MAX_BURST: usize = crate::pipeline::MAX_BURST;
+/// A busy worker polls its kernel (TAP) queues every this many rounds; a
+/// round after one that found no work polls them always. `net_tap`'s
+/// `rx_burst` makes a `readv` system call (about 1 µs) per queue until the
+/// kernel has sent its first frame, and after each frame the kernel sends,
+/// so polling every busy round would cost a syscall per port per round;
+/// every 32nd round keeps that under 2 % of a 32-frame round and the
+/// kernel's frames wait at most 32 rounds (tens of µs).
+pub const KERNEL_POLL_EVERY: u32 = 32;
 
 /// A message from one worker to another.
 pub enum RingMsg<B> {
@@ -110,6 +118,10 @@ pub struct Worker<Q: PortQueue> {
     free: Vec<Q::Buf>,
     epoch: Instant,
     next_tick_ms: u64,
+    /// Rounds run, for [`KERNEL_POLL_EVERY`].
+    rounds: u32,
+    /// The last round found no work.
+    was_idle: bool,
 }
 
 impl<Q: PortQueue> Worker<Q> {
@@ -147,15 +159,18 @@ impl<Q: PortQueue> Worker<Q> {
             free: Vec::with_capacity(4 * MAX_BURST),
             epoch: Instant::now(),
             next_tick_ms: 0,
+            rounds: 0,
+            was_idle: true,
         }
     }
 
     /// Turns the exception path on over `kernel`, this worker's queue on
     /// each port's kernel interface (index = port index): the core hands
     /// the kernel what `local` does not serve, at most `burst` frames at
-    /// once and `rate_pps` per second ([`Core::enable_kernel`]), and every
-    /// round the worker sends what the kernel wrote on those queues out of
-    /// the matching port. Frames and mbufs of both kinds of queue must come
+    /// once and `rate_pps` per second ([`Core::enable_kernel`]), and the
+    /// worker sends what the kernel wrote on those queues out of the
+    /// matching port (polled after an idle round, and every
+    /// [`KERNEL_POLL_EVERY`] rounds when busy). Frames and mbufs of both kinds of queue must come
     /// from one pool (one `free_bulk` frees them all).
     ///
     /// # Panics
@@ -230,7 +245,11 @@ impl<Q: PortQueue> Worker<Q> {
             }
             self.rx = rx;
         }
-        work += self.poll_kernel();
+        self.rounds = self.rounds.wrapping_add(1);
+        if self.was_idle || self.rounds % KERNEL_POLL_EVERY == 0 {
+            work += self.poll_kernel();
+        }
+        self.was_idle = work == 0;
         self.send_arp_requests(&snap);
         self.share_neighbours();
         self.share_templates();
