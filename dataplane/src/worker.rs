@@ -246,7 +246,7 @@ impl<Q: PortQueue> Worker<Q> {
             self.rx = rx;
         }
         self.rounds = self.rounds.wrapping_add(1);
-        if self.was_idle || self.rounds % KERNEL_POLL_EVERY == 0 {
+        if self.was_idle || self.rounds.is_multiple_of(KERNEL_POLL_EVERY) {
             work += self.poll_kernel();
         }
         self.was_idle = work == 0;
