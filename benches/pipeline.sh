@@ -361,11 +361,14 @@ write_config() {
     burst: 32,
     idle_sleep_us: 0,
     ${CONN_TABLE_SIZE:+conn_table_size: $CONN_TABLE_SIZE,}
+    exception_path: (enabled: $([ "${BENCH_EXCEPTION:-1}" = 0 ] && echo false || echo true)),
     admin_socket: "$RUN/fulcrum.sock",
     ports: [
         // Frames in the pcap are addressed to 02:00:00:00:00:01.
-        (name: "outside", device: "net_pcap0", mac: "02:00:00:00:00:01", addrs: ["10.0.0.1/24"]),
-        (name: "inside",  device: "net_null0", mac: "02:00:00:00:01:01", addrs: ["10.1.0.1/24"]),
+        // Per-run kernel interface names (the exception path; this runs in
+        // the root namespace). BENCH_EXCEPTION=0 turns the path off.
+        (name: "outside", device: "net_pcap0", mac: "02:00:00:00:00:01", addrs: ["10.0.0.1/24"], kernel_iface: "${P}o"),
+        (name: "inside",  device: "net_null0", mac: "02:00:00:00:01:01", addrs: ["10.1.0.1/24"], kernel_iface: "${P}i"),
     ],
     // Clients (172.16.0.0/12) sit behind the gateway; all next hops are
     // permanent neighbours, so no ARP is ever sent.

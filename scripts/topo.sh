@@ -92,9 +92,15 @@ topo_up() {
     for ns in cl rto dout; do topo_x sw ip link set "$ns" master brout || return 1; done
     for ns in rti din rs1 rs2 rs3; do topo_x sw ip link set "$ns" master brin || return 1; done
 
-    # Director: DPDK owns out0/in0; the kernel keeps no address and no ARP.
+    # Director: DPDK owns out0/in0; the kernel keeps no address and no ARP
+    # on them. Its own traffic goes over fulcrum's TAP interfaces (fc-*,
+    # the exception path), which hold the DIPs; strict reverse-path
+    # filtering makes the kernel drop what it would otherwise also take in
+    # straight from out0/in0 (af_packet sees a frame before the IP stack,
+    # and no route leads back out of out0/in0), so nothing arrives twice.
+    topo_x dir sysctl -qw net.ipv4.conf.all.rp_filter=1 || return 1
     for ns in out0 in0; do
-        topo_x dir sysctl -qw "net.ipv6.conf.$ns.disable_ipv6=1" || return 1
+        topo_x dir sysctl -qw "net.ipv6.conf.$ns.disable_ipv6=1" "net.ipv4.conf.$ns.rp_filter=1" || return 1
         topo_x dir ip link set "$ns" arp off || return 1
     done
 

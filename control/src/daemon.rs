@@ -4,9 +4,11 @@
 //! Layer: control, slow path only. Every startup problem ends here as one
 //! [`StartupError`] whose `Display` is a single line naming the problem and
 //! its remedy; the binary prints it as `fulcrum: error: ...` and exits 1.
+//! The exception path's kernel interfaces are `crate::kernel`'s: checked and
+//! added to EAL's arguments before init, set up after the data ports.
 //! Shutdown order on SIGINT/SIGTERM: stop the workers (each finishes its round
-//! and frees what it holds), stop and close the ports, remove the admin
-//! socket, `rte_eal_cleanup`.
+//! and frees what it holds), stop and close the ports and their kernel
+//! interfaces, remove the admin socket, `rte_eal_cleanup`.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,10 +24,10 @@ use tracing::{info, warn};
 
 use crate::admin::{build_status, AdminError, AdminServer, EditFn};
 use crate::compile::compile_with_health;
-use crate::health::pool::Pool;
-use crate::health::supervisor::{SharedReport, Supervisor};
 use crate::config::Config;
 use crate::edit::Editor;
+use crate::health::pool::Pool;
+use crate::health::supervisor::{SharedReport, Supervisor};
 
 /// A startup failure: one line, problem and remedy.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,10 @@ pub enum StartupError {
     /// The admin socket could not be created.
     #[error("admin socket: {0}")]
     Admin(#[source] AdminError),
+    /// The exception path's kernel interfaces (`crate::kernel`); its text
+    /// names the remedy.
+    #[error("{0}")]
+    Kernel(#[from] crate::kernel::KernelError),
     /// Installing signal handlers failed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
@@ -63,7 +69,9 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(StartupError::Signals)?;
     }
 
-    let eal = Eal::init(&cfg.eal_args)?;
+    // The exception path adds one TAP vdev per port to EAL's arguments.
+    crate::kernel::precheck(&cfg)?;
+    let eal = Eal::init(&crate::kernel::eal_args(&cfg))?;
     let main = eal.main_lcore();
     for &lcore in &cfg.workers {
         if lcore == main {
@@ -122,6 +130,14 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         macs.push(info.mac);
     }
 
+    let kernel = crate::kernel::KernelPorts::setup(
+        &eal,
+        &cfg,
+        &macs,
+        n_workers,
+        pool_for(eal.lcore_socket(cfg.workers[0])),
+    )?;
+
     // Real servers with `alpha` start out of rotation: the first snapshot
     // already has the checkers' initial view.
     let initial_health = Pool::from_config(&cfg, None).0.view();
@@ -152,6 +168,10 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             Arc::clone(&stats[i]),
             conf,
         );
+        if kernel.enabled() {
+            let x = &cfg.exception_path;
+            worker = worker.with_kernel(kernel.queues(&eal, i as u16, pool), x.rate_pps, x.burst);
+        }
         let stop = Arc::clone(&stop);
         eal.launch(lcore, move || {
             worker.run(&stop);
@@ -273,6 +293,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         eal.stop_port(id);
         eal.close_port(id);
     }
+    kernel.close(&eal);
     admin.stop();
     // Frames still in flight between workers go back to their pools before
     // EAL frees the memory the pools live in.

@@ -16,3 +16,5 @@ pub mod config;
 pub mod daemon;
 pub mod edit;
 pub mod health;
+#[cfg(feature = "daemon")]
+pub mod kernel;

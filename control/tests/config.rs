@@ -177,7 +177,7 @@ fn test_error_unknown_field() {
     // Line 6: `maac` starts at column 76.
     assert_eq!(
         err(&edit("mac: \"02:00:00:00:01:01\"", "maac: \"02:00:00:00:01:01\"")),
-        "fulcrum.ron:6:76: unknown field `maac` in a port: expected one of name, device, addrs, mac, verify_checksums"
+        "fulcrum.ron:6:76: unknown field `maac` in a port: expected one of name, device, addrs, mac, verify_checksums, kernel_iface"
     );
 }
 
@@ -187,7 +187,7 @@ fn test_error_unknown_top_level_field() {
         err(&edit("    workers: [1],\n", "    workers: [1],\n    wrokers: 2,\n")),
         "fulcrum.ron:4:5: unknown field `wrokers` in the top level: expected one of eal_args, workers, \
          mbufs_per_socket, rx_desc, tx_desc, burst, idle_sleep_us, conn_table_size, admin_socket, ports, \
-         routes, neighbours, timeouts, services, expire_nodest_conn, enable_script_security"
+         routes, neighbours, timeouts, services, expire_nodest_conn, enable_script_security, exception_path"
     );
 }
 
@@ -994,4 +994,96 @@ fn test_verify_checksums_per_port() {
     let e = err(&bad);
     assert!(e.starts_with("fulcrum.ron:5:"), "{e}");
     assert!(e.contains("new_flows, all"), "{e}");
+}
+
+#[test]
+fn test_exception_path_defaults_and_kernel_iface_names() {
+    let cfg = parse(BASE, "fulcrum.ron").expect("valid");
+    let x = &cfg.exception_path;
+    assert_eq!((x.enabled, x.rate_pps, x.burst), (true, 10_000, 1000));
+    assert_eq!(cfg.ports[0].kernel_iface(), "fc-outside");
+    assert_eq!(cfg.ports[1].kernel_iface(), "fc-inside");
+    // Only the fields given change; a long port name is cut to 15 bytes.
+    let src = edit(
+        "workers: [1],",
+        "workers: [1], exception_path: (rate_pps: 500),",
+    )
+    .replacen("name: \"inside\"", "name: \"inside-very-long-name\"", 1)
+    .replacen(
+        "addrs: [\"10.0.0.1/24\"])",
+        "addrs: [\"10.0.0.1/24\"], kernel_iface: \"tap-out\")",
+        1,
+    );
+    let cfg = parse(&src, "fulcrum.ron").expect("valid");
+    let x = &cfg.exception_path;
+    assert_eq!((x.enabled, x.rate_pps, x.burst), (true, 500, 1000));
+    assert_eq!(cfg.ports[0].kernel_iface(), "tap-out");
+    assert_eq!(cfg.ports[1].kernel_iface(), "fc-inside-very-");
+    let off = edit(
+        "workers: [1],",
+        "workers: [1], exception_path: (enabled: false),",
+    );
+    assert!(
+        !parse(&off, "fulcrum.ron")
+            .expect("valid")
+            .exception_path
+            .enabled
+    );
+}
+
+#[test]
+fn test_error_exception_path_ranges() {
+    assert_eq!(
+        err(&edit(
+            "workers: [1],",
+            "workers: [1], exception_path: (burst: 0),"
+        )),
+        "fulcrum.ron:3:43: invalid exception_path.burst 0: expected 1..=1000000 packets"
+    );
+    assert_eq!(
+        err(&edit(
+            "workers: [1],",
+            "workers: [1], exception_path: (rate_pps: 20000000),"
+        )),
+        "fulcrum.ron:3:46: invalid exception_path.rate_pps 20000000: expected 1..=10000000 packets"
+    );
+    let e = err(&edit(
+        "workers: [1],",
+        "workers: [1], exception_path: (rate: 5),",
+    ));
+    assert!(
+        e.starts_with("fulcrum.ron:3:") && e.contains("unknown field `rate`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn test_error_kernel_iface_names() {
+    let with_iface = |name: &str| {
+        edit(
+            "addrs: [\"10.0.0.1/24\"])",
+            &format!("addrs: [\"10.0.0.1/24\"], kernel_iface: {name:?})"),
+        )
+    };
+    let e = err(&with_iface("has space"));
+    assert!(
+        e.starts_with("fulcrum.ron:5:91: invalid kernel interface name \"has space\" (kernel_iface): expected 1..=15 bytes of A-Z a-z 0-9 _ . -"),
+        "{e}"
+    );
+    let e = err(&with_iface("sixteen-bytes-xx"));
+    assert!(e.contains("expected 1..=15 bytes"), "{e}");
+    assert!(err(&with_iface("")).contains("invalid kernel interface name \"\""));
+    // Both ports asking for one name: the later one is refused.
+    let dup = with_iface("fc-inside");
+    let e = err(&dup);
+    assert!(
+        e.starts_with("fulcrum.ron:6:16: duplicate kernel interface name \"fc-inside\" (the default kernel_iface, fc-<name>): already used by ports[0]"),
+        "{e}"
+    );
+    // A default name that Linux would refuse points at the port's name.
+    let e = err(&edit("name: \"outside\"", "name: \"out side\""));
+    assert!(
+        e.ends_with("invalid kernel interface name \"fc-out side\" (the default kernel_iface, fc-<name>): expected 1..=15 bytes of A-Z a-z 0-9 _ . -; set kernel_iface on this port"),
+        "{e}"
+    );
 }

@@ -130,6 +130,7 @@ fn fixture() -> Status {
             persistence_netmask: None,
             sched_flags: Vec::new(),
         }],
+        health: Default::default(),
     }
 }
 
@@ -164,26 +165,28 @@ TCP  10.0.0.100:80                     300     1800     1500 123456789   654000
 /// declaration order, only the non-zero drop reasons, then the total.
 const COUNTERS: &str = "\
 fulcrum 0.1.0 (conn table size=1048576 per worker, 2 workers)
-Counter                 worker 0    worker 1       total
-lcore                          1           2           -
-rx_pkts                     1000        2000        3000
-rx_bytes                  100000      200000      300000
-tx_pkts                     1000        2000        3000
-tx_bytes                  100000      200000      300000
-conns_created                150         150         300
-conns_expired                 10          10          20
-conns_expired_nodest           0           0           0
-redirects_out                  0           0           0
-redirects_in                   0           0           0
-arp_replies                    2           2           4
-arp_learned                    0           0           0
-arp_requests                   1           1           2
-icmp_echo_replies              0           0           0
-persist_templates              3           3           6
-persist_table_full             0           0           0
-partial_csum_ports             0           0           0
-drop/no_route                  0           4           4
-drops_total                    0           4           4
+Counter                  worker 0    worker 1       total
+lcore                           1           2           -
+rx_pkts                      1000        2000        3000
+rx_bytes                   100000      200000      300000
+tx_pkts                      1000        2000        3000
+tx_bytes                   100000      200000      300000
+conns_created                 150         150         300
+conns_expired                  10          10          20
+conns_expired_nodest            0           0           0
+redirects_out                   0           0           0
+redirects_in                    0           0           0
+arp_replies                     2           2           4
+arp_learned                     0           0           0
+arp_requests                    1           1           2
+icmp_echo_replies               0           0           0
+exception_to_kernel             0           0           0
+exception_from_kernel           0           0           0
+persist_templates               3           3           6
+persist_table_full              0           0           0
+partial_csum_ports              0           0           0
+drop/no_route                   0           4           4
+drops_total                     0           4           4
 ";
 
 /// Whether `text` has a line whose whitespace-separated fields are `row`

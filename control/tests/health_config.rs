@@ -128,8 +128,11 @@ fn test_health_config_errors_are_positioned() {
         e.starts_with("h.ron:22:44: invalid time -1: expected 0..=86400 seconds"),
         "{e}"
     );
-    assert!(err(&cfg("", "TCP_CHECK(retry: 101)")).contains("retry 101 is out of range: expected 0..=100"));
-    assert!(err(&cfg("", "TCP_CHECK(delay_loop: 0.001)")).contains("delay_loop 0.001 s is too short"));
+    assert!(err(&cfg("", "TCP_CHECK(retry: 101)"))
+        .contains("retry 101 is out of range: expected 0..=100"));
+    assert!(
+        err(&cfg("", "TCP_CHECK(delay_loop: 0.001)")).contains("delay_loop 0.001 s is too short")
+    );
     // A checker that cannot work on the service.
     let e = err(&cfg("", "UDP_CHECK()"));
     assert!(
@@ -146,17 +149,31 @@ fn test_health_config_errors_are_positioned() {
     assert!(err(&udp_http).contains("HTTP_GET cannot check a UDP service's own port"));
     // Required parameters and bad values.
     assert!(err(&cfg("", r#"HTTP_GET()"#)).contains("HTTP_GET without url"));
-    assert!(err(&cfg("", r#"HTTP_GET(url: [(path: "no-slash")])"#)).contains("invalid url path \"no-slash\""));
-    assert!(err(&cfg("", r#"HTTP_GET(url: [(path: "/", digest: "abc")])"#)).contains("invalid hex"));
-    assert!(err(&cfg("", r#"HTTP_GET(url: [(path: "/", status_code: [700])])"#)).contains("invalid HTTP status 700"));
-    assert!(err(&cfg("", r#"DNS_CHECK(type: "PTR", connect_port: 53)"#)).contains("unknown DNS type \"PTR\""));
+    assert!(err(&cfg("", r#"HTTP_GET(url: [(path: "no-slash")])"#))
+        .contains("invalid url path \"no-slash\""));
+    assert!(
+        err(&cfg("", r#"HTTP_GET(url: [(path: "/", digest: "abc")])"#)).contains("invalid hex")
+    );
+    assert!(err(&cfg(
+        "",
+        r#"HTTP_GET(url: [(path: "/", status_code: [700])])"#
+    ))
+    .contains("invalid HTTP status 700"));
+    assert!(err(&cfg("", r#"DNS_CHECK(type: "PTR", connect_port: 53)"#))
+        .contains("unknown DNS type \"PTR\""));
     assert!(err(&cfg("", "MISC_CHECK()")).contains("MISC_CHECK without misc_path"));
-    assert!(err(&cfg("", r#"MISC_CHECK(misc_path: "check.sh")"#)).contains("is not an absolute path"));
-    assert!(err(&cfg("", r#"TCP_CHECK(bindto: "10.9.9.9")"#)).contains("bindto 10.9.9.9 is not a director address"));
+    assert!(
+        err(&cfg("", r#"MISC_CHECK(misc_path: "check.sh")"#)).contains("is not an absolute path")
+    );
+    assert!(err(&cfg("", r#"TCP_CHECK(bindto: "10.9.9.9")"#))
+        .contains("bindto 10.9.9.9 is not a director address"));
     // Quorum and the sorry server.
-    assert!(err(&cfg("quorum: 2, hysteresis: 2,", "TCP_CHECK()")).contains("hysteresis 2 must be below quorum 2"));
-    assert!(err(&cfg(r#"sorry_server: "10.1.0.12:80","#, "TCP_CHECK()")).contains("is also a real server"));
-    assert!(err(&cfg(r#"sorry_server: "10.9.0.1:80","#, "TCP_CHECK()")).contains("no route to NAT sorry server 10.9.0.1"));
+    assert!(err(&cfg("quorum: 2, hysteresis: 2,", "TCP_CHECK()"))
+        .contains("hysteresis 2 must be below quorum 2"));
+    assert!(err(&cfg(r#"sorry_server: "10.1.0.12:80","#, "TCP_CHECK()"))
+        .contains("is also a real server"));
+    assert!(err(&cfg(r#"sorry_server: "10.9.0.1:80","#, "TCP_CHECK()"))
+        .contains("no route to NAT sorry server 10.9.0.1"));
 }
 
 #[test]
@@ -184,7 +201,11 @@ fn test_health_script_security() {
     );
     assert!(err(&src2).contains("quorum_down: "));
     // Security off: accepted (as keepalived without enable_script_security).
-    let off = src.replacen("eal_args: [],", "eal_args: [], enable_script_security: false,", 1);
+    let off = src.replacen(
+        "eal_args: [],",
+        "eal_args: [], enable_script_security: false,",
+        1,
+    );
     parse(&off, "h.ron").expect("accepted without script security");
     std::fs::remove_dir_all(&dir).expect("cleanup");
 }

@@ -102,13 +102,21 @@ drop_reasons! {
     IcmpMalformed => "icmp_malformed",
     /// ICMP to a director address with a wrong checksum (RFC 792).
     IcmpBadChecksum => "icmp_bad_checksum",
-    /// ICMP to a local address that is not an echo request.
+    /// ICMP to a local address that is not an echo request: to a VIP, or to
+    /// a DIP with the exception path off (with it on, such ICMP goes to
+    /// the kernel).
     IcmpUnsupported => "icmp_unsupported",
     /// IP protocol other than TCP, UDP or ICMP to a director address.
     ProtoUnsupported => "proto_unsupported",
-    /// TCP or UDP to a DIP: the director serves no local socket (there is
-    /// no exception path to the kernel yet).
+    /// TCP or UDP to a DIP with the exception path off
+    /// (`exception_path: (enabled: false)`, or a worker without kernel
+    /// interfaces): nothing on the director serves it.
     DipUnserved => "dip_unserved",
+    /// Traffic for the director's kernel (TCP/UDP or ICMP other than echo
+    /// to a DIP, an ARP reply to a DIP) above the worker's exception-path
+    /// rate (`exception_path.rate_pps`, `burst`): a flood to a local
+    /// address costs the workers nothing more than this count.
+    ExceptionRateLimited => "exception_rate_limited",
     /// TCP segment without a connection that is not a SYN (IPVS does not
     /// schedule those either).
     TcpNoConn => "tcp_no_conn",
@@ -223,6 +231,12 @@ worker_counters! {
     arp_requests,
     /// ICMP echo requests answered.
     icmp_echo_replies,
+    /// Frames handed to the kernel over the exception path (taken by the
+    /// TAP queue; what it refused is `tx_full`).
+    exception_to_kernel,
+    /// Frames the kernel sent on a TAP interface, queued for the matching
+    /// port unchanged (the port's `tx_pkts`/`tx_full` count their fate).
+    exception_from_kernel,
     /// Persistent templates held now (a gauge; each worker holds the
     /// templates of all workers, see `persist`).
     persist_templates,

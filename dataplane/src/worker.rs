@@ -8,6 +8,14 @@
 //! dropped frames in bulk. A slow tick (every [`TICK_MS`]) expires connections,
 //! ages neighbours and publishes counters.
 //!
+//! With the exception path ([`Worker::with_kernel`]) the worker also owns
+//! one queue on each port's kernel (TAP) interface: frames with
+//! [`Verdict::Kernel`] go to it unchanged at the end of the round, and every
+//! round it polls the kernel's frames from it and queues them, unchanged,
+//! with the matching port's other TX, every round when idle and every
+//! [`KERNEL_POLL_EVERY`] rounds when busy (an empty `net_tap` poll can be a
+//! system call; docs/architecture.md has the numbers).
+//!
 //! Cross-worker traffic goes only through bounded lock-free rings
 //! ([`crossbeam::queue::ArrayQueue`], one per ordered worker pair): frames
 //! redirected to their flow's owner, learnt neighbours, and persistent
@@ -35,6 +43,14 @@ pub const EXPIRE_BUDGET: usize = 4096;
 pub const RING_LEN: usize = 4096;
 /// Most frames per `rx_burst`.
 pub const MAX_BURST: usize = crate::pipeline::MAX_BURST;
+/// A busy worker polls its kernel (TAP) queues every this many rounds; a
+/// round after one that found no work polls them always. `net_tap`'s
+/// `rx_burst` makes a `readv` system call (about 1 µs) per queue until the
+/// kernel has sent its first frame, and after each frame the kernel sends,
+/// so polling every busy round would cost a syscall per port per round;
+/// every 32nd round keeps that under 2 % of a 32-frame round and the
+/// kernel's frames wait at most 32 rounds (tens of µs).
+pub const KERNEL_POLL_EVERY: u32 = 32;
 
 /// A message from one worker to another.
 pub enum RingMsg<B> {
@@ -83,6 +99,9 @@ pub struct Worker<Q: PortQueue> {
     pub core: Core,
     /// This worker's RX/TX queue on each port.
     pub queues: Vec<Q>,
+    /// This worker's RX/TX queue on each port's kernel interface (same
+    /// index as `queues`); empty while the exception path is off.
+    pub kernel: Vec<Q>,
     snapshot: Arc<ArcSwap<Snapshot>>,
     /// The snapshot in use, re-read only when the published one changes, so
     /// a round costs no write to the shared reference count.
@@ -94,9 +113,15 @@ pub struct Worker<Q: PortQueue> {
     /// Verdicts of the current RX burst.
     verdicts: [Verdict; MAX_BURST],
     tx: Vec<Vec<Q::Buf>>,
+    /// Frames for each port's kernel interface, sent at the end of a round.
+    ktx: Vec<Vec<Q::Buf>>,
     free: Vec<Q::Buf>,
     epoch: Instant,
     next_tick_ms: u64,
+    /// Rounds run, for [`KERNEL_POLL_EVERY`].
+    rounds: u32,
+    /// The last round found no work.
+    was_idle: bool,
 }
 
 impl<Q: PortQueue> Worker<Q> {
@@ -119,6 +144,7 @@ impl<Q: PortQueue> Worker<Q> {
         Worker {
             core,
             queues,
+            kernel: Vec::new(),
             snapshot,
             current: None,
             mesh,
@@ -129,17 +155,46 @@ impl<Q: PortQueue> Worker<Q> {
             tx: (0..n_ports)
                 .map(|_| Vec::with_capacity(4 * MAX_BURST))
                 .collect(),
+            ktx: Vec::new(),
             free: Vec::with_capacity(4 * MAX_BURST),
             epoch: Instant::now(),
             next_tick_ms: 0,
+            rounds: 0,
+            was_idle: true,
         }
+    }
+
+    /// Turns the exception path on over `kernel`, this worker's queue on
+    /// each port's kernel interface (index = port index): the core hands
+    /// the kernel what `local` does not serve, at most `burst` frames at
+    /// once and `rate_pps` per second ([`Core::enable_kernel`]), and the
+    /// worker sends what the kernel wrote on those queues out of the
+    /// matching port (polled after an idle round, and every
+    /// [`KERNEL_POLL_EVERY`] rounds when busy). Frames and mbufs of both kinds of queue must come
+    /// from one pool (one `free_bulk` frees them all).
+    ///
+    /// # Panics
+    /// Panics if `kernel` does not have one queue per port.
+    pub fn with_kernel(mut self, kernel: Vec<Q>, rate_pps: u32, burst: u32) -> Self {
+        assert_eq!(kernel.len(), self.queues.len(), "one kernel queue per port");
+        self.core.enable_kernel(rate_pps, burst, self.now_ms());
+        self.ktx = (0..kernel.len())
+            .map(|_| Vec::with_capacity(MAX_BURST))
+            .collect();
+        self.kernel = kernel;
+        self
+    }
+
+    /// The worker's clock: milliseconds since it was built.
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     /// Runs rounds until `stop` is set, then publishes the counters one last
     /// time and frees whatever is still queued.
     pub fn run(&mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::Relaxed) {
-            let now_ms = self.epoch.elapsed().as_millis() as u64;
+            let now_ms = self.now_ms();
             let work = self.poll_once(now_ms);
             if work == 0 && !self.conf.idle_sleep.is_zero() {
                 std::thread::sleep(self.conf.idle_sleep);
@@ -148,6 +203,10 @@ impl<Q: PortQueue> Worker<Q> {
         self.publish();
         for q in 0..self.tx.len() {
             let mut pending = std::mem::take(&mut self.tx[q]);
+            self.queues[0].free_bulk(&mut pending);
+        }
+        for q in 0..self.ktx.len() {
+            let mut pending = std::mem::take(&mut self.ktx[q]);
             self.queues[0].free_bulk(&mut pending);
         }
     }
@@ -186,6 +245,11 @@ impl<Q: PortQueue> Worker<Q> {
             }
             self.rx = rx;
         }
+        self.rounds = self.rounds.wrapping_add(1);
+        if self.was_idle || self.rounds.is_multiple_of(KERNEL_POLL_EVERY) {
+            work += self.poll_kernel();
+        }
+        self.was_idle = work == 0;
         self.send_arp_requests(&snap);
         self.share_neighbours();
         self.share_templates();
@@ -199,6 +263,22 @@ impl<Q: PortQueue> Worker<Q> {
         }
         self.current = Some(snap);
         work
+    }
+
+    /// Queues what the kernel sent on each port's kernel interface for
+    /// that port, unchanged; returns how many frames.
+    fn poll_kernel(&mut self) -> usize {
+        let mut n = 0;
+        for port in 0..self.kernel.len() {
+            let k = self.kernel[port].rx_burst(&mut self.rx, self.conf.burst);
+            if k == 0 {
+                continue;
+            }
+            n += k;
+            self.core.stats.exception_from_kernel += k as u64;
+            self.tx[port].append(&mut self.rx);
+        }
+        n
     }
 
     fn drain_rings(&mut self, snap: &Snapshot, now_ms: u64) -> usize {
@@ -235,6 +315,13 @@ impl<Q: PortQueue> Worker<Q> {
     fn dispatch(&mut self, buf: Q::Buf, in_port: u8, v: Verdict) {
         match v {
             Verdict::Tx(p) => match self.tx.get_mut(usize::from(p)) {
+                Some(q) => q.push(buf),
+                None => {
+                    self.core.stats.drop(DropReason::TxPortInvalid);
+                    self.free.push(buf);
+                }
+            },
+            Verdict::Kernel(p) => match self.ktx.get_mut(usize::from(p)) {
                 Some(q) => q.push(buf),
                 None => {
                     self.core.stats.drop(DropReason::TxPortInvalid);
@@ -321,19 +408,26 @@ impl<Q: PortQueue> Worker<Q> {
                 continue;
             }
             let bytes: u64 = self.tx[p].iter().map(|b| b.data().len() as u64).sum();
-            let before = self.tx[p].len();
-            self.queues[p].tx_burst(&mut self.tx[p]);
-            if !self.tx[p].is_empty() {
-                self.queues[p].tx_burst(&mut self.tx[p]);
-            }
+            let sent = send(&mut self.queues[p], &mut self.tx[p]);
             let unsent = self.tx[p].len();
             let unsent_bytes: u64 = self.tx[p].iter().map(|b| b.data().len() as u64).sum();
-            self.core.stats.tx_pkts += (before - unsent) as u64;
+            self.core.stats.tx_pkts += sent as u64;
             self.core.stats.tx_bytes += bytes - unsent_bytes;
             for _ in 0..unsent {
                 self.core.stats.drop(DropReason::TxFull);
             }
             self.free.append(&mut self.tx[p]);
+        }
+        for p in 0..self.ktx.len() {
+            if self.ktx[p].is_empty() {
+                continue;
+            }
+            let sent = send(&mut self.kernel[p], &mut self.ktx[p]);
+            self.core.stats.exception_to_kernel += sent as u64;
+            for _ in 0..self.ktx[p].len() {
+                self.core.stats.drop(DropReason::TxFull);
+            }
+            self.free.append(&mut self.ktx[p]);
         }
         if !self.free.is_empty() {
             self.queues[0].free_bulk(&mut self.free);
@@ -344,4 +438,15 @@ impl<Q: PortQueue> Worker<Q> {
     pub fn publish(&self) {
         self.shared.publish(&self.core.stats, &self.core.reals);
     }
+}
+
+/// `tx_burst` of `pkts` on `q`, retried once for what the queue did not
+/// take; returns how many frames were sent (the rest stay in `pkts`).
+fn send<Q: PortQueue>(q: &mut Q, pkts: &mut Vec<Q::Buf>) -> usize {
+    let before = pkts.len();
+    q.tx_burst(pkts);
+    if !pkts.is_empty() {
+        q.tx_burst(pkts);
+    }
+    before - pkts.len()
 }

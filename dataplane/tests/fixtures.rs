@@ -898,6 +898,183 @@ fn cases() -> Vec<Case> {
         0,
         R::DipUnserved,
     ));
+    // ---- local: the exception path to the kernel ----
+    // With it on, what the dataplane does not serve for a DIP goes to the
+    // kernel unchanged; echo requests and everything to a VIP stay here.
+    let kernel_on = Setup {
+        pre: |c, _| c.enable_kernel(1000, 10, 0),
+        ..base()
+    };
+    let ssh = Pkt {
+        dip: DIP_OUT,
+        ..Pkt::tcp(40000, 22, true, false)
+    }
+    .bytes();
+    v.push(
+        row("kernel_tcp_syn_to_dip", ssh.clone(), 0, Verdict::Kernel(0))
+            .setup(kernel_on)
+            .out(ssh.clone()),
+    );
+    let dns = Pkt {
+        dip: DIP_OUT,
+        ..syn.clone().with(L4::Udp {
+            sport: 5000,
+            dport: 53,
+        })
+    }
+    .with_payload(b"query")
+    .bytes();
+    v.push(
+        row("kernel_udp_to_dip", dns.clone(), 0, Verdict::Kernel(0))
+            .setup(kernel_on)
+            .out(dns),
+    );
+    let echo_reply = Pkt {
+        dip: DIP_OUT,
+        payload: b"pong".to_vec(),
+        ..syn.clone().with(L4::Icmp { ty: 0, code: 0 })
+    }
+    .bytes();
+    v.push(
+        row(
+            "kernel_icmp_echo_reply_to_dip",
+            echo_reply.clone(),
+            0,
+            Verdict::Kernel(0),
+        )
+        .setup(kernel_on)
+        .out(echo_reply),
+    );
+    // Port unreachable quoting the kernel's own UDP probe: its UDP check
+    // needs it.
+    let unreach = Pkt {
+        dip: DIP_OUT,
+        payload: vec![0x45; 28],
+        ..syn.clone().with(L4::Icmp { ty: 3, code: 3 })
+    }
+    .bytes();
+    v.push(
+        row(
+            "kernel_icmp_port_unreachable_to_dip",
+            unreach.clone(),
+            0,
+            Verdict::Kernel(0),
+        )
+        .setup(kernel_on)
+        .out(unreach),
+    );
+    v.push(
+        row(
+            "kernel_on_icmp_echo_request_answered",
+            Pkt {
+                dip: DIP_OUT,
+                payload: b"ping".to_vec(),
+                ..syn.clone().with(L4::Icmp { ty: 8, code: 0 })
+            }
+            .bytes(),
+            0,
+            Verdict::Tx(0),
+        )
+        .setup(kernel_on)
+        .out(
+            Pkt {
+                smac: OUT_MAC,
+                dmac: CLIENT_MAC,
+                sip: DIP_OUT,
+                dip: CIP,
+                payload: b"ping".to_vec(),
+                ..syn.clone().with(L4::Icmp { ty: 0, code: 0 })
+            }
+            .bytes(),
+        )
+        .bumps(&["icmp_echo_replies"]),
+    );
+    v.push(
+        row(
+            "kernel_on_vip_syn_forwarded",
+            syn.bytes(),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(kernel_on)
+        .bumps(&[
+            "conns_created",
+            "conns",
+            "real1.conns",
+            "real1.inactive_conns",
+            "real1.in_pkts",
+        ]),
+    );
+    v.push(
+        dropped(
+            "kernel_on_icmp_timestamp_to_vip",
+            syn.clone().with(L4::Icmp { ty: 13, code: 0 }).bytes(),
+            0,
+            R::IcmpUnsupported,
+        )
+        .setup(kernel_on),
+    );
+    v.push(
+        dropped(
+            "kernel_on_tcp_to_dip_spoofed_from_vip",
+            Pkt {
+                sip: VIP,
+                ..Pkt {
+                    dip: DIP_OUT,
+                    ..Pkt::tcp(40000, 22, true, false)
+                }
+            }
+            .bytes(),
+            0,
+            R::Ipv4MartianSource,
+        )
+        .setup(kernel_on),
+    );
+    // The kernel's own ARP for a real server: the reply is learnt by the
+    // dataplane, then handed over unchanged.
+    let arp_reply = arp(RS1_MAC, IN_MAC, 2, RS1_MAC, RIP1, IN_MAC, [10, 1, 0, 1]);
+    v.push(
+        row(
+            "kernel_arp_reply_for_dip",
+            arp_reply.clone(),
+            1,
+            Verdict::Kernel(1),
+        )
+        .setup(Setup {
+            neighbours: false,
+            pre: |c, s| {
+                let v = c.process(s, &mut Pkt::syn().bytes(), 0, 0, false);
+                assert_eq!(v, Verdict::Drop(DropReason::NeighUnresolved));
+                c.arp_out.clear();
+                c.enable_kernel(1000, 10, 0);
+            },
+            ..base()
+        })
+        .out(arp_reply)
+        .bumps(&["neigh_out", "neigh_version", "arp_learned"]),
+    );
+    v.push(
+        dropped(
+            "exception_rate_limited_ssh",
+            ssh,
+            0,
+            R::ExceptionRateLimited,
+        )
+        .setup(Setup {
+            // A one-packet bucket refilled at 1 pps: the first SYN takes
+            // the token at 0 ms; 1 ms later the next finds none.
+            pre: |c, s| {
+                c.enable_kernel(1, 1, 0);
+                let mut f = Pkt {
+                    dip: DIP_OUT,
+                    ..Pkt::tcp(40001, 22, true, false)
+                }
+                .bytes();
+                assert_eq!(c.process(s, &mut f, 0, 0, false), Verdict::Kernel(0));
+            },
+            ..base()
+        }),
+    );
     // ---- classify ----
     v.push(dropped(
         "not_for_us_icmp_elsewhere",

@@ -195,9 +195,8 @@ fn stage_of(r: DropReason) -> &'static str {
         | L4ChecksumPartial => "validate",
         NotForUs => "classify",
         ArpMalformed | ArpNotForUs | ArpWrongSubnet | ArpBadSenderMac | ArpIgnored
-        | IcmpMalformed | IcmpBadChecksum | IcmpUnsupported | ProtoUnsupported | DipUnserved => {
-            "local"
-        }
+        | IcmpMalformed | IcmpBadChecksum | IcmpUnsupported | ProtoUnsupported | DipUnserved
+        | ExceptionRateLimited => "local",
         TcpNoConn | NoService | NoRealServer | ConnTableFull | ConnKeyCollision
         | ConnDestUnavailable | ReplyNoConn | TtlExceeded => "conn",
         NoRoute | NeighUnresolved | NeighTableFull => "route",
@@ -212,6 +211,7 @@ fn stage(s: &Seen) -> &'static str {
         Verdict::Tx(_) => "tx",
         Verdict::Consumed => "local",
         Verdict::Redirect(_) => "redirect",
+        Verdict::Kernel(_) => "kernel",
         Verdict::Drop(r) if !s.parsed => {
             assert_eq!(stage_of(r), "parse", "{r:?} refused by parse");
             "parse"

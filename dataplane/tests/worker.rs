@@ -296,3 +296,124 @@ fn test_two_workers_converge_after_a_conflict() {
         assert_eq!(sent_to(w), vec![RIP2], "worker {wid}");
     }
 }
+
+/// The exception path on one worker over in-memory queues: TCP to a DIP
+/// goes, byte-identical, to the arrival port's kernel queue; exactly
+/// `burst` frames pass at once and the rest are `exception_rate_limited`;
+/// the bucket refills at `rate_pps` from the worker's clock; what the
+/// kernel writes on its queue leaves on the matching port unchanged.
+#[test]
+fn test_exception_path_rate_limit_and_kernel_tx() {
+    let snap = Arc::new(ArcSwap::from_pointee(snapshot()));
+    let conf = LoopConf {
+        burst: 32,
+        idle_sleep: Duration::ZERO,
+    };
+    let stats = Arc::new(SharedStats::new(2));
+    let mut w = Worker::new(
+        Core::new(0, 1, 1024),
+        vec![MemQueue::new(OUT_MAC), MemQueue::new(IN_MAC)],
+        snap,
+        Mesh::new(1),
+        Arc::clone(&stats),
+        conf,
+    )
+    .with_kernel(
+        vec![MemQueue::new(OUT_MAC), MemQueue::new(IN_MAC)],
+        1000,
+        10,
+    );
+    // A first round adopts the snapshot and primes the neighbours (ARP
+    // requests on both ports), which this test does not look at.
+    w.poll_once(0);
+    for q in &mut w.queues {
+        q.take_tx();
+    }
+    let to_dip = |sport: u16| tcp(CLIENT_MAC, OUT_MAC, CIP, DIP_OUT, sport, 22, true);
+
+    // 25 SYNs to the DIP at 0 ms: the 10 of the burst pass, in order.
+    let sent: Vec<Vec<u8>> = (0..25).map(|i| to_dip(50000 + i)).collect();
+    for f in &sent {
+        w.queues[0].inject(f);
+    }
+    assert_eq!(w.poll_once(0), 25);
+    let got = w.kernel[0].take_tx();
+    assert_eq!(
+        got,
+        sent[..10].to_vec(),
+        "the first `burst` frames, unchanged"
+    );
+    assert!(
+        w.kernel[1].take_tx().is_empty(),
+        "the arrival port's kernel only"
+    );
+    assert!(w.queues.iter_mut().all(|q| q.take_tx().is_empty()));
+    let limited = |w: &W| w.core.stats.drops[DropReason::ExceptionRateLimited as usize];
+    assert_eq!(w.core.stats.exception_to_kernel, 10);
+    assert_eq!(limited(&w), 15);
+
+    // 7 ms later at 1000 pps: 7 tokens, so 7 of the next 25 pass.
+    for i in 0..25 {
+        w.queues[0].inject(&to_dip(51000 + i));
+    }
+    w.poll_once(7);
+    assert_eq!(w.kernel[0].take_tx().len(), 7);
+    assert_eq!(w.core.stats.exception_to_kernel, 17);
+    assert_eq!(limited(&w), 33);
+    // A long pause refills only up to the burst.
+    for i in 0..25 {
+        w.queues[0].inject(&to_dip(52000 + i));
+    }
+    w.poll_once(60_000);
+    assert_eq!(w.kernel[0].take_tx().len(), 10);
+
+    // The kernel's own frames (its ARP request and a SYN to a real server)
+    // leave on the matching port, byte-identical, counted once.
+    let from_kernel = vec![
+        {
+            let mut f = vec![0xff; 6];
+            f.extend_from_slice(&IN_MAC);
+            f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+            f.extend_from_slice(&IN_MAC);
+            f.extend_from_slice(&[10, 1, 0, 1]);
+            f.extend_from_slice(&[0; 6]);
+            f.extend_from_slice(&RIP1);
+            f.resize(60, 0);
+            f
+        },
+        tcp(IN_MAC, RS1_MAC, [10, 1, 0, 1], RIP1, 33000, 80, true),
+    ];
+    for f in &from_kernel {
+        w.kernel[1].inject(f);
+    }
+    let tx_before = w.core.stats.tx_pkts;
+    // The last round was busy: the kernel queues are polled within
+    // KERNEL_POLL_EVERY rounds.
+    let handled: usize = (0..dataplane::worker::KERNEL_POLL_EVERY)
+        .map(|_| w.poll_once(60_001))
+        .sum();
+    assert_eq!(handled, 2);
+    assert_eq!(w.queues[1].take_tx(), from_kernel);
+    assert!(w.queues[0].take_tx().is_empty());
+    assert_eq!(w.core.stats.exception_from_kernel, 2);
+    assert_eq!(w.core.stats.tx_pkts, tx_before + 2);
+    assert_eq!(w.core.stats.rx_pkts, 75, "kernel frames are not port RX");
+    w.publish();
+    assert_eq!(stats.load().exception_to_kernel, 27);
+}
+
+/// Without the exception path (no `with_kernel`), TCP to a DIP is still
+/// `dip_unserved` and nothing is sent.
+#[test]
+fn test_exception_path_off_keeps_dip_unserved() {
+    let (mut w0, _w1, _s0, _s1) = workers();
+    w0.poll_once(0);
+    for q in &mut w0.queues {
+        q.take_tx();
+    }
+    w0.queues[0].inject(&tcp(CLIENT_MAC, OUT_MAC, CIP, DIP_OUT, 50000, 22, true));
+    w0.poll_once(1);
+    assert!(w0.queues.iter_mut().all(|q| q.take_tx().is_empty()));
+    assert_eq!(w0.core.stats.drops[DropReason::DipUnserved as usize], 1);
+    assert_eq!(w0.core.stats.exception_to_kernel, 0);
+}

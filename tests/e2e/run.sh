@@ -33,6 +33,12 @@
 # within one delay_loop of its restart; and "health-quorum": all real
 # servers down, the sorry server answers and quorum_down ran; one back, it
 # takes over and quorum_up ran.
+# And "exception" (1 worker, tests/e2e/exception.sh): the director's kernel
+# over fulcrum's TAP interfaces: ping, curl and a 1 MiB-each-way TCP session
+# from the director's namespace to a real server, a server on the outside
+# DIP reached from the client, and a UDP flood to the DIP held to the
+# exception path's rate limit (`exception_rate_limited`) while the VIP keeps
+# answering.
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
@@ -54,12 +60,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/live-delete.sh"
 # shellcheck source=tests/e2e/health.sh
 . "$ROOT/tests/e2e/health.sh"
+# shellcheck source=tests/e2e/exception.sh
+. "$ROOT/tests/e2e/exception.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 health:1 health-dr:1 health-quorum:1}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1}
 PASS=0
 FAIL=0
 
@@ -116,6 +124,9 @@ for c in $CASES; do
         health-quorum)
             fc_say "== e2e case: health-quorum, $nw worker(s), sorry server and quorum scripts"
             run=(health_quorum_case_run "$nw")
+        exception)
+            fc_say "== e2e case: exception, $nw worker(s), the director's kernel over the TAP interfaces"
+            run=(exception_case_run "$nw")
             ;;
         *)
             fc_say "== e2e case: $mode, $nw worker(s), $NREQ requests"

@@ -79,8 +79,9 @@ cat >"$RUN/fulcrum.ron" <<EOF
     idle_sleep_us: 50,
     admin_socket: "$RUN/fulcrum.sock",
     ports: [
-        (name: "outside", device: "net_pcap0", mac: "02:00:00:00:00:01", addrs: ["10.0.0.1/24"]),
-        (name: "inside",  device: "net_pcap1", mac: "02:00:00:00:01:01", addrs: ["10.1.0.1/24"]),
+        // Per-run kernel interface names: this runs in the root namespace.
+        (name: "outside", device: "net_pcap0", mac: "02:00:00:00:00:01", addrs: ["10.0.0.1/24"], kernel_iface: "${P}o"),
+        (name: "inside",  device: "net_pcap1", mac: "02:00:00:00:01:01", addrs: ["10.1.0.1/24"], kernel_iface: "${P}i"),
     ],
     // Permanent neighbours (the port follows from the connected subnet): no
     // ARP is needed, or sent, in this test.

@@ -67,8 +67,9 @@ write_config() {
     idle_sleep_us: 50,
     admin_socket: "$RUN/fulcrum.sock",
     ports: [
-        (name: "outside", device: "$dev", addrs: ["10.0.0.1/24"]),
-        (name: "inside",  device: "net_null1", addrs: ["10.1.0.1/24"]),
+        // Per-run kernel interface names: this runs in the root namespace.
+        (name: "outside", device: "$dev", addrs: ["10.0.0.1/24"], kernel_iface: "${P}o"),
+        (name: "inside",  device: "net_null1", addrs: ["10.1.0.1/24"], kernel_iface: "${P}i"),
     ],
     services: [
         (vip: "10.0.0.100:80", proto: "tcp",
@@ -156,6 +157,14 @@ expect_refusal bad-device 1 "not found" --config "$RUN/bad-device.ron" &&
 mapfile -t E3 < <(eal 3 -l 0 --no-huge -m 256)
 write_config "$RUN/bad-lcore.ron" rr net_null0 "[1]" "${E3[@]}"
 expect_refusal bad-lcore 1 lcore --config "$RUN/bad-lcore.ron"
+
+# 3b: the exception path's kernel interface name is taken (`lo` exists in
+# every namespace): refused before EAL, naming the remedy.
+mapfile -t E5 < <(eal 5 -l 0-1 --no-huge -m 256)
+write_config "$RUN/tap-taken.ron" rr net_null0 "[1]" "${E5[@]}"
+sed -i "s/kernel_iface: \"${P}o\"/kernel_iface: \"lo\"/" "$RUN/tap-taken.ron"
+expect_refusal tap-name-taken 1 "kernel interface lo of port \"outside\" already exists: pick another \`kernel_iface\`" \
+    --config "$RUN/tap-taken.ron"
 
 # 4: hugepages required (no --no-huge) but none usable: a private mount
 # namespace without any hugetlbfs mount.

@@ -55,15 +55,15 @@ pub use health::{
 };
 pub use locate::{line_col, locate};
 pub use schema::{
-    Config, NeighbourConfig, PortConfig, RealServerConfig, RouteConfig, ServiceConfig,
-    TimeoutsConfig,
+    Config, ExceptionPathConfig, NeighbourConfig, PortConfig, RealServerConfig, RouteConfig,
+    ServiceConfig, TimeoutsConfig, MAX_IFACE_NAME,
 };
 pub(crate) use types::VALUE_MARK;
 pub use types::{
     Cidr, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask, ProtoName, SchedulerName,
     SocketAddrV4Str, TimeoutSecs, Weight,
 };
-pub use validate::{validate, MH_SLOTS_PER_REAL};
+pub use validate::{validate, MAX_EXCEPTION_BURST, MAX_EXCEPTION_RATE_PPS, MH_SLOTS_PER_REAL};
 
 /// Most workers (and, separately, most ports) one director may have: port and
 /// worker sets are 64-bit masks in the snapshot (`LocalAddr::arp_ports`).

@@ -84,11 +84,51 @@ pub struct Config {
     /// (keepalived's default is off with a warning; fulcrum refuses).
     #[serde(default = "default_true")]
     pub enable_script_security: bool,
+    /// The exception path to the kernel: a TAP interface per port (named by
+    /// the port's `kernel_iface`) that carries the traffic to the
+    /// director's own addresses the dataplane does not serve. Default on,
+    /// 10000 packets per second per worker, burst 1000.
+    #[serde(default)]
+    pub exception_path: ExceptionPathConfig,
 }
 
 fn default_true() -> bool {
     true
 }
+
+/// The exception path (`exception_path: (enabled: true, rate_pps: 10000,
+/// burst: 1000)`): every port gets a kernel TAP interface (DPDK `net_tap`)
+/// with the port's MAC and DIPs; TCP/UDP and non-echo ICMP to a DIP, and
+/// ARP replies to a DIP, go to it, and what the kernel sends on it leaves
+/// on the port. Each field is optional.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExceptionPathConfig {
+    /// Create the TAP interfaces and hand the kernel its traffic. Default
+    /// `true`; `false` drops that traffic (`dip_unserved`) as before and
+    /// needs no `/dev/net/tun`.
+    pub enabled: bool,
+    /// Packets per second each worker hands the kernel at most, on average,
+    /// 1..=10000000 (token-bucket rate). Default 10000. Above it:
+    /// `exception_rate_limited`.
+    pub rate_pps: u32,
+    /// Packets a worker may hand the kernel at once (token-bucket depth),
+    /// 1..=1000000. Default 1000.
+    pub burst: u32,
+}
+
+impl Default for ExceptionPathConfig {
+    fn default() -> Self {
+        ExceptionPathConfig {
+            enabled: true,
+            rate_pps: 10_000,
+            burst: 1000,
+        }
+    }
+}
+
+/// Longest Linux interface name, bytes (`IFNAMSIZ` 16 less the NUL).
+pub const MAX_IFACE_NAME: usize = 15;
 
 fn default_mbufs_per_socket() -> u32 {
     16_383
@@ -128,6 +168,29 @@ pub struct PortConfig {
     /// for links that corrupt in flight).
     #[serde(default)]
     pub verify_checksums: ChecksumCheckName,
+    /// Name of the port's kernel (TAP) interface on the exception path,
+    /// 1..=15 bytes of `[A-Za-z0-9_.-]`, unique. Default `fc-<name>`, cut to
+    /// 15 bytes ([`PortConfig::kernel_iface`]).
+    #[serde(default)]
+    pub kernel_iface: Option<String>,
+}
+
+impl PortConfig {
+    /// The kernel interface name in effect: `kernel_iface`, else `fc-` and
+    /// the port's name, cut to [`MAX_IFACE_NAME`] bytes (at a character
+    /// boundary). Validation checks the result.
+    pub fn kernel_iface(&self) -> String {
+        if let Some(n) = &self.kernel_iface {
+            return n.clone();
+        }
+        let mut n = format!("fc-{}", self.name);
+        let mut end = n.len().min(MAX_IFACE_NAME);
+        while !n.is_char_boundary(end) {
+            end -= 1;
+        }
+        n.truncate(end);
+        n
+    }
 }
 
 /// One static route (`ip route add dst via via`).

@@ -29,9 +29,9 @@ use tracing::{info, warn};
 use super::pool::{Action, CheckerPlan, Pool};
 use super::report::{CheckerReport, HealthReport, RealReport, ServiceReport};
 use super::{
-    parse_command, run_script, CheckKind, CheckerEvent, CheckerId, CheckerSpec, Checkers,
-    DnsCheck, DnsType, FileCheck, HttpCheck, MiscCheck, Outcome, Probe, ScriptOutcome, TlsCheck,
-    UdpCheck, UrlCheck,
+    parse_command, run_script, CheckKind, CheckerEvent, CheckerId, CheckerSpec, Checkers, DnsCheck,
+    DnsType, FileCheck, HttpCheck, MiscCheck, Outcome, Probe, ScriptOutcome, TlsCheck, UdpCheck,
+    UrlCheck,
 };
 use crate::config::{CheckerConfig, Config};
 use crate::edit::Editor;
@@ -197,7 +197,12 @@ fn service_name(cfg: &Config, si: usize) -> String {
 }
 
 /// The report of a freshly built pool: every real server of `cfg`.
-fn initial_report(cfg: &Config, pool: &Pool, plans: &[CheckerPlan], old: &HealthReport) -> HealthReport {
+fn initial_report(
+    cfg: &Config,
+    pool: &Pool,
+    plans: &[CheckerPlan],
+    old: &HealthReport,
+) -> HealthReport {
     let mut rep = HealthReport {
         publishes: old.publishes,
         last_publish_us: old.last_publish_us,
@@ -220,9 +225,9 @@ fn initial_report(cfg: &Config, pool: &Pool, plans: &[CheckerPlan], old: &Health
                     CheckerConfig::FILE_CHECK(c) => c.file.clone().unwrap_or_default(),
                     _ => format!("{}:{}", p.ip, p.port),
                 };
-                let kept = prev.and_then(|o| o.checkers.get(p.nth)).filter(|c| {
-                    c.kind == p.config.name() && c.target == target
-                });
+                let kept = prev
+                    .and_then(|o| o.checkers.get(p.nth))
+                    .filter(|c| c.kind == p.config.name() && c.target == target);
                 kept.cloned().unwrap_or_else(|| CheckerReport {
                     kind: p.config.name().into(),
                     target,

@@ -10,7 +10,7 @@
 //! | parse | `parse.rs` | offsets, tuple, flags, flow hash; L2 and header-length drops |
 //! | validate | `validate.rs` | checksums, options, fragments, martians, port 0 |
 //! | classify | `classify.rs` | local / VIP / reply |
-//! | local | `local.rs` | ARP, ICMP echo (later: exception path, VRRP) |
+//! | local | `local.rs` | ARP, ICMP echo, the exception path to the kernel (later: VRRP) |
 //! | shard | `shard.rs` | the flow's owner worker, redirect |
 //! | conn | `conn.rs` | lookup, creation (persistence, scheduler), TCP state |
 //! | route | `route.rs` | next hop from the cache, routes and neighbours |
@@ -50,7 +50,7 @@ use crate::xmit;
 
 use self::classify::{Class, LocalIndex};
 use self::conn::{account, ConnParts};
-use self::local::LocalParts;
+use self::local::{LocalParts, TokenBucket};
 use self::parse::Parsed;
 use self::route::{HopCache, RouteParts};
 use self::schedulers::SchedSet;
@@ -76,6 +76,10 @@ pub enum Verdict {
     Consumed,
     /// Move the frame, untouched, to this worker: it owns the flow.
     Redirect(u16),
+    /// Hand the frame, unchanged, to the kernel: this worker's TX queue of
+    /// the kernel (TAP) interface of this port index, the arrival port
+    /// (the exception path; see `local`).
+    Kernel(u8),
 }
 
 /// What every stage may know about the packet in hand besides its bytes:
@@ -165,6 +169,9 @@ pub struct Core {
     burst: Option<Box<[Parsed; MAX_BURST]>>,
     /// Why `parse` refused each frame of the burst in hand, if it did.
     refused: [Option<DropReason>; MAX_BURST],
+    /// The exception path's rate limit; `None` while it is off (see
+    /// [`Core::enable_kernel`]).
+    kernel: Option<TokenBucket>,
 }
 
 impl Core {
@@ -191,7 +198,25 @@ impl Core {
             generation: None,
             burst: Some(Box::new([Parsed::EMPTY; MAX_BURST])),
             refused: [None; MAX_BURST],
+            kernel: None,
         }
+    }
+
+    /// Turns the exception path on: from now on the traffic `local` hands
+    /// the kernel gets [`Verdict::Kernel`], at most `burst` packets at once
+    /// and `rate_pps` per second on average (a [`TokenBucket`] on the
+    /// worker's clock, starting full at `now_ms`); above that it is dropped
+    /// as `exception_rate_limited`. Whoever acts on the verdicts must have a
+    /// kernel queue for every port ([`crate::worker::Worker::with_kernel`]
+    /// calls this). Until then such traffic is dropped (`dip_unserved`,
+    /// `icmp_unsupported`, `arp_ignored`).
+    pub fn enable_kernel(&mut self, rate_pps: u32, burst: u32, now_ms: u64) {
+        self.kernel = Some(TokenBucket::new(rate_pps, burst, now_ms));
+    }
+
+    /// The exception path's bucket, if the path is on (for inspection).
+    pub fn kernel_bucket(&self) -> Option<&TokenBucket> {
+        self.kernel.as_ref()
     }
 
     /// Adopts `snap` if it is a new generation: carries scheduler state over
@@ -529,6 +554,7 @@ impl Core {
             neigh: &mut self.neigh,
             neigh_out: &mut self.neigh_out,
             stats: &mut self.stats,
+            kernel: &mut self.kernel,
         }
     }
 

@@ -377,16 +377,20 @@ pub fn format_health(st: &Status, now_ms: u64) -> String {
                 r.address,
                 r.state,
                 r.weight,
-                if r.inhibit { " (inhibit_on_failure)" } else { "" },
+                if r.inhibit {
+                    " (inhibit_on_failure)"
+                } else {
+                    ""
+                },
                 r.transitions
             );
             if r.checkers.is_empty() {
                 let _ = writeln!(out, "       (no checker: always up)");
             }
             for c in &r.checkers {
-                let latency = c
-                    .latency_us
-                    .map_or("-".into(), |us| format!("{}.{:03} ms", us / 1000, us % 1000));
+                let latency = c.latency_us.map_or("-".into(), |us| {
+                    format!("{}.{:03} ms", us / 1000, us % 1000)
+                });
                 let _ = writeln!(
                     out,
                     "       {:<10} {:<21} {:<7} {}  {latency}  checked {}  ({} checks, {} failed)",

@@ -175,7 +175,9 @@ fn host_header(path: Path_, h: &str) -> Result<(), ValidationError> {
     if h.is_empty() || h.len() > 255 || h.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(verr(
             path,
-            format!("invalid virtualhost \"{h}\": expected a host name (1..=255 characters, no spaces)"),
+            format!(
+                "invalid virtualhost \"{h}\": expected a host name (1..=255 characters, no spaces)"
+            ),
         ));
     }
     Ok(())
@@ -194,8 +196,7 @@ fn sorry_server(
 ) -> Result<(), ValidationError> {
     use PathSeg::{Field as F, Index as I};
     let path = || vec![F("services"), I(i), F("sorry_server")];
-    if s
-        .real_servers
+    if s.real_servers
         .iter()
         .any(|r| r.addr.ip() == ip && r.addr.port() == port)
     {
@@ -207,7 +208,9 @@ fn sorry_server(
     if dips.contains_key(&ip) || vips.contains(&ip) {
         return Err(verr(
             path(),
-            format!("sorry server {ip} is one of the director's own addresses: expected another host"),
+            format!(
+                "sorry server {ip} is one of the director's own addresses: expected another host"
+            ),
         ));
     }
     let method = s.sorry_server_forwarding.map_or(s.forwarding.0, |f| f.0);
@@ -300,7 +303,10 @@ fn checker(
             for (u, url) in p.url.iter().enumerate() {
                 let ok = url.path.starts_with('/')
                     && url.path.len() <= 2048
-                    && !url.path.chars().any(|ch| ch.is_whitespace() || ch.is_control());
+                    && !url
+                        .path
+                        .chars()
+                        .any(|ch| ch.is_whitespace() || ch.is_control());
                 if !ok {
                     let mut path = at("url");
                     path.push(PathSeg::Index(u));
@@ -338,7 +344,8 @@ fn checker(
                     || n.trim_end_matches('.').split('.').all(|l| {
                         !l.is_empty()
                             && l.len() <= 63
-                            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                            && l.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                     });
                 if n.len() > 253 || !labels_ok {
                     return Err(verr(
@@ -355,7 +362,12 @@ fn checker(
                     "MISC_CHECK without misc_path: expected the script to run".into(),
                 ));
             };
-            at_least(at("misc_timeout"), "misc_timeout", p.misc_timeout, MIN_TIMEOUT)?;
+            at_least(
+                at("misc_timeout"),
+                "misc_timeout",
+                p.misc_timeout,
+                MIN_TIMEOUT,
+            )?;
             script(cfg, at("misc_path"), "misc_path", cmd)?;
         }
         CheckerConfig::FILE_CHECK(_) => match &p.file {

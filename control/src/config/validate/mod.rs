@@ -4,7 +4,8 @@
 //! Layer: control, first stage (`RON → Config → validate() → compile()`).
 //! Guarantees: stops at the first broken rule and names it with the
 //! [`PathSeg`] path of the offending value, checking sections in this order:
-//! workers and scalar settings (`settings.rs`), ports (`ports.rs`), routes
+//! workers and scalar settings (`settings.rs`), ports (`ports.rs`), the
+//! exception path and the ports' kernel interface names (`exception.rs`), routes
 //! (`routes.rs`), neighbours (`neighbours.rs`), then each service in config
 //! order (`services.rs`: its persistence (`persistence.rs`), its key, its
 //! scheduler settings (`sched.rs`) and its real servers
@@ -18,6 +19,7 @@ use std::net::Ipv4Addr;
 use super::error::{PathSeg, ValidationError};
 use super::schema::Config;
 
+mod exception;
 mod health;
 mod neighbours;
 mod persistence;
@@ -28,6 +30,7 @@ mod sched;
 mod services;
 mod settings;
 
+pub use self::exception::{MAX_EXCEPTION_BURST, MAX_EXCEPTION_RATE_PPS};
 pub use self::sched::MH_SLOTS_PER_REAL;
 
 /// The director's own interface addresses (DIPs), each with the index of
@@ -61,7 +64,9 @@ fn connected_subnets(cfg: &Config) -> String {
 /// Rules: 1..=64 distinct `workers`; `burst` 1..=64; non-zero `rx_desc`,
 /// `tx_desc`, `mbufs_per_socket`, `conn_table_size` and a non-empty
 /// `admin_socket`; 1..=64 ports with unique non-empty `name` and `device`, at
-/// least one address each and no DIP on two ports; each route's `dst` unique
+/// least one address each and no DIP on two ports; `exception_path.rate_pps`
+/// 1..=10000000 and `burst` 1..=1000000, each port's kernel interface name
+/// 1..=15 bytes of `[A-Za-z0-9_.-]` and unique; each route's `dst` unique
 /// and its `via` on a connected subnet and not a DIP; each neighbour on a
 /// connected subnet, unique and not a DIP; at most 65535 services; each
 /// VIP:port/proto once; a VIP may not be a DIP; in each service no real
@@ -77,6 +82,7 @@ fn connected_subnets(cfg: &Config) -> String {
 pub fn validate(cfg: &Config) -> Result<(), ValidationError> {
     settings::check(cfg)?;
     let dips = ports::check(cfg)?;
+    exception::check(cfg)?;
     routes::check(cfg, &dips)?;
     neighbours::check(cfg, &dips)?;
     services::check(cfg, &dips)
