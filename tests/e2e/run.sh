@@ -124,6 +124,7 @@ for c in $CASES; do
         health-quorum)
             fc_say "== e2e case: health-quorum, $nw worker(s), sorry server and quorum scripts"
             run=(health_quorum_case_run "$nw")
+            ;;
         exception)
             fc_say "== e2e case: exception, $nw worker(s), the director's kernel over the TAP interfaces"
             run=(exception_case_run "$nw")

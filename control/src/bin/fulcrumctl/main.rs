@@ -213,7 +213,7 @@ impl Cmd {
             Cmd::List | Cmd::Counters | Cmd::Json => {
                 &["--stats", "--exact", "--counters", "--json"]
             }
-            Cmd::Health => &["--json"],
+            Cmd::Health => &["--json", "--health"],
             Cmd::Clear | Cmd::Save => &[],
         }
     }
