@@ -31,12 +31,20 @@ pub(super) fn record_type(t: DnsType) -> RecordType {
 
 /// The query datagram and its id.
 fn query(d: &DnsCheck) -> Result<(u16, Vec<u8>), String> {
-    let name = if d.name.is_empty() { Name::root() } else { Name::from_ascii(&d.name).map_err(|e| format!("invalid name {:?}: {e}", d.name))? };
+    let name = if d.name.is_empty() {
+        Name::root()
+    } else {
+        Name::from_ascii(&d.name).map_err(|e| format!("invalid name {:?}: {e}", d.name))?
+    };
     let id = fastrand::u16(..);
     let mut m = Message::new();
-    m.set_id(id).set_message_type(MessageType::Query).set_recursion_desired(true);
+    m.set_id(id)
+        .set_message_type(MessageType::Query)
+        .set_recursion_desired(true);
     m.add_query(Query::query(name, record_type(d.qtype)));
-    let bytes = m.to_vec().map_err(|e| format!("cannot encode the query: {e}"))?;
+    let bytes = m
+        .to_vec()
+        .map_err(|e| format!("cannot encode the query: {e}"))?;
     Ok((id, bytes))
 }
 
@@ -48,7 +56,9 @@ pub(super) async fn check(p: &Probe, d: &DnsCheck) -> Outcome {
     };
     let talk = async {
         let sock = connect_udp(p).await?;
-        sock.send(&q).await.map_err(|e| format!("send: {}", io_reason(&e)))?;
+        sock.send(&q)
+            .await
+            .map_err(|e| format!("send: {}", io_reason(&e)))?;
         let mut buf = vec![0u8; 4096];
         loop {
             let n = match sock.recv(&mut buf).await {
@@ -68,7 +78,10 @@ pub(super) async fn check(p: &Probe, d: &DnsCheck) -> Outcome {
     match tokio::time::timeout_at(deadline, talk).await {
         Ok(Ok(())) => Outcome::UP,
         Ok(Err(reason)) => Outcome::Down { reason },
-        Err(_) => Outcome::down(format!("no answer within {} ms", p.connect_timeout.as_millis())),
+        Err(_) => Outcome::down(format!(
+            "no answer within {} ms",
+            p.connect_timeout.as_millis()
+        )),
     }
 }
 
@@ -106,7 +119,12 @@ mod tests {
 
     /// A DNS server answering each query as `mode` says; it sends back
     /// what it parsed as the question (for the test to check).
-    async fn server(mode: Mode) -> (u16, tokio::sync::mpsc::UnboundedReceiver<(String, String, bool)>) {
+    async fn server(
+        mode: Mode,
+    ) -> (
+        u16,
+        tokio::sync::mpsc::UnboundedReceiver<(String, String, bool)>,
+    ) {
         let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let port = s.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -115,9 +133,15 @@ mod tests {
             while let Ok((n, from)) = s.recv_from(&mut buf).await {
                 let q = Message::from_vec(&buf[..n]).unwrap();
                 let qq = q.queries()[0].clone();
-                let _ = tx.send((qq.name().to_string(), qq.query_type().to_string(), q.recursion_desired()));
+                let _ = tx.send((
+                    qq.name().to_string(),
+                    qq.query_type().to_string(),
+                    q.recursion_desired(),
+                ));
                 let mut r = Message::new();
-                r.set_id(q.id()).set_message_type(MessageType::Response).add_query(qq.clone());
+                r.set_id(q.id())
+                    .set_message_type(MessageType::Response)
+                    .add_query(qq.clone());
                 let rec = Record::from_rdata(qq.name().clone(), 60, RData::A(A::new(10, 1, 2, 3)));
                 let out: Vec<Vec<u8>> = match mode {
                     Mode::Answer => vec![{
@@ -132,7 +156,9 @@ mod tests {
                     Mode::Garbage => {
                         // our id and QR, then junk: not a DNS message
                         let id = q.id().to_be_bytes();
-                        vec![vec![id[0], id[1], 0x81, 0x80, 0, 1, 0, 9, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]]
+                        vec![vec![
+                            id[0], id[1], 0x81, 0x80, 0, 1, 0, 9, 0xff, 0xff, 0xff, 0xff, 1, 2, 3,
+                        ]]
                     }
                     Mode::WrongIdThenRight | Mode::WrongIdOnly => {
                         let mut wrong = r.clone();
@@ -156,23 +182,41 @@ mod tests {
     }
 
     fn dns(name: &str, qtype: DnsType, require_answer: bool) -> CheckKind {
-        CheckKind::Dns(DnsCheck { name: name.into(), qtype, require_answer })
+        CheckKind::Dns(DnsCheck {
+            name: name.into(),
+            qtype,
+            require_answer,
+        })
     }
 
     #[test]
     fn dns_answer_and_question_sent() {
         rt().block_on(async {
             let (port, mut got) = server(Mode::Answer).await;
-            let p = tcp_probe(port, dns("www.example.com", DnsType::A, true), Duration::from_secs(1));
+            let p = tcp_probe(
+                port,
+                dns("www.example.com", DnsType::A, true),
+                Duration::from_secs(1),
+            );
             assert_eq!(probe(&p).await.outcome, Outcome::Up { weight: None });
-            assert_eq!(got.recv().await.unwrap(), ("www.example.com.".into(), "A".into(), true));
+            assert_eq!(
+                got.recv().await.unwrap(),
+                ("www.example.com.".into(), "A".into(), true)
+            );
             // keepalived's default: root SOA
             let p = tcp_probe(port, dns("", DnsType::Soa, false), Duration::from_secs(1));
             assert_eq!(probe(&p).await.outcome, Outcome::Up { weight: None });
             assert_eq!(got.recv().await.unwrap(), (".".into(), "SOA".into(), true));
             // an A answer does not satisfy an MX question with require_answer
-            let p = tcp_probe(port, dns("example.com", DnsType::Mx, true), Duration::from_secs(1));
-            assert_eq!(probe(&p).await.outcome, Outcome::down("no MX record in the answer"));
+            let p = tcp_probe(
+                port,
+                dns("example.com", DnsType::Mx, true),
+                Duration::from_secs(1),
+            );
+            assert_eq!(
+                probe(&p).await.outcome,
+                Outcome::down("no MX record in the answer")
+            );
         });
     }
 
@@ -180,10 +224,21 @@ mod tests {
     fn dns_empty_answer_is_up_as_keepalived_unless_required() {
         rt().block_on(async {
             let (port, _got) = server(Mode::Empty).await;
-            let p = tcp_probe(port, dns("a.example", DnsType::A, false), Duration::from_secs(1));
+            let p = tcp_probe(
+                port,
+                dns("a.example", DnsType::A, false),
+                Duration::from_secs(1),
+            );
             assert_eq!(probe(&p).await.outcome, Outcome::Up { weight: None });
-            let p = tcp_probe(port, dns("a.example", DnsType::A, true), Duration::from_secs(1));
-            assert_eq!(probe(&p).await.outcome, Outcome::down("no A record in the answer"));
+            let p = tcp_probe(
+                port,
+                dns("a.example", DnsType::A, true),
+                Duration::from_secs(1),
+            );
+            assert_eq!(
+                probe(&p).await.outcome,
+                Outcome::down("no A record in the answer")
+            );
         });
     }
 
@@ -191,30 +246,67 @@ mod tests {
     fn dns_nxdomain_garbage_wrong_id_refused_timeout() {
         rt().block_on(async {
             let (port, _g1) = server(Mode::NxDomain).await;
-            let p = tcp_probe(port, dns("nx.example", DnsType::A, false), Duration::from_secs(1));
-            assert_eq!(probe(&p).await.outcome, Outcome::down("response code Non-Existent Domain"));
+            let p = tcp_probe(
+                port,
+                dns("nx.example", DnsType::A, false),
+                Duration::from_secs(1),
+            );
+            assert_eq!(
+                probe(&p).await.outcome,
+                Outcome::down("response code Non-Existent Domain")
+            );
 
             let (port, _g2) = server(Mode::Garbage).await;
-            let p = tcp_probe(port, dns("g.example", DnsType::A, false), Duration::from_secs(1));
+            let p = tcp_probe(
+                port,
+                dns("g.example", DnsType::A, false),
+                Duration::from_secs(1),
+            );
             match probe(&p).await.outcome {
-                Outcome::Down { reason } => assert!(reason.starts_with("malformed response"), "{reason}"),
+                Outcome::Down { reason } => {
+                    assert!(reason.starts_with("malformed response"), "{reason}")
+                }
                 o => panic!("{o:?}"),
             }
 
             let (port, _g3) = server(Mode::WrongIdThenRight).await;
-            let p = tcp_probe(port, dns("w.example", DnsType::A, true), Duration::from_secs(1));
-            assert_eq!(probe(&p).await.outcome, Outcome::Up { weight: None }, "wrong id and runts are skipped");
+            let p = tcp_probe(
+                port,
+                dns("w.example", DnsType::A, true),
+                Duration::from_secs(1),
+            );
+            assert_eq!(
+                probe(&p).await.outcome,
+                Outcome::Up { weight: None },
+                "wrong id and runts are skipped"
+            );
 
             for mode in [Mode::WrongIdOnly, Mode::QueryEcho] {
                 let (port, _g4) = server(mode).await;
-                let p = tcp_probe(port, dns("w.example", DnsType::A, false), Duration::from_millis(250));
+                let p = tcp_probe(
+                    port,
+                    dns("w.example", DnsType::A, false),
+                    Duration::from_millis(250),
+                );
                 let r = probe(&p).await;
                 assert_eq!(r.outcome, Outcome::down("no answer within 250 ms"));
-                assert!(r.latency >= Duration::from_millis(250) && r.latency < Duration::from_millis(400), "{:?}", r.latency);
+                assert!(
+                    r.latency >= Duration::from_millis(250)
+                        && r.latency < Duration::from_millis(400),
+                    "{:?}",
+                    r.latency
+                );
             }
 
-            let p = tcp_probe(unused_udp_port(), dns("x", DnsType::A, false), Duration::from_secs(1));
-            assert_eq!(probe(&p).await.outcome, Outcome::down("ICMP port unreachable"));
+            let p = tcp_probe(
+                unused_udp_port(),
+                dns("x", DnsType::A, false),
+                Duration::from_secs(1),
+            );
+            assert_eq!(
+                probe(&p).await.outcome,
+                Outcome::down("ICMP port unreachable")
+            );
         });
     }
 }

@@ -54,7 +54,11 @@ impl Checkers {
     /// outside one, as `tokio::spawn`). At most `max_in_flight` probes run
     /// at once (0 is taken as 1). A task ends by itself when `events` is
     /// closed.
-    pub fn start(specs: Vec<CheckerSpec>, events: UnboundedSender<CheckerEvent>, max_in_flight: usize) -> Self {
+    pub fn start(
+        specs: Vec<CheckerSpec>,
+        events: UnboundedSender<CheckerEvent>,
+        max_in_flight: usize,
+    ) -> Self {
         let permits = Arc::new(Semaphore::new(max_in_flight.max(1)));
         let tasks = specs
             .into_iter()
@@ -94,18 +98,28 @@ impl Drop for Checkers {
 /// (the probes enforce their deadline themselves; this only guards).
 const DEADLINE_SLACK: Duration = Duration::from_millis(500);
 
-async fn run(spec: CheckerSpec, events: UnboundedSender<CheckerEvent>, permits: Arc<Semaphore>, jitter: f64) {
+async fn run(
+    spec: CheckerSpec,
+    events: UnboundedSender<CheckerEvent>,
+    permits: Arc<Semaphore>,
+    jitter: f64,
+) {
     let mut m = Machine::new(spec.label, spec.timing);
     tokio::time::sleep(m.first_delay(jitter)).await;
     let limit = spec.probe.deadline() + DEADLINE_SLACK;
     loop {
         let result = {
-            let Ok(_permit) = permits.acquire().await else { return };
+            let Ok(_permit) = permits.acquire().await else {
+                return;
+            };
             let start = std::time::Instant::now();
             match tokio::time::timeout(limit, probe(&spec.probe)).await {
                 Ok(r) => r,
                 Err(_) => ProbeResult {
-                    outcome: Outcome::down(format!("probe overran its deadline of {} ms", limit.as_millis())),
+                    outcome: Outcome::down(format!(
+                        "probe overran its deadline of {} ms",
+                        limit.as_millis()
+                    )),
                     latency: start.elapsed(),
                 },
             }
@@ -174,12 +188,20 @@ mod tests {
             let mut fast_results = 0;
             while fast_results < 10 {
                 let ev = rx.recv().await.unwrap();
-                assert_eq!(ev.id, CheckerId(2), "the hung checker cannot finish within its 3 s timeout yet");
+                assert_eq!(
+                    ev.id,
+                    CheckerId(2),
+                    "the hung checker cannot finish within its 3 s timeout yet"
+                );
                 assert!(ev.up && ev.result.outcome.is_up());
                 fast_results += 1;
             }
             // 10 probes 50 ms apart: ~450 ms, far below the hung probe's 3 s
-            assert!(start.elapsed() < Duration::from_millis(1500), "{:?}", start.elapsed());
+            assert!(
+                start.elapsed() < Duration::from_millis(1500),
+                "{:?}",
+                start.elapsed()
+            );
             c.stop();
         });
     }
@@ -193,7 +215,10 @@ mod tests {
         let s = super::super::testutil::script(
             d.path(),
             "busy.sh",
-            &format!("echo \"+ $$\" >> {0}; sleep 0.15; echo \"- $$\" >> {0}", log.display()),
+            &format!(
+                "echo \"+ $$\" >> {0}; sleep 0.15; echo \"- $$\" >> {0}",
+                log.display()
+            ),
         );
         rt().block_on(async {
             let specs = (0..6)
@@ -228,7 +253,10 @@ mod tests {
             cur += if line.starts_with('+') { 1 } else { -1 };
             max = max.max(cur);
         }
-        assert_eq!(max, 2, "at most 2 probes at once, and 2 did overlap:\n{text}");
+        assert_eq!(
+            max, 2,
+            "at most 2 probes at once, and 2 did overlap:\n{text}"
+        );
     }
 
     #[test]
@@ -247,9 +275,14 @@ mod tests {
             let c = Checkers::start(vec![spec], tx, 1);
             let ev = rx.recv().await.unwrap();
             assert!(!ev.up);
-            assert_eq!(ev.transition.unwrap().reason, "TCP_CHECK 127.0.0.1: connect: connection refused");
+            assert_eq!(
+                ev.transition.unwrap().reason,
+                "TCP_CHECK 127.0.0.1: connect: connection refused"
+            );
             // bring the server up: one success brings it back
-            let l = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+            let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .unwrap();
             let ev = loop {
                 let ev = rx.recv().await.unwrap();
                 if ev.transition.is_some() {
@@ -257,13 +290,18 @@ mod tests {
                 }
             };
             assert!(ev.up);
-            assert_eq!(ev.transition.unwrap().reason, "TCP_CHECK 127.0.0.1: success");
+            assert_eq!(
+                ev.transition.unwrap().reason,
+                "TCP_CHECK 127.0.0.1: success"
+            );
             drop(c);
             drop(l);
             // the task is aborted: its sender goes away and the channel closes
-            tokio::time::timeout(Duration::from_secs(1), async { while rx.recv().await.is_some() {} })
-                .await
-                .expect("the checker task did not stop");
+            tokio::time::timeout(Duration::from_secs(1), async {
+                while rx.recv().await.is_some() {}
+            })
+            .await
+            .expect("the checker task did not stop");
         });
     }
 }

@@ -57,7 +57,10 @@ fn strtol(s: &[u8]) -> i64 {
         }
         _ => false,
     };
-    let radix: i64 = if s.get(i) == Some(&b'0') && matches!(s.get(i + 1), Some(b'x' | b'X')) && s.get(i + 2).is_some_and(u8::is_ascii_hexdigit) {
+    let radix: i64 = if s.get(i) == Some(&b'0')
+        && matches!(s.get(i + 1), Some(b'x' | b'X'))
+        && s.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+    {
         i += 2;
         16
     } else if s.get(i) == Some(&b'0') {
@@ -104,7 +107,10 @@ mod tests {
         let path = dir.path().join("weight");
         let run = |dynamic: bool| {
             let p = Probe {
-                kind: CheckKind::File(FileCheck { path: path.clone(), dynamic }),
+                kind: CheckKind::File(FileCheck {
+                    path: path.clone(),
+                    dynamic,
+                }),
                 target: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
                 bindto: None,
                 connect_timeout: Duration::from_secs(1),
@@ -112,7 +118,11 @@ mod tests {
             rt().block_on(probe(&p)).outcome
         };
         let shown = path.display().to_string();
-        assert_eq!(run(false), Outcome::down(format!("{shown} reads 0")), "missing file reads as 0");
+        assert_eq!(
+            run(false),
+            Outcome::down(format!("{shown} reads 0")),
+            "missing file reads as 0"
+        );
         std::fs::write(&path, "50\n").unwrap();
         assert_eq!(run(false), Outcome::Up { weight: None });
         assert_eq!(run(true), Outcome::Up { weight: Some(50) });
@@ -123,8 +133,16 @@ mod tests {
         std::fs::write(&path, "garbage").unwrap();
         assert_eq!(run(false), Outcome::down(format!("{shown} reads 0")));
         std::fs::write(&path, "1000000").unwrap();
-        assert_eq!(run(true), Outcome::Up { weight: Some(65535) });
+        assert_eq!(
+            run(true),
+            Outcome::Up {
+                weight: Some(65535)
+            }
+        );
         std::fs::write(&path, "4294967296").unwrap();
-        assert_eq!(run(true), Outcome::down(format!("invalid number 4294967296 in {shown}")));
+        assert_eq!(
+            run(true),
+            Outcome::down(format!("invalid number 4294967296 in {shown}"))
+        );
     }
 }

@@ -69,10 +69,19 @@ pub(super) async fn check(p: &Probe, h: &HttpCheck) -> Outcome {
     };
     for url in &h.urls {
         let phase = Phase::default();
-        let r = within(p.connect_timeout, || phase.name().into(), fetch(p, &host, url, tls.as_ref(), &phase)).await;
+        let r = within(
+            p.connect_timeout,
+            || phase.name().into(),
+            fetch(p, &host, url, tls.as_ref(), &phase),
+        )
+        .await;
         let verdict = r.and_then(|(status, body)| judge(url, status, body));
         if let Err(reason) = verdict {
-            let reason = if h.urls.len() > 1 { format!("url {}: {reason}", url.path) } else { reason };
+            let reason = if h.urls.len() > 1 {
+                format!("url {}: {reason}", url.path)
+            } else {
+                reason
+            };
             return Outcome::Down { reason };
         }
     }
@@ -94,7 +103,11 @@ fn judge(url: &UrlCheck, status: u16, digest: [u8; 16]) -> Result<(), String> {
     }
     if let Some(want) = url.digest {
         if want != digest {
-            return Err(format!("body digest {}, expected {}", hex(&digest), hex(&want)));
+            return Err(format!(
+                "body digest {}, expected {}",
+                hex(&digest),
+                hex(&want)
+            ));
         }
     }
     Ok(())
@@ -166,7 +179,11 @@ async fn handshake(
 /// Sends `req` on a fresh HTTP/1.1 connection over `io` and reads the
 /// whole response, driving the connection in this task (nothing is
 /// spawned, so dropping the future on timeout frees everything).
-async fn exchange<S>(io: S, req: hyper::Request<Empty<Bytes>>, phase: &Phase) -> Result<(u16, [u8; 16]), String>
+async fn exchange<S>(
+    io: S,
+    req: hyper::Request<Empty<Bytes>>,
+    phase: &Phase,
+) -> Result<(u16, [u8; 16]), String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -226,12 +243,25 @@ fn hyper_reason(e: hyper::Error) -> String {
 }
 
 /// The TLS client config and the server name for `SSL_GET`.
-fn tls_setup(p: &Probe, h: &HttpCheck, t: &TlsCheck) -> Result<(Arc<ClientConfig>, ServerName<'static>), String> {
-    let name = match t.sni.as_deref().or(h.virtualhost.as_deref().map(strip_port)) {
-        Some(n) => ServerName::try_from(n.to_string()).map_err(|_| format!("invalid TLS server name {n:?}"))?,
+fn tls_setup(
+    p: &Probe,
+    h: &HttpCheck,
+    t: &TlsCheck,
+) -> Result<(Arc<ClientConfig>, ServerName<'static>), String> {
+    let name = match t
+        .sni
+        .as_deref()
+        .or(h.virtualhost.as_deref().map(strip_port))
+    {
+        Some(n) => ServerName::try_from(n.to_string())
+            .map_err(|_| format!("invalid TLS server name {n:?}"))?,
         None => ServerName::IpAddress(std::net::IpAddr::V4(*p.target.ip()).into()),
     };
-    let cfg = if t.verify { verifying_config(t)? } else { no_verify_config()? };
+    let cfg = if t.verify {
+        verifying_config(t)?
+    } else {
+        no_verify_config()?
+    };
     Ok((cfg, name))
 }
 
@@ -268,10 +298,13 @@ fn no_verify_config() -> Result<Arc<ClientConfig>, String> {
 fn verifying_config(t: &TlsCheck) -> Result<Arc<ClientConfig>, String> {
     let path = t.ca_file.clone().unwrap_or_else(|| SYSTEM_CA.into());
     let mut roots = RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(&path).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+    let certs = CertificateDer::pem_file_iter(&path)
+        .map_err(|e| format!("CA file {}: {e}", path.display()))?;
     for c in certs {
         let c = c.map_err(|e| format!("CA file {}: {e}", path.display()))?;
-        roots.add(c).map_err(|e| format!("CA file {}: {e}", path.display()))?;
+        roots
+            .add(c)
+            .map_err(|e| format!("CA file {}: {e}", path.display()))?;
     }
     if roots.is_empty() {
         return Err(format!("CA file {}: no certificates", path.display()));
@@ -307,7 +340,12 @@ impl ServerCertVerifier for AnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -316,10 +354,19 @@ impl ServerCertVerifier for AnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod tests;

@@ -81,7 +81,13 @@ impl Machine {
     /// A checker named `label` (used as the prefix of every reason, e.g.
     /// `"HTTP_GET 10.1.0.12:80"`), up unless `t.alpha`.
     pub fn new(label: String, t: Timing) -> Self {
-        Machine { label, t, up: !t.alpha, has_run: false, retry_it: t.retry }
+        Machine {
+            label,
+            t,
+            up: !t.alpha,
+            has_run: false,
+            retry_it: t.retry,
+        }
     }
 
     /// The current state.
@@ -103,7 +109,11 @@ impl Machine {
     /// random number in `0..1` (clamped), so checkers started together
     /// spread over the warmup window as keepalived's do.
     pub fn first_delay(&self, jitter: f64) -> Duration {
-        let j = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let j = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         self.t.warmup.mul_f64(j)
     }
 
@@ -117,9 +127,16 @@ impl Machine {
                 self.retry_it = 0;
                 let transition = (!self.up).then(|| {
                     self.up = true;
-                    Transition { up: true, reason: format!("{}: success", self.label) }
+                    Transition {
+                        up: true,
+                        reason: format!("{}: success", self.label),
+                    }
                 });
-                Step { transition, next_in: self.t.delay_loop, note: None }
+                Step {
+                    transition,
+                    next_in: self.t.delay_loop,
+                    note: None,
+                }
             }
             Outcome::Down { reason } => {
                 if (self.up || first) && self.retry_it >= self.t.retry {
@@ -129,20 +146,40 @@ impl Machine {
                     let was_up = self.up;
                     self.up = false;
                     let text = if self.t.retry > 0 && !first {
-                        format!("{}: {} (retry {}/{})", self.label, reason, self.t.retry, self.t.retry)
+                        format!(
+                            "{}: {} (retry {}/{})",
+                            self.label, reason, self.t.retry, self.t.retry
+                        )
                     } else {
                         format!("{}: {}", self.label, reason)
                     };
                     let (transition, note) = if was_up {
-                        (Some(Transition { up: false, reason: text }), None)
+                        (
+                            Some(Transition {
+                                up: false,
+                                reason: text,
+                            }),
+                            None,
+                        )
                     } else {
                         (None, Some(text))
                     };
-                    Step { transition, next_in: self.t.delay_loop, note }
+                    Step {
+                        transition,
+                        next_in: self.t.delay_loop,
+                        note,
+                    }
                 } else if self.up {
-                    let note = format!("{}: {} (retry {}/{})", self.label, reason, self.retry_it, self.t.retry);
+                    let note = format!(
+                        "{}: {} (retry {}/{})",
+                        self.label, reason, self.retry_it, self.t.retry
+                    );
                     self.retry_it += 1;
-                    Step { transition: None, next_in: self.t.delay_before_retry, note: Some(note) }
+                    Step {
+                        transition: None,
+                        next_in: self.t.delay_before_retry,
+                        note: Some(note),
+                    }
                 } else {
                     Step {
                         transition: None,
@@ -162,13 +199,25 @@ mod tests {
     const S: Duration = Duration::from_secs(1);
 
     fn timing(retry: u32, alpha: bool) -> Timing {
-        Timing { delay_loop: 10 * S, retry, delay_before_retry: 2 * S, warmup: 6 * S, alpha }
+        Timing {
+            delay_loop: 10 * S,
+            retry,
+            delay_before_retry: 2 * S,
+            warmup: 6 * S,
+            alpha,
+        }
     }
     fn ok() -> ProbeResult {
-        ProbeResult { outcome: Outcome::UP, latency: Duration::ZERO }
+        ProbeResult {
+            outcome: Outcome::UP,
+            latency: Duration::ZERO,
+        }
     }
     fn bad(why: &str) -> ProbeResult {
-        ProbeResult { outcome: Outcome::down(why), latency: Duration::ZERO }
+        ProbeResult {
+            outcome: Outcome::down(why),
+            latency: Duration::ZERO,
+        }
     }
 
     /// Drives the machine on a virtual clock: each result is applied at
@@ -188,21 +237,48 @@ mod tests {
     fn retry_three_goes_down_on_the_fourth_consecutive_failure() {
         let mut m = Machine::new("HTTP_GET 10.1.0.12:80".into(), timing(3, false));
         assert!(m.is_up());
-        let steps = run(&mut m, Duration::ZERO, &[ok(), bad("status 503, expected 200"), bad("status 503, expected 200"), bad("status 503, expected 200"), bad("status 503, expected 200"), bad("x")]);
+        let steps = run(
+            &mut m,
+            Duration::ZERO,
+            &[
+                ok(),
+                bad("status 503, expected 200"),
+                bad("status 503, expected 200"),
+                bad("status 503, expected 200"),
+                bad("status 503, expected 200"),
+                bad("x"),
+            ],
+        );
         // success at t=0 (already up: no transition), next after delay_loop
-        assert_eq!(steps[0].1, Step { transition: None, next_in: 10 * S, note: None });
+        assert_eq!(
+            steps[0].1,
+            Step {
+                transition: None,
+                next_in: 10 * S,
+                note: None
+            }
+        );
         // three failures held steady, each retried after delay_before_retry
         for (i, (t, s)) in steps[1..4].iter().enumerate() {
             assert_eq!(*t, 10 * S + 2 * S * i as u32);
             assert_eq!(s.transition, None);
             assert_eq!(s.next_in, 2 * S);
-            assert_eq!(s.note.as_deref(), Some(format!("HTTP_GET 10.1.0.12:80: status 503, expected 200 (retry {i}/3)").as_str()));
+            assert_eq!(
+                s.note.as_deref(),
+                Some(
+                    format!("HTTP_GET 10.1.0.12:80: status 503, expected 200 (retry {i}/3)")
+                        .as_str()
+                )
+            );
         }
         // the fourth: down, at delay_loop + 3 * delay_before_retry
         assert_eq!(steps[4].0, 16 * S);
         assert_eq!(
             steps[4].1.transition,
-            Some(Transition { up: false, reason: "HTTP_GET 10.1.0.12:80: status 503, expected 200 (retry 3/3)".into() })
+            Some(Transition {
+                up: false,
+                reason: "HTTP_GET 10.1.0.12:80: status 503, expected 200 (retry 3/3)".into()
+            })
         );
         assert_eq!(steps[4].1.next_in, 10 * S);
         assert!(!m.is_up());
@@ -214,14 +290,36 @@ mod tests {
     #[test]
     fn one_success_brings_it_back_and_resets_the_retries() {
         let mut m = Machine::new("TCP_CHECK 10.0.0.1:80".into(), timing(2, false));
-        let steps = run(&mut m, Duration::ZERO, &[ok(), bad("a"), bad("b"), bad("c"), ok(), bad("d"), bad("e"), bad("f")]);
+        let steps = run(
+            &mut m,
+            Duration::ZERO,
+            &[
+                ok(),
+                bad("a"),
+                bad("b"),
+                bad("c"),
+                ok(),
+                bad("d"),
+                bad("e"),
+                bad("f"),
+            ],
+        );
         assert_eq!(steps[3].1.transition.as_ref().map(|t| t.up), Some(false));
-        assert_eq!(steps[4].1.transition, Some(Transition { up: true, reason: "TCP_CHECK 10.0.0.1:80: success".into() }));
+        assert_eq!(
+            steps[4].1.transition,
+            Some(Transition {
+                up: true,
+                reason: "TCP_CHECK 10.0.0.1:80: success".into()
+            })
+        );
         assert_eq!(steps[4].1.next_in, 10 * S);
         // after recovery the full retry budget applies again
         assert_eq!(steps[5].1.transition, None);
         assert_eq!(steps[6].1.transition, None);
-        assert_eq!(steps[7].1.transition.as_ref().unwrap().reason, "TCP_CHECK 10.0.0.1:80: f (retry 2/2)");
+        assert_eq!(
+            steps[7].1.transition.as_ref().unwrap().reason,
+            "TCP_CHECK 10.0.0.1:80: f (retry 2/2)"
+        );
     }
 
     #[test]
@@ -233,7 +331,10 @@ mod tests {
             seq.push(ok());
         }
         let steps = run(&mut m, Duration::ZERO, &seq);
-        assert!(steps.iter().all(|(_, s)| s.transition.is_none()), "one failure in a row never takes it down with retry 1");
+        assert!(
+            steps.iter().all(|(_, s)| s.transition.is_none()),
+            "one failure in a row never takes it down with retry 1"
+        );
         assert!(m.is_up());
         // and the retry gap is delay_before_retry, the success gap delay_loop
         assert_eq!(steps[1].1.next_in, 2 * S);
@@ -246,10 +347,20 @@ mod tests {
         assert!(!m.is_up());
         let s = m.on_result(&bad("no"));
         assert_eq!(s.transition, None, "already down");
-        assert_eq!(s.next_in, 10 * S, "a down checker is polled at delay_loop, not retried");
+        assert_eq!(
+            s.next_in,
+            10 * S,
+            "a down checker is polled at delay_loop, not retried"
+        );
         assert!(!m.is_up());
         let s = m.on_result(&ok());
-        assert_eq!(s.transition, Some(Transition { up: true, reason: "c: success".into() }));
+        assert_eq!(
+            s.transition,
+            Some(Transition {
+                up: true,
+                reason: "c: success".into()
+            })
+        );
         assert!(m.is_up());
     }
 
@@ -258,7 +369,13 @@ mod tests {
         // keepalived check_data.c: retry_it starts at retry
         let mut m = Machine::new("c".into(), timing(3, false));
         let s = m.on_result(&bad("connect: connection refused"));
-        assert_eq!(s.transition, Some(Transition { up: false, reason: "c: connect: connection refused".into() }));
+        assert_eq!(
+            s.transition,
+            Some(Transition {
+                up: false,
+                reason: "c: connect: connection refused".into()
+            })
+        );
         assert_eq!(s.next_in, 10 * S);
     }
 
@@ -267,7 +384,13 @@ mod tests {
         let mut m = Machine::new("c".into(), timing(0, false));
         m.on_result(&ok());
         let s = m.on_result(&bad("x"));
-        assert_eq!(s.transition, Some(Transition { up: false, reason: "c: x".into() }));
+        assert_eq!(
+            s.transition,
+            Some(Transition {
+                up: false,
+                reason: "c: x".into()
+            })
+        );
     }
 
     #[test]
@@ -278,7 +401,13 @@ mod tests {
         assert_eq!(m.first_delay(1.0), 6 * S);
         assert_eq!(m.first_delay(7.0), 6 * S, "clamped to warmup");
         assert_eq!(m.first_delay(f64::NAN), Duration::ZERO);
-        let no_warmup = Machine::new("c".into(), Timing { warmup: Duration::ZERO, ..timing(1, false) });
+        let no_warmup = Machine::new(
+            "c".into(),
+            Timing {
+                warmup: Duration::ZERO,
+                ..timing(1, false)
+            },
+        );
         assert_eq!(no_warmup.first_delay(0.9), Duration::ZERO);
     }
 }

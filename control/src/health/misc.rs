@@ -11,10 +11,14 @@ use super::{MiscCheck, Outcome};
 pub(super) async fn check(m: &MiscCheck) -> Outcome {
     match run_script(&m.argv, m.timeout).await {
         ScriptOutcome::Exited(0) => Outcome::UP,
-        ScriptOutcome::Exited(c) if m.dynamic && (2..=255).contains(&c) => Outcome::Up { weight: Some(c as u32 - 2) },
+        ScriptOutcome::Exited(c) if m.dynamic && (2..=255).contains(&c) => Outcome::Up {
+            weight: Some(c as u32 - 2),
+        },
         ScriptOutcome::Exited(c) => Outcome::down(format!("exited with status {c}")),
         ScriptOutcome::Signalled(s) => Outcome::down(format!("killed by signal {s}")),
-        ScriptOutcome::TimedOut => Outcome::down(format!("timed out after {} ms", m.timeout.as_millis())),
+        ScriptOutcome::TimedOut => {
+            Outcome::down(format!("timed out after {} ms", m.timeout.as_millis()))
+        }
         ScriptOutcome::SpawnFailed(e) => Outcome::down(format!("cannot run: {e}")),
     }
 }
@@ -28,7 +32,11 @@ mod tests {
 
     fn misc(path: &std::path::Path, dynamic: bool, timeout: Duration) -> Probe {
         Probe {
-            kind: CheckKind::Misc(MiscCheck { argv: vec![path.display().to_string()], timeout, dynamic }),
+            kind: CheckKind::Misc(MiscCheck {
+                argv: vec![path.display().to_string()],
+                timeout,
+                dynamic,
+            }),
             target: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
             bindto: None,
             connect_timeout: Duration::from_secs(1),
@@ -46,13 +54,21 @@ mod tests {
             rt.block_on(probe(&misc(&s, dynamic, t))).outcome
         };
         assert_eq!(run(0, false), Outcome::Up { weight: None });
-        assert_eq!(run(0, true), Outcome::Up { weight: None }, "0 keeps the configured weight");
+        assert_eq!(
+            run(0, true),
+            Outcome::Up { weight: None },
+            "0 keeps the configured weight"
+        );
         assert_eq!(run(1, false), Outcome::down("exited with status 1"));
         assert_eq!(run(1, true), Outcome::down("exited with status 1"));
         assert_eq!(run(2, true), Outcome::Up { weight: Some(0) });
         assert_eq!(run(12, true), Outcome::Up { weight: Some(10) });
         assert_eq!(run(255, true), Outcome::Up { weight: Some(253) });
-        assert_eq!(run(12, false), Outcome::down("exited with status 12"), "without misc_dynamic only 0 is up");
+        assert_eq!(
+            run(12, false),
+            Outcome::down("exited with status 12"),
+            "without misc_dynamic only 0 is up"
+        );
     }
 
     #[test]
@@ -61,6 +77,10 @@ mod tests {
         let s = script(d.path(), "slow.sh", "sleep 10");
         let r = rt().block_on(probe(&misc(&s, false, Duration::from_millis(250))));
         assert_eq!(r.outcome, Outcome::down("timed out after 250 ms"));
-        assert!(r.latency >= Duration::from_millis(250) && r.latency < Duration::from_millis(500), "{:?}", r.latency);
+        assert!(
+            r.latency >= Duration::from_millis(250) && r.latency < Duration::from_millis(500),
+            "{:?}",
+            r.latency
+        );
     }
 }

@@ -277,7 +277,9 @@ impl Outcome {
     }
 
     pub(crate) fn down(reason: impl Into<String>) -> Self {
-        Outcome::Down { reason: reason.into() }
+        Outcome::Down {
+            reason: reason.into(),
+        }
     }
 
     pub(crate) const UP: Outcome = Outcome::Up { weight: None };
@@ -307,5 +309,8 @@ pub async fn probe(p: &Probe) -> ProbeResult {
         CheckKind::Misc(m) => misc::check(m).await,
         CheckKind::File(f) => file::check(f).await,
     };
-    ProbeResult { outcome, latency: start.elapsed() }
+    ProbeResult {
+        outcome,
+        latency: start.elapsed(),
+    }
 }

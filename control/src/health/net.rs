@@ -30,7 +30,9 @@ pub(super) async fn connect_tcp(p: &Probe) -> Result<TcpStream, String> {
 /// arrive.
 pub(super) async fn connect_udp(p: &Probe) -> Result<UdpSocket, String> {
     let src = SocketAddrV4::new(p.bindto.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED), 0);
-    let sock = UdpSocket::bind(src).await.map_err(|e| format!("bind {src}: {}", io_reason(&e)))?;
+    let sock = UdpSocket::bind(src)
+        .await
+        .map_err(|e| format!("bind {src}: {}", io_reason(&e)))?;
     sock.connect(p.target)
         .await
         .map_err(|e| format!("connect: {}", io_reason(&e)))?;
@@ -65,6 +67,10 @@ pub(super) async fn within<T>(
 ) -> Result<T, String> {
     match tokio::time::timeout(limit, fut).await {
         Ok(r) => r,
-        Err(_) => Err(format!("timeout after {} ms ({})", limit.as_millis(), what())),
+        Err(_) => Err(format!(
+            "timeout after {} ms ({})",
+            limit.as_millis(),
+            what()
+        )),
     }
 }

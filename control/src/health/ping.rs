@@ -20,7 +20,10 @@ const PAYLOAD: &[u8; 16] = b"fulcrum-health-c";
 
 /// RFC 792 / RFC 1071 Internet checksum.
 fn checksum(b: &[u8]) -> u16 {
-    let mut sum: u32 = b.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    let mut sum: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -39,12 +42,16 @@ fn echo_request(id: u16, seq: u16) -> Vec<u8> {
 
 /// Whether `pkt` (an IPv4 datagram as a raw socket reads it) is our reply.
 fn is_our_reply(pkt: &[u8], id: u16, seq: u16) -> bool {
-    let Some(&vihl) = pkt.first() else { return false };
+    let Some(&vihl) = pkt.first() else {
+        return false;
+    };
     let ihl = usize::from(vihl & 0x0f) * 4;
     if vihl >> 4 != 4 || ihl < 20 {
         return false;
     }
-    let Some(icmp) = pkt.get(ihl..) else { return false };
+    let Some(icmp) = pkt.get(ihl..) else {
+        return false;
+    };
     icmp.len() >= 8 + PAYLOAD.len()
         && icmp[0] == ECHO_REPLY
         && icmp[1] == 0
@@ -57,26 +64,37 @@ fn is_our_reply(pkt: &[u8], id: u16, seq: u16) -> bool {
 /// The raw socket, registered with tokio through the datagram socket type
 /// (send/recv are the same system calls on a raw socket; no unsafe).
 fn open(p: &Probe) -> Result<UdpSocket, String> {
-    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))
-        .map_err(|e| format!("raw ICMP socket: {} (PING_CHECK needs root or CAP_NET_RAW)", io_reason(&e)))?;
-    s.set_nonblocking(true).map_err(|e| format!("socket: {}", io_reason(&e)))?;
+    let s = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).map_err(|e| {
+        format!(
+            "raw ICMP socket: {} (PING_CHECK needs root or CAP_NET_RAW)",
+            io_reason(&e)
+        )
+    })?;
+    s.set_nonblocking(true)
+        .map_err(|e| format!("socket: {}", io_reason(&e)))?;
     if let Some(src) = p.bindto {
         s.bind(&SocketAddr::V4(SocketAddrV4::new(src, 0)).into())
             .map_err(|e| format!("bind {src}: {}", io_reason(&e)))?;
     }
     s.connect(&SocketAddr::V4(SocketAddrV4::new(*p.target.ip(), 0)).into())
         .map_err(|e| format!("connect: {}", io_reason(&e)))?;
-    UdpSocket::from_std(std::net::UdpSocket::from(s)).map_err(|e| format!("socket: {}", io_reason(&e)))
+    UdpSocket::from_std(std::net::UdpSocket::from(s))
+        .map_err(|e| format!("socket: {}", io_reason(&e)))
 }
 
 pub(super) async fn check(p: &Probe) -> Outcome {
     let (id, seq) = (fastrand::u16(..), fastrand::u16(..));
     let talk = async {
         let sock = open(p)?;
-        sock.send(&echo_request(id, seq)).await.map_err(|e| format!("send: {}", io_reason(&e)))?;
+        sock.send(&echo_request(id, seq))
+            .await
+            .map_err(|e| format!("send: {}", io_reason(&e)))?;
         let mut buf = [0u8; 1500];
         loop {
-            let n = sock.recv(&mut buf).await.map_err(|e| format!("receive: {}", io_reason(&e)))?;
+            let n = sock
+                .recv(&mut buf)
+                .await
+                .map_err(|e| format!("receive: {}", io_reason(&e)))?;
             if is_our_reply(&buf[..n], id, seq) {
                 return Ok(());
             } // else our own request seen on loopback, or another ping's reply
@@ -85,7 +103,10 @@ pub(super) async fn check(p: &Probe) -> Outcome {
     match tokio::time::timeout(p.connect_timeout, talk).await {
         Ok(Ok(())) => Outcome::UP,
         Ok(Err(reason)) => Outcome::Down { reason },
-        Err(_) => Outcome::down(format!("no echo reply within {} ms", p.connect_timeout.as_millis())),
+        Err(_) => Outcome::down(format!(
+            "no echo reply within {} ms",
+            p.connect_timeout.as_millis()
+        )),
     }
 }
 
@@ -98,7 +119,12 @@ mod tests {
     use std::time::Duration;
 
     fn ping(ip: Ipv4Addr, ms: u64) -> Probe {
-        Probe { kind: CheckKind::Ping, target: SocketAddrV4::new(ip, 0), bindto: None, connect_timeout: Duration::from_millis(ms) }
+        Probe {
+            kind: CheckKind::Ping,
+            target: SocketAddrV4::new(ip, 0),
+            bindto: None,
+            connect_timeout: Duration::from_millis(ms),
+        }
     }
 
     #[test]
@@ -120,7 +146,10 @@ mod tests {
         assert!(!is_our_reply(&reply[..30], 0x1234, 7), "truncated");
         let mut req_seen = reply[..20].to_vec();
         req_seen.extend_from_slice(&req);
-        assert!(!is_our_reply(&req_seen, 0x1234, 7), "the request itself (seen on loopback)");
+        assert!(
+            !is_our_reply(&req_seen, 0x1234, 7),
+            "the request itself (seen on loopback)"
+        );
     }
 
     #[test]
@@ -146,6 +175,11 @@ mod tests {
         assert_eq!(local.outcome, Outcome::Up { weight: None });
         assert_eq!(lo.outcome, Outcome::Up { weight: None });
         assert_eq!(silent.outcome, Outcome::down("no echo reply within 300 ms"));
-        assert!(silent.latency >= Duration::from_millis(300) && silent.latency < Duration::from_millis(450), "{:?}", silent.latency);
+        assert!(
+            silent.latency >= Duration::from_millis(300)
+                && silent.latency < Duration::from_millis(450),
+            "{:?}",
+            silent.latency
+        );
     }
 }

@@ -39,7 +39,11 @@ pub enum ScriptError {
     /// group other than root's or by everyone.
     Writable { path: PathBuf, component: PathBuf },
     /// Running as root, `component` of `path` is owned by uid `uid`.
-    NotRootOwned { path: PathBuf, component: PathBuf, uid: u32 },
+    NotRootOwned {
+        path: PathBuf,
+        component: PathBuf,
+        uid: u32,
+    },
 }
 
 impl fmt::Display for ScriptError {
@@ -104,12 +108,14 @@ pub fn check_script_security(path: &Path, running_as_root: bool) -> Result<(), S
     } else {
         path.to_path_buf()
     };
-    let real = std::fs::canonicalize(&found).map_err(|_| ScriptError::NotFound(path.to_path_buf()))?;
+    let real =
+        std::fs::canonicalize(&found).map_err(|_| ScriptError::NotFound(path.to_path_buf()))?;
     let mut walk: Vec<&Path> = real.ancestors().collect();
     walk.reverse(); // "/" first, the script last
     let last = walk.len() - 1;
     for (i, comp) in walk.iter().enumerate() {
-        let md = std::fs::symlink_metadata(comp).map_err(|_| ScriptError::NotFound(path.to_path_buf()))?;
+        let md = std::fs::symlink_metadata(comp)
+            .map_err(|_| ScriptError::NotFound(path.to_path_buf()))?;
         let is_script = i == last;
         if (is_script && !md.is_file()) || (!is_script && !md.is_dir()) {
             return Err(ScriptError::WrongType(path.to_path_buf()));
@@ -126,7 +132,10 @@ pub fn check_script_security(path: &Path, running_as_root: bool) -> Result<(), S
         let group_w = md.gid() != 0 && mode & 0o020 != 0;
         let world_w = mode & 0o002 != 0;
         if !sticky_dir && (group_w || world_w) {
-            return Err(ScriptError::Writable { path: path.to_path_buf(), component: comp.to_path_buf() });
+            return Err(ScriptError::Writable {
+                path: path.to_path_buf(),
+                component: comp.to_path_buf(),
+            });
         }
         if is_script && md.permissions().mode() & 0o111 == 0 {
             return Err(ScriptError::NotExecutable(path.to_path_buf()));
@@ -138,7 +147,9 @@ pub fn check_script_security(path: &Path, running_as_root: bool) -> Result<(), S
 /// The first `$PATH` entry holding `name` (keepalived's `find_path`).
 fn search_path(name: &Path) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&paths)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// How a script ended.
@@ -188,9 +199,16 @@ pub async fn run_script(argv: &[String], timeout: Duration) -> ScriptOutcome {
         .kill_on_drop(true);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => return ScriptOutcome::SpawnFailed(format!("{prog}: {}", super::net::io_reason(&e))),
+        Err(e) => {
+            return ScriptOutcome::SpawnFailed(format!("{prog}: {}", super::net::io_reason(&e)))
+        }
     };
-    let mut guard = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
+    let mut guard = GroupGuard(
+        child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw),
+    );
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(status)) => {
             // The leader is gone; its group may live on, which is the
@@ -219,9 +237,15 @@ mod tests {
 
     #[test]
     fn parse_quotes_like_a_shell() {
-        assert_eq!(parse_command(r#"/bin/check "a b" 'c d' e\ f"#).unwrap(), ["/bin/check", "a b", "c d", "e f"]);
+        assert_eq!(
+            parse_command(r#"/bin/check "a b" 'c d' e\ f"#).unwrap(),
+            ["/bin/check", "a b", "c d", "e f"]
+        );
         assert_eq!(parse_command("  "), Err(ScriptError::Empty));
-        assert!(matches!(parse_command("/bin/x 'open"), Err(ScriptError::Syntax(_))));
+        assert!(matches!(
+            parse_command("/bin/x 'open"),
+            Err(ScriptError::Syntax(_))
+        ));
     }
 
     #[test]
@@ -239,8 +263,18 @@ mod tests {
         let s = script(d.path(), "w.sh", "exit 0");
         std::fs::set_permissions(&s, std::fs::Permissions::from_mode(0o757)).unwrap();
         let e = check_script_security(&s, true).unwrap_err();
-        assert_eq!(e, ScriptError::Writable { path: s.clone(), component: s.clone() });
-        assert!(e.to_string().contains("writable by users other than its owner"), "{e}");
+        assert_eq!(
+            e,
+            ScriptError::Writable {
+                path: s.clone(),
+                component: s.clone()
+            }
+        );
+        assert!(
+            e.to_string()
+                .contains("writable by users other than its owner"),
+            "{e}"
+        );
 
         // group-writable directory with a non-root group
         let sub = d.path().join("gw");
@@ -249,8 +283,18 @@ mod tests {
         std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o775)).unwrap();
         nix::unistd::chown(&sub, None, Some(nix::unistd::Gid::from_raw(65534))).unwrap();
         let e = check_script_security(&s2, true).unwrap_err();
-        assert_eq!(e, ScriptError::Writable { path: s2.clone(), component: sub.clone() });
-        assert!(e.to_string().contains(&format!("in directory {}", sub.display())), "{e}");
+        assert_eq!(
+            e,
+            ScriptError::Writable {
+                path: s2.clone(),
+                component: sub.clone()
+            }
+        );
+        assert!(
+            e.to_string()
+                .contains(&format!("in directory {}", sub.display())),
+            "{e}"
+        );
         // the same directory group-writable but group root: allowed
         nix::unistd::chown(&sub, None, Some(nix::unistd::Gid::from_raw(0))).unwrap();
         check_script_security(&s2, true).unwrap();
@@ -259,21 +303,34 @@ mod tests {
         let s3 = d.path().join("noexec.sh");
         std::fs::write(&s3, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&s3, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(check_script_security(&s3, true), Err(ScriptError::NotExecutable(s3.clone())));
+        assert_eq!(
+            check_script_security(&s3, true),
+            Err(ScriptError::NotExecutable(s3.clone()))
+        );
 
         // owned by a non-root user, when root
         let s4 = script(d.path(), "nobody.sh", "exit 0");
         nix::unistd::chown(&s4, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
         assert_eq!(
             check_script_security(&s4, true),
-            Err(ScriptError::NotRootOwned { path: s4.clone(), component: s4.clone(), uid: 65534 })
+            Err(ScriptError::NotRootOwned {
+                path: s4.clone(),
+                component: s4.clone(),
+                uid: 65534
+            })
         );
         check_script_security(&s4, false).expect("ownership is only checked when running as root");
 
         // not found; a directory instead of a script
         let missing = d.path().join("missing.sh");
-        assert_eq!(check_script_security(&missing, true), Err(ScriptError::NotFound(missing.clone())));
-        assert_eq!(check_script_security(d.path(), true), Err(ScriptError::WrongType(d.path().to_path_buf())));
+        assert_eq!(
+            check_script_security(&missing, true),
+            Err(ScriptError::NotFound(missing.clone()))
+        );
+        assert_eq!(
+            check_script_security(d.path(), true),
+            Err(ScriptError::WrongType(d.path().to_path_buf()))
+        );
     }
 
     #[test]
@@ -283,17 +340,40 @@ mod tests {
         let t = Duration::from_secs(5);
         for code in [0, 1, 2, 77, 255] {
             let s = script(d.path(), &format!("e{code}.sh"), &format!("exit {code}"));
-            assert_eq!(rt.block_on(run_script(&[s.display().to_string()], t)), ScriptOutcome::Exited(code));
+            assert_eq!(
+                rt.block_on(run_script(&[s.display().to_string()], t)),
+                ScriptOutcome::Exited(code)
+            );
         }
         let s = script(d.path(), "sig.sh", "kill -TERM $$");
-        assert_eq!(rt.block_on(run_script(&[s.display().to_string()], t)), ScriptOutcome::Signalled(15));
-        let r = rt.block_on(run_script(&[d.path().join("nope").display().to_string()], t));
-        assert!(matches!(&r, ScriptOutcome::SpawnFailed(m) if m.contains("no such file")), "{r:?}");
+        assert_eq!(
+            rt.block_on(run_script(&[s.display().to_string()], t)),
+            ScriptOutcome::Signalled(15)
+        );
+        let r = rt.block_on(run_script(
+            &[d.path().join("nope").display().to_string()],
+            t,
+        ));
+        assert!(
+            matches!(&r, ScriptOutcome::SpawnFailed(m) if m.contains("no such file")),
+            "{r:?}"
+        );
         // stdin is /dev/null: `read` gets EOF at once instead of hanging
-        let s = script(d.path(), "stdin.sh", "if read x; then exit 3; else exit 4; fi");
-        assert_eq!(rt.block_on(run_script(&[s.display().to_string()], t)), ScriptOutcome::Exited(4));
+        let s = script(
+            d.path(),
+            "stdin.sh",
+            "if read x; then exit 3; else exit 4; fi",
+        );
+        assert_eq!(
+            rt.block_on(run_script(&[s.display().to_string()], t)),
+            ScriptOutcome::Exited(4)
+        );
         // arguments arrive as given
-        let s = script(d.path(), "args.sh", r#"[ "$1" = "a b" ] && [ "$2" = "c" ] && exit 9; exit 1"#);
+        let s = script(
+            d.path(),
+            "args.sh",
+            r#"[ "$1" = "a b" ] && [ "$2" = "c" ] && exit 9; exit 1"#,
+        );
         let argv = parse_command(&format!("{} 'a b' c", s.display())).unwrap();
         assert_eq!(rt.block_on(run_script(&argv, t)), ScriptOutcome::Exited(9));
     }
@@ -303,14 +383,28 @@ mod tests {
         let d = TempDir::new("timeout");
         let marker = d.path().join("child.pid");
         // The script starts a grandchild that would outlive it, then hangs.
-        let s = script(d.path(), "hang.sh", &format!("sleep 30 & echo $! > {}\nsleep 30", marker.display()));
+        let s = script(
+            d.path(),
+            "hang.sh",
+            &format!("sleep 30 & echo $! > {}\nsleep 30", marker.display()),
+        );
         let rt = rt();
         let start = Instant::now();
-        let r = rt.block_on(run_script(&[s.display().to_string()], Duration::from_millis(300)));
+        let r = rt.block_on(run_script(
+            &[s.display().to_string()],
+            Duration::from_millis(300),
+        ));
         let took = start.elapsed();
         assert_eq!(r, ScriptOutcome::TimedOut);
-        assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(600), "{took:?}");
-        let pid: i32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(600),
+            "{took:?}"
+        );
+        let pid: i32 = std::fs::read_to_string(&marker)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         // the grandchild got SIGKILL with its group: gone (or a zombie
         // reaped by init) within a moment
         let gone = (0..50).any(|_| {
@@ -322,6 +416,9 @@ mod tests {
             }
             !alive
         });
-        assert!(gone, "the script's background child {pid} survived the timeout");
+        assert!(
+            gone,
+            "the script's background child {pid} survived the timeout"
+        );
     }
 }

@@ -30,11 +30,20 @@ mod tests {
             let r = probe(&p).await;
             assert_eq!(r.outcome, Outcome::Up { weight: None });
             let peer = accept.await.unwrap().unwrap();
-            assert_eq!(peer.ip(), Ipv4Addr::new(127, 0, 0, 7), "bindto is the source address");
+            assert_eq!(
+                peer.ip(),
+                Ipv4Addr::new(127, 0, 0, 7),
+                "bindto is the source address"
+            );
 
             let p = tcp_probe(unused_port(), CheckKind::Tcp, Duration::from_secs(1));
             let r = probe(&p).await;
-            assert_eq!(r.outcome, Outcome::Down { reason: "connect: connection refused".into() });
+            assert_eq!(
+                r.outcome,
+                Outcome::Down {
+                    reason: "connect: connection refused".into()
+                }
+            );
         });
     }
 

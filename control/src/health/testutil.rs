@@ -9,12 +9,20 @@ use super::{CheckKind, Probe};
 
 /// A current-thread runtime with IO and time, as the daemon would run.
 pub fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// A probe of `kind` against 127.0.0.1:`port`.
 pub fn tcp_probe(port: u16, kind: CheckKind, timeout: Duration) -> Probe {
-    Probe { kind, target: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), bindto: None, connect_timeout: timeout }
+    Probe {
+        kind,
+        target: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+        bindto: None,
+        connect_timeout: timeout,
+    }
 }
 
 /// A TCP port on 127.0.0.1 nobody listens on (bound, read, released).
@@ -36,7 +44,8 @@ pub fn unused_udp_port() -> u16 {
 pub async fn full_backlog_listener() -> (u16, Vec<Box<dyn std::any::Any>>) {
     use socket2::{Domain, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    s.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into()).unwrap();
+    s.bind(&SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0).into())
+        .unwrap();
     s.listen(0).unwrap();
     let port = s.local_addr().unwrap().as_socket().unwrap().port();
     let mut keep: Vec<Box<dyn std::any::Any>> = vec![Box::new(s)];
@@ -59,7 +68,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("fulcrum-health-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));
+        let p = std::env::temp_dir().join(format!(
+            "fulcrum-health-{tag}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -99,7 +112,10 @@ pub fn in_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T 
             &["addr", "add", "10.255.0.1/32", "dev", "lo"],
             &["route", "add", "10.255.0.0/24", "dev", "lo"],
         ] {
-            let st = std::process::Command::new("ip").args(args).status().expect("ip(8) is needed");
+            let st = std::process::Command::new("ip")
+                .args(args)
+                .status()
+                .expect("ip(8) is needed");
             assert!(st.success(), "ip {args:?} failed in the test namespace");
         }
         f()

@@ -20,12 +20,13 @@ pub(super) async fn check(p: &Probe, u: &UdpCheck) -> Outcome {
     if let Err(e) = sock.send(&u.payload).await {
         return Outcome::down(format!("send: {}", io_reason(&e)));
     }
-    // One byte more than the largest accepted reply tells "too long".
-    let mut buf = vec![0u8; u.max_reply_length.saturating_add(1).min(65536)];
+    // The largest UDP payload, so the reply's real length is known.
+    let mut buf = vec![0u8; 65536];
     match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-        Err(_) if u.require_reply.is_some() => {
-            Outcome::down(format!("no reply within {} ms", p.connect_timeout.as_millis()))
-        }
+        Err(_) if u.require_reply.is_some() => Outcome::down(format!(
+            "no reply within {} ms",
+            p.connect_timeout.as_millis()
+        )),
         Err(_) => Outcome::UP,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             Outcome::down("ICMP port unreachable")
@@ -48,7 +49,10 @@ fn judge(reply: &[u8], prefix: &[u8], u: &UdpCheck) -> Outcome {
     }
     let k = n.min(prefix.len());
     if reply[..k] != prefix[..k] {
-        return Outcome::down(format!("reply does not match the expected {} bytes", prefix.len()));
+        return Outcome::down(format!(
+            "reply does not match the expected {} bytes",
+            prefix.len()
+        ));
     }
     Outcome::UP
 }
@@ -71,7 +75,9 @@ mod tests {
 
     /// A server that answers each datagram with `answer(request)`, or
     /// stays silent on `None`; it records what it received.
-    async fn server(answer: fn(&[u8]) -> Option<Vec<u8>>) -> (u16, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
+    async fn server(
+        answer: fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> (u16, tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>) {
         let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let port = s.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -91,18 +97,35 @@ mod tests {
     fn udp_reply_matching_and_not() {
         rt().block_on(async {
             let (port, mut got) = server(|_| Some(b"pong!extra".to_vec())).await;
-            let p = tcp_probe(port, CheckKind::Udp(udp(Some(b"pong"))), Duration::from_secs(1));
+            let p = tcp_probe(
+                port,
+                CheckKind::Udp(udp(Some(b"pong"))),
+                Duration::from_secs(1),
+            );
             assert_eq!(probe(&p).await.outcome, Outcome::Up { weight: None });
-            assert_eq!(got.recv().await.unwrap(), b"ping?", "the payload is what the server got");
+            assert_eq!(
+                got.recv().await.unwrap(),
+                b"ping?",
+                "the payload is what the server got"
+            );
 
-            let p = tcp_probe(port, CheckKind::Udp(udp(Some(b"PONG"))), Duration::from_secs(1));
-            assert_eq!(probe(&p).await.outcome, Outcome::down("reply does not match the expected 4 bytes"));
+            let p = tcp_probe(
+                port,
+                CheckKind::Udp(udp(Some(b"PONG"))),
+                Duration::from_secs(1),
+            );
+            assert_eq!(
+                probe(&p).await.outcome,
+                Outcome::down("reply does not match the expected 4 bytes")
+            );
 
             let mut short = udp(Some(b""));
             short.max_reply_length = 5;
-            // (a 10-byte reply read into max_reply_length + 1 bytes: 6)
             let p = tcp_probe(port, CheckKind::Udp(short), Duration::from_secs(1));
-            assert_eq!(probe(&p).await.outcome, Outcome::down("reply of 6 bytes, expected 0..=5"));
+            assert_eq!(
+                probe(&p).await.outcome,
+                Outcome::down("reply of 10 bytes, expected 0..=5")
+            );
         });
     }
 
@@ -110,9 +133,17 @@ mod tests {
     fn udp_port_unreachable_is_down_either_way() {
         rt().block_on(async {
             for req in [None, Some(&b"x"[..])] {
-                let p = tcp_probe(unused_udp_port(), CheckKind::Udp(udp(req)), Duration::from_secs(1));
+                let p = tcp_probe(
+                    unused_udp_port(),
+                    CheckKind::Udp(udp(req)),
+                    Duration::from_secs(1),
+                );
                 let r = probe(&p).await;
-                assert_eq!(r.outcome, Outcome::down("ICMP port unreachable"), "require_reply {req:?}");
+                assert_eq!(
+                    r.outcome,
+                    Outcome::down("ICMP port unreachable"),
+                    "require_reply {req:?}"
+                );
                 assert!(r.latency < Duration::from_millis(500));
             }
         });
@@ -124,13 +155,25 @@ mod tests {
             let (port, _got) = server(|_| None).await;
             let p = tcp_probe(port, CheckKind::Udp(udp(None)), Duration::from_millis(200));
             let r = probe(&p).await;
-            assert_eq!(r.outcome, Outcome::Up { weight: None }, "keepalived: silence is up");
+            assert_eq!(
+                r.outcome,
+                Outcome::Up { weight: None },
+                "keepalived: silence is up"
+            );
             assert!(r.latency >= Duration::from_millis(200));
 
-            let p = tcp_probe(port, CheckKind::Udp(udp(Some(b"pong"))), Duration::from_millis(200));
+            let p = tcp_probe(
+                port,
+                CheckKind::Udp(udp(Some(b"pong"))),
+                Duration::from_millis(200),
+            );
             let r = probe(&p).await;
             assert_eq!(r.outcome, Outcome::down("no reply within 200 ms"));
-            assert!(r.latency >= Duration::from_millis(200) && r.latency < Duration::from_millis(350), "{:?}", r.latency);
+            assert!(
+                r.latency >= Duration::from_millis(200) && r.latency < Duration::from_millis(350),
+                "{:?}",
+                r.latency
+            );
         });
     }
 }
