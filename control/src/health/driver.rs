@@ -14,7 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::{probe, Machine, Outcome, Probe, ProbeResult, Timing, Transition};
+use super::{probe, CheckerId, Machine, Outcome, Probe, ProbeResult, Timing, Transition};
 
 /// What the driver runs for one checker.
 #[derive(Clone, Debug)]
@@ -23,16 +23,18 @@ pub struct CheckerSpec {
     pub id: CheckerId,
     /// The reasons' prefix, e.g. `"HTTP_GET 10.1.0.12:80"`.
     pub label: String,
+    /// What each probe does.
     pub probe: Probe,
+    /// When probes run and when the state changes.
     pub timing: Timing,
 }
-
-use super::CheckerId;
 
 /// One probe's result, sent after every probe of every checker.
 #[derive(Clone, Debug)]
 pub struct CheckerEvent {
+    /// The checker's [`CheckerSpec::id`].
     pub id: CheckerId,
+    /// This probe's verdict and latency.
     pub result: ProbeResult,
     /// The checker's state after this result.
     pub up: bool,
