@@ -14,7 +14,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
-use super::{probe, Machine, Outcome, Probe, ProbeResult, Timing, Transition};
+use super::{probe, CheckerId, Machine, Outcome, Probe, ProbeResult, Timing, Transition};
 
 /// What the driver runs for one checker.
 #[derive(Clone, Debug)]
@@ -23,16 +23,18 @@ pub struct CheckerSpec {
     pub id: CheckerId,
     /// The reasons' prefix, e.g. `"HTTP_GET 10.1.0.12:80"`.
     pub label: String,
+    /// What each probe does.
     pub probe: Probe,
+    /// When probes run and when the state changes.
     pub timing: Timing,
 }
-
-use super::CheckerId;
 
 /// One probe's result, sent after every probe of every checker.
 #[derive(Clone, Debug)]
 pub struct CheckerEvent {
+    /// The checker's [`CheckerSpec::id`].
     pub id: CheckerId,
+    /// This probe's verdict and latency.
     pub result: ProbeResult,
     /// The checker's state after this result.
     pub up: bool,
@@ -303,5 +305,90 @@ mod tests {
             .await
             .expect("the checker task did not stop");
         });
+    }
+}
+
+/// Throughput of TCP_CHECK on one current-thread runtime (issue 9's
+/// probe-load question). Not a timed test: it prints the rate and only
+/// asserts that every probe succeeded. Run with
+/// `cargo test -p control --release --no-default-features tcp_check_rate -- --ignored --nocapture`.
+#[cfg(test)]
+mod bench {
+    use super::super::testutil::tcp_probe;
+    use super::super::CheckKind;
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore = "a measurement, run by hand"]
+    fn tcp_check_rate() {
+        // Listeners on their own runtime and thread, so the measured
+        // runtime only runs checkers.
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let srv = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            srv.block_on(async {
+                let mut ports = Vec::new();
+                for _ in 0..4 {
+                    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                    ports.push(l.local_addr().unwrap().port());
+                    tokio::spawn(async move {
+                        while let Ok((s, _)) = l.accept().await {
+                            drop(s);
+                        }
+                    });
+                }
+                port_tx.send(ports).unwrap();
+                std::future::pending::<()>().await
+            })
+        });
+        let ports = port_rx.recv().unwrap();
+        let rt = super::super::testutil::rt();
+        let n_checkers = 1000u32;
+        let window = Duration::from_secs(3);
+        let (count, failures) = rt.block_on(async {
+            let specs = (0..n_checkers)
+                .map(|i| CheckerSpec {
+                    id: CheckerId(i),
+                    label: format!("TCP_CHECK {i}"),
+                    probe: tcp_probe(
+                        ports[i as usize % ports.len()],
+                        CheckKind::Tcp,
+                        Duration::from_secs(2),
+                    ),
+                    timing: Timing {
+                        delay_loop: Duration::from_millis(1),
+                        retry: 1,
+                        delay_before_retry: Duration::from_millis(1),
+                        warmup: Duration::from_millis(100),
+                        alpha: false,
+                    },
+                })
+                .collect();
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let c = Checkers::start(specs, tx, 128);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            while rx.try_recv().is_ok() {}
+            let start = Instant::now();
+            let (mut count, mut failures) = (0u64, 0u64);
+            while start.elapsed() < window {
+                match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+                    Ok(Some(ev)) => {
+                        count += 1;
+                        failures += u64::from(!ev.result.outcome.is_up());
+                    }
+                    _ => continue,
+                }
+            }
+            drop(c);
+            (count, failures)
+        });
+        let rate = count as f64 / window.as_secs_f64();
+        println!("TCP_CHECK: {rate:.0} checks/s on one current-thread runtime ({n_checkers} checkers, 128 in flight, {failures} failures)");
+        assert_eq!(failures, 0);
+        assert!(count > 0);
     }
 }

@@ -16,7 +16,13 @@ const MAX_WEIGHT: i64 = 65535;
 
 pub(super) async fn check(f: &FileCheck) -> Outcome {
     let read = async {
-        let mut file = tokio::fs::File::open(&f.path).await?;
+        // O_NONBLOCK as keepalived: a FIFO without a writer must not
+        // block (and pin a blocking-pool thread) on open.
+        let mut file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(&f.path)
+            .await?;
         let mut buf = Vec::with_capacity(127);
         (&mut file).take(127).read_to_end(&mut buf).await?;
         Ok::<_, std::io::Error>(buf)

@@ -366,3 +366,7 @@ impl ServerCertVerifier for AnyCert {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod tests;

@@ -164,12 +164,19 @@ pub struct UdpCheck {
 /// (`check_dns.c`); keepalived's default is `SOA`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DnsType {
+    /// IPv4 address (RFC 1035 §3.4.1).
     A,
+    /// Name server (RFC 1035 §3.3.11).
     Ns,
+    /// Canonical name (RFC 1035 §3.3.1).
     Cname,
+    /// Start of authority (RFC 1035 §3.3.13), keepalived's default.
     Soa,
+    /// Mail exchange (RFC 1035 §3.3.9).
     Mx,
+    /// Text (RFC 1035 §3.3.14).
     Txt,
+    /// IPv6 address (RFC 3596).
     Aaaa,
 }
 
@@ -296,7 +303,9 @@ impl Outcome {
 /// One probe's verdict and how long it took (start to verdict, wall clock).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeResult {
+    /// Up (with an optional weight) or down (with the reason).
     pub outcome: Outcome,
+    /// From the probe's start to its verdict.
     pub latency: Duration,
 }
 

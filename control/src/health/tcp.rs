@@ -14,8 +14,8 @@ pub(super) async fn check(p: &Probe) -> Outcome {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{rt, tcp_probe, unused_port};
-    use super::super::{probe, CheckKind, Outcome};
+    use super::super::testutil::{full_backlog_listener, in_netns, rt, tcp_probe, unused_port};
+    use super::super::{probe, CheckKind, Outcome, Probe};
     use std::net::{Ipv4Addr, SocketAddrV4};
     use std::time::Duration;
 
@@ -50,20 +50,42 @@ mod tests {
     #[test]
     fn tcp_timeout_honoured() {
         rt().block_on(async {
-            // A listener with a full backlog and SYN cookies off would be
-            // host-dependent; instead an address that drops SYNs: a
-            // blackhole route is not ours to add, so use a listener whose
-            // backlog (1) is filled by two un-accepted connections.
-            let (port, _keep) = super::super::testutil::full_backlog_listener().await;
+            // A listener whose accept queue is full: Linux drops the SYN.
+            let (port, _keep) = full_backlog_listener().await;
             let p = tcp_probe(port, CheckKind::Tcp, Duration::from_millis(300));
             let r = probe(&p).await;
-            match &r.outcome {
-                Outcome::Down { reason } => assert_eq!(reason, "timeout after 300 ms (connect)"),
-                o => panic!("expected a timeout, got {o:?}"),
-            }
+            assert_eq!(r.outcome, Outcome::down("timeout after 300 ms (connect)"));
             assert!(r.latency >= Duration::from_millis(300), "{:?}", r.latency);
-            assert!(r.latency < Duration::from_millis(450), "{:?}", r.latency);
-            let _ = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+            assert!(r.latency < Duration::from_millis(550), "{:?}", r.latency);
         });
+    }
+
+    /// In a private namespace: a silent address (SYN dropped) times out,
+    /// an `unreachable` route is down at once with the kernel's reason.
+    #[test]
+    fn tcp_blackhole_and_unreachable() {
+        let (silent, unreach) = in_netns(|| {
+            let rt = rt();
+            let at = |ip: [u8; 4], ms: u64| Probe {
+                kind: CheckKind::Tcp,
+                target: SocketAddrV4::new(Ipv4Addr::from(ip), 80),
+                bindto: None,
+                connect_timeout: Duration::from_millis(ms),
+            };
+            (
+                rt.block_on(probe(&at([10, 255, 0, 2], 300))),
+                rt.block_on(probe(&at([10, 254, 0, 1], 1000))),
+            )
+        });
+        assert_eq!(
+            silent.outcome,
+            Outcome::down("timeout after 300 ms (connect)")
+        );
+        assert!(
+            silent.latency >= Duration::from_millis(300)
+                && silent.latency < Duration::from_millis(550)
+        );
+        assert_eq!(unreach.outcome, Outcome::down("connect: no route to host"));
+        assert!(unreach.latency < Duration::from_millis(100));
     }
 }

@@ -101,7 +101,8 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 /// with 10.255.0.1/32 and routes 10.255.0.0/24 onto `lo`: a packet to
 /// another address of that net loops back, is not local, and is dropped
 /// without an ICMP error (forwarding is off in a new namespace), so it
-/// never answers. Panics with a clear message if the namespace cannot be
+/// never answers; 10.254.0.0/24 is an `unreachable` route (EHOSTUNREACH
+/// at once). Panics with a clear message if the namespace cannot be
 /// made.
 pub fn in_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(move || {
@@ -111,6 +112,7 @@ pub fn in_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T 
             &["link", "set", "lo", "up"][..],
             &["addr", "add", "10.255.0.1/32", "dev", "lo"],
             &["route", "add", "10.255.0.0/24", "dev", "lo"],
+            &["route", "add", "unreachable", "10.254.0.0/24"],
         ] {
             let st = std::process::Command::new("ip")
                 .args(args)
