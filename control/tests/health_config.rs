@@ -83,6 +83,13 @@ fn test_health_config_parses_with_inheritance() {
     assert_eq!(t2.delay_loop, Duration::from_secs(1));
     assert!(t2.alpha && !r2.timing(s, &r2.checkers[0]).alpha);
     assert_eq!(t2.retry, 1, "keepalived's default retry");
+    // keepalived's per-type defaults: HTTP waits 3 s before a retry, the
+    // first check spreads over one delay_loop.
+    let t0 = r1.timing(s, &r1.checkers[0]);
+    assert_eq!(t0.delay_before_retry, Duration::from_secs(3));
+    assert_eq!(t0.warmup, t0.delay_loop);
+    let dns = &c.services[1].real_servers[0];
+    assert_eq!(dns.timing(&c.services[1], &dns.checkers[0]).retry, 3);
     assert!(r2.inhibit(s) && !r1.inhibit(s));
 
     // The probes the supervisor starts.

@@ -314,6 +314,26 @@ impl CheckerConfig {
         )
     }
 
+    /// keepalived's default `retry` of this type: 0 for MISC_CHECK and
+    /// FILE_CHECK (`check_misc.c`), 3 for DNS_CHECK (`check_dns.c`), else 1
+    /// (`check_api.c`).
+    pub fn default_retry(&self) -> u32 {
+        match self {
+            CheckerConfig::MISC_CHECK(_) | CheckerConfig::FILE_CHECK(_) => 0,
+            CheckerConfig::DNS_CHECK(_) => 3,
+            _ => DEFAULT_RETRY,
+        }
+    }
+
+    /// keepalived's default `delay_before_retry` of this type: 3 s for
+    /// HTTP_GET and SSL_GET (`check_http.c`), else 1 s.
+    pub fn default_delay_before_retry(&self) -> Duration {
+        match self {
+            CheckerConfig::HTTP_GET(_) | CheckerConfig::SSL_GET(_) => Duration::from_secs(3),
+            _ => Duration::from_secs(DEFAULT_DELAY_BEFORE_RETRY_S),
+        }
+    }
+
     /// The type-specific parameters this checker type accepts.
     pub fn own_params(&self) -> &'static [&'static str] {
         match self {
@@ -348,12 +368,15 @@ pub struct CheckerParams {
     /// Time allowed for the whole probe (connect, request, answer);
     /// default 5 s (keepalived).
     pub connect_timeout: Option<Seconds>,
-    /// Failed attempts retried before the checker goes down; keepalived's
-    /// default 1 (so 2 consecutive failures take a server down).
+    /// Failed attempts retried before an up checker goes down; keepalived's
+    /// default 1 (0 for MISC_CHECK/FILE_CHECK, 3 for DNS_CHECK). At
+    /// start-up, before any success, one failure is enough (keepalived).
     pub retry: Option<u32>,
-    /// Wait between a failure and its retry; default 1 s.
+    /// Wait between a failure and its retry; default 1 s (3 s for
+    /// HTTP_GET/SSL_GET, keepalived).
     pub delay_before_retry: Option<Seconds>,
-    /// First check after a random delay up to this; default 0.
+    /// First check after a random delay up to this; default `delay_loop`
+    /// (keepalived), so the first checks spread over one interval.
     pub warmup: Option<Seconds>,
     /// Interval between checks; default the real server's or service's,
     /// else 60 s (keepalived).
@@ -378,7 +401,7 @@ pub struct CheckerParams {
     pub require_reply: Option<HexBytes>,
     /// UDP_CHECK: shortest accepted reply, bytes; default 0.
     pub min_reply_length: Option<u32>,
-    /// UDP_CHECK: longest accepted reply, bytes; default 65507.
+    /// UDP_CHECK: longest accepted reply, bytes; default 255 (keepalived).
     pub max_reply_length: Option<u32>,
     /// DNS_CHECK: the name queried; default `"."`.
     pub name: Option<String>,
@@ -499,7 +522,27 @@ impl TimingLevel {
         }
     }
 
-    /// Resolves `levels` (most specific first) over keepalived's defaults.
+    /// Resolves `levels` (most specific first) over keepalived's defaults
+    /// for checker type `c` ([`CheckerConfig::default_retry`],
+    /// [`CheckerConfig::default_delay_before_retry`]; `warmup` defaults to
+    /// the resolved `delay_loop`, as keepalived's `check_data.c`, so the
+    /// first checks spread over one interval).
+    pub fn resolve_for(c: &CheckerConfig, levels: &[TimingLevel]) -> Timing {
+        let mut t = TimingLevel::resolve(levels);
+        if levels.iter().all(|l| l.retry.is_none()) {
+            t.retry = c.default_retry();
+        }
+        if levels.iter().all(|l| l.delay_before_retry.is_none()) {
+            t.delay_before_retry = c.default_delay_before_retry();
+        }
+        if levels.iter().all(|l| l.warmup.is_none()) {
+            t.warmup = t.delay_loop;
+        }
+        t
+    }
+
+    /// Resolves `levels` (most specific first) over the type-independent
+    /// defaults.
     pub fn resolve(levels: &[TimingLevel]) -> Timing {
         let pick = |f: &dyn Fn(&TimingLevel) -> Option<Seconds>, d: u64| {
             levels

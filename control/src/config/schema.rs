@@ -321,13 +321,15 @@ pub struct ServiceConfig {
     /// Default `connect_timeout` of this service's checkers (default 5 s).
     #[serde(default)]
     pub connect_timeout: Option<Seconds>,
-    /// Default `retry` of this service's checkers (default 1).
+    /// Default `retry` of this service's checkers (default keepalived's: 1;
+    /// 0 for MISC_CHECK/FILE_CHECK, 3 for DNS_CHECK).
     #[serde(default)]
     pub retry: Option<u32>,
-    /// Default `delay_before_retry` of this service's checkers (default 1 s).
+    /// Default `delay_before_retry` of this service's checkers (default 1 s;
+    /// 3 s for HTTP_GET/SSL_GET).
     #[serde(default)]
     pub delay_before_retry: Option<Seconds>,
-    /// Default `warmup` of this service's checkers (default 0).
+    /// Default `warmup` of this service's checkers (default `delay_loop`).
     #[serde(default)]
     pub warmup: Option<Seconds>,
     /// keepalived's `alpha`: real servers with checkers start down and enter
@@ -489,7 +491,7 @@ impl RealServerConfig {
             warmup: svc.warmup,
             alpha: Some(svc.alpha),
         };
-        TimingLevel::resolve(&[TimingLevel::of_checker(c.params()), rs, vs])
+        TimingLevel::resolve_for(c, &[TimingLevel::of_checker(c.params()), rs, vs])
     }
 }
 

@@ -121,13 +121,14 @@ pub fn probe_of(p: &CheckerPlan) -> Probe {
             payload: prm.payload.clone().unwrap_or_default().0,
             require_reply: prm.require_reply.clone().map(|b| b.0),
             min_reply_length: prm.min_reply_length.unwrap_or(0) as usize,
-            max_reply_length: prm.max_reply_length.unwrap_or(65_507) as usize,
+            max_reply_length: prm.max_reply_length.unwrap_or(255) as usize,
         }),
         CheckerConfig::PING_CHECK(_) => CheckKind::Ping,
         CheckerConfig::DNS_CHECK(_) => CheckKind::Dns(DnsCheck {
             name: prm.name.clone().unwrap_or_else(|| ".".into()),
             qtype: dns_type(prm.qtype.map_or(6, |t| t.0)),
-            require_answer: true,
+            // keepalived: any NOERROR response with our id is up.
+            require_answer: false,
         }),
         CheckerConfig::MISC_CHECK(_) => CheckKind::Misc(MiscCheck {
             argv: prm
