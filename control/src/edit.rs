@@ -23,7 +23,10 @@
 //! - `{"cmd":"add_real"|"edit_real"|"delete_real","vip":...,"proto":...,
 //!   "real":{"addr":"10.1.0.11:80","weight":1,"forwarding":"nat"}}`:
 //!   `real` has the config file's real-server shape (`delete_real` only
-//!   needs `addr`); `edit_real` replaces the real server's settings.
+//!   needs `addr`); `edit_real` replaces the real server's weight and
+//!   method, and keeps its checkers and health knobs unless it names them
+//!   (ipvsadm has no words for those; `edit_service` likewise keeps the
+//!   service's health knobs).
 //! - `{"cmd":"clear"}`: removes every virtual service (`ipvsadm -C`).
 //!
 //! Refuses, with ipvsadm's words (libipvs `ipvs_strerror()`): adding a
@@ -208,6 +211,7 @@ pub fn apply(cfg: &Config, req: &Value) -> Result<Config, EditError> {
             if obj.get("real_servers").is_none() {
                 svc.real_servers = old.real_servers.clone();
             }
+            keep_service_health(&mut svc, old, &obj);
             new.services[i] = svc;
         }
         "delete_service" => {
@@ -245,8 +249,9 @@ pub fn apply(cfg: &Config, req: &Value) -> Result<Config, EditError> {
                     new.services[i].real_servers.push(r);
                 }
                 ("edit_real", Some(j)) => {
-                    let r: RealServerConfig =
+                    let mut r: RealServerConfig =
                         decode(robj, &format!("services[{i}].real_servers[{j}]"))?;
+                    keep_real_health(&mut r, &reals[j], robj);
                     new.services[i].real_servers[j] = r;
                 }
                 ("delete_real", Some(j)) => {
@@ -268,6 +273,64 @@ pub fn apply(cfg: &Config, req: &Value) -> Result<Config, EditError> {
         message: e.message,
     })?;
     Ok(new)
+}
+
+/// Copies into `new` each field named in `fields` that the request object
+/// `obj` does not set, from `old`.
+macro_rules! keep_unset {
+    ($new:ident, $old:ident, $obj:ident, $($f:ident),+) => {
+        $(
+            if $obj.get(stringify!($f)).is_none() {
+                $new.$f = $old.$f.clone();
+            }
+        )+
+    };
+}
+
+/// `-E` (edit_service) changes what ipvsadm can say (scheduler, flags,
+/// persistence); the service's health knobs, which ipvsadm has no words
+/// for, stay as they were unless the request names them.
+fn keep_service_health(new: &mut ServiceConfig, old: &ServiceConfig, obj: &Value) {
+    keep_unset!(
+        new,
+        old,
+        obj,
+        delay_loop,
+        connect_timeout,
+        retry,
+        delay_before_retry,
+        warmup,
+        alpha,
+        inhibit_on_failure,
+        virtualhost,
+        quorum,
+        hysteresis,
+        quorum_up,
+        quorum_down,
+        sorry_server,
+        sorry_server_inhibit,
+        sorry_server_forwarding
+    );
+}
+
+/// `-e` (edit_real) changes the weight and method; the real server's
+/// checkers and health knobs stay unless the request names them.
+fn keep_real_health(new: &mut RealServerConfig, old: &RealServerConfig, obj: &Value) {
+    keep_unset!(
+        new,
+        old,
+        obj,
+        checkers,
+        inhibit_on_failure,
+        alpha,
+        delay_loop,
+        connect_timeout,
+        retry,
+        delay_before_retry,
+        warmup,
+        notify_up,
+        notify_down
+    );
 }
 
 fn service_index(cfg: &Config, key: &ServiceRef) -> Option<usize> {
@@ -528,6 +591,36 @@ mod tests {
 
     fn err(req: serde_json::Value) -> String {
         apply(&cfg(), &req).expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn test_edits_keep_health_config() {
+        let src = CFG.replacen(
+            "(addr: \"10.1.0.11:80\"",
+            "(addr: \"10.1.0.11:80\", checkers: [TCP_CHECK()], notify_down: \"/bin/true\"",
+            1,
+        );
+        let src = src.replacen(
+            "forwarding: \"nat\",",
+            "forwarding: \"nat\", delay_loop: 3, quorum: 2,",
+            1,
+        );
+        let c = parse(&src, "t.ron").expect("valid");
+        assert_eq!(c.services[0].real_servers[0].checkers.len(), 1);
+        let req = json!({"cmd": "edit_real", "vip": "10.0.0.100:80", "proto": "tcp",
+                         "real": {"addr": "10.1.0.11:80", "weight": 5}});
+        let new = apply(&c, &req).expect("applied");
+        let r = &new.services[0].real_servers[0];
+        assert_eq!(r.weight.0, 5);
+        assert_eq!(r.checkers, c.services[0].real_servers[0].checkers);
+        assert_eq!(r.notify_down.as_deref(), Some("/bin/true"));
+        let req = json!({"cmd": "edit_service", "service":
+                         {"vip": "10.0.0.100:80", "proto": "tcp", "scheduler": "wrr"}});
+        let new = apply(&c, &req).expect("applied");
+        let s = &new.services[0];
+        assert_eq!(s.scheduler.0, sched::SchedKind::Wrr);
+        assert_eq!((s.delay_loop, s.quorum), (c.services[0].delay_loop, 2));
+        assert_eq!(s.real_servers[0].checkers.len(), 1);
     }
 
     #[test]
