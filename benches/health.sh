@@ -141,7 +141,7 @@ print(sum(c.get("checks", 0) for r in reals for c in r.get("checkers", [])),
 # load_run ON N: one daemon run; appends a row to load.csv.
 load_run() {
     local on=$1 n=$2 tag=$1-$2 cfg=$RUN/fulcrum-$1-$2.ron win=$RUN/window-$1-$2.txt
-    local la0 la1 c0 c1 f0 f1 d1 pps kout
+    local la0 la1 c0 c1 f1 d1 pps kout
     write_config "$on" "$cfg" "$POOL"
     rm -f "$RUN/fulcrum.sock"
     la0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -162,7 +162,7 @@ load_run() {
         b=$((1 + i % 250))
         echo "neigh replace 10.1.$a.$b lladdr $(printf '02:00:00:01:%02x:%02x' "$a" "$b") dev ${P}i nud permanent"
     done | ip -batch - 2>"$RUN/neigh-$tag.err" || FAILS+=("load $tag: ip neigh: $(head -n 1 "$RUN/neigh-$tag.err")")
-    read -r c0 f0 _ < <(checks_total)
+    read -r c0 _ < <(checks_total)
     if ! timeout $((WARMUP_S + WINDOW_S + 15)) taskset -c 0 "$SAMPLE" "$RUN/fulcrum.sock" window "$WARMUP_S" "$WINDOW_S" >"$win" 2>&1; then
         FAILS+=("load $tag: sampling failed: $(head -c 200 "$win")")
     fi
