@@ -39,6 +39,11 @@ WARMUP_S=${WARMUP_S:-3}
 WINDOW_S=${WINDOW_S:-5}
 REALS=${REALS:-1000}
 PARTS=${PARTS:-detect apply load}
+# load: "local" (checks connect to a listener on 127.0.0.1 and pass, so the
+# runs with and without checks schedule over the same servers) or "wire"
+# (checks go to the real servers through the exception path and the worker;
+# on net_null nothing answers, so all time out and every server is down).
+LOAD_TARGET=${LOAD_TARGET:-local}
 DOC=${DOC:-$ROOT/BENCHMARKS.md}
 HB=$FC_BIN_DIR/fulcrum-healthbench
 MKPCAP=$FC_BIN_DIR/fulcrum-mkpcap
@@ -54,9 +59,11 @@ for b in "$HB" "$MKPCAP" "$SAMPLE"; do
 done
 want() { [[ " $PARTS " == *" $1 "* ]]; }
 
+LISTENER_PID=
 cleanup() {
     fc_stop
     fc_dpdk_cleanup
+    [ -n "$LISTENER_PID" ] && kill "$LISTENER_PID" 2>/dev/null
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -90,7 +97,13 @@ write_config() {
     local on=$1 file=$2 pool=$3 i a b reals="" neigh="" svc_extra="" rs_extra="" eal
     if [ "$on" = on ]; then
         svc_extra="delay_loop: 1, retry: 1, delay_before_retry: 1,"
-        rs_extra=", checkers: [TCP_CHECK(connect_timeout: 0.5)]"
+        if [ "$LOAD_TARGET" = local ]; then
+            # Every check succeeds against one local listener: the server
+            # set, and so the snapshot, is the same as without checkers.
+            rs_extra=", checkers: [TCP_CHECK(connect_ip: \"127.0.0.1\", connect_port: $LISTEN_PORT, connect_timeout: 0.5)]"
+        else
+            rs_extra=", checkers: [TCP_CHECK(connect_timeout: 0.5)]"
+        fi
     fi
     for i in $(seq 0 $((REALS - 1))); do
         a=$((1 + i / 250))
@@ -185,6 +198,28 @@ if want load; then
         exit 1
     }
     frames=$(sed -n 's/^frames: //p' <<<"$out")
+    LISTEN_PORT=
+    if [ "$LOAD_TARGET" = local ]; then
+        # Accepts and closes every connection; bounded by `timeout`.
+        timeout 1800 "$PY" -c '
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(4096)
+print(s.getsockname()[1], flush=True)
+while True:
+    c, _ = s.accept()
+    c.close()
+' >"$RUN/listener.port" 2>"$RUN/listener.err" &
+        LISTENER_PID=$!
+        for _ in $(seq 50); do
+            LISTEN_PORT=$(head -n 1 "$RUN/listener.port" 2>/dev/null)
+            [ -n "$LISTEN_PORT" ] && break
+            sleep 0.1
+        done
+        [ -n "$LISTEN_PORT" ] || FAILS+=("load: the local listener did not start: $(head -c 200 "$RUN/listener.err")")
+    fi
     POOL=$(awk -v f="$frames" 'BEGIN { n = 1; while (n <= f + 8192) n *= 2; print n - 1 }')
     echo "checks,pair,tx_pps,kernel_tx,checks_before,checks_after,failures_after,down_after,load_before,load_after" >"$RUN/load.csv"
     # A B B A ...: odd pairs run on first, even pairs off first, so a drift
@@ -198,13 +233,17 @@ if want load; then
             load_run on "$n"
         fi
     done
-    "$PY" - "$RUN/load.csv" "$WARMUP_S" "$WINDOW_S" "$REALS" >"$RUN/load.md" <<'EOF'
+    "$PY" - "$RUN/load.csv" "$WARMUP_S" "$WINDOW_S" "$REALS" "$LOAD_TARGET" >"$RUN/load.md" <<'EOF'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-warm, win, reals = sys.argv[2], sys.argv[3], sys.argv[4]
+warm, win, reals, target = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+where = ("to one listener on 127.0.0.1 (`connect_ip`), so every check passes and both runs "
+         "schedule over the same servers" if target == "local" else
+         "to the real servers through the exception path and the worker; nothing answers on "
+         "net_null, so every check times out and every server is down")
 print(f"fulcrum, 1 worker (lcore 1), net_pcap (nat-established-1k, infinite_rx) -> net_null, "
       f"--no-huge; one NAT rr service of {reals} real servers; run \"on\": every real server "
-      f"`checkers: [TCP_CHECK(connect_timeout: 0.5)]`, `delay_loop: 1`, `retry: 1`, "
+      f"`checkers: [TCP_CHECK(connect_timeout: 0.5)]` {where}, `delay_loop: 1`, `retry: 1`, "
       f"`delay_before_retry: 1`; run \"off\": no checkers. Mpps = worker tx over {win} s "
       f"after {warm} s (fulcrum-sample window); checks = sum of every checker's `checks` "
       f"(fulcrumctl --health --json) made over the warm-up and the window ({float(warm) + float(win):.0f} s); "

@@ -38,9 +38,22 @@ use crate::edit::Editor;
 
 /// How often the supervisor looks for a runtime edit (and for `stop`).
 pub const RESYNC_EVERY: Duration = Duration::from_millis(200);
-/// Most probes in flight at once (the rest wait their turn, so a start-up
-/// with thousands of checkers does not open thousands of sockets at once).
-pub const MAX_IN_FLIGHT: usize = 256;
+/// Fewest probes allowed in flight at once.
+pub const MIN_IN_FLIGHT: usize = 256;
+/// Most probes in flight at once, however many checkers there are (the
+/// rest wait their turn): the bound on sockets and probe load.
+pub const MAX_IN_FLIGHT: usize = 4096;
+/// Checker results taken together into one snapshot publish when they
+/// arrive at once (a start-up with many servers down, a switch failing).
+pub const MAX_BATCH: usize = 1024;
+
+/// Probes in flight for `n` checkers: one each, within
+/// [`MIN_IN_FLIGHT`]..=[`MAX_IN_FLIGHT`], so that checkers whose probes
+/// all time out still keep their `delay_loop` (with 256 for 1000 checkers
+/// timing out after 0.5 s, only about 512 probes a second could run).
+pub fn in_flight(n: usize) -> usize {
+    n.clamp(MIN_IN_FLIGHT, MAX_IN_FLIGHT)
+}
 /// Time a `notify_*` / `quorum_*` script may run before it is killed.
 pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -300,9 +313,9 @@ impl State {
         self.report.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// One checker result: report, transitions, scripts, publish.
+    /// One checker result: report, transitions, scripts (the caller
+    /// publishes, once per batch).
     fn on_event(&mut self, ev: CheckerEvent) {
-        let received = Instant::now();
         let ci = ev.id.0 as usize;
         let Some(plan) = self.plans.get(ci).cloned() else {
             return;
@@ -349,7 +362,6 @@ impl State {
                 r.weight = self.pool.effective_weight(plan.real);
             }
         }
-        self.publish(received);
     }
 
     fn apply_action(&self, rep: &mut HealthReport, a: &Action, ev: &CheckerEvent, now: u64) {
@@ -437,7 +449,11 @@ impl State {
             *self.lock_report() = initial_report(&self.cfg, &self.pool, &self.plans, &old);
         }
         self.publish(Instant::now());
-        Checkers::start(specs(&self.plans), events.clone(), MAX_IN_FLIGHT)
+        Checkers::start(
+            specs(&self.plans),
+            events.clone(),
+            in_flight(self.plans.len()),
+        )
     }
 }
 
@@ -458,11 +474,22 @@ async fn run(editor: Arc<Editor>, report: SharedReport, stop: Arc<AtomicBool>) {
         *st.lock_report() = init;
     }
     info!(target: "fulcrum::health", checkers = st.plans.len(), "health checking started");
-    let mut checkers = Checkers::start(specs(&st.plans), tx.clone(), MAX_IN_FLIGHT);
+    let mut checkers = Checkers::start(specs(&st.plans), tx.clone(), in_flight(st.plans.len()));
     let mut tick = tokio::time::interval(RESYNC_EVERY);
     while !stop.load(Ordering::Relaxed) {
         tokio::select! {
-            Some(ev) = rx.recv() => st.on_event(ev),
+            Some(ev) = rx.recv() => {
+                // Everything already queued goes into the same publish.
+                let received = Instant::now();
+                st.on_event(ev);
+                for _ in 1..MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(ev) => st.on_event(ev),
+                        Err(_) => break,
+                    }
+                }
+                st.publish(received);
+            }
             _ = tick.tick() => {
                 let v = st.editor.config_version();
                 if v != version {
