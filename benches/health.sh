@@ -39,7 +39,8 @@ WARMUP_S=${WARMUP_S:-3}
 WINDOW_S=${WINDOW_S:-5}
 REALS=${REALS:-1000}
 PARTS=${PARTS:-detect apply load}
-# load: "local" (checks connect to a listener on 127.0.0.1 and pass, so the
+# load: "local" (checks connect to a listener on the director's own inside
+# DIP, 10.1.0.1, and pass, so the
 # runs with and without checks schedule over the same servers) or "wire"
 # (checks go to the real servers through the exception path and the worker;
 # on net_null nothing answers, so all time out and every server is down).
@@ -98,9 +99,11 @@ write_config() {
     if [ "$on" = on ]; then
         svc_extra="delay_loop: 1, retry: 1, delay_before_retry: 1,"
         if [ "$LOAD_TARGET" = local ]; then
-            # Every check succeeds against one local listener: the server
-            # set, and so the snapshot, is the same as without checkers.
-            rs_extra=", checkers: [TCP_CHECK(connect_ip: \"127.0.0.1\", connect_port: $LISTEN_PORT, connect_timeout: 0.5)]"
+            # Every check succeeds against one listener on the director's
+            # own inside DIP (the kernel connects to itself, not over the
+            # wire): the server set, and so the snapshot, is the same as
+            # without checkers.
+            rs_extra=", checkers: [TCP_CHECK(connect_ip: \"10.1.0.1\", connect_port: $LISTEN_PORT, connect_timeout: 0.5)]"
         else
             rs_extra=", checkers: [TCP_CHECK(connect_timeout: 0.5)]"
         fi
@@ -205,7 +208,7 @@ if want load; then
 import socket
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0))
+s.bind(("0.0.0.0", 0))
 s.listen(4096)
 print(s.getsockname()[1], flush=True)
 while True:
@@ -237,7 +240,8 @@ while True:
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 warm, win, reals, target = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-where = ("to one listener on 127.0.0.1 (`connect_ip`), so every check passes and both runs "
+where = ("to one listener on the director's own inside DIP (`connect_ip: \"10.1.0.1\"`; the kernel "
+         "connects to itself), so every check passes and both runs "
          "schedule over the same servers" if target == "local" else
          "to the real servers through the exception path and the worker; nothing answers on "
          "net_null, so every check times out and every server is down")

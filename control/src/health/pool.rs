@@ -141,6 +141,8 @@ pub struct Pool {
     /// Real servers, config order (service by service).
     pub reals: Vec<RealHealth>,
     checkers: Vec<CheckerState>,
+    /// Each checker's config, by index (to match checkers across edits).
+    configs: Vec<CheckerConfig>,
 }
 
 impl Pool {
@@ -185,6 +187,7 @@ impl Pool {
                         });
                     ids.push(plan.index);
                     pool.checkers.push(state);
+                    pool.configs.push(c.clone());
                     plans.push(plan);
                 }
                 pool.reals.push(RealHealth {
@@ -231,10 +234,13 @@ impl Pool {
         &self,
         rkey: &RealKey,
         nth: usize,
-        _c: &CheckerConfig,
+        c: &CheckerConfig,
     ) -> Option<CheckerState> {
         let r = self.reals.iter().find(|r| &r.key == rkey)?;
         let &i = r.checkers.get(nth)?;
+        if self.configs.get(i) != Some(c) {
+            return None;
+        }
         self.checkers.get(i).copied()
     }
 
@@ -488,5 +494,14 @@ mod tests {
         let (q, _) = Pool::from_config(&c, Some(&p));
         assert!(!q.reals[0].up, "rs1 stays down across the rebuild");
         assert!(q.reals[1].up);
+        // A checker whose config changed starts afresh (up: no alpha).
+        let mut c2 = c.clone();
+        c2.services[0].real_servers[0].checkers[0] =
+            crate::config::CheckerConfig::TCP_CHECK(crate::config::CheckerParams {
+                connect_port: Some(81),
+                ..Default::default()
+            });
+        let (q2, _) = Pool::from_config(&c2, Some(&p));
+        assert!(q2.reals[0].up);
     }
 }
