@@ -1145,6 +1145,33 @@ fn cases() -> Vec<Case> {
         }),
     );
     v.push(
+        row(
+            "expire_nodest_conn_syn_rescheduled",
+            Pkt::syn().bytes(),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(Setup {
+            // The client reuses its tuple for a new SYN after real server 1
+            // went down: the old connection is expired and the SYN is
+            // scheduled afresh (IPVS conn_reuse_mode), here to real server 2.
+            snap: |s| {
+                s.expire_nodest_conn = true;
+                s.reals[1].available = false;
+            },
+            pre: pre_client_syn,
+            ..base()
+        })
+        .bumps(&[
+            "conns_expired_nodest",
+            "-real1.inactive_conns",
+            "conns_created",
+            "real2.conns",
+            "real2.inactive_conns",
+            "real2.in_pkts",
+        ]),
+    );
+    v.push(
         dropped(
             "conn_dest_unavailable",
             Pkt::tcp(40000, 80, false, true).bytes(),

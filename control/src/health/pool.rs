@@ -230,12 +230,7 @@ impl Pool {
 
     /// The last state of checker `nth` of real server `rkey`, when that
     /// checker is configured the same.
-    fn checker_state(
-        &self,
-        rkey: &RealKey,
-        nth: usize,
-        c: &CheckerConfig,
-    ) -> Option<CheckerState> {
+    fn checker_state(&self, rkey: &RealKey, nth: usize, c: &CheckerConfig) -> Option<CheckerState> {
         let r = self.reals.iter().find(|r| &r.key == rkey)?;
         let &i = r.checkers.get(nth)?;
         if self.configs.get(i) != Some(c) {
