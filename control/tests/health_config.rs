@@ -181,6 +181,23 @@ fn test_health_config_errors_are_positioned() {
         .contains("is also a real server"));
     assert!(err(&cfg(r#"sorry_server: "10.9.0.1:80","#, "TCP_CHECK()"))
         .contains("no route to NAT sorry server 10.9.0.1"));
+    // Network checkers need the exception path; file and script checkers
+    // do not.
+    let off = cfg("", "TCP_CHECK()").replacen(
+        "eal_args: [],",
+        "eal_args: [], exception_path: (enabled: false),",
+        1,
+    );
+    let e = err(&off);
+    assert!(
+        e.starts_with("h.ron:13:17: HTTP_GET probes over the director's kernel"),
+        "{e}"
+    );
+    let only_files = r#"(eal_args: [], workers: [1], exception_path: (enabled: false),
+        ports: [(name: "i", device: "d1", addrs: ["10.1.0.1/24"])],
+        services: [(vip: "10.1.0.100:80", proto: "tcp", scheduler: "rr", forwarding: "nat",
+            real_servers: [(addr: "10.1.0.11:80", checkers: [FILE_CHECK(file: "/run/drain")])])])"#;
+    parse(only_files, "h.ron").expect("a file checker needs no exception path");
 }
 
 #[test]

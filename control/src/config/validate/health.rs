@@ -260,6 +260,12 @@ fn checker(
         ));
     }
     timing_knobs(at, p.delay_loop, p.connect_timeout, p.retry)?;
+    if c.uses_network() && !cfg.exception_path.enabled {
+        return Err(verr(
+            whole,
+            format!("{name} probes over the director's kernel, which reaches the real servers only through the exception path: expected exception_path enabled, or MISC_CHECK/FILE_CHECK (every server would otherwise fail its checks and leave rotation)"),
+        ));
+    }
     if let Some(b) = p.bindto {
         if !dips.contains_key(&b.0) {
             return Err(verr(
