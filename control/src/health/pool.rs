@@ -19,7 +19,6 @@
 use std::net::Ipv4Addr;
 
 use dataplane::snapshot::ServiceKey;
-use hashbrown::HashMap;
 
 use crate::compile::{HealthView, RealKey};
 use crate::config::{CheckerConfig, Config, Timing};
@@ -337,20 +336,6 @@ impl Pool {
             }
         }
         v
-    }
-
-    /// Index of real server `key`.
-    pub fn real_index(&self, key: &RealKey) -> Option<usize> {
-        self.reals.iter().position(|r| &r.key == key)
-    }
-
-    /// Counts per real server key, for callers that want a map.
-    pub fn by_key(&self) -> HashMap<RealKey, usize> {
-        self.reals
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.key, i))
-            .collect()
     }
 }
 
