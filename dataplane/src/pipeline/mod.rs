@@ -45,13 +45,13 @@ use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
 use crate::snapshot::{Method, PortConf, Proto, ServiceKey, Snapshot};
 use crate::stats::{DropReason, RealStats, WorkerStats};
-use crate::wire::{self, ArpPacket, ArpRepr, EthernetFrame, ETHERTYPE_ARP};
 use crate::xmit;
 
 use self::classify::{Class, LocalIndex};
 use self::conn::{account, ConnParts};
 use self::local::{LocalParts, TokenBucket};
 use self::parse::Parsed;
+pub use self::route::emit_arp_request;
 use self::route::{HopCache, RouteParts};
 use self::schedulers::SchedSet;
 use self::templates::{real_index, TemplateParts};
@@ -673,33 +673,4 @@ impl Core {
             route::queue_arp(&mut self.arp_out, snap, port, ip);
         }
     }
-}
-
-/// Writes a broadcast ARP request into `buf` and returns its length in bytes
-/// (60: a minimum Ethernet frame, zero-padded), or 0 if `buf` is shorter.
-///
-/// RFC 826: htype 1, ptype 0x0800, op 1, target MAC zero.
-pub fn emit_arp_request(buf: &mut [u8], port_mac: [u8; 6], req: &ArpRequest) -> usize {
-    const LEN: usize = 60;
-    let Some(buf) = buf.get_mut(..LEN) else {
-        return 0;
-    };
-    buf.fill(0);
-    {
-        let mut eth = EthernetFrame::new_unchecked(&mut *buf);
-        eth.set_dst_addr(wire::BROADCAST);
-        eth.set_src_addr(port_mac);
-        eth.set_ethertype(ETHERTYPE_ARP);
-    }
-    let repr = ArpRepr {
-        operation: wire::arp::OP_REQUEST,
-        sender_mac: port_mac,
-        sender_ip: req.sender_ip,
-        target_mac: [0; 6],
-        target_ip: req.target_ip,
-    };
-    repr.emit(&mut ArpPacket::new_unchecked(
-        &mut buf[wire::ethernet::HEADER_LEN..],
-    ));
-    LEN
 }

@@ -13,6 +13,8 @@ use crate::neigh::{Lookup, NeighTable};
 use crate::snapshot::Snapshot;
 use crate::stats::DropReason;
 
+use crate::wire::{self, ArpPacket, ArpRepr, EthernetFrame, ETHERTYPE_ARP};
+
 use super::ArpRequest;
 
 /// Most ARP requests a worker queues between two drains of its loop.
@@ -165,4 +167,33 @@ pub fn queue_arp(arp_out: &mut Vec<ArpRequest>, snap: &Snapshot, port: u8, targe
             });
         }
     }
+}
+
+/// Writes a broadcast ARP request into `buf` and returns its length in bytes
+/// (60: a minimum Ethernet frame, zero-padded), or 0 if `buf` is shorter.
+///
+/// RFC 826: htype 1, ptype 0x0800, op 1, target MAC zero.
+pub fn emit_arp_request(buf: &mut [u8], port_mac: [u8; 6], req: &ArpRequest) -> usize {
+    const LEN: usize = 60;
+    let Some(buf) = buf.get_mut(..LEN) else {
+        return 0;
+    };
+    buf.fill(0);
+    {
+        let mut eth = EthernetFrame::new_unchecked(&mut *buf);
+        eth.set_dst_addr(wire::BROADCAST);
+        eth.set_src_addr(port_mac);
+        eth.set_ethertype(ETHERTYPE_ARP);
+    }
+    let repr = ArpRepr {
+        operation: wire::arp::OP_REQUEST,
+        sender_mac: port_mac,
+        sender_ip: req.sender_ip,
+        target_mac: [0; 6],
+        target_ip: req.target_ip,
+    };
+    repr.emit(&mut ArpPacket::new_unchecked(
+        &mut buf[wire::ethernet::HEADER_LEN..],
+    ));
+    LEN
 }
