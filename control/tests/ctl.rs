@@ -97,6 +97,7 @@ fn fixture() -> Status {
         out_pkts: c[2],
         in_bytes: c[3],
         out_bytes: c[4],
+        rate: None,
     };
     Status {
         version: "0.1.0".into(),
@@ -129,8 +130,11 @@ fn fixture() -> Status {
             persistence_timeout_s: None,
             persistence_netmask: None,
             sched_flags: Vec::new(),
+            rate: None,
         }],
         health: Default::default(),
+        ports: Vec::new(),
+        reload: None,
     }
 }
 

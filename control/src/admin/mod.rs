@@ -37,7 +37,10 @@ pub mod status;
 
 pub use client::{edit, query, request};
 pub use server::{AdminServer, EditFn, StatusFn};
-pub use status::{build_status, RealStatus, ServiceStatus, Status, WorkerStatus};
+pub use status::{
+    build_status, PortStatus, RateStatus, RealStatus, ReloadStatus, ServiceStatus, Status,
+    WorkerStatus,
+};
 
 /// Per-client read/write timeout on the server side.
 pub const SERVER_CLIENT_TIMEOUT: Duration = Duration::from_secs(2);

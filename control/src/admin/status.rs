@@ -35,6 +35,71 @@ pub struct Status {
     /// daemon without checkers, and absent from an older daemon.
     #[serde(default)]
     pub health: HealthReport,
+    /// One entry per DPDK port, in config order: its device counters as
+    /// the control thread last read them (`rte_eth_stats_get` and
+    /// `rte_eth_xstats_get`, refreshed once a second, never by a worker).
+    /// Empty from a daemon that does not read them.
+    #[serde(default)]
+    pub ports: Vec<PortStatus>,
+    /// The last configuration reload (SIGHUP or `fulcrumctl --reload`),
+    /// `None` until the first one.
+    #[serde(default)]
+    pub reload: Option<ReloadStatus>,
+}
+
+/// One DPDK port's device counters (`rte_eth_stats` and the PMD's xstats).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatus {
+    /// The port's config name (`ports[i].name`).
+    pub name: String,
+    /// The port's DPDK device name (`ports[i].device`).
+    pub device: String,
+    /// `rte_eth_stats.imissed`: packets the NIC dropped because no RX
+    /// descriptor was free (the workers did not keep up).
+    pub imissed: u64,
+    /// `rte_eth_stats.rx_nombuf`: RX mbuf allocation failures.
+    pub rx_nombuf: u64,
+    /// `rte_eth_stats.ierrors`: erroneous received packets.
+    pub ierrors: u64,
+    /// `rte_eth_stats.oerrors`: failed transmissions.
+    pub oerrors: u64,
+    /// Every xstat the PMD reports, by its DPDK name (`rx_good_packets`,
+    /// ...), in the PMD's order.
+    pub xstats: Vec<(String, u64)>,
+}
+
+/// The result of the last configuration reload.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// When it happened, Unix time in seconds.
+    pub at_unix_s: u64,
+    /// `true` when the file validated and its difference was applied.
+    pub ok: bool,
+    /// The snapshot generation published by a successful reload (the
+    /// running one when the file was unchanged); `None` on failure.
+    pub generation: Option<u64>,
+    /// On failure the one-line error (`file:line:col: message`), else empty.
+    pub error: String,
+    /// Reloads attempted since start, successful or not.
+    pub count: u64,
+}
+
+/// The rate estimate of a virtual service or a real server, as IPVS's
+/// estimator computes it (`ip_vs_est.c`: a 2-second sample, smoothed), in
+/// the units `ipvsadm -L --rate` prints: per second, bytes for the BPS
+/// columns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateStatus {
+    /// New connections per second (ipvsadm `CPS`).
+    pub cps: u64,
+    /// Packets per second client → real server (`InPPS`).
+    pub inpps: u64,
+    /// Packets per second real server → client (`OutPPS`).
+    pub outpps: u64,
+    /// Bytes per second client → real server (`InBPS`).
+    pub inbps: u64,
+    /// Bytes per second real server → client (`OutBPS`).
+    pub outbps: u64,
 }
 
 /// One worker's counters, as last published by the worker on its slow tick.
@@ -104,6 +169,10 @@ pub struct ServiceStatus {
     /// e.g. `["sh-port"]`; empty when none is set.
     #[serde(default)]
     pub sched_flags: Vec<String>,
+    /// The service's rate estimate (`ipvsadm -L --rate`); `None` from a
+    /// daemon without an estimator.
+    #[serde(default)]
+    pub rate: Option<RateStatus>,
 }
 
 /// One real server with its counters summed over all workers.
@@ -131,6 +200,10 @@ pub struct RealStatus {
     pub in_bytes: u64,
     /// Bytes real server → client.
     pub out_bytes: u64,
+    /// The real server's rate estimate (`ipvsadm -L --rate`); `None` from a
+    /// daemon without an estimator.
+    #[serde(default)]
+    pub rate: Option<RateStatus>,
 }
 
 /// Builds the status from the published snapshot and the workers' shared
@@ -203,6 +276,7 @@ pub fn build_status(
                         out_pkts: sum.out_pkts,
                         in_bytes: sum.in_bytes,
                         out_bytes: sum.out_bytes,
+                        rate: None,
                     }
                 })
                 .collect();
@@ -229,6 +303,7 @@ pub fn build_status(
                 persistence_timeout_s: svc.persistence.map(|p| p.timeout_ms / 1000),
                 persistence_netmask: svc.persistence.map(|p| Ipv4Addr::from(p.mask).to_string()),
                 sched_flags: svc.sched_flags.iter().map(|f| f.to_string()).collect(),
+                rate: None,
             }
         })
         .collect();
@@ -240,6 +315,8 @@ pub fn build_status(
         workers,
         services,
         health: HealthReport::default(),
+        ports: Vec::new(),
+        reload: None,
     }
 }
 
