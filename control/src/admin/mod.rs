@@ -14,6 +14,8 @@
 //!   `delete_service`, `add_real`, `edit_real`, `delete_real`, `clear`) →
 //!   `{"ok":true,"generation":N}` once the edited snapshot is published, when
 //!   the server was started with an [`EditFn`] ([`AdminServer::start_with_edits`]).
+//! - The daemon parts' own [`Command`]s (registered in [`Handlers`]), each
+//!   answering its own JSON.
 //! - Anything else, a failed edit, or a request that is not JSON →
 //!   `{"error":"..."}`, one line.
 //!
@@ -36,7 +38,7 @@ pub mod server;
 pub mod status;
 
 pub use client::{edit, query, request};
-pub use server::{AdminServer, EditFn, StatusFn};
+pub use server::{AdminServer, Command, CommandFn, EditFn, Handlers, StatusFn};
 pub use status::{
     build_status, PortStatus, RateStatus, RealStatus, ReloadStatus, ServiceStatus, Status,
     WorkerStatus,

@@ -31,11 +31,35 @@ pub type StatusFn = Arc<dyn Fn() -> Status + Send + Sync>;
 /// [`crate::edit::Editor::handle`].
 pub type EditFn = Arc<dyn Fn(&serde_json::Value) -> Result<u64, EditError> + Send + Sync>;
 
+/// The handler of one extra command ([`Command`]): called with the whole
+/// request object (`cmd` included); `Ok(v)` is answered as `v` (one line of
+/// JSON), `Err(e)` as `{"error":"<e>"}`.
+pub type CommandFn =
+    Arc<dyn Fn(&serde_json::Value) -> Result<serde_json::Value, EditError> + Send + Sync>;
+
+/// A command beyond `status` and the [`crate::edit`] commands, registered by
+/// the daemon part that owns it (the reload, the connection listing, ...).
+#[derive(Clone)]
+pub struct Command {
+    /// The `cmd` string it answers.
+    pub name: &'static str,
+    /// `true` when it changes state (a reload, zeroing counters): such a
+    /// command is a mutation for access control; `false` for a read-only
+    /// query.
+    pub mutates: bool,
+    /// Its handler.
+    pub run: CommandFn,
+}
+
 /// What the server answers with.
 #[derive(Clone)]
-struct Handlers {
-    status: StatusFn,
-    edit: Option<EditFn>,
+pub struct Handlers {
+    /// `{"cmd":"status"}`.
+    pub status: StatusFn,
+    /// The [`crate::edit::EDIT_COMMANDS`]; `None` makes the socket read-only.
+    pub edit: Option<EditFn>,
+    /// Further commands, matched by name after `status` and the edits.
+    pub commands: Vec<Command>,
 }
 
 /// A running admin socket server (one std thread). Stops on [`stop`] or
@@ -71,7 +95,14 @@ impl AdminServer {
     /// [`AdminError::NotASocket`] if a non-socket file is there;
     /// [`AdminError::CreateDir`] / [`AdminError::Bind`] on OS failures.
     pub fn start(path: &Path, status: StatusFn) -> Result<AdminServer, AdminError> {
-        Self::bind(path, Handlers { status, edit: None })
+        Self::bind(
+            path,
+            Handlers {
+                status,
+                edit: None,
+                commands: Vec::new(),
+            },
+        )
     }
 
     /// Like [`AdminServer::start`], and answers the write commands with
@@ -89,8 +120,17 @@ impl AdminServer {
             Handlers {
                 status,
                 edit: Some(edit),
+                commands: Vec::new(),
             },
         )
+    }
+
+    /// Like [`AdminServer::start`], with every handler given explicitly.
+    ///
+    /// # Errors
+    /// As [`AdminServer::start`].
+    pub fn start_with(path: &Path, handlers: Handlers) -> Result<AdminServer, AdminError> {
+        Self::bind(path, handlers)
     }
 
     fn bind(path: &Path, handlers: Handlers) -> Result<AdminServer, AdminError> {
@@ -262,8 +302,19 @@ fn answer(line: &str, handlers: &Handlers) -> String {
             Err(e) => err(&e.to_string()),
         });
     }
+    if let Some(c) = handlers.commands.iter().find(|c| c.name == cmd) {
+        return guarded(&|| match (c.run)(&req) {
+            Ok(v) => serde_json::to_string(&v).unwrap_or_default(),
+            Err(e) => err(&e.to_string()),
+        });
+    }
+    let extra: String = handlers
+        .commands
+        .iter()
+        .map(|c| format!(", {}", c.name))
+        .collect();
     err(&format!(
-        "unknown command {cmd:?}: expected one of status, {}",
+        "unknown command {cmd:?}: expected one of status, {}{extra}",
         crate::edit::EDIT_COMMANDS.join(", ")
     ))
 }
@@ -292,10 +343,19 @@ mod tests {
         let h = Handlers {
             status: f,
             edit: None,
+            commands: vec![Command {
+                name: "echo",
+                mutates: false,
+                run: Arc::new(|v: &serde_json::Value| Ok(v.clone())),
+            }],
         };
         assert_eq!(
             answer("{\"cmd\":\"reload\"}\n", &h),
-            r#"{"error":"unknown command \"reload\": expected one of status, add_service, edit_service, delete_service, add_real, edit_real, delete_real, clear"}"#
+            r#"{"error":"unknown command \"reload\": expected one of status, add_service, edit_service, delete_service, add_real, edit_real, delete_real, clear, echo"}"#
+        );
+        assert_eq!(
+            answer(r#"{"cmd":"echo","x":1}"#, &h),
+            r#"{"cmd":"echo","x":1}"#
         );
         assert!(answer("hello", &h).starts_with(r#"{"error":"bad request: "#));
         assert_eq!(
@@ -324,6 +384,7 @@ mod tests {
                     _ => panic!("boom"),
                 }
             })),
+            commands: Vec::new(),
         };
         assert_eq!(
             answer(r#"{"cmd":"clear"}"#, &h),
