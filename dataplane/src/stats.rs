@@ -217,6 +217,10 @@ worker_counters! {
     /// Connections expired at once because their real server became
     /// unavailable (`expire_nodest_conn`).
     conns_expired_nodest,
+    /// Connections in TIME_WAIT or CLOSE expired at once because a new SYN
+    /// reused their tuple (IPVS `conn_reuse_mode`); the SYN was scheduled
+    /// afresh.
+    conns_reused,
     /// Packets this worker moved to their owner worker.
     redirects_out,
     /// Packets other workers moved to this worker.

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use dataplane::conn::{FlowKey, TcpState};
 use dataplane::neigh::NeighTable;
 use dataplane::owner::owner;
 use dataplane::snapshot::*;
@@ -346,6 +347,33 @@ const NEW_CONN_RS1: &[&str] = &[
 fn pre_client_syn(c: &mut Core, s: &Snapshot) {
     let v = c.process(s, &mut Pkt::syn().bytes(), 0, 0, false);
     assert!(matches!(v, Verdict::Tx(_)), "pre-state SYN: {v:?}");
+}
+
+/// The client's SYN (to real server 1), then its connection forced into
+/// `state`, with activeconns/inactconns moved as the state machine would.
+fn pre_conn_in_state(c: &mut Core, s: &Snapshot, state: TcpState) {
+    pre_client_syn(c, s);
+    let key = FlowKey {
+        src_ip: ip(CIP),
+        dst_ip: ip(VIP),
+        src_port: 40000,
+        dst_port: 80,
+        proto: 6,
+    };
+    let (id, _) = c.conns.lookup(&key).expect("the SYN's connection");
+    let old = c.conns.get(id).expect("live connection");
+    c.conns.set_state(id, state);
+    let real = &mut c.reals[old.real as usize];
+    if old.state.is_active() {
+        real.active_conns -= 1;
+    } else {
+        real.inactive_conns -= 1;
+    }
+    if state.is_active() {
+        real.active_conns += 1;
+    } else {
+        real.inactive_conns += 1;
+    }
 }
 
 /// A client port of `CIP` that worker `w` of `n` owns.
@@ -1170,6 +1198,46 @@ fn cases() -> Vec<Case> {
             "real2.inactive_conns",
             "real2.in_pkts",
         ]),
+    );
+    for (name, state) in [
+        ("syn_reuses_close_conn_rescheduled", TcpState::Close),
+        ("syn_reuses_time_wait_conn_rescheduled", TcpState::TimeWait),
+    ] {
+        // IPVS conn_reuse_mode: a new SYN on the tuple of a closed
+        // connection expires it and is scheduled afresh (rr: real server 2),
+        // even with expire_nodest_conn off.
+        let pre: fn(&mut Core, &Snapshot) = match state {
+            TcpState::Close => |c, s| pre_conn_in_state(c, s, TcpState::Close),
+            _ => |c, s| pre_conn_in_state(c, s, TcpState::TimeWait),
+        };
+        v.push(
+            row(name, Pkt::syn().bytes(), 0, Verdict::Tx(1))
+                .setup(Setup { pre, ..base() })
+                .bumps(&[
+                    "conns_reused",
+                    "-real1.inactive_conns",
+                    "conns_created",
+                    "real2.conns",
+                    "real2.inactive_conns",
+                    "real2.in_pkts",
+                ]),
+        );
+    }
+    v.push(
+        // A SYN on the tuple of a live connection (a retransmission, or a
+        // port reused while the old connection is still open) stays with
+        // its real server.
+        row(
+            "syn_on_established_conn_not_rescheduled",
+            Pkt::syn().bytes(),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(Setup {
+            pre: |c, s| pre_conn_in_state(c, s, TcpState::Established),
+            ..base()
+        })
+        .bumps(&["real1.in_pkts"]),
     );
     v.push(
         dropped(

@@ -65,7 +65,8 @@ health_client() {
             if body=$(curl -s -m 1 "http://$2/"); then
                 echo "$(date +%s.%N) $body"
             else
-                echo "$(date +%s.%N) FAIL $?"
+                rc=$?
+                echo "$(date +%s.%N) FAIL $rc"
             fi
         done' health-client "$1" "$TOPO_VIP" >"$2" &
     HEALTH_CLIENT_PID=$!

@@ -104,14 +104,16 @@ impl ConnParts<'_> {
     ) -> Result<ConnId, DropReason> {
         let (snap, now_ms) = (ctx.snap, ctx.now_ms);
         if let Some((id, _)) = self.conns.lookup_hashed(p.hash, &p.key) {
-            if !snap.expire_nodest_conn || !self.expire_if_nodest(snap, id) {
+            let new_syn = p.kind == L4::Tcp && syn_only(p.tcp_flags);
+            if snap.expire_nodest_conn && self.expire_if_nodest(snap, id) {
+                // The connection to a dead real server is gone: a SYN that
+                // reuses its tuple is scheduled afresh (below), anything
+                // else is dropped so that the client gives up on it.
+                if !new_syn {
+                    return Err(DropReason::ConnDestUnavailable);
+                }
+            } else if !(new_syn && self.expire_if_closed(id)) {
                 return Ok(id);
-            }
-            // The connection to a dead real server is gone: a SYN that
-            // reuses its tuple is scheduled afresh (IPVS `conn_reuse_mode`),
-            // anything else is dropped so that the client gives up on it.
-            if p.kind == L4::Tcp && !syn_only(p.tcp_flags) {
-                return Err(DropReason::ConnDestUnavailable);
             }
         }
         let svc = p
@@ -142,6 +144,28 @@ impl ConnParts<'_> {
         self.conns.remove(id);
         account(self.reals, c.real, Some(c.state.is_active()), None);
         self.stats.conns_expired_nodest += 1;
+        true
+    }
+
+    /// IPVS `conn_reuse_mode` 1 (`is_new_conn_expected()` in
+    /// `ip_vs_core.c`): a bare SYN that reuses the tuple of a connection in
+    /// TIME_WAIT or CLOSE starts a new connection, so connection `id` is
+    /// expired now and the SYN is scheduled afresh. Without this, a client
+    /// that reuses a port soon after a reset (the kernel frees the port of
+    /// a refused connection at once) would be sent to the old real server,
+    /// even one that has since left rotation. Returns whether it expired
+    /// `id` (counted as `conns_reused`).
+    #[cold]
+    fn expire_if_closed(&mut self, id: ConnId) -> bool {
+        let Some(c) = self.conns.get(id) else {
+            return false;
+        };
+        if !matches!(c.state, TcpState::TimeWait | TcpState::Close) {
+            return false;
+        }
+        self.conns.remove(id);
+        account(self.reals, c.real, Some(c.state.is_active()), None);
+        self.stats.conns_reused += 1;
         true
     }
 
