@@ -37,7 +37,11 @@ mod dpdk {
     /// dependency order (users before providers). Libraries: EAL, what
     /// ethdev needs, gso (used by net_tap's TX), pdump with what it needs
     /// (pcapng for the capture format, bpf for dumpcap's `-f` filters) so
-    /// `dpdk-dumpcap` can capture, and telemetry for `dpdk-telemetry.py`;
+    /// `dpdk-dumpcap` can capture, hash and rcu (unused by fulcrum, but
+    /// Debian's shared net_tap needs them, so a secondary dumpcap loads them
+    /// and registers their `RTE_HASH`/`RTE_FBK_HASH` tail queues, which
+    /// must already exist in the primary or the secondary's EAL init
+    /// fails), and telemetry for `dpdk-telemetry.py`;
     /// meter is not referenced by this set but kept as the ethdev metering
     /// API's provider. Drivers:
     /// the buses and the vdev PMDs this project runs on (no real NIC PMDs:
@@ -59,6 +63,8 @@ mod dpdk {
         "rte_pcapng",
         "rte_bpf",
         "rte_gso",
+        "rte_hash",
+        "rte_rcu",
         "rte_ethdev",
         "rte_pci",
         "rte_meter",
