@@ -35,8 +35,15 @@ mod dpdk {
 
     /// DPDK libraries and drivers linked statically with `+whole-archive`, in
     /// dependency order (users before providers). Libraries: EAL, what
-    /// ethdev needs, and gso (used by net_tap's TX); meter is not referenced
-    /// by this set but kept as the ethdev metering API's provider. Drivers:
+    /// ethdev needs, gso (used by net_tap's TX), pdump with what it needs
+    /// (pcapng for the capture format, bpf for dumpcap's `-f` filters) so
+    /// `dpdk-dumpcap` can capture, hash and rcu (unused by fulcrum, but
+    /// Debian's shared net_tap needs them, so a secondary dumpcap loads them
+    /// and registers their `RTE_HASH`/`RTE_FBK_HASH` tail queues, which
+    /// must already exist in the primary or the secondary's EAL init
+    /// fails), and telemetry for `dpdk-telemetry.py`;
+    /// meter is not referenced by this set but kept as the ethdev metering
+    /// API's provider. Drivers:
     /// the buses and the vdev PMDs this project runs on (no real NIC PMDs:
     /// a PCI NIC deployment links shared with `FULCRUM_DPDK_SHARED=1` or
     /// adds its PMD here).
@@ -52,7 +59,12 @@ mod dpdk {
         "rte_bus_pci",
         "rte_bus_vdev",
         // libraries
+        "rte_pdump",
+        "rte_pcapng",
+        "rte_bpf",
         "rte_gso",
+        "rte_hash",
+        "rte_rcu",
         "rte_ethdev",
         "rte_pci",
         "rte_meter",
@@ -193,6 +205,10 @@ mod dpdk {
             "rte_strerror",
             "rte_get_tsc_hz",
             "rte_version",
+            "rte_pdump_init",
+            "rte_pdump_uninit",
+            "rte_telemetry_register_cmd",
+            "rte_tel_data_.*",
             "fulcrum_.*",
         ] {
             b = b.allowlist_function(f);
@@ -203,6 +219,10 @@ mod dpdk {
             "rte_eth_conf",
             "rte_eth_dev_info",
             "rte_eth_link",
+            "rte_eth_stats",
+            "rte_eth_xstat",
+            "rte_eth_xstat_name",
+            "rte_tel_data",
             "rte_eth_rxconf",
             "rte_eth_txconf",
             "rte_ether_addr",
@@ -224,6 +244,8 @@ mod dpdk {
             "SOCKET_ID_ANY",
             "RTE_ETH_NAME_MAX_LEN",
             "RTE_MEMPOOL_NAMESIZE",
+            "RTE_ETH_XSTATS_NAME_SIZE",
+            "RTE_TEL_.*",
             "FULCRUM_.*",
         ] {
             b = b.allowlist_var(v);

@@ -12,22 +12,23 @@
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use dataplane::pipeline::Core;
 use dataplane::stats::SharedStats;
 use dataplane::worker::{LoopConf, Mesh, Worker};
-use hwinit::dpdk::{DpdkQueue, Eal, Mempool, PortSetup};
+use hwinit::dpdk::{CaptureStatus, DpdkQueue, Eal, Mempool, PortSetup};
 use tracing::{info, warn};
 
-use crate::admin::{build_status, AdminError, AdminServer, EditFn};
+use crate::admin::{build_status, AdminError, AdminServer, EditFn, PortStatus};
 use crate::compile::compile_with_health;
 use crate::config::Config;
 use crate::edit::Editor;
 use crate::health::pool::Pool;
 use crate::health::supervisor::{SharedReport, Supervisor};
+use crate::telemetry::{FulcrumTelemetry, PublishedStatus};
 
 /// A startup failure: one line, problem and remedy.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,19 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
     crate::kernel::precheck(&cfg)?;
     let eal = Eal::init(&crate::kernel::eal_args(&cfg))?;
     let main = eal.main_lcore();
+    // DPDK's own tools: dpdk-dumpcap (needs multi-process) and
+    // dpdk-telemetry.py, whose fulcrum commands read `published`.
+    match eal.init_capture() {
+        CaptureStatus::Available { runtime_dir } => {
+            info!(runtime_dir = %runtime_dir.display(), "packet capture available: dpdk-dumpcap --file-prefix=<this file-prefix> -i <port device>")
+        }
+        CaptureStatus::Unavailable { reason } => warn!("packet capture unavailable: {reason}"),
+    }
+    let published: PublishedStatus = Arc::default();
+    let telemetry = FulcrumTelemetry::new(Arc::clone(&published));
+    if let Err(e) = eal.register_telemetry(Box::new(telemetry), &crate::telemetry::COMMANDS) {
+        warn!("{e}: dpdk-telemetry.py will not show fulcrum's commands");
+    }
     for &lcore in &cfg.workers {
         if lcore == main {
             return Err(StartupError::WorkerOnMainLcore(lcore));
@@ -102,6 +116,8 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
 
     let mut port_ids = Vec::new();
     let mut macs = Vec::new();
+    // (config name, device, port id) for the device counters.
+    let mut port_names = Vec::new();
     for p in &cfg.ports {
         let id = eal.port_by_name(&p.device)?;
         if let Some(mac) = p.mac {
@@ -127,6 +143,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             warn!(port = %p.name, device = %p.device, driver = %info.driver, mac = %fmt_mac(info.mac), "link is down");
         }
         port_ids.push(id);
+        port_names.push((p.name.clone(), p.device.clone(), id));
         macs.push(info.mac);
     }
 
@@ -182,7 +199,11 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
 
     let started = Instant::now();
     let health_report: SharedReport = Arc::default();
+    // Refreshed by the main loop once a second (never by a worker).
+    let ports: Arc<Mutex<Vec<PortStatus>>> =
+        Arc::new(Mutex::new(crate::telemetry::read_ports(&eal, &port_names)));
     let status = {
+        let ports = Arc::clone(&ports);
         let health_report = Arc::clone(&health_report);
         let snapshot = Arc::clone(&snapshot);
         let stats = stats.clone();
@@ -200,9 +221,14 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
+            st.ports = ports
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             st
         })
     };
+    let status_for_tools = Arc::clone(&status);
     // Runtime edits (fulcrumctl -A/-E/-D/-a/-e/-d/-C) go through the editor:
     // validate, compile against the current snapshot, publish.
     let editor = Arc::new(Editor::with_health(
@@ -255,6 +281,12 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             continue;
         }
         next_sweep = Instant::now() + Duration::from_secs(1);
+        // Device counters, then the status DPDK's telemetry thread reads.
+        let fresh = crate::telemetry::read_ports(&eal, &port_names);
+        *ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        published.store(Some(Arc::new(status_for_tools())));
         // A deleted service's VIP stops answering once its connections
         // are gone.
         for vip in editor.sweep_drains() {

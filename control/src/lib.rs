@@ -18,3 +18,5 @@ pub mod edit;
 pub mod health;
 #[cfg(feature = "daemon")]
 pub mod kernel;
+#[cfg(feature = "daemon")]
+pub mod telemetry;

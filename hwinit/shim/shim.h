@@ -22,6 +22,8 @@
 #include <rte_mempool.h>
 #include <rte_cycles.h>
 #include <rte_version.h>
+#include <rte_pdump.h>
+#include <rte_telemetry.h>
 
 /* RSS hash types fulcrum asks for: IPv4/IPv6 addresses and TCP/UDP ports. */
 static const uint64_t FULCRUM_ETH_RSS_IP = RTE_ETH_RSS_IP;

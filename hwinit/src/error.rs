@@ -151,6 +151,16 @@ pub enum HwError {
         reason: String,
     },
 
+    /// Registering a telemetry command failed (`Eal::register_telemetry`).
+    #[error("telemetry command '{cmd}': {reason}")]
+    Telemetry {
+        /// The command name, e.g. `/fulcrum/workers`.
+        cmd: String,
+        /// Why (DPDK refused the name or help, or a provider was already
+        /// set).
+        reason: String,
+    },
+
     /// `Eal::launch` could not start the closure on the lcore.
     #[error("cannot launch on lcore {lcore}: {reason}")]
     Launch {

@@ -5,7 +5,8 @@
 //! hugepages and PCI (`--no-huge -m 256 --no-pci --no-shconf`, a per-pid
 //! file prefix so parallel runs do not collide) on two lcores, with two
 //! vdevs: `net_ring0`, whose TX ring is its own RX ring (so a sent frame
-//! comes back), `net_null0`, which drops TX and makes up RX frames, and
+//! comes back), `net_null0` and `net_null1`, which drop TX and make up RX
+//! frames, and
 //! `net_pcap0`, which replays a pcap file written here and records TX into
 //! another (the daemon's golden-packet setup). Each test owns one port, so
 //! the harness's parallel threads never share a queue.
@@ -15,7 +16,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use hwinit::dpdk::{Eal, Mbuf, PortSetup, LCORE_PANICKED};
+use hwinit::dpdk::{
+    CaptureStatus, Eal, Mbuf, PortSetup, TelCommand, TelValue, TelemetryProvider, LCORE_PANICKED,
+};
 use hwinit::{HwError, PacketBuf, PortQueue};
 
 fn pcap_path(dir: &str) -> PathBuf {
@@ -68,6 +71,7 @@ fn eal() -> &'static Eal {
             &format!("--file-prefix=hwinit-test-{}", std::process::id()),
             "--vdev=net_ring0",
             "--vdev=net_null0",
+            "--vdev=net_null1",
             &pcap_vdev,
         ]
         .iter()
@@ -183,7 +187,7 @@ fn test_ports_by_name() {
         "{ports:?}"
     );
     // net_pcap0 may already be closed by test_pcap_replay_and_record.
-    assert!(ports.len() == 2 || ports.len() == 3, "{ports:?}");
+    assert!(ports.len() == 3 || ports.len() == 4, "{ports:?}");
     assert!(
         ports.windows(2).all(|w| w[0].0 < w[1].0),
         "port-id order: {ports:?}"
@@ -629,4 +633,160 @@ fn test_pcap_replay_and_record() {
     assert_eq!(read_pcap(&out), expect);
     let _ = std::fs::remove_file(pcap_path("in"));
     let _ = std::fs::remove_file(pcap_path("out"));
+}
+
+/// Device counters on net_null1: 32 frames in and out must show up exactly
+/// in `rte_eth_stats` and in the PMD's xstats by name.
+#[test]
+fn test_port_stats_and_xstats() {
+    let eal = eal();
+    let port = eal.port_by_name("net_null1").unwrap();
+    let pool = eal.create_mempool("stats_pool", 511, -1).unwrap();
+    let cfg = PortSetup {
+        rx_desc: 128,
+        tx_desc: 128,
+        ..PortSetup::default()
+    };
+    eal.setup_port(port, &cfg, &pool).unwrap();
+    let before = eal.port_stats(port).unwrap();
+    assert_eq!(before, hwinit::dpdk::PortStats::default(), "fresh port");
+
+    let mut q = eal.queue(port, 0, &pool);
+    let mut rx = Vec::with_capacity(64);
+    assert_eq!(q.rx_burst(&mut rx, 32), 32);
+    assert_eq!(q.tx_burst(&mut rx), 32);
+    drop(q);
+
+    let s = eal.port_stats(port).unwrap();
+    // net_null counts packets, not bytes (DPDK 22.11 null PMD).
+    assert_eq!((s.ipackets, s.opackets), (32, 32), "{s:?}");
+    assert_eq!((s.imissed, s.ierrors, s.oerrors, s.rx_nombuf), (0, 0, 0, 0));
+
+    let x = eal.port_xstats(port).unwrap();
+    let get = |n: &str| x.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+    assert_eq!(get("rx_good_packets"), Some(32), "{x:?}");
+    assert_eq!(get("tx_good_packets"), Some(32), "{x:?}");
+    assert_eq!(get("rx_good_bytes"), Some(s.ibytes), "{x:?}");
+    assert_eq!(get("rx_missed_errors"), Some(0), "{x:?}");
+    assert_eq!(get("rx_q0_packets"), Some(32), "per-queue xstats: {x:?}");
+    assert!(x.iter().all(|(k, _)| !k.is_empty() && k.len() < 64));
+
+    assert!(matches!(
+        eal.port_stats(999),
+        Err(HwError::BadPortId { port_id: 999, .. })
+    ));
+    assert!(matches!(
+        eal.port_xstats(999),
+        Err(HwError::BadPortId { port_id: 999, .. })
+    ));
+    eal.stop_port(port);
+}
+
+/// This binary runs EAL with --no-huge: dumpcap could not attach, and the
+/// capture status must say so instead of pretending (rte_pdump_init itself
+/// would succeed).
+#[test]
+fn test_capture_unavailable_without_hugepages() {
+    let eal = eal();
+    match eal.init_capture() {
+        CaptureStatus::Unavailable { reason } => {
+            assert!(reason.starts_with("EAL runs with --no-huge"), "{reason}");
+        }
+        other => panic!("capture cannot work with --no-huge: {other:?}"),
+    }
+}
+
+/// Answers `/hwinit_test/counters` with fixed values and echoes `params`.
+struct TestProvider;
+
+impl TelemetryProvider for TestProvider {
+    fn answer(&self, cmd: &str, params: &str) -> Option<Vec<(String, TelValue)>> {
+        match cmd {
+            "/hwinit_test/counters" => Some(vec![
+                ("rx_pkts".into(), TelValue::U64(4242)),
+                ("params".into(), TelValue::Str(params.into())),
+                (
+                    "worker".into(),
+                    TelValue::Dict(vec![
+                        ("lcore".into(), TelValue::U64(1)),
+                        ("deeper".into(), TelValue::Dict(vec![])),
+                    ]),
+                ),
+            ]),
+            "/hwinit_test/panics" => panic!("provider bug"),
+            _ => None,
+        }
+    }
+}
+
+/// The commands reach DPDK's telemetry socket: Debian's dpdk-telemetry.py
+/// lists them under `/` and shows their values; a panicking provider is
+/// answered with null and the socket keeps serving.
+#[test]
+fn test_telemetry_commands() {
+    let eal = eal();
+    let cmds = [
+        TelCommand {
+            name: "/hwinit_test/counters",
+            help: "test counters",
+        },
+        TelCommand {
+            name: "/hwinit_test/panics",
+            help: "a provider that panics",
+        },
+    ];
+    eal.register_telemetry(Box::new(TestProvider), &cmds)
+        .unwrap();
+    let again = eal.register_telemetry(Box::new(TestProvider), &cmds[..1]);
+    assert!(
+        matches!(&again, Err(HwError::Telemetry { reason, .. }) if reason.contains("already set")),
+        "{again:?}"
+    );
+
+    let mut child = std::process::Command::new("/usr/bin/dpdk-telemetry.py")
+        .args(["-f", &format!("hwinit-test-{}", std::process::id())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dpdk-telemetry.py (Debian dpdk-dev) runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(
+                b"/\n/hwinit_test/counters,abc\n/hwinit_test/panics\n/hwinit_test/counters\n",
+            )
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with('{')).collect();
+    // One JSON line per command (no greeting: stdin is not a terminal).
+    assert_eq!(
+        lines.len(),
+        4,
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        lines[0].contains("\"/hwinit_test/counters\""),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("\"/hwinit_test/panics\""), "{}", lines[0]);
+    assert!(
+        lines[0].contains("\"/ethdev/stats\""),
+        "DPDK's own: {}",
+        lines[0]
+    );
+    assert_eq!(
+        lines[1],
+        r#"{"/hwinit_test/counters": {"rx_pkts": 4242, "params": "abc", "worker": {"lcore": 1}}}"#
+    );
+    assert_eq!(lines[2], r#"{"/hwinit_test/panics": null}"#);
+    assert_eq!(
+        lines[3],
+        r#"{"/hwinit_test/counters": {"rx_pkts": 4242, "params": "", "worker": {"lcore": 1}}}"#
+    );
 }

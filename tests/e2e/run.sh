@@ -39,6 +39,11 @@
 # DIP reached from the client, and a UDP flood to the DIP held to the
 # exception path's rate limit (`exception_rate_limited`) while the VIP keeps
 # answering.
+# And "dpdk-tools" (1 worker, tests/e2e/dpdktools.sh): on hugepages,
+# dpdk-dumpcap captures 50 packets from the running fulcrum (tshark sees TCP
+# to the VIP), dpdk-telemetry.py lists and reads /fulcrum/workers, and
+# fulcrumctl --ports shows both ports' counters; "SKIP: no hugepages" when
+# none can be allocated.
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
@@ -62,12 +67,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/health.sh"
 # shellcheck source=tests/e2e/exception.sh
 . "$ROOT/tests/e2e/exception.sh"
+# shellcheck source=tests/e2e/dpdktools.sh
+. "$ROOT/tests/e2e/dpdktools.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1}
 PASS=0
 FAIL=0
 
@@ -124,6 +131,10 @@ for c in $CASES; do
         health-quorum)
             fc_say "== e2e case: health-quorum, $nw worker(s), sorry server and quorum scripts"
             run=(health_quorum_case_run "$nw")
+            ;;
+        dpdk-tools)
+            fc_say "== e2e case: dpdk-tools, $nw worker(s), dpdk-dumpcap, dpdk-telemetry.py and fulcrumctl --ports on hugepages"
+            run=(dpdk_tools_case_run "$nw")
             ;;
         exception)
             fc_say "== e2e case: exception, $nw worker(s), the director's kernel over the TAP interfaces"

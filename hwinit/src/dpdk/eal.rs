@@ -258,6 +258,9 @@ impl Eal {
             );
             return false;
         }
+        // The capture server's memzone lives in EAL memory: release it
+        // first (the ports are closed, so no capture callback can run).
+        super::capture::uninit_capture();
         // SAFETY: no handle into DPDK memory is alive (checked above under
         // the control lock, which also keeps new ones from being made), the
         // lcores are idle, and `self` is consumed so no Eal method can run

@@ -4,7 +4,8 @@
 //! implementation (packet path). Call order at startup:
 //! [`Eal::init`] → [`Eal::create_mempool`] → ([`Eal::set_mac`]) →
 //! [`Eal::setup_port`] → [`Eal::queue`] per worker → [`Eal::launch`] per
-//! worker lcore. At shutdown: [`Eal::wait_lcore`] → [`Eal::stop_port`] →
+//! worker lcore; [`Eal::init_capture`] and [`Eal::register_telemetry`] for
+//! DPDK's `dpdk-dumpcap` and `dpdk-telemetry.py`. At shutdown: [`Eal::wait_lcore`] → [`Eal::stop_port`] →
 //! [`Eal::close_port`] → drop every handle → [`Eal::cleanup`].
 //!
 //! Guarantees:
@@ -27,19 +28,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CStr;
 use std::sync::{Mutex, MutexGuard};
 
+mod capture;
 mod eal;
 pub mod hugepages;
 mod mbuf;
 mod mempool;
 mod port;
 mod queue;
+mod stats;
 pub(crate) mod sys;
+mod telemetry;
 
+pub use capture::CaptureStatus;
 pub use eal::{Eal, LCORE_PANICKED};
 pub use mbuf::Mbuf;
 pub use mempool::Mempool;
 pub use port::{LinkStatus, PortInfo, PortSetup};
 pub use queue::{DpdkQueue, BURST_MAX};
+pub use stats::PortStats;
+pub use telemetry::{TelCommand, TelValue, TelemetryProvider};
 
 /// Control-path state shared by every `Eal` method, behind one lock.
 ///

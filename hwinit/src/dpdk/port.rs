@@ -456,7 +456,7 @@ impl Eal {
     }
 
     /// [`HwError::BadPortId`] unless `port_id` is a probed port.
-    fn check_port(&self, port_id: u16) -> Result<(), HwError> {
+    pub(crate) fn check_port(&self, port_id: u16) -> Result<(), HwError> {
         // SAFETY: rte_eth_dev_is_valid_port accepts any id.
         if unsafe { sys::rte_eth_dev_is_valid_port(port_id) } == 0 {
             return Err(HwError::BadPortId {
@@ -544,7 +544,7 @@ fn check_mtu(
 }
 
 /// [`HwError::PortSetup`] for DPDK call `step` that returned `ret` (< 0).
-fn port_err(device: &str, step: &'static str, ret: i32) -> HwError {
+pub(crate) fn port_err(device: &str, step: &'static str, ret: i32) -> HwError {
     HwError::PortSetup {
         device: device.to_string(),
         step,
@@ -562,7 +562,7 @@ fn fmt_mac(m: [u8; 6]) -> String {
 }
 
 /// Copies a C string DPDK owns; empty for NULL.
-fn cstr_lossy(p: *const c_char) -> String {
+pub(crate) fn cstr_lossy(p: *const c_char) -> String {
     if p.is_null() {
         return String::new();
     }

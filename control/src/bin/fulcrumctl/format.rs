@@ -1,5 +1,5 @@
 //! The ipvsadm-style text `fulcrumctl` prints from a [`Status`]: `-L -n`
-//! (with `--stats`, `--exact`), `-S` and `--counters`.
+//! (with `--stats`, `--exact`), `-S`, `--counters` and `--ports`.
 //!
 //! Layer: control CLI, output only. The formats mirror ipvsadm 1.31
 //! `print_title()` / `print_service_entry()` / `print_largenum()`: same
@@ -320,6 +320,67 @@ pub fn format_counters(st: &Status, show_zero_drops: bool) -> String {
     out
 }
 
+/// `fulcrumctl --ports`: one row per DPDK port with its generic device
+/// counters, then each port's xstats (`name value`, indented, in the PMD's
+/// order; zeros hidden unless `show_zero`, which `--exact` asks for):
+///
+/// ```text
+/// fulcrum 0.1.0 (conn table size=1048576 per worker, 1 worker)
+/// Port     Device             imissed  rx_nombuf    ierrors    oerrors
+/// outside  net_af_packet0           0          0          0          0
+/// outside xstats:
+///   rx_good_packets  1234
+/// ```
+///
+/// Numbers are exact; the daemon reads them once a second. A daemon that
+/// reports no ports prints the banner and `no DPDK ports reported`.
+pub fn format_ports(st: &Status, show_zero: bool) -> String {
+    let mut out = banner(st);
+    if st.ports.is_empty() {
+        out.push_str("no DPDK ports reported\n");
+        return out;
+    }
+    let name_w = st
+        .ports
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let dev_w = st
+        .ports
+        .iter()
+        .map(|p| p.device.len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let _ = writeln!(
+        out,
+        "{:<name_w$}  {:<dev_w$}  {:>10} {:>10} {:>10} {:>10}",
+        "Port", "Device", "imissed", "rx_nombuf", "ierrors", "oerrors"
+    );
+    for p in &st.ports {
+        let _ = writeln!(
+            out,
+            "{:<name_w$}  {:<dev_w$}  {:>10} {:>10} {:>10} {:>10}",
+            p.name, p.device, p.imissed, p.rx_nombuf, p.ierrors, p.oerrors
+        );
+    }
+    for p in &st.ports {
+        let shown: Vec<&(String, u64)> = p
+            .xstats
+            .iter()
+            .filter(|(_, v)| show_zero || *v != 0)
+            .collect();
+        let _ = writeln!(out, "{} xstats:", p.name);
+        let w = shown.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        for (n, v) in shown {
+            let _ = writeln!(out, "  {n:<w$}  {v}");
+        }
+    }
+    out
+}
+
 /// `when` (Unix ms) relative to `now_ms`: `3.2s ago`, `-` for never.
 fn ago(when: Option<u64>, now_ms: u64) -> String {
     match when {
@@ -498,5 +559,51 @@ mod tests {
         assert_eq!(rows, want);
         let next = text.lines().nth(3 + WorkerStats::COUNTER_NAMES.len());
         assert_eq!(next.map(|l| l.starts_with("drops_total")), Some(true));
+    }
+
+    #[test]
+    fn test_format_ports() {
+        let mut st = build_status(
+            &Snapshot::default(),
+            &[Arc::new(SharedStats::new(1))],
+            &[1],
+            0,
+            10,
+        );
+        assert!(format_ports(&st, false).ends_with("\nno DPDK ports reported\n"));
+        st.ports = vec![
+            control::admin::PortStatus {
+                name: "outside".into(),
+                device: "net_af_packet0".into(),
+                imissed: 3,
+                rx_nombuf: 0,
+                ierrors: 1,
+                oerrors: 2,
+                xstats: vec![("rx_good_packets".into(), 1234), ("rx_q0_errors".into(), 0)],
+            },
+            control::admin::PortStatus {
+                name: "in".into(),
+                device: "net_af_packet1".into(),
+                ..Default::default()
+            },
+        ];
+        let text = format_ports(&st, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            &lines[1..],
+            &[
+                "Port     Device             imissed  rx_nombuf    ierrors    oerrors",
+                "outside  net_af_packet0           3          0          1          2",
+                "in       net_af_packet1           0          0          0          0",
+                "outside xstats:",
+                "  rx_good_packets  1234",
+                "in xstats:",
+            ]
+        );
+        let all = format_ports(&st, true);
+        assert!(
+            all.contains("\n  rx_good_packets  1234\n  rx_q0_errors     0\n"),
+            "{all}"
+        );
     }
 }

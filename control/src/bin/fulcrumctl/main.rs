@@ -33,6 +33,9 @@
 //!   `--exact`); `--json`: the raw status JSON, pretty-printed.
 //! - `--health`: the checkers' view per real server and service; with
 //!   `--json`, the health report alone.
+//! - `--ports`: each DPDK port's device counters (imissed, rx_nombuf,
+//!   ierrors, oerrors) and its PMD's xstats (zeros hidden unless
+//!   `--exact`); with `--json`, the ports alone.
 //! - `--socket PATH`: admin socket; default `$FULCRUM_SOCKET`, else
 //!   `/run/fulcrum/fulcrum.sock`.
 //!
@@ -55,7 +58,7 @@ use dataplane::snapshot::{Method, Proto};
 use serde_json::{json, Value};
 
 mod format;
-use format::{format_counters, format_health, format_list, format_save};
+use format::{format_counters, format_health, format_list, format_ports, format_save};
 
 /// fulcrum's ipvsadm-style admin tool.
 #[derive(Parser, Debug)]
@@ -160,6 +163,11 @@ struct Cli {
     /// service its quorum and sorry server.
     #[arg(long)]
     health: bool,
+    /// Show each DPDK port's device counters (imissed, rx_nombuf, ierrors,
+    /// oerrors) and the driver's xstats, as the daemon read them last
+    /// (once a second).
+    #[arg(long)]
+    ports: bool,
     /// Admin socket path [default: $FULCRUM_SOCKET, else /run/fulcrum/fulcrum.sock].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
@@ -180,6 +188,7 @@ enum Cmd {
     Counters,
     Json,
     Health,
+    Ports,
 }
 
 impl Cmd {
@@ -198,6 +207,7 @@ impl Cmd {
             Cmd::Counters => "--counters",
             Cmd::Json => "--json",
             Cmd::Health => "--health",
+            Cmd::Ports => "--ports",
         }
     }
 
@@ -214,6 +224,7 @@ impl Cmd {
                 &["--stats", "--exact", "--counters", "--json"]
             }
             Cmd::Health => &["--json", "--health"],
+            Cmd::Ports => &["--json", "--ports", "--exact"],
             Cmd::Clear | Cmd::Save => &[],
         }
     }
@@ -237,6 +248,8 @@ fn command(cli: &Cli) -> Option<Cmd> {
     // --health comes first (its --json is the health report alone).
     if cli.health {
         Some(Cmd::Health)
+    } else if cli.ports {
+        Some(Cmd::Ports)
     } else if cli.json {
         Some(Cmd::Json)
     } else if cli.counters {
@@ -268,6 +281,7 @@ fn check_options(cli: &Cli, cmd: Cmd) -> Result<(), String> {
         ("--counters", cli.counters),
         ("--json", cli.json),
         ("--health", cli.health),
+        ("--ports", cli.ports),
     ];
     for (name, on) in used {
         if on && !cmd.allowed().contains(&name) {
@@ -439,7 +453,7 @@ fn main() -> ExitCode {
 
     if !matches!(
         cmd,
-        Cmd::List | Cmd::Save | Cmd::Counters | Cmd::Json | Cmd::Health
+        Cmd::List | Cmd::Save | Cmd::Counters | Cmd::Json | Cmd::Health | Cmd::Ports
     ) {
         let req = match edit_request(&cli, cmd) {
             Ok(r) => r,
@@ -471,6 +485,14 @@ fn main() -> ExitCode {
             Err(e) => return fail(&format!("cannot encode health: {e}")),
         },
         Cmd::Health => format_health(&status, now_ms()),
+        Cmd::Ports if cli.json => match serde_json::to_string_pretty(&status.ports) {
+            Ok(mut s) => {
+                s.push('\n');
+                s
+            }
+            Err(e) => return fail(&format!("cannot encode ports: {e}")),
+        },
+        Cmd::Ports => format_ports(&status, cli.exact),
         Cmd::Counters => format_counters(&status, cli.exact),
         Cmd::Save => format_save(&status),
         _ => format_list(&status, cli.stats, cli.exact),
