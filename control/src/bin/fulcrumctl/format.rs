@@ -213,21 +213,18 @@ pub fn format_conns(conns: &[ConnEntry]) -> String {
     let mut out = String::from("IPVS connection entries\n");
     let _ = writeln!(
         out,
-        "pro expire {:<11} {:<18} {:<18} {}",
-        "state", "source", "virtual", "destination"
+        "pro expire {:<11} {:<18} {:<18} destination",
+        "state", "source", "virtual"
     );
     for c in conns {
         let secs = c.expire_ms / 1000;
         let expire = format!("{:02}:{:02}", secs / 60, secs % 60);
+        let source = format!("{}:{}", c.cip, c.cport);
+        let virt = format!("{}:{}", c.vip, c.vport);
         let _ = writeln!(
             out,
-            "{:<3} {:<6} {:<11} {:<18} {:<18} {}",
-            c.proto,
-            expire,
-            c.state,
-            format!("{}:{}", c.cip, c.cport),
-            format!("{}:{}", c.vip, c.vport),
-            format!("{}:{}", c.rip, c.rport)
+            "{:<3} {expire:<6} {:<11} {source:<18} {virt:<18} {}:{}",
+            c.proto, c.state, c.rip, c.rport
         );
     }
     out
