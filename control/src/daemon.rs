@@ -22,7 +22,7 @@ use dataplane::worker::{LoopConf, Mesh, Worker};
 use hwinit::dpdk::{CaptureStatus, DpdkQueue, Eal, Mempool, PortSetup};
 use tracing::{info, warn};
 
-use crate::admin::{build_status, AdminError, AdminServer, EditFn, PortStatus};
+use crate::admin::{build_status, AdminError, AdminServer, EditFn, Handlers, PortStatus};
 use crate::compile::compile_with_health;
 use crate::config::Config;
 use crate::edit::Editor;
@@ -170,6 +170,10 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         idle_sleep: Duration::from_micros(u64::from(cfg.idle_sleep_us)),
     };
 
+    // The connection listing (fulcrumctl -L -n -c): one channel per worker.
+    let dumps: Vec<Arc<dataplane::conn::DumpChannel>> = (0..n_workers)
+        .map(|_| dataplane::conn::DumpChannel::new())
+        .collect();
     for (i, &lcore) in cfg.workers.iter().enumerate() {
         let pool = pool_for(eal.lcore_socket(lcore));
         let queues: Vec<DpdkQueue> = port_ids
@@ -184,7 +188,8 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             Arc::clone(&mesh),
             Arc::clone(&stats[i]),
             conf,
-        );
+        )
+        .with_conn_dump(Arc::clone(&dumps[i]));
         if kernel.enabled() {
             let x = &cfg.exception_path;
             worker = worker.with_kernel(kernel.queues(&eal, i as u16, pool), x.rate_pps, x.burst);
@@ -202,21 +207,23 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
     // Refreshed by the main loop once a second (never by a worker).
     let ports: Arc<Mutex<Vec<PortStatus>>> =
         Arc::new(Mutex::new(crate::telemetry::read_ports(&eal, &port_names)));
+    // Rates (--rate) and -Z baselines, sampled every 2 s below.
+    let rates = Arc::new(std::sync::Mutex::new(crate::rates::Rates::new()));
     let status = {
         let ports = Arc::clone(&ports);
+        let rates = Arc::clone(&rates);
         let health_report = Arc::clone(&health_report);
         let snapshot = Arc::clone(&snapshot);
         let stats = stats.clone();
         let lcores = cfg.workers.clone();
         let size = u64::from(cfg.conn_table_size);
         Arc::new(move || {
-            let mut st = build_status(
-                &snapshot.load(),
-                &stats,
-                &lcores,
-                started.elapsed().as_secs(),
-                size,
-            );
+            let snap = snapshot.load();
+            let mut st = build_status(&snap, &stats, &lcores, started.elapsed().as_secs(), size);
+            rates
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .apply(&snap, &mut st);
             st.health = health_report
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -254,7 +261,18 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             }
         })
     };
-    let admin = match AdminServer::start_with_edits(&cfg.admin_socket, status, edit) {
+    // ipvsadm's -c, -Z, --set, --timeout and -R.
+    let mut commands = vec![
+        crate::conns::command(dumps.clone()),
+        crate::commands::zero(Arc::clone(&rates), Arc::clone(&snapshot), stats.clone()),
+    ];
+    commands.extend(crate::commands::editor_commands(Arc::clone(&editor)));
+    let handlers = Handlers {
+        status,
+        edit: Some(edit),
+        commands,
+    };
+    let admin = match AdminServer::start_with(&cfg.admin_socket, handlers) {
         Ok(a) => a,
         Err(e) => {
             stop.store(true, Ordering::Relaxed);
@@ -275,8 +293,18 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
 
     let mut warned_partial = 0u64;
     let mut next_sweep = Instant::now();
+    let mut last_rate = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        if last_rate.elapsed() >= crate::rates::SAMPLE_INTERVAL {
+            let elapsed = last_rate.elapsed();
+            last_rate += elapsed;
+            let totals = |id| crate::rates::real_totals(&stats, id);
+            rates
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .sample(&snapshot.load(), totals, elapsed);
+        }
         if Instant::now() < next_sweep {
             continue;
         }

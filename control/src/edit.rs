@@ -28,6 +28,10 @@
 //!   (ipvsadm has no words for those; `edit_service` likewise keeps the
 //!   service's health knobs).
 //! - `{"cmd":"clear"}`: removes every virtual service (`ipvsadm -C`).
+//! - `{"cmd":"set_timeouts","tcp":S,"tcpfin":S,"udp":S}`: `ipvsadm --set`
+//!   ([`set_timeouts`]); registered as its own admin command by
+//!   `crate::commands`, like `restore` ([`Editor::handle_all`]: many
+//!   requests, one publish).
 //!
 //! Refuses, with ipvsadm's words (libipvs `ipvs_strerror()`): adding a
 //! service or real server that exists ("service already exists", "real
@@ -51,7 +55,7 @@ use serde_json::Value;
 use crate::compile::{compile_with_health, DrainingVip, HealthView};
 use crate::config::{
     display_path, validate, Config, ProtoName, RealServerConfig, ServiceConfig, SocketAddrV4Str,
-    VALUE_MARK,
+    TimeoutsConfig, VALUE_MARK,
 };
 
 /// The admin socket's write commands, in ipvsadm's `-A -E -D -a -e -d -C`
@@ -108,6 +112,11 @@ pub enum EditError {
         /// `TCP VIP:port`.
         service: String,
     },
+    /// A command refused as a whole, or a daemon part that could not answer
+    /// (a `restore` rule refused at an input line, a worker that did not
+    /// answer the connection listing in time); the text says which and why.
+    #[error("{0}")]
+    Refused(String),
     /// The edit would need more real-server ids than one run can use.
     #[error("real server ids exhausted: this run has used {used} of {MAX_REAL_IDS} (ids are never reused); restart fulcrum to renumber")]
     IdsExhausted {
@@ -261,6 +270,7 @@ pub fn apply(cfg: &Config, req: &Value) -> Result<Config, EditError> {
             }
         }
         "clear" => new.services.clear(),
+        "set_timeouts" => new.timeouts = set_timeouts(cfg, req)?,
         other => {
             return Err(EditError::BadRequest(format!(
                 "unknown command {other:?}: expected one of {}",
@@ -273,6 +283,33 @@ pub fn apply(cfg: &Config, req: &Value) -> Result<Config, EditError> {
         message: e.message,
     })?;
     Ok(new)
+}
+
+/// `ipvsadm --set TCP TCPFIN UDP`: the timeouts `cfg` would have after
+/// `{"cmd":"set_timeouts","tcp":S,"tcpfin":S,"udp":S}` (seconds; a missing
+/// field or 0 leaves that timeout unchanged, as ipvsadm's 0 does). `tcp` is
+/// the ESTABLISHED timeout (`tcp_established`), `tcpfin` FIN_WAIT's
+/// (`tcp_fin_wait`), `udp` UDP's, as `ip_vs_set_timeout` maps them. Only new
+/// timers use them: a connection keeps the expiry it has until its next
+/// packet re-arms it (the dataplane reads `snapshot.timeouts` per packet).
+///
+/// # Errors
+/// [`EditError::Invalid`] at `timeouts.<field>` for a value outside
+/// 1..=2592000 or not a number.
+pub fn set_timeouts(cfg: &Config, req: &Value) -> Result<TimeoutsConfig, EditError> {
+    let mut t = cfg.timeouts.clone();
+    for (key, field, slot) in [
+        ("tcp", "tcp_established", &mut t.tcp_established),
+        ("tcpfin", "tcp_fin_wait", &mut t.tcp_fin_wait),
+        ("udp", "udp", &mut t.udp),
+    ] {
+        match req.get(key) {
+            None => {}
+            Some(v) if v.as_u64() == Some(0) => {}
+            Some(v) => *slot = decode(v, &format!("timeouts.{field}"))?,
+        }
+    }
+    Ok(t)
 }
 
 /// Copies into `new` each field named in `fields` that the request object
@@ -542,10 +579,26 @@ impl Editor {
     /// # Errors
     /// Any [`EditError`]; then nothing was changed.
     pub fn handle(&self, req: &Value) -> Result<u64, EditError> {
+        self.handle_all(std::slice::from_ref(req))
+            .map_err(|(_, e)| e)
+    }
+
+    /// `fulcrumctl -R` (ipvsadm `--restore`): applies `reqs` in order, each
+    /// to the config the previous one produced ([`apply`], so each step is
+    /// validated), then compiles and publishes the result once, with
+    /// generation + 1: all of them or none. Returns the new generation.
+    ///
+    /// # Errors
+    /// `(i, e)`: request `i` (0-based) was refused with `e`, or `i ==
+    /// reqs.len()` when the final publish failed; nothing was changed.
+    pub fn handle_all(&self, reqs: &[Value]) -> Result<u64, (usize, EditError)> {
         // A poisoned lock still holds the last *published* config: it is
         // only replaced after a successful publish.
         let mut cur = self.lock();
-        let new = apply(&cur.cfg, req)?;
+        let mut new = cur.cfg.clone();
+        for (i, req) in reqs.iter().enumerate() {
+            new = apply(&new, req).map_err(|e| (i, e))?;
+        }
         let prev = self.snapshot.load_full();
         let generation = prev.generation + 1;
         let drains = self.drains_after(&prev, &cur.drains, &new);
@@ -557,7 +610,7 @@ impl Editor {
             &drains,
             &cur.health,
         );
-        self.publish(snap)?;
+        self.publish(snap).map_err(|e| (reqs.len(), e))?;
         cur.cfg = new;
         cur.drains = drains;
         self.config_version.fetch_add(1, Ordering::Release);

@@ -10,13 +10,16 @@
 //! cargo feature `daemon`, the only part that needs DPDK; without it the
 //! rest, `fulcrumctl` included, builds and tests with no DPDK installed.
 pub mod admin;
+pub mod commands;
 pub mod compile;
 pub mod config;
+pub mod conns;
 #[cfg(feature = "daemon")]
 pub mod daemon;
 pub mod edit;
 pub mod health;
 #[cfg(feature = "daemon")]
 pub mod kernel;
+pub mod rates;
 #[cfg(feature = "daemon")]
 pub mod telemetry;

@@ -6,7 +6,8 @@
 //! coalesce per output port; then send ARP requests, `tx_burst` every port
 //! (retry once, then free and count what the NIC did not take), and free all
 //! dropped frames in bulk. A slow tick (every [`TICK_MS`]) expires connections,
-//! ages neighbours and publishes counters.
+//! ages neighbours, publishes counters and answers a pending connection
+//! listing slice ([`Worker::with_conn_dump`]).
 //!
 //! With the exception path ([`Worker::with_kernel`]) the worker also owns
 //! one queue on each port's kernel (TAP) interface: frames with
@@ -30,6 +31,8 @@ use arc_swap::ArcSwap;
 use crossbeam::queue::ArrayQueue;
 use hwinit::{PacketBuf, PortQueue};
 
+use crate::conn::dump::DUMP_SCAN_BUDGET;
+use crate::conn::DumpChannel;
 use crate::persist::TemplateFact;
 use crate::pipeline::{emit_arp_request, Core, NeighFact, Verdict};
 use crate::snapshot::Snapshot;
@@ -122,6 +125,9 @@ pub struct Worker<Q: PortQueue> {
     rounds: u32,
     /// The last round found no work.
     was_idle: bool,
+    /// The connection listing's channel ([`Worker::with_conn_dump`]),
+    /// looked at on the slow tick.
+    dump: Option<Arc<DumpChannel>>,
 }
 
 impl<Q: PortQueue> Worker<Q> {
@@ -161,7 +167,17 @@ impl<Q: PortQueue> Worker<Q> {
             next_tick_ms: 0,
             rounds: 0,
             was_idle: true,
+            dump: None,
         }
+    }
+
+    /// Answers connection listings (`fulcrumctl -L -n -c`) on `channel`: on
+    /// each slow tick the worker serves at most one pending slice request,
+    /// examining at most [`DUMP_SCAN_BUDGET`] table slots
+    /// ([`DumpChannel::serve`]).
+    pub fn with_conn_dump(mut self, channel: Arc<DumpChannel>) -> Self {
+        self.dump = Some(channel);
+        self
     }
 
     /// Turns the exception path on over `kernel`, this worker's queue on
@@ -257,6 +273,9 @@ impl<Q: PortQueue> Worker<Q> {
         if now_ms >= self.next_tick_ms {
             self.next_tick_ms = now_ms + TICK_MS;
             self.core.tick(&snap, now_ms, EXPIRE_BUDGET);
+            if let Some(d) = &self.dump {
+                d.serve(&self.core.conns, now_ms, DUMP_SCAN_BUDGET);
+            }
             self.send_arp_requests(&snap);
             self.flush();
             self.publish();

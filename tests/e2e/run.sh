@@ -44,6 +44,8 @@
 # to the VIP), dpdk-telemetry.py lists and reads /fulcrum/workers, and
 # fulcrumctl --ports shows both ports' counters; "SKIP: no hugepages" when
 # none can be allocated.
+# "rate" (tests/e2e/rate.sh): `--rate` CPS within 10 % of a paced client's
+# true rate, `-c` with ESTABLISHED and TIME_WAIT connections, `-Z`, `--set`.
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
@@ -69,12 +71,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/exception.sh"
 # shellcheck source=tests/e2e/dpdktools.sh
 . "$ROOT/tests/e2e/dpdktools.sh"
+# shellcheck source=tests/e2e/rate.sh
+. "$ROOT/tests/e2e/rate.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1}
 PASS=0
 FAIL=0
 
@@ -139,6 +143,10 @@ for c in $CASES; do
         exception)
             fc_say "== e2e case: exception, $nw worker(s), the director's kernel over the TAP interfaces"
             run=(exception_case_run "$nw")
+            ;;
+        rate)
+            fc_say "== e2e case: rate, $nw worker(s), ipvsadm --rate, -c, -Z and --set"
+            run=(rate_case_run "$nw")
             ;;
         *)
             fc_say "== e2e case: $mode, $nw worker(s), $NREQ requests"

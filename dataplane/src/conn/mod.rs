@@ -23,11 +23,13 @@
 //! All addresses are IPv4 `u32` in host order (`10.0.0.1` is `0x0a00_0001`),
 //! ports `u16` in host order, protocols IANA numbers (6 TCP, 17 UDP).
 
+pub mod dump;
 mod index;
 mod table;
 mod tcp_state;
 mod wheel;
 
+pub use dump::{ConnRecord, DumpChannel, DumpError};
 pub use table::{ConnTable, MAX_CONNS};
 pub use tcp_state::{TcpState, TCP_NONE_TIMEOUT_MS};
 pub use wheel::{TICK_MS, WHEEL_SLOTS};

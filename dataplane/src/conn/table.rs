@@ -44,7 +44,7 @@
 
 use super::index::{prefetch_read, BucketIndex};
 use super::wheel::{self, Link, Linked, Wheel, DETACHED, FREE, NIL};
-use super::{Conn, ConnId, Dir, FlowKey, InsertError, TcpState};
+use super::{Conn, ConnId, ConnRecord, Dir, FlowKey, InsertError, TcpState};
 use crate::snapshot::Method;
 
 /// Largest `max_conns` a table accepts (2^31 − 1); [`ConnTable::new`]
@@ -468,6 +468,58 @@ impl ConnTable {
         self.release(id.0);
     }
 
+    /// Copies live connections into `out` for a listing (`ipvsadm -Lcn`),
+    /// visiting slab slots from `cursor` on in index order: at most
+    /// `scan_budget` slots, and never more records than `out` has spare
+    /// capacity for (so it never allocates). Each record's `expire_ms` is
+    /// what is left of its timer at `now_ms` (0 when due).
+    ///
+    /// Returns the slot to resume from, or `None` when the end of the slab
+    /// was reached. The cursor is a slab index, so a listing that resumes
+    /// with it sees every connection that lived throughout the listing
+    /// exactly once; connections created or expired meanwhile may or may not
+    /// appear (as with `/proc/net/ip_vs_conn`, read in pages).
+    pub fn dump(
+        &self,
+        cursor: u32,
+        now_ms: u64,
+        scan_budget: usize,
+        out: &mut Vec<ConnRecord>,
+    ) -> Option<u32> {
+        let now_tick = now_ms / wheel::TICK_MS;
+        let mut i = cursor as usize;
+        let mut scanned = 0;
+        while i < self.slab.len() {
+            if scanned >= scan_budget || out.len() >= out.capacity() {
+                return Some(i as u32);
+            }
+            let e = &self.slab[i];
+            if e.in_use() {
+                // Wrapping tick arithmetic, as the wheel keeps it.
+                let ahead = e.link.expire_tick.wrapping_sub(now_tick as u32) as i32;
+                let expire_ms = if ahead <= 0 {
+                    0
+                } else {
+                    (ahead as u64 * wheel::TICK_MS).saturating_sub(now_ms % wheel::TICK_MS)
+                };
+                out.push(ConnRecord {
+                    proto: e.proto,
+                    state: e.state,
+                    expire_ms: expire_ms.min(u64::from(u32::MAX)) as u32,
+                    cip: e.cip,
+                    cport: e.cport,
+                    vip: e.vip,
+                    vport: e.vport,
+                    rip: e.rip,
+                    rport: e.rport,
+                });
+            }
+            scanned += 1;
+            i += 1;
+        }
+        None
+    }
+
     /// Drops entry `i`'s keys from the index and puts it on the free list.
     /// The entry must be live and already out of the wheel.
     fn release(&mut self, i: u32) {
@@ -516,6 +568,59 @@ mod tests {
 
     fn in_key(c: &Conn) -> FlowKey {
         c.inbound_key()
+    }
+
+    #[test]
+    fn test_dump_slices_and_expiry() {
+        let mut t = ConnTable::new(16);
+        let mut ids = Vec::new();
+        for p in 0..5u16 {
+            ids.push(
+                t.insert(conn(0xc0a8_0001, 1000 + p, Method::Nat), 60_000, 0)
+                    .unwrap(),
+            );
+        }
+        t.remove(ids[2]);
+        t.set_state(ids[0], TcpState::Established);
+        // Two records per slice: the cursor resumes where the last stopped.
+        let mut all = Vec::new();
+        let mut cursor = 0;
+        let mut slices = 0;
+        loop {
+            let mut buf = Vec::with_capacity(2);
+            let next = t.dump(cursor, 1000, 1 << 20, &mut buf);
+            assert!(buf.len() <= 2);
+            all.extend(buf);
+            slices += 1;
+            match next {
+                Some(c) => cursor = c,
+                None => break,
+            }
+        }
+        assert!(slices >= 2);
+        let mut ports: Vec<u16> = all.iter().map(|r| r.cport).collect();
+        ports.sort_unstable();
+        assert_eq!(ports, vec![1000, 1001, 1003, 1004]);
+        let r0 = all.iter().find(|r| r.cport == 1000).unwrap();
+        assert_eq!(r0.state, TcpState::Established);
+        assert_eq!(
+            (r0.vip, r0.vport, r0.rip, r0.rport, r0.proto),
+            (0x0a00_0064, 80, 0x0a01_0002, 8080, 6)
+        );
+        // 60 s timer armed at 0, read at 1 s: 59 s left, rounded up to the
+        // wheel's tick (never early).
+        assert!(
+            (59_000..59_000 + TICK).contains(&u64::from(r0.expire_ms)),
+            "{r0:?}"
+        );
+        // A scan budget of 1 slot stops after one slot.
+        let mut buf = Vec::with_capacity(8);
+        assert_eq!(t.dump(0, 0, 1, &mut buf), Some(1));
+        assert_eq!(buf.len(), 1);
+        // Due timers read 0, not a wrapped huge value.
+        let mut buf = Vec::with_capacity(8);
+        assert_eq!(t.dump(0, 120_000, 1 << 20, &mut buf), None);
+        assert!(buf.iter().all(|r| r.expire_ms == 0));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The ipvsadm-style text `fulcrumctl` prints from a [`Status`]: `-L -n`
-//! (with `--stats`, `--exact`), `-S`, `--counters` and `--ports`.
+//! (with `--stats`, `--rate`, `--exact`), `-S`, `--counters` and `--ports`; and from
+//! the daemon's other answers: `-L -n -c` (connections) and `-L --timeout`.
 //!
 //! Layer: control CLI, output only. The formats mirror ipvsadm 1.31
 //! `print_title()` / `print_service_entry()` / `print_largenum()`: same
@@ -14,6 +15,7 @@ use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use control::admin::{RealStatus, ServiceStatus, Status, WorkerStatus};
+use control::conns::ConnEntry;
 use dataplane::snapshot::{Method, Proto};
 use dataplane::stats::{DropReason, WorkerStats};
 
@@ -162,6 +164,76 @@ pub fn format_list(st: &Status, stats: bool, exact: bool) -> String {
         }
     }
     out
+}
+
+/// `fulcrumctl -L -n --rate` output, in ipvsadm's `FMT_RATE` layout: the
+/// title `Prot LocalAddress:Port CPS InPPS OutPPS InBPS OutBPS` (columns of
+/// 8 after a 33-wide first one), each service's five rates through
+/// [`format_largenum`], and each real server's CPS, InPPS, OutPPS as plain
+/// ` %8u` and InBPS, OutBPS through [`format_largenum`], as ipvsadm's
+/// `print_service_entry()` prints them. A daemon without an estimator
+/// (`rate: None`) shows zeros.
+pub fn format_rate(st: &Status, exact: bool) -> String {
+    let mut out = banner(st);
+    let _ = writeln!(
+        out,
+        "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
+    );
+    out.push_str("  -> RemoteAddress:Port\n");
+    for s in sorted_services(st) {
+        let r = s.rate.unwrap_or_default();
+        let _ = write!(out, "{:<33}", format!("{}  {}:{}", s.proto, s.vip, s.vport));
+        for v in [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] {
+            out.push_str(&format_largenum(v, exact));
+        }
+        out.push('\n');
+        for d in sorted_reals(s) {
+            let r = d.rate.unwrap_or_default();
+            let dname = format!("{}:{}", d.ip, d.port);
+            let _ = write!(
+                out,
+                "  -> {dname:<28} {:>8} {:>8} {:>8}",
+                r.cps, r.inpps, r.outpps
+            );
+            out.push_str(&format_largenum(r.inbps, exact));
+            out.push_str(&format_largenum(r.outbps, exact));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `fulcrumctl -L -n -c` output, ipvsadm's `list_conn()` / `print_conn()`
+/// layout: `IPVS connection entries`, the title `pro expire state source
+/// virtual destination`, then one `%-3s %-6s %-11s %-18s %-18s %s` line per
+/// connection; `expire` is the whole seconds left as `mm:ss` (minutes not
+/// capped, as ipvsadm).
+pub fn format_conns(conns: &[ConnEntry]) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    let _ = writeln!(
+        out,
+        "pro expire {:<11} {:<18} {:<18} destination",
+        "state", "source", "virtual"
+    );
+    for c in conns {
+        let secs = c.expire_ms / 1000;
+        let expire = format!("{:02}:{:02}", secs / 60, secs % 60);
+        let source = format!("{}:{}", c.cip, c.cport);
+        let virt = format!("{}:{}", c.vip, c.vport);
+        let _ = writeln!(
+            out,
+            "{:<3} {expire:<6} {:<11} {source:<18} {virt:<18} {}:{}",
+            c.proto, c.state, c.rip, c.rport
+        );
+    }
+    out
+}
+
+/// `fulcrumctl -L --timeout` output, ipvsadm's `list_timeout()`:
+/// `Timeout (tcp tcpfin udp): 900 120 300` (seconds).
+pub fn format_timeouts(tcp: u64, tcpfin: u64, udp: u64) -> String {
+    format!("Timeout (tcp tcpfin udp): {tcp} {tcpfin} {udp}\n")
 }
 
 /// Services in ipvsadm's listing order: protocol number, VIP, port.
@@ -476,6 +548,40 @@ mod tests {
     use dataplane::snapshot::Snapshot;
     use dataplane::stats::SharedStats;
     use std::sync::Arc;
+
+    #[test]
+    fn test_format_conns_ipvsadm_layout() {
+        let e = |state: &str, expire_ms, cport| ConnEntry {
+            proto: "TCP".into(),
+            expire_ms,
+            state: state.into(),
+            cip: "10.0.0.2".into(),
+            cport,
+            vip: "10.0.0.100".into(),
+            vport: 80,
+            rip: "10.1.0.11".into(),
+            rport: 8080,
+            worker: 0,
+        };
+        let text = format_conns(&[
+            e("ESTABLISHED", 899_999, 40000),
+            e("TIME_WAIT", 61_000, 40001),
+            e("SYN_RECV", 999, 40002),
+        ]);
+        assert_eq!(
+            text,
+            "IPVS connection entries
+pro expire state       source             virtual            destination
+TCP 14:59  ESTABLISHED 10.0.0.2:40000     10.0.0.100:80      10.1.0.11:8080
+TCP 01:01  TIME_WAIT   10.0.0.2:40001     10.0.0.100:80      10.1.0.11:8080
+TCP 00:00  SYN_RECV    10.0.0.2:40002     10.0.0.100:80      10.1.0.11:8080
+"
+        );
+        assert_eq!(
+            format_timeouts(900, 120, 300),
+            "Timeout (tcp tcpfin udp): 900 120 300\n"
+        );
+    }
 
     #[test]
     fn test_format_largenum() {

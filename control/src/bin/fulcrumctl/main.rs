@@ -52,13 +52,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, CommandFactory, Parser};
-use control::admin::{edit, query, AdminError};
+use control::admin::{edit, query, request, AdminError};
 use control::config::DEFAULT_ADMIN_SOCKET;
+use control::conns::ConnEntry;
 use dataplane::snapshot::{Method, Proto};
 use serde_json::{json, Value};
 
 mod format;
-use format::{format_counters, format_health, format_list, format_ports, format_save};
+use format::{
+    format_conns, format_counters, format_health, format_list, format_ports, format_rate,
+    format_save, format_timeouts,
+};
 
 /// fulcrum's ipvsadm-style admin tool.
 #[derive(Parser, Debug)]
@@ -97,6 +101,18 @@ struct Cli {
     /// Print the current rules as fulcrumctl commands (like ipvsadm -S).
     #[arg(short = 'S', long = "save", group = "command")]
     save: bool,
+    /// Restore rules in -S format from standard input, all or nothing (like
+    /// ipvsadm -R).
+    #[arg(short = 'R', long = "restore", group = "command")]
+    restore: bool,
+    /// Zero the counters and rates of every service, or of the -t/-u one
+    /// (like ipvsadm -Z).
+    #[arg(short = 'Z', long = "zero", group = "command")]
+    zero: bool,
+    /// Set the TCP (ESTABLISHED), TCP FIN and UDP timeouts of new
+    /// connections in seconds; 0 leaves one unchanged (like ipvsadm --set).
+    #[arg(long = "set", num_args = 3, value_names = ["TCP", "TCPFIN", "UDP"], group = "command")]
+    set: Option<Vec<u64>>,
     /// TCP virtual service VIP:PORT.
     #[arg(
         short = 't',
@@ -147,6 +163,15 @@ struct Cli {
     /// Show connection, packet and byte counters (ipvsadm --stats).
     #[arg(long)]
     stats: bool,
+    /// Show rates: CPS, InPPS, OutPPS, InBPS, OutBPS (ipvsadm --rate).
+    #[arg(long)]
+    rate: bool,
+    /// With -L: list the connections (ipvsadm -Lc); -t/-u and -r filter them.
+    #[arg(short = 'c', long = "connection")]
+    connection: bool,
+    /// With -L: show the TCP, TCP FIN and UDP timeouts (ipvsadm --timeout).
+    #[arg(long)]
+    timeout: bool,
     /// Print exact numbers without K/M/G/T units; with --counters, also show
     /// drop reasons that are zero.
     #[arg(long)]
@@ -189,6 +214,11 @@ enum Cmd {
     Json,
     Health,
     Ports,
+    Zero,
+    Restore,
+    SetTimeouts,
+    Conns,
+    Timeouts,
 }
 
 impl Cmd {
@@ -208,6 +238,11 @@ impl Cmd {
             Cmd::Json => "--json",
             Cmd::Health => "--health",
             Cmd::Ports => "--ports",
+            Cmd::Zero => "-Z (zero)",
+            Cmd::Restore => "-R (restore)",
+            Cmd::SetTimeouts => "--set",
+            Cmd::Conns => "-L -c (connection)",
+            Cmd::Timeouts => "-L --timeout",
         }
     }
 
@@ -220,12 +255,21 @@ impl Cmd {
             Cmd::AddReal | Cmd::EditReal => &["-t", "-u", "-r", "-g", "-m", "-i", "-w"],
             Cmd::DeleteReal => &["-t", "-u", "-r"],
             // The read-only views ignore each other's flags, as before.
-            Cmd::List | Cmd::Counters | Cmd::Json => {
-                &["--stats", "--exact", "--counters", "--json"]
-            }
+            Cmd::List | Cmd::Counters | Cmd::Json => &[
+                "--stats",
+                "--rate",
+                "--exact",
+                "--counters",
+                "--json",
+                "-t",
+                "-u",
+            ],
             Cmd::Health => &["--json", "--health"],
             Cmd::Ports => &["--json", "--ports", "--exact"],
-            Cmd::Clear | Cmd::Save => &[],
+            Cmd::Zero => &["-t", "-u"],
+            Cmd::Conns => &["-c", "-t", "-u", "-r", "--json"],
+            Cmd::Timeouts => &["--timeout"],
+            Cmd::Clear | Cmd::Save | Cmd::Restore | Cmd::SetTimeouts => &[],
         }
     }
 }
@@ -240,13 +284,21 @@ fn command(cli: &Cli) -> Option<Cmd> {
         (cli.edit_server, Cmd::EditReal),
         (cli.delete_server, Cmd::DeleteReal),
         (cli.save, Cmd::Save),
+        (cli.restore, Cmd::Restore),
+        (cli.zero, Cmd::Zero),
+        (cli.set.is_some(), Cmd::SetTimeouts),
     ];
     if let Some(&(_, c)) = commands.iter().find(|(on, _)| *on) {
         return Some(c);
     }
     // The read-only views keep their old precedence: --json, --counters, -L;
-    // --health comes first (its --json is the health report alone).
-    if cli.health {
+    // --health comes first (its --json is the health report alone), and
+    // -L -c / -L --timeout are listings of their own (-c takes --json).
+    if cli.list && cli.connection {
+        Some(Cmd::Conns)
+    } else if cli.list && cli.timeout {
+        Some(Cmd::Timeouts)
+    } else if cli.health {
         Some(Cmd::Health)
     } else if cli.ports {
         Some(Cmd::Ports)
@@ -277,6 +329,9 @@ fn check_options(cli: &Cli, cmd: Cmd) -> Result<(), String> {
         ("-i", cli.ipip),
         ("-w", cli.weight.is_some()),
         ("--stats", cli.stats),
+        ("--rate", cli.rate),
+        ("-c", cli.connection),
+        ("--timeout", cli.timeout),
         ("--exact", cli.exact),
         ("--counters", cli.counters),
         ("--json", cli.json),
@@ -289,10 +344,15 @@ fn check_options(cli: &Cli, cmd: Cmd) -> Result<(), String> {
         }
     }
     let service = cli.tcp_service.is_some() || cli.udp_service.is_some();
-    if cmd.allowed().contains(&"-t") && !service {
+    // -L, -L -c and -Z take -t/-u (and -r) as optional filters.
+    let filter = matches!(
+        cmd,
+        Cmd::List | Cmd::Counters | Cmd::Json | Cmd::Conns | Cmd::Zero
+    );
+    if cmd.allowed().contains(&"-t") && !service && !filter {
         return Err(format!("{} needs -t or -u VIP:PORT", cmd.flag()));
     }
-    if cmd.allowed().contains(&"-r") && cli.real_server.is_none() {
+    if cmd.allowed().contains(&"-r") && cli.real_server.is_none() && !filter {
         return Err(format!("{} needs -r RIP[:PORT]", cmd.flag()));
     }
     Ok(())
@@ -396,6 +456,135 @@ fn edit_request(cli: &Cli, cmd: Cmd) -> Result<Value, String> {
     Ok(req)
 }
 
+/// The `-S` rules in `text` (what `fulcrumctl -S` prints) as the edit
+/// requests that apply them, with each one's 1-based line number. Empty
+/// lines and `#` comments are skipped; every line must be one of ipvsadm's
+/// rule commands (`-A -E -D -a -e -d -C`) with valid options.
+///
+/// # Errors
+/// `line N: what is wrong` for the first bad line; nothing is sent then.
+fn parse_rules(text: &str) -> Result<(Vec<Value>, Vec<usize>), String> {
+    let mut rules = Vec::new();
+    let mut lines = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let words = std::iter::once("fulcrumctl").chain(t.split_whitespace());
+        let cli = Cli::try_parse_from(words).map_err(|e| {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("bad arguments").to_string();
+            format!("line {n}: {}", first.trim_start_matches("error: "))
+        })?;
+        let cmd = command(&cli).filter(|c| {
+            matches!(
+                c,
+                Cmd::AddService
+                    | Cmd::EditService
+                    | Cmd::DeleteService
+                    | Cmd::AddReal
+                    | Cmd::EditReal
+                    | Cmd::DeleteReal
+                    | Cmd::Clear
+            )
+        });
+        let Some(cmd) = cmd else {
+            return Err(format!(
+                "line {n}: expected a rule (-A, -E, -D, -a, -e, -d or -C), got {t:?}"
+            ));
+        };
+        if cli.socket.is_some() {
+            return Err(format!("line {n}: --socket is not allowed in a rule"));
+        }
+        check_options(&cli, cmd).map_err(|m| format!("line {n}: {m}"))?;
+        rules.push(edit_request(&cli, cmd).map_err(|m| format!("line {n}: {m}"))?);
+        lines.push(n);
+    }
+    Ok((rules, lines))
+}
+
+/// Runs `-Z`, `--set`, `-R`, `-L -c` and `-L --timeout`; `None` for the
+/// other commands.
+fn run_ipvs_command(cli: &Cli, cmd: Cmd, socket: &std::path::Path) -> Option<ExitCode> {
+    let service_filter = |req: &mut Value| -> Result<(), String> {
+        if cli.tcp_service.is_some() || cli.udp_service.is_some() {
+            let (vip, proto, _) = service(cli)?;
+            req["vip"] = json!(vip);
+            req["proto"] = json!(proto);
+        }
+        Ok(())
+    };
+    let req = match cmd {
+        Cmd::Zero => {
+            let mut req = json!({ "cmd": "zero" });
+            if let Err(m) = service_filter(&mut req) {
+                return Some(fail(&m));
+            }
+            req
+        }
+        Cmd::SetTimeouts => {
+            let v = cli.set.clone().unwrap_or_default();
+            json!({ "cmd": "set_timeouts", "tcp": v[0], "tcpfin": v[1], "udp": v[2] })
+        }
+        Cmd::Restore => {
+            let mut text = String::new();
+            if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                return Some(fail(&format!("cannot read the rules from stdin: {e}")));
+            }
+            match parse_rules(&text) {
+                Ok((rules, lines)) => json!({ "cmd": "restore", "rules": rules, "lines": lines }),
+                Err(m) => return Some(fail(&m)),
+            }
+        }
+        Cmd::Conns => {
+            let mut req = json!({ "cmd": "conns" });
+            if let Err(m) = service_filter(&mut req) {
+                return Some(fail(&m));
+            }
+            if let Some(r) = &cli.real_server {
+                req["real"] = json!(r);
+            }
+            req
+        }
+        Cmd::Timeouts => json!({ "cmd": "timeouts" }),
+        _ => return None,
+    };
+    let reply = match request(socket, &req) {
+        Ok(v) => v,
+        Err(e) => return Some(admin_fail(&e)),
+    };
+    let text = match cmd {
+        Cmd::Conns => {
+            let conns: Vec<ConnEntry> = match serde_json::from_value(reply["conns"].clone()) {
+                Ok(c) => c,
+                Err(e) => return Some(fail(&format!("bad connection listing: {e}"))),
+            };
+            if cli.json {
+                let mut s = serde_json::to_string_pretty(&conns).unwrap_or_default();
+                s.push('\n');
+                s
+            } else {
+                format_conns(&conns)
+            }
+        }
+        Cmd::Timeouts => {
+            let n = |k: &str| reply[k].as_u64().unwrap_or(0);
+            format_timeouts(n("tcp"), n("tcpfin"), n("udp"))
+        }
+        // -Z, --set and -R print nothing, as ipvsadm.
+        _ => String::new(),
+    };
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Some(fail(&format!("cannot write output: {e}")));
+        }
+    }
+    Some(ExitCode::SUCCESS)
+}
+
 fn fail(msg: &str) -> ExitCode {
     // One line, whatever the message contains.
     let one_line = msg
@@ -451,6 +640,9 @@ fn main() -> ExitCode {
         })
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ADMIN_SOCKET));
 
+    if let Some(code) = run_ipvs_command(&cli, cmd, &socket) {
+        return code;
+    }
     if !matches!(
         cmd,
         Cmd::List | Cmd::Save | Cmd::Counters | Cmd::Json | Cmd::Health | Cmd::Ports
@@ -465,10 +657,24 @@ fn main() -> ExitCode {
         };
     }
 
-    let status = match query(&socket) {
+    let mut status = match query(&socket) {
         Ok(s) => s,
         Err(e) => return admin_fail(&e),
     };
+    // -L -t|-u VIP:PORT: that service alone, as ipvsadm lists it.
+    if cmd == Cmd::List && (cli.tcp_service.is_some() || cli.udp_service.is_some()) {
+        let (vip, proto, _) = match service(&cli) {
+            Ok(s) => s,
+            Err(msg) => return fail(&msg),
+        };
+        let name = proto.to_uppercase();
+        status
+            .services
+            .retain(|s| s.proto == name && format!("{}:{}", s.vip, s.vport) == vip);
+        if status.services.is_empty() {
+            return fail(&format!("no such service: {name} {vip}"));
+        }
+    }
     let text = match cmd {
         Cmd::Json => match serde_json::to_string_pretty(&status) {
             Ok(mut s) => {
@@ -495,6 +701,7 @@ fn main() -> ExitCode {
         Cmd::Ports => format_ports(&status, cli.exact),
         Cmd::Counters => format_counters(&status, cli.exact),
         Cmd::Save => format_save(&status),
+        _ if cli.rate => format_rate(&status, cli.exact),
         _ => format_list(&status, cli.stats, cli.exact),
     };
     let mut out = std::io::stdout().lock();
@@ -511,4 +718,66 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_parse_rules_from_save_output() {
+        let text = "\
+# saved by fulcrumctl -S
+-A -t 10.0.0.100:80 -s rr -p 300 -M 255.255.255.0
+
+-a -t 10.0.0.100:80 -r 10.1.0.11:80 -m -w 2
+-A -u 10.0.0.100:53 -s sh -b sh-port
+-a -u 10.0.0.100:53 -r 10.1.0.12:53 -g -w 1
+";
+        let (rules, lines) = parse_rules(text).expect("valid");
+        assert_eq!(lines, vec![2, 4, 5, 6]);
+        assert_eq!(
+            rules[0],
+            json!({"cmd":"add_service","service":{"vip":"10.0.0.100:80","proto":"tcp",
+                   "scheduler":"rr","forwarding":"dr","persistence_timeout":300,
+                   "persistence_netmask":"255.255.255.0"}})
+        );
+        assert_eq!(
+            rules[1],
+            json!({"cmd":"add_real","vip":"10.0.0.100:80","proto":"tcp",
+                   "real":{"addr":"10.1.0.11:80","weight":2,"forwarding":"nat"}})
+        );
+        assert_eq!(rules[2]["service"]["sched_flags"], json!(["sh-port"]));
+        assert_eq!(rules[3]["real"]["forwarding"], "dr");
+    }
+
+    #[test]
+    fn test_parse_rules_bad_lines_name_their_line() {
+        let bad = |text: &str| parse_rules(text).expect_err("refused");
+        assert_eq!(
+            bad("-A -t 10.0.0.100:80\n-a -t 10.0.0.100:80\n"),
+            "line 2: -a (add-server) needs -r RIP[:PORT]"
+        );
+        assert_eq!(
+            bad("\n\n-A -t 10.0.0.100\n"),
+            "line 3: illegal virtual service address \"10.0.0.100\": expected VIP:PORT like 10.0.0.100:80"
+        );
+        assert_eq!(
+            bad("-A -t 10.0.0.100:80\n-L -n\n"),
+            "line 2: expected a rule (-A, -E, -D, -a, -e, -d or -C), got \"-L -n\""
+        );
+        assert!(bad("-A -t 1.2.3.4:80 --bogus\n").starts_with("line 1: unexpected argument"));
+        assert_eq!(
+            bad("-A -t 1.2.3.4:80 -r 10.1.0.1\n"),
+            "line 1: option -r is not allowed with -A (add-service)"
+        );
+        assert_eq!(
+            bad("-a -t 10.0.0.100:80 -r 10.1.0.11 -i\n"),
+            "line 1: -i (IP-IP tunnelling): not supported yet; use -g (direct routing) or -m (masquerading)"
+        );
+        assert_eq!(
+            parse_rules("# nothing\n\n").expect("empty"),
+            (vec![], vec![])
+        );
+    }
 }
