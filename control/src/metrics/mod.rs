@@ -31,7 +31,6 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use prometheus::Registry;
 use tokio::sync::{watch, Semaphore};
 use tracing::{debug, warn};
 
@@ -104,7 +103,7 @@ impl MetricsServer {
             return Err(MetricsError::NotLoopback { addr });
         }
         let start_err = |reason: String| MetricsError::Start { addr, reason };
-        let registry = collector::registry(Arc::clone(&status))
+        let collector = StatusCollector::new(Arc::clone(&status))
             .map_err(|e| start_err(format!("collector: {e}")))?;
         let std_listener = std::net::TcpListener::bind(addr)
             .map_err(|source| MetricsError::Bind { addr, source })?;
@@ -120,7 +119,7 @@ impl MetricsServer {
             .build()
             .map_err(|e| start_err(format!("tokio runtime: {e}")))?;
         let (stop, stop_rx) = watch::channel(false);
-        let ctx = Arc::new(Ctx { registry, status });
+        let ctx = Arc::new(Ctx { collector, status });
         let thread = std::thread::Builder::new()
             .name("fulcrum-metrics".into())
             .spawn(move || {
@@ -165,7 +164,7 @@ impl Drop for MetricsServer {
 }
 
 struct Ctx {
-    registry: Registry,
+    collector: StatusCollector,
     status: StatusFn,
 }
 
@@ -243,7 +242,7 @@ fn respond(ctx: &Ctx, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         return r;
     }
     match req.uri().path() {
-        "/metrics" => match collector::encode(&ctx.registry) {
+        "/metrics" => match collector::encode(&ctx.collector) {
             Ok(body) => reply(StatusCode::OK, prometheus::TEXT_FORMAT, body),
             Err(e) => {
                 warn!("metrics: encoding failed: {e}");

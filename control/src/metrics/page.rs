@@ -72,7 +72,8 @@ fn uptime(s: u64) -> String {
 
 /// The page for `st`, rendered at `now` (shown in the header).
 pub fn render(st: &Status, now: SystemTime) -> String {
-    let mut o = String::with_capacity(16 * 1024 + st.services.len() * 2048);
+    let n_reals: usize = st.services.iter().map(|s| s.reals.len()).sum();
+    let mut o = String::with_capacity(16 * 1024 + st.services.len() * 2048 + n_reals * 1024);
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     let _ = write!(o, "<meta http-equiv=\"refresh\" content=\"{REFRESH_S}\">");
     o.push_str("<title>fulcrum ");
