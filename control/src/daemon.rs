@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::edit::Editor;
 use crate::health::pool::Pool;
 use crate::health::supervisor::{SharedReport, Supervisor};
+use crate::metrics::MetricsServer;
 use crate::telemetry::{FulcrumTelemetry, PublishedStatus};
 
 /// A startup failure: one line, problem and remedy.
@@ -268,7 +269,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
     ];
     commands.extend(crate::commands::editor_commands(Arc::clone(&editor)));
     let handlers = Handlers {
-        status,
+        status: status.clone(),
         edit: Some(edit),
         commands,
     };
@@ -281,6 +282,22 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             }
             return Err(StartupError::Admin(e));
         }
+    };
+    // The Prometheus endpoint and status page (config `metrics`), from the
+    // same status as the admin socket: a bind failure costs the metrics,
+    // not the director.
+    let metrics = match cfg.metrics.listen_addr().filter(|_| cfg.metrics.enabled) {
+        Some(addr) => match MetricsServer::start(addr, cfg.metrics.allow_remote, status.clone()) {
+            Ok(m) => {
+                info!(%addr, "metrics on http://{addr}/metrics, status page on http://{addr}/");
+                Some(m)
+            }
+            Err(e) => {
+                warn!("{e}: running without the metrics endpoint");
+                None
+            }
+        },
+        None => None,
     };
     let health = match Supervisor::start(Arc::clone(&editor), health_report) {
         Ok(h) => Some(h),
@@ -355,6 +372,9 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
     }
     kernel.close(&eal);
     admin.stop();
+    if let Some(m) = metrics {
+        m.stop();
+    }
     // Frames still in flight between workers go back to their pools before
     // EAL frees the memory the pools live in.
     drop(mesh);

@@ -190,6 +190,8 @@ exception_from_kernel           0           0           0
 persist_templates               3           3           6
 persist_table_full              0           0           0
 partial_csum_ports              0           0           0
+polls_busy                      0           0           0
+polls_empty                     0           0           0
 drop/no_route                   0           4           4
 drops_total                     0           4           4
 ";

@@ -251,6 +251,12 @@ worker_counters! {
     /// partial (`l4_checksum_partial`): a bitmask, not a count; the daemon
     /// logs the remedy once per port.
     partial_csum_ports,
+    /// Poll rounds that handled at least one frame (RX, a redirect ring or
+    /// the kernel): with `polls_empty`, the worker's real load (a
+    /// busy-polling core is always 100 % busy to the OS).
+    polls_busy,
+    /// Poll rounds that found nothing to do.
+    polls_empty,
 }
 
 /// Number of [`WorkerStats`] counters besides the drops (the length of

@@ -266,6 +266,11 @@ impl<Q: PortQueue> Worker<Q> {
             work += self.poll_kernel();
         }
         self.was_idle = work == 0;
+        if work == 0 {
+            self.core.stats.polls_empty += 1;
+        } else {
+            self.core.stats.polls_busy += 1;
+        }
         self.send_arp_requests(&snap);
         self.share_neighbours();
         self.share_templates();

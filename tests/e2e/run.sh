@@ -46,6 +46,9 @@
 # none can be allocated.
 # "rate" (tests/e2e/rate.sh): `--rate` CPS within 10 % of a paced client's
 # true rate, `-c` with ESTABLISHED and TIME_WAIT connections, `-Z`, `--set`.
+# And "metrics" (1 worker, tests/e2e/metrics.sh): the Prometheus endpoint
+# and status page with traffic: promtool on a live scrape, a real Prometheus
+# server's API, headless Chromium's DOM and a screenshot, loopback only.
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
@@ -73,17 +76,19 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/dpdktools.sh"
 # shellcheck source=tests/e2e/rate.sh
 . "$ROOT/tests/e2e/rate.sh"
+# shellcheck source=tests/e2e/metrics.sh
+. "$ROOT/tests/e2e/metrics.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1}
 PASS=0
 FAIL=0
 
 HEALTH_SCRIPT_DIR=
-trap 'case_cleanup; [ -n "$HEALTH_SCRIPT_DIR" ] && rm -rf "$HEALTH_SCRIPT_DIR"' EXIT
+trap 'metrics_cleanup; case_cleanup; [ -n "$HEALTH_SCRIPT_DIR" ] && rm -rf "$HEALTH_SCRIPT_DIR"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -139,6 +144,9 @@ for c in $CASES; do
         dpdk-tools)
             fc_say "== e2e case: dpdk-tools, $nw worker(s), dpdk-dumpcap, dpdk-telemetry.py and fulcrumctl --ports on hugepages"
             run=(dpdk_tools_case_run "$nw")
+        metrics)
+            fc_say "== e2e case: metrics, $nw worker(s), /metrics and the status page read by promtool, Prometheus and Chromium"
+            run=(metrics_case_run "$nw")
             ;;
         exception)
             fc_say "== e2e case: exception, $nw worker(s), the director's kernel over the TAP interfaces"

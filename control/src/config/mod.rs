@@ -55,8 +55,8 @@ pub use health::{
 };
 pub use locate::{line_col, locate};
 pub use schema::{
-    Config, ExceptionPathConfig, NeighbourConfig, PortConfig, RealServerConfig, RouteConfig,
-    ServiceConfig, TimeoutsConfig, MAX_IFACE_NAME,
+    Config, ExceptionPathConfig, MetricsConfig, NeighbourConfig, PortConfig, RealServerConfig,
+    RouteConfig, ServiceConfig, TimeoutsConfig, MAX_IFACE_NAME,
 };
 pub(crate) use types::VALUE_MARK;
 pub use types::{

@@ -90,6 +90,46 @@ pub struct Config {
     /// 10000 packets per second per worker, burst 1000.
     #[serde(default)]
     pub exception_path: ExceptionPathConfig,
+    /// The Prometheus endpoint (`/metrics`) and the status page (`/`) on
+    /// one HTTP listener. Default on, `127.0.0.1:9469`, loopback only.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The metrics listener (`metrics: (enabled: true, listen:
+/// "127.0.0.1:9469", allow_remote: false)`): Prometheus text format at
+/// `/metrics`, the HTML status page at `/`. Each field is optional.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve it. Default `true`.
+    pub enabled: bool,
+    /// `IP:port` to listen on (IPv4 `"127.0.0.1:9469"` or IPv6
+    /// `"[::1]:9469"`), port 1..=65535. Default `"127.0.0.1:9469"` (9469
+    /// is free in Prometheus' default port allocations list).
+    pub listen: String,
+    /// Allow a `listen` address other than loopback (the endpoint has no
+    /// authentication: anyone who reaches it reads every service and real
+    /// server). Default `false`.
+    pub allow_remote: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            listen: "127.0.0.1:9469".to_string(),
+            allow_remote: false,
+        }
+    }
+}
+
+impl MetricsConfig {
+    /// `listen` as a socket address; `None` when it does not parse (which
+    /// validation refuses).
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.parse().ok()
+    }
 }
 
 fn default_true() -> bool {

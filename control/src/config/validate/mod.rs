@@ -5,9 +5,10 @@
 //! Guarantees: stops at the first broken rule and names it with the
 //! [`PathSeg`] path of the offending value, checking sections in this order:
 //! workers and scalar settings (`settings.rs`), ports (`ports.rs`), the
-//! exception path and the ports' kernel interface names (`exception.rs`), routes
-//! (`routes.rs`), neighbours (`neighbours.rs`), then each service in config
-//! order (`services.rs`: its persistence (`persistence.rs`), its key, its
+//! exception path and the ports' kernel interface names (`exception.rs`), the
+//! metrics listener (`metrics.rs`), routes (`routes.rs`), neighbours
+//! (`neighbours.rs`), then each service in config order (`services.rs`: its
+//! persistence (`persistence.rs`), its key, its
 //! scheduler settings (`sched.rs`) and its real servers
 //! (`real_servers.rs`)). Timeouts have no cross-field rule: each is checked by
 //! its type ([`super::TimeoutSecs`]).
@@ -21,6 +22,7 @@ use super::schema::Config;
 
 mod exception;
 mod health;
+mod metrics;
 mod neighbours;
 mod persistence;
 mod ports;
@@ -83,6 +85,7 @@ pub fn validate(cfg: &Config) -> Result<(), ValidationError> {
     settings::check(cfg)?;
     let dips = ports::check(cfg)?;
     exception::check(cfg)?;
+    metrics::check(cfg)?;
     routes::check(cfg, &dips)?;
     neighbours::check(cfg, &dips)?;
     services::check(cfg, &dips)
