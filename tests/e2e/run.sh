@@ -144,6 +144,7 @@ for c in $CASES; do
         dpdk-tools)
             fc_say "== e2e case: dpdk-tools, $nw worker(s), dpdk-dumpcap, dpdk-telemetry.py and fulcrumctl --ports on hugepages"
             run=(dpdk_tools_case_run "$nw")
+            ;;
         metrics)
             fc_say "== e2e case: metrics, $nw worker(s), /metrics and the status page read by promtool, Prometheus and Chromium"
             run=(metrics_case_run "$nw")
