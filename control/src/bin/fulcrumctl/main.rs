@@ -33,6 +33,10 @@
 //!   `--exact`); `--json`: the raw status JSON, pretty-printed.
 //! - `--health`: the checkers' view per real server and service; with
 //!   `--json`, the health report alone.
+//! - `--reload`: the daemon reads its config file again and applies the
+//!   difference (as SIGHUP does); prints one summary line; a file that fails
+//!   validation changes nothing and exits 1 printing `file:line:col: ...`.
+//!   Runtime edits are dropped by a reload (the file wins).
 //! - `--socket PATH`: admin socket; default `$FULCRUM_SOCKET`, else
 //!   `/run/fulcrum/fulcrum.sock`.
 //!
@@ -49,7 +53,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{ArgGroup, CommandFactory, Parser};
-use control::admin::{edit, query, AdminError};
+use control::admin::{edit, query, request, AdminError};
 use control::config::DEFAULT_ADMIN_SOCKET;
 use dataplane::snapshot::{Method, Proto};
 use serde_json::{json, Value};
@@ -94,6 +98,10 @@ struct Cli {
     /// Print the current rules as fulcrumctl commands (like ipvsadm -S).
     #[arg(short = 'S', long = "save", group = "command")]
     save: bool,
+    /// Reload: the daemon reads its config file again and applies only the
+    /// difference (as SIGHUP); runtime edits are dropped.
+    #[arg(long = "reload", group = "command")]
+    reload: bool,
     /// TCP virtual service VIP:PORT.
     #[arg(
         short = 't',
@@ -177,6 +185,7 @@ enum Cmd {
     DeleteReal,
     List,
     Save,
+    Reload,
     Counters,
     Json,
     Health,
@@ -195,6 +204,7 @@ impl Cmd {
             Cmd::DeleteReal => "-d (delete-server)",
             Cmd::List => "-L (list)",
             Cmd::Save => "-S (save)",
+            Cmd::Reload => "--reload",
             Cmd::Counters => "--counters",
             Cmd::Json => "--json",
             Cmd::Health => "--health",
@@ -214,7 +224,7 @@ impl Cmd {
                 &["--stats", "--exact", "--counters", "--json"]
             }
             Cmd::Health => &["--json", "--health"],
-            Cmd::Clear | Cmd::Save => &[],
+            Cmd::Clear | Cmd::Save | Cmd::Reload => &[],
         }
     }
 }
@@ -229,6 +239,7 @@ fn command(cli: &Cli) -> Option<Cmd> {
         (cli.edit_server, Cmd::EditReal),
         (cli.delete_server, Cmd::DeleteReal),
         (cli.save, Cmd::Save),
+        (cli.reload, Cmd::Reload),
     ];
     if let Some(&(_, c)) = commands.iter().find(|(on, _)| *on) {
         return Some(c);
@@ -437,6 +448,15 @@ fn main() -> ExitCode {
         })
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ADMIN_SOCKET));
 
+    if cmd == Cmd::Reload {
+        return match request(&socket, &json!({ "cmd": "reload" })) {
+            Ok(r) => {
+                println!("{}", reload_summary(&r));
+                ExitCode::SUCCESS
+            }
+            Err(e) => admin_fail(&e),
+        };
+    }
     if !matches!(
         cmd,
         Cmd::List | Cmd::Save | Cmd::Counters | Cmd::Json | Cmd::Health
@@ -482,6 +502,26 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The one line `--reload` prints for the daemon's reply.
+fn reload_summary(r: &Value) -> String {
+    let n = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let file = r.get("file").and_then(Value::as_str).unwrap_or("?");
+    if r.get("changed") == Some(&Value::Bool(false)) {
+        return format!(
+            "reloaded {file}: unchanged (generation {})",
+            n("generation")
+        );
+    }
+    format!(
+        "reloaded {file}: generation {}, {} real server(s) added, {} removed, {} kept; {} runtime edit(s) dropped",
+        n("generation"),
+        n("reals_added"),
+        n("reals_removed"),
+        n("reals_kept"),
+        n("dropped_edits")
+    )
 }
 
 /// Now as Unix milliseconds, for "ago" in `--health`.
