@@ -55,7 +55,7 @@ use crate::config::{
     VALUE_MARK,
 };
 
-mod reload;
+pub mod reload;
 pub use reload::{count_changes, restart_fields, ReloadOutcome, RELOADABLE};
 
 /// The admin socket's write commands, in ipvsadm's `-A -E -D -a -e -d -C`
