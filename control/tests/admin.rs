@@ -202,6 +202,23 @@ fn test_unknown_group_is_refused() {
 }
 
 #[test]
+fn test_admin_group_config() {
+    let text = |group: &str| {
+        format!(
+            "(\n    eal_args: [],\n    workers: [1],\n    admin_group: \"{group}\",\n    ports: [(name: \"a\", device: \"net_null0\", addrs: [\"10.0.0.1/24\"])],\n)\n"
+        )
+    };
+    let cfg = control::config::parse(&text("nogroup"), "f.ron").expect("valid");
+    assert_eq!(cfg.admin_group.as_deref(), Some("nogroup"));
+    assert_eq!(
+        control::config::parse(&text("no-such-group-fulcrum"), "f.ron")
+            .expect_err("refused")
+            .to_string(),
+        "f.ron:4:18: no such group \"no-such-group-fulcrum\": expected an existing group name (getent group), or no admin_group"
+    );
+}
+
+#[test]
 fn test_slow_client_does_not_delay_another() {
     let dir = temp_dir();
     let sock = dir.0.join("f.sock");

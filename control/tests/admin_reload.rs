@@ -155,6 +155,38 @@ fn test_reload_applies_difference_and_keeps_ids() {
 }
 
 #[test]
+fn test_reload_added_alpha_real_starts_down() {
+    let r = rig(&config_text(&["10.1.0.11:80"], "", ""));
+    let text = config_text(&["10.1.0.11:80"], "", "").replace(
+        "         ]),",
+        "            (addr: \"10.1.0.13:80\", alpha: true, checkers: [TCP_CHECK()]),\n         ]),",
+    );
+    std::fs::write(&r.file, text).expect("write");
+    let o = r.editor.reload_file(&r.file).expect("reload");
+    assert_eq!((o.reals_added, o.reals_kept), (1, 1));
+    let snap = r.swap.load();
+    let avail: Vec<(String, bool)> = snap
+        .reals
+        .iter()
+        .skip(1)
+        .map(|x| {
+            (
+                format!("{}:{}", std::net::Ipv4Addr::from(x.ip), x.port),
+                x.available,
+            )
+        })
+        .collect();
+    assert_eq!(
+        avail,
+        vec![
+            ("10.1.0.11:80".into(), true),
+            ("10.1.0.13:80".into(), false)
+        ],
+        "alpha: out of rotation until its checker passes"
+    );
+}
+
+#[test]
 fn test_reload_broken_file_changes_nothing() {
     let r = rig(&config_text(&["10.1.0.11:80"], "", ""));
     let before = r.swap.load_full();

@@ -383,10 +383,12 @@ fn bind_private(
     access: &Access,
 ) -> std::io::Result<(UnixListener, (u64, u64))> {
     // Short names: the private path must fit sun_path (108 bytes) as the
-    // final one does.
-    let private = dir.join(format!(".f{:x}", std::process::id()));
+    // final one does. Unique per process and per bind.
+    static BINDS: AtomicUsize = AtomicUsize::new(0);
+    let n = BINDS.fetch_add(1, Ordering::Relaxed);
+    let private = dir.join(format!(".f{:x}-{n:x}", std::process::id()));
     if std::fs::symlink_metadata(&private).is_ok() {
-        // Left by a crashed daemon that had our pid.
+        // Left by a crashed process that had our pid.
         std::fs::remove_dir_all(&private)?;
     }
     std::fs::DirBuilder::new().mode(0o700).create(&private)?;

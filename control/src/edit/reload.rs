@@ -5,7 +5,8 @@
 //! validated [`Config`] and publishes it through the same path as a runtime
 //! edit: compiled against the running snapshot (so real servers that remain
 //! keep their ids, and with them their connections and counters), with the
-//! current health view and drains, generation + 1. Real servers and
+//! current health view and drains, generation + 1 (a real server it adds
+//! with `alpha` starts out of rotation, as at startup). Real servers and
 //! services the file no longer has drain as after `fulcrumctl -d`/`-D`: their
 //! connections go on, no new ones are scheduled to them.
 //!
@@ -28,8 +29,9 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::{EditError, Editor};
-use crate::compile::compile_with_health;
+use crate::compile::{compile_with_health, HealthView, RealKey};
 use crate::config::Config;
+use crate::health::pool::Pool;
 
 /// The top-level settings a reload applies; every other one needs a
 /// restart. `neighbours` is not among them: workers add permanent
@@ -155,6 +157,26 @@ pub fn restart_fields(old: &Config, new: &Config) -> Vec<&'static str> {
     out
 }
 
+/// The health view to publish `new` with: `cur` (the running view, of
+/// `old`'s real servers), plus the initial state of every real server
+/// `new` adds: down when it starts with keepalived's `alpha`, so that it
+/// takes no connection before its checkers pass. The supervisor then
+/// takes over from the same initial states.
+fn health_for(old: &Config, new: &Config, cur: &HealthView) -> HealthView {
+    let known: HashSet<RealKey> = Pool::from_config(old, None)
+        .0
+        .reals
+        .iter()
+        .map(|r| r.key)
+        .collect();
+    let fresh = Pool::from_config(new, None).0.view();
+    let mut health = cur.clone();
+    health
+        .down
+        .extend(fresh.down.into_iter().filter(|k| !known.contains(k)));
+    health
+}
+
 impl Editor {
     /// Reads, validates and applies the config file at `path`
     /// ([`Editor::reload`]).
@@ -202,18 +224,20 @@ impl Editor {
         }
         out.generation = prev.generation + 1;
         let drains = self.drains_after(&prev, &cur.drains, &new);
+        let health = health_for(&cur.cfg, &new, &cur.health);
         let snap = compile_with_health(
             &new,
             &self.port_macs,
             out.generation,
             Some(&prev),
             &drains,
-            &cur.health,
+            &health,
         );
         self.publish(snap)?;
         cur.file = new.clone();
         cur.cfg = new;
         cur.drains = drains;
+        cur.health = health;
         self.config_version.fetch_add(1, Ordering::Release);
         Ok(out)
     }
