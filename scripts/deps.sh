@@ -14,13 +14,14 @@ set -euo pipefail
 # Build: DPDK 22.11 and the libraries its static drivers link; bindgen
 # (clang, libclang-dev); pcap. Tests: nginx (real servers), curl (client),
 # ping (VIP check), scapy + tshark (independent packet checks), iproute2 +
-# ethtool (namespaces, veth offloads), procps (sysctl). Benchmarks:
+# ethtool (namespaces, veth offloads), procps (sysctl), systemd
+# (systemd-analyze verify of deploy/systemd/fulcrum.service). Benchmarks:
 # fonts-dejavu-core (the TTF fulcrum-plot draws its text with). Metrics
 # tests: prometheus (promtool and a real server), chromium (the status page
 # in a headless browser).
 PKGS=(libdpdk-dev dpdk-dev nginx-light curl clang libclang-dev libpcap-dev pkg-config
     python3-scapy tshark iproute2 ethtool libnuma-dev libbpf-dev libxdp-dev libelf-dev
-    libfdt-dev libbsd-dev iputils-ping procps fonts-dejavu-core prometheus chromium)
+    libfdt-dev libbsd-dev iputils-ping procps fonts-dejavu-core prometheus chromium systemd)
 
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]

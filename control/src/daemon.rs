@@ -6,11 +6,15 @@
 //! its remedy; the binary prints it as `fulcrum: error: ...` and exits 1.
 //! The exception path's kernel interfaces are `crate::kernel`'s: checked and
 //! added to EAL's arguments before init, set up after the data ports.
+//! SIGHUP reloads the config file (`crate::admin::reload`); under systemd
+//! (`Type=notify`) the daemon sends `READY=1` once the admin socket answers,
+//! `RELOADING=1`/`READY=1` around a reload and `STOPPING=1` on shutdown.
 //! Shutdown order on SIGINT/SIGTERM: stop the workers (each finishes its round
 //! and frees what it holds), stop and close the ports and their kernel
 //! interfaces, remove the admin socket, `rte_eal_cleanup`.
 
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +26,10 @@ use dataplane::worker::{LoopConf, Mesh, Worker};
 use hwinit::dpdk::{CaptureStatus, DpdkQueue, Eal, Mempool, PortSetup};
 use tracing::{info, warn};
 
-use crate::admin::{build_status, AdminError, AdminServer, EditFn, Handlers, PortStatus};
+use crate::admin::{
+    build_status, notify, Access, AdminError, AdminServer, EditFn, Handlers, PortStatus, Reloader,
+    SharedReload,
+};
 use crate::compile::compile_with_health;
 use crate::config::Config;
 use crate::edit::Editor;
@@ -61,15 +68,22 @@ pub enum StartupError {
     Signals(std::io::Error),
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// Runs the daemon until SIGINT or SIGTERM; `cfg` was loaded from
+/// `config_path`, which SIGHUP and `fulcrumctl --reload` read again.
 ///
 /// # Errors
 /// Any [`StartupError`]; once workers run, errors are logged, not returned.
-pub fn run(cfg: Config) -> Result<(), StartupError> {
+pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(StartupError::Signals)?;
     }
+    // Registered first thing, so that an early SIGHUP is a reload once
+    // running, never the default action (terminate without cleanup).
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))
+        .map_err(StartupError::Signals)?;
+    let access = Access::for_group(cfg.admin_group.as_deref()).map_err(StartupError::Admin)?;
 
     // The exception path adds one TAP vdev per port to EAL's arguments.
     crate::kernel::precheck(&cfg)?;
@@ -210,10 +224,12 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         Arc::new(Mutex::new(crate::telemetry::read_ports(&eal, &port_names)));
     // Rates (--rate) and -Z baselines, sampled every 2 s below.
     let rates = Arc::new(std::sync::Mutex::new(crate::rates::Rates::new()));
+    let last_reload: SharedReload = Arc::default();
     let status = {
         let ports = Arc::clone(&ports);
         let rates = Arc::clone(&rates);
         let health_report = Arc::clone(&health_report);
+        let last_reload = Arc::clone(&last_reload);
         let snapshot = Arc::clone(&snapshot);
         let stats = stats.clone();
         let lcores = cfg.workers.clone();
@@ -230,6 +246,10 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
             st.ports = ports
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            st.reload = last_reload
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
@@ -262,10 +282,16 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
             }
         })
     };
-    // ipvsadm's -c, -Z, --set, --timeout and -R.
+    // ipvsadm's -c, -Z, --set, --timeout and -R, and the reload.
+    let reloader = Arc::new(Reloader::new(
+        Arc::clone(&editor),
+        config_path.to_path_buf(),
+        last_reload,
+    ));
     let mut commands = vec![
         crate::conns::command(dumps.clone()),
         crate::commands::zero(Arc::clone(&rates), Arc::clone(&snapshot), stats.clone()),
+        reloader.command(),
     ];
     commands.extend(crate::commands::editor_commands(Arc::clone(&editor)));
     let handlers = Handlers {
@@ -273,7 +299,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         edit: Some(edit),
         commands,
     };
-    let admin = match AdminServer::start_with(&cfg.admin_socket, handlers) {
+    let admin = match AdminServer::start_with_access(&cfg.admin_socket, handlers, access) {
         Ok(a) => a,
         Err(e) => {
             stop.store(true, Ordering::Relaxed);
@@ -307,6 +333,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         }
     };
     info!(socket = %cfg.admin_socket.display(), workers = n_workers, "fulcrum ready");
+    notify(&[sd_notify::NotifyState::Ready]);
 
     let mut warned_partial = 0u64;
     let mut next_sweep = Instant::now();
@@ -321,6 +348,10 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .sample(&snapshot.load(), totals, elapsed);
+        }
+        if hup.swap(false, Ordering::Relaxed) {
+            // Logged and kept for the status by the reloader.
+            let _ = reloader.reload("SIGHUP");
         }
         if Instant::now() < next_sweep {
             continue;
@@ -357,6 +388,7 @@ pub fn run(cfg: Config) -> Result<(), StartupError> {
         }
     }
     info!("signal received: stopping health checks and workers");
+    notify(&[sd_notify::NotifyState::Stopping]);
     if let Some(h) = health {
         h.stop();
     }

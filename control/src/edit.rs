@@ -10,7 +10,8 @@
 //! generation exactly as they were: nothing half-applies.
 //!
 //! Edits are runtime only, like `ipvsadm` next to a keepalived config: the
-//! config file is never written, and a restart starts from the file again.
+//! config file is never written, and a restart or a reload ([`reload`],
+//! `SIGHUP`) starts from the file again, dropping them.
 //!
 //! Requests are JSON objects (one line on the admin socket):
 //! - `{"cmd":"add_service","service":{...}}` and `edit_service`: `service`
@@ -57,6 +58,9 @@ use crate::config::{
     display_path, validate, Config, ProtoName, RealServerConfig, ServiceConfig, SocketAddrV4Str,
     TimeoutsConfig, VALUE_MARK,
 };
+
+pub mod reload;
+pub use reload::{count_changes, restart_fields, ReloadOutcome, RELOADABLE};
 
 /// The admin socket's write commands, in ipvsadm's `-A -E -D -a -e -d -C`
 /// order.
@@ -117,6 +121,14 @@ pub enum EditError {
     /// answer the connection listing in time); the text says which and why.
     #[error("{0}")]
     Refused(String),
+    /// A reload whose file changes settings that only a restart can apply
+    /// (`ports`, `workers`, `eal_args`, ...); nothing was changed.
+    #[error("needs a restart: {0} changed (a reload applies services, routes, timeouts, expire_nodest_conn and enable_script_security only); nothing was changed")]
+    NeedsRestart(String),
+    /// A reload whose file cannot be read or fails validation: the config
+    /// loader's one-line `file:line:col: message`; nothing was changed.
+    #[error("{0}")]
+    ConfigFile(String),
     /// The edit would need more real-server ids than one run can use.
     #[error("real server ids exhausted: this run has used {used} of {MAX_REAL_IDS} (ids are never reused); restart fulcrum to renumber")]
     IdsExhausted {
@@ -392,6 +404,9 @@ pub struct Editor {
 /// What one publish compiles from.
 struct EditorState {
     cfg: Config,
+    /// The config as the file last gave it (at start or the last reload):
+    /// `cfg` less the runtime edits since.
+    file: Config,
     drains: Vec<DrainingVip>,
     health: HealthView,
 }
@@ -423,6 +438,7 @@ impl Editor {
     ) -> Editor {
         Editor {
             state: Mutex::new(EditorState {
+                file: cfg.clone(),
                 cfg,
                 drains: Vec::new(),
                 health,

@@ -49,6 +49,10 @@
 # And "metrics" (1 worker, tests/e2e/metrics.sh): the Prometheus endpoint
 # and status page with traffic: promtool on a live scrape, a real Prometheus
 # server's API, headless Chromium's DOM and a screenshot, loopback only.
+# And "reload" (1 worker, tests/e2e/reload.sh): under a continuous client,
+# SIGHUP with a file that adds rs3 and removes rs1 loses no request and rs3
+# answers within 1 s; then a broken file keeps the daemon serving and
+# `fulcrumctl --reload` exits 1 printing its file:line:col.
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
@@ -78,12 +82,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/rate.sh"
 # shellcheck source=tests/e2e/metrics.sh
 . "$ROOT/tests/e2e/metrics.sh"
+# shellcheck source=tests/e2e/reload.sh
+. "$ROOT/tests/e2e/reload.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1 reload:1}
 PASS=0
 FAIL=0
 
@@ -148,6 +154,10 @@ for c in $CASES; do
         metrics)
             fc_say "== e2e case: metrics, $nw worker(s), /metrics and the status page read by promtool, Prometheus and Chromium"
             run=(metrics_case_run "$nw")
+            ;;
+        reload)
+            fc_say "== e2e case: reload, $nw worker(s), SIGHUP adding and removing a real server under load, then a broken file"
+            run=(reload_case_run "$nw")
             ;;
         exception)
             fc_say "== e2e case: exception, $nw worker(s), the director's kernel over the TAP interfaces"

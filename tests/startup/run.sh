@@ -23,6 +23,8 @@
 #      -L -n shows both; -E with scheduler "bogus" is refused (exit 1, one
 #      line naming the scheduler) and changes nothing; -D removes the service;
 #      a second -D is refused with "no such service".
+# The systemd unit, sd_notify (READY/RELOADING/STOPPING) and SIGHUP reloads:
+#   7, 8. see tests/startup/systemd.sh.
 # Prints `startup: N passed, M failed`; exits 1 if any case failed.
 
 set -uo pipefail
@@ -242,6 +244,10 @@ if fc_wait_ready 20; then
 else
     bad "control: good config did not start"
 fi
+
+# 7, 8: the systemd unit, sd_notify and SIGHUP reloads.
+# shellcheck source=tests/startup/systemd.sh
+. "$ROOT/tests/startup/systemd.sh"
 
 fc_say "startup: $PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]

@@ -15,36 +15,56 @@
 //!   `{"ok":true,"generation":N}` once the edited snapshot is published, when
 //!   the server was started with an [`EditFn`] ([`AdminServer::start_with_edits`]).
 //! - The daemon parts' own [`Command`]s (registered in [`Handlers`]), each
-//!   answering its own JSON.
+//!   answering its own JSON: `{"cmd":"reload"}` ([`reload`]) reads the
+//!   config file again and applies its difference.
 //! - Anything else, a failed edit, or a request that is not JSON →
 //!   `{"error":"..."}`, one line.
 //!
-//! One client is served at a time (so edits are also serialised), each with
-//! a 2 s read/write timeout so a stuck client cannot hold the socket; the
-//! accept loop polls a stop flag every 20 ms, so stopping never hangs.
+//! Access ([`Access`]): every request is checked against the caller's
+//! `SO_PEERCRED` credentials. Root and the daemon's own uid may do
+//! everything; members of the config's `admin_group` may run the read-only
+//! requests (`status` and the [`Command`]s with `mutates: false`) and are
+//! answered `{"error":"permission denied: uid N ..."}` for mutations (the
+//! edits, `reload`, every [`Command`] with `mutates: true`); anyone else is
+//! refused everything.
+//!
+//! Up to [`MAX_CLIENTS`] clients are served at once, each on its own thread
+//! and with a [`SERVER_CLIENT_TIMEOUT`] deadline for its whole conversation,
+//! so a slow or stuck client never delays another; edits stay serialised by
+//! the editor's own lock. The accept loop polls a stop flag every 20 ms, so
+//! stopping never hangs.
 //!
 //! Guarantees: [`AdminServer::start`] never steals a socket from a live
 //! daemon (it connects first and refuses if someone answers), only removes a
 //! stale *socket* file (never a regular file), and the socket file is removed
-//! again when the server stops. The socket is created mode 0600 because the
-//! admin API is for the operator only (ipvsadm likewise needs root).
+//! again when the server stops. The socket is never open to others, even
+//! for an instant: it is bound in a private 0700 directory, given mode 0600
+//! (0660 and the admin group's ownership with an `admin_group`) and only
+//! then renamed into place, because the admin API is for the operator
+//! (ipvsadm likewise needs root).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod client;
+pub mod reload;
 pub mod server;
 pub mod status;
 
 pub use client::{edit, query, request};
-pub use server::{AdminServer, Command, CommandFn, EditFn, Handlers, StatusFn};
+pub use reload::{notify, Reloader, SharedReload};
+pub use server::{
+    Access, AdminGroup, AdminServer, Command, CommandFn, EditFn, Handlers, Role, StatusFn,
+    MAX_CLIENTS,
+};
 pub use status::{
     build_status, PortStatus, RateStatus, RealStatus, ReloadStatus, ServiceStatus, Status,
     WorkerStatus,
 };
 
-/// Per-client read/write timeout on the server side.
+/// Per-client deadline on the server side: the whole conversation (reading
+/// the request, writing the answer) must be done within it.
 pub const SERVER_CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Client-side connect/read/write timeout of [`query`].
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -108,6 +128,14 @@ pub enum AdminError {
         /// Socket path.
         path: PathBuf,
         /// What was wrong.
+        message: String,
+    },
+    /// The configured `admin_group` cannot be resolved.
+    #[error("admin_group {name:?}: {message}: expected an existing group (see getent group)")]
+    Group {
+        /// The group name.
+        name: String,
+        /// What went wrong.
         message: String,
     },
     /// The daemon answered with `{"error": ...}`.

@@ -1,6 +1,9 @@
 //! `fulcrum`: the director daemon.
 //!
-//! `fulcrum --config FILE` runs it in the foreground until SIGINT/SIGTERM.
+//! `fulcrum --config FILE` runs it in the foreground until SIGINT/SIGTERM;
+//! SIGHUP reads FILE again and applies its difference (a failed reload
+//! changes nothing and is logged). Under systemd (`Type=notify`) it reports
+//! readiness on `$NOTIFY_SOCKET` (deploy/systemd/fulcrum.service).
 //! `fulcrum --check-config FILE` validates FILE and exits 0, or prints
 //! `FILE:LINE:COL: what was expected` and exits 2. A startup failure prints
 //! one line `fulcrum: error: ...` naming the remedy and exits 1.
@@ -64,7 +67,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info".into()),
         )
         .init();
-    match control::daemon::run(cfg) {
+    match control::daemon::run(cfg, &path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("fulcrum: error: {e}");

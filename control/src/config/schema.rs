@@ -56,6 +56,14 @@ pub struct Config {
     /// `/run/fulcrum/fulcrum.sock`.
     #[serde(default = "default_admin_socket")]
     pub admin_socket: PathBuf,
+    /// A group (name, as in `/etc/group`) whose members may run the admin
+    /// socket's read-only requests (`fulcrumctl -L`, `--stats`, `--json`,
+    /// ...); mutations (edits, `--reload`) stay root's (or the daemon's
+    /// uid's). With it the socket is mode 0660 and owned by the group.
+    /// Default none: mode 0600, root only. Must exist when the file is
+    /// loaded. A reload cannot change it (restart).
+    #[serde(default)]
+    pub admin_group: Option<String>,
     /// Dataplane ports, in DPDK port order. Required, 1..=64.
     pub ports: Vec<PortConfig>,
     /// Static routes; connected routes come from the ports' addresses.

@@ -36,6 +36,10 @@
 //! - `--ports`: each DPDK port's device counters (imissed, rx_nombuf,
 //!   ierrors, oerrors) and its PMD's xstats (zeros hidden unless
 //!   `--exact`); with `--json`, the ports alone.
+//! - `--reload`: the daemon reads its config file again and applies the
+//!   difference (as SIGHUP does); prints one summary line; a file that fails
+//!   validation changes nothing and exits 1 printing `file:line:col: ...`.
+//!   Runtime edits are dropped by a reload (the file wins).
 //! - `--socket PATH`: admin socket; default `$FULCRUM_SOCKET`, else
 //!   `/run/fulcrum/fulcrum.sock`.
 //!
@@ -113,6 +117,10 @@ struct Cli {
     /// connections in seconds; 0 leaves one unchanged (like ipvsadm --set).
     #[arg(long = "set", num_args = 3, value_names = ["TCP", "TCPFIN", "UDP"], group = "command")]
     set: Option<Vec<u64>>,
+    /// Reload: the daemon reads its config file again and applies only the
+    /// difference (as SIGHUP); runtime edits are dropped.
+    #[arg(long = "reload", group = "command")]
+    reload: bool,
     /// TCP virtual service VIP:PORT.
     #[arg(
         short = 't',
@@ -210,6 +218,7 @@ enum Cmd {
     DeleteReal,
     List,
     Save,
+    Reload,
     Counters,
     Json,
     Health,
@@ -234,6 +243,7 @@ impl Cmd {
             Cmd::DeleteReal => "-d (delete-server)",
             Cmd::List => "-L (list)",
             Cmd::Save => "-S (save)",
+            Cmd::Reload => "--reload",
             Cmd::Counters => "--counters",
             Cmd::Json => "--json",
             Cmd::Health => "--health",
@@ -269,7 +279,7 @@ impl Cmd {
             Cmd::Zero => &["-t", "-u"],
             Cmd::Conns => &["-c", "-t", "-u", "-r", "--json"],
             Cmd::Timeouts => &["--timeout"],
-            Cmd::Clear | Cmd::Save | Cmd::Restore | Cmd::SetTimeouts => &[],
+            Cmd::Clear | Cmd::Save | Cmd::Restore | Cmd::SetTimeouts | Cmd::Reload => &[],
         }
     }
 }
@@ -287,6 +297,7 @@ fn command(cli: &Cli) -> Option<Cmd> {
         (cli.restore, Cmd::Restore),
         (cli.zero, Cmd::Zero),
         (cli.set.is_some(), Cmd::SetTimeouts),
+        (cli.reload, Cmd::Reload),
     ];
     if let Some(&(_, c)) = commands.iter().find(|(on, _)| *on) {
         return Some(c);
@@ -643,6 +654,15 @@ fn main() -> ExitCode {
     if let Some(code) = run_ipvs_command(&cli, cmd, &socket) {
         return code;
     }
+    if cmd == Cmd::Reload {
+        return match request(&socket, &json!({ "cmd": "reload" })) {
+            Ok(r) => {
+                println!("{}", reload_summary(&r));
+                ExitCode::SUCCESS
+            }
+            Err(e) => admin_fail(&e),
+        };
+    }
     if !matches!(
         cmd,
         Cmd::List | Cmd::Save | Cmd::Counters | Cmd::Json | Cmd::Health | Cmd::Ports
@@ -711,6 +731,26 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The one line `--reload` prints for the daemon's reply.
+fn reload_summary(r: &Value) -> String {
+    let n = |k: &str| r.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let file = r.get("file").and_then(Value::as_str).unwrap_or("?");
+    if r.get("changed") == Some(&Value::Bool(false)) {
+        return format!(
+            "reloaded {file}: unchanged (generation {})",
+            n("generation")
+        );
+    }
+    format!(
+        "reloaded {file}: generation {}, {} real server(s) added, {} removed, {} kept; {} runtime edit(s) dropped",
+        n("generation"),
+        n("reals_added"),
+        n("reals_removed"),
+        n("reals_kept"),
+        n("dropped_edits")
+    )
 }
 
 /// Now as Unix milliseconds, for "ago" in `--health`.

@@ -1,5 +1,5 @@
 //! Workers and the scalar settings: `workers`, `burst`, `mbufs_per_socket`,
-//! `rx_desc`, `tx_desc`, `conn_table_size`, `admin_socket`.
+//! `rx_desc`, `tx_desc`, `conn_table_size`, `admin_socket`, `admin_group`.
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
@@ -10,7 +10,8 @@ use crate::config::schema::Config;
 use crate::config::{MAX_BURST, MAX_WORKERS};
 
 /// 1..=64 distinct worker lcores; `burst` 1..=64; non-zero pool, ring and
-/// table sizes; a non-empty `admin_socket`.
+/// table sizes; a non-empty `admin_socket`; an `admin_group` that exists
+/// in the group database.
 pub(super) fn check(cfg: &Config) -> Result<(), ValidationError> {
     use PathSeg::{Field as F, Index as I};
 
@@ -67,6 +68,23 @@ pub(super) fn check(cfg: &Config) -> Result<(), ValidationError> {
             vec![F("admin_socket")],
             "empty admin_socket: expected a path like \"/run/fulcrum/fulcrum.sock\"".into(),
         ));
+    }
+    if let Some(name) = &cfg.admin_group {
+        match nix::unistd::Group::from_name(name) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(verr(
+                    vec![F("admin_group")],
+                    format!("no such group {name:?}: expected an existing group name (getent group), or no admin_group"),
+                ))
+            }
+            Err(e) => {
+                return Err(verr(
+                    vec![F("admin_group")],
+                    format!("cannot look up group {name:?}: {e}"),
+                ))
+            }
+        }
     }
     Ok(())
 }
