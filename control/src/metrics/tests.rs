@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::testutil::fixture;
 use super::*;
@@ -117,14 +117,16 @@ fn test_server_bounds_requests() {
     let mut idle = TcpStream::connect(addr).expect("connect");
     idle.set_read_timeout(Some(HEAD_READ_TIMEOUT * 3))
         .expect("timeout");
-    let t = Instant::now();
     let mut buf = Vec::new();
-    // hyper answers 408 or just closes; either way the read ends.
-    let _ = idle.read_to_end(&mut buf);
-    let waited = t.elapsed();
+    // hyper answers 408 or just closes; either way the server ends the
+    // connection (EOF), where a server that kept it open would leave this
+    // read to fail on its own timeout.
+    idle.read_to_end(&mut buf)
+        .expect("the server closes an idle connection");
     assert!(
-        waited >= HEAD_READ_TIMEOUT - Duration::from_millis(200) && waited < HEAD_READ_TIMEOUT * 2,
-        "idle client closed after {waited:?}"
+        buf.is_empty() || buf.starts_with(b"HTTP/1.1 408"),
+        "idle client got {:?}",
+        String::from_utf8_lossy(&buf)
     );
     // Meanwhile the server still serves.
     assert_eq!(get(addr, "/metrics").0, 200);
