@@ -53,6 +53,17 @@
 # SIGHUP with a file that adds rs3 and removes rs1 loses no request and rs3
 # answers within 1 s; then a broken file keeps the daemon serving and
 # `fulcrumctl --reload` exits 1 printing its file:line:col.
+# And the VRRP cases (tests/e2e/vrrp.sh, vrrp_peer.sh, topology in
+# vrrp_topo.sh: a second director ${P}dir2, keepalived in ${P}ka):
+# "vrrp-dr" (two fulcrum directors, DR, v2 advert_int 1 then v3 0.1:
+# SIGKILL the master under a client loop, the backup's first gratuitous ARP
+# on the wire within master_down + 100 ms, requests answered through it),
+# "vrrp-nat" (a sync group of the VIP and the real servers' floating
+# gateway 10.1.0.100), "vrrp-keepalived" (Debian's keepalived as the peer,
+# v2 and v3: master/backup both ways, priority 0 on stop, preempt, tshark
+# dissects fulcrum's adverts cleanly) and "vrrp-split" (adverts blocked one
+# way by nftables: the master that still hears the other reports split
+# brain, and it clears when the block goes).
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
@@ -84,17 +95,23 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/metrics.sh"
 # shellcheck source=tests/e2e/reload.sh
 . "$ROOT/tests/e2e/reload.sh"
+# shellcheck source=tests/e2e/vrrp_topo.sh
+. "$ROOT/tests/e2e/vrrp_topo.sh"
+# shellcheck source=tests/e2e/vrrp.sh
+. "$ROOT/tests/e2e/vrrp.sh"
+# shellcheck source=tests/e2e/vrrp_peer.sh
+. "$ROOT/tests/e2e/vrrp_peer.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1 reload:1}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1 reload:1 vrrp-dr:1 vrrp-nat:1 vrrp-keepalived:1 vrrp-split:1}
 PASS=0
 FAIL=0
 
 HEALTH_SCRIPT_DIR=
-trap 'metrics_cleanup; case_cleanup; [ -n "$HEALTH_SCRIPT_DIR" ] && rm -rf "$HEALTH_SCRIPT_DIR"' EXIT
+trap 'metrics_cleanup; vrrp_cleanup; case_cleanup; [ -n "$HEALTH_SCRIPT_DIR" ] && rm -rf "$HEALTH_SCRIPT_DIR"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -166,6 +183,22 @@ for c in $CASES; do
         rate)
             fc_say "== e2e case: rate, $nw worker(s), ipvsadm --rate, -c, -Z and --set"
             run=(rate_case_run "$nw")
+            ;;
+        vrrp-dr)
+            fc_say "== e2e case: vrrp-dr, two directors (DR), SIGKILL the master under a client loop, v2 then v3"
+            run=(vrrp_dr_case_run)
+            ;;
+        vrrp-nat)
+            fc_say "== e2e case: vrrp-nat, two directors (NAT), sync group of the VIP and the inside gateway, SIGKILL the master"
+            run=(vrrp_nat_case_run)
+            ;;
+        vrrp-keepalived)
+            fc_say "== e2e case: vrrp-keepalived, fulcrum and keepalived 2.2 on one segment, v2 and v3"
+            run=(vrrp_keepalived_case_run)
+            ;;
+        vrrp-split)
+            fc_say "== e2e case: vrrp-split, adverts blocked one way between the directors"
+            run=(vrrp_split_case_run)
             ;;
         *)
             fc_say "== e2e case: $mode, $nw worker(s), $NREQ requests"
