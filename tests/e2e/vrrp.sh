@@ -98,7 +98,6 @@ vrrp_takeover_time() {
 # vrrp_kill_a: SIGKILL director A; sets VRRP_T_KILL (epoch seconds).
 vrrp_kill_a() {
     VRRP_T_KILL=$(date +%s.%N)
-    kill -KILL "${VRRP_PID[a]}" 2>/dev/null
     vrrp_fc_stop a KILL
 }
 

@@ -100,13 +100,14 @@ vrrp_setup() {
 }
 
 # vrrp_instance_ron NAME IFACE VRID PRIO VERSION ADVERT VIP [EXTRA]: one
-# `vrrp_instance` entry (RON, keepalived's knob names) with state BACKUP;
+# `vrrp_instance` entry (RON, keepalived's knob names) with state
+# ${VRRP_STATE:-BACKUP};
 # VERSION 2 adds PASS authentication ("secret", keepalived's side uses the
 # same). EXTRA is RON text added to the entry.
 vrrp_instance_ron() {
     local auth=""
     [ "$5" = 2 ] && auth='authentication: Some((auth_type: "PASS", auth_pass: "secret")),'
-    printf '(name: "%s", state: "BACKUP", interface: "%s", virtual_router_id: %s, priority: %s, advert_int: %s, version: %s, virtual_ipaddress: ["%s"], %s %s),\n' \
+    printf '(name: "%s", state: "'"${VRRP_STATE:-BACKUP}"'", interface: "%s", virtual_router_id: %s, priority: %s, advert_int: %s, version: %s, virtual_ipaddress: ["%s"], %s %s),\n' \
         "$1" "$2" "$3" "$4" "$6" "$5" "$7" "$auth" "${8:-}"
 }
 
@@ -171,13 +172,16 @@ vrrp_fc_start() {
 vrrp_fc_stop() {
     local id=$1 sig=${2:-TERM} pid=${VRRP_PID[$1]:-} _
     [ -n "$pid" ] || return 0
-    kill "-$sig" "$pid" 2>/dev/null
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    # In braces with stderr off: bash's "Killed" job notice is not news.
+    {
+        kill "-$sig" "$pid"
+        for _ in $(seq 50); do
+            kill -0 "$pid" || break
+            sleep 0.1
+        done
+        kill -0 "$pid" && kill -KILL "$pid"
+        wait "$pid"
+    } 2>/dev/null
     VRRP_STATUS[$id]=$?
     VRRP_PID[$id]=
 }
@@ -354,17 +358,19 @@ vrrp_ka_stop() {
     local ns=$1 sig=${2:-TERM} pid=${KA_PID[$1]:-} child _
     [ -n "$pid" ] || return 0
     child=$(cat "$RUN/$ns.vrrp.pid" 2>/dev/null)
-    if [ "$sig" = KILL ]; then
-        kill -KILL ${child:+"$child"} "$pid" 2>/dev/null
-    else
-        kill -TERM "$pid" 2>/dev/null
-    fi
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL ${child:+"$child"} "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    {
+        if [ "$sig" = KILL ]; then
+            kill -KILL ${child:+"$child"} "$pid"
+        else
+            kill -TERM "$pid"
+        fi
+        for _ in $(seq 50); do
+            kill -0 "$pid" || break
+            sleep 0.1
+        done
+        kill -0 "$pid" && kill -KILL ${child:+"$child"} "$pid"
+        wait "$pid"
+    } 2>/dev/null
     KA_PID[$ns]=
     topo_x "$ns" ip addr del 10.0.0.100/24 dev eth0 2>/dev/null
     return 0
