@@ -18,8 +18,9 @@
 # loop (curl -m 1) answered before the kill; the client's neighbour entry
 # for the VIP is A's MAC (B did not answer the client's ARP) and B counted
 # the VIP traffic it refused (drops arp_vrrp_backup + vrrp_backup > 0);
-# SIGKILL A: B's first gratuitous ARP for the VIP (sender MAC
-# 02:fc:00:00:00:03) comes within master_down + 100 ms of the kill
+# SIGKILL A: B's last transition is BACKUP -> MASTER after the kill, and
+# its first gratuitous ARP for the VIP (sender MAC 02:fc:00:00:00:03) comes
+# within master_down + 100 ms of the kill
 # (master_down = 3*advert + skew, RFC 5798 §6.1); B is MASTER; every
 # request that started after that ARP (ended 1.2 s after it) is answered,
 # and there are some; the client's neighbour entry is then B's MAC; B exits
@@ -95,6 +96,18 @@ vrrp_takeover_time() {
     vrrp_le "$dt" "$5" || case_fail "$6: takeover of $3 took $dt s, bound master_down + 0.1 = $5 s"
 }
 
+# vrrp_check_transition INSTANCE T_KILL TAG: B's last transition of
+# INSTANCE must be BACKUP -> MASTER after T_KILL (a B that was master
+# before the kill, because it never heard A, would otherwise pass on its
+# later gratuitous ARPs).
+vrrp_check_transition() {
+    local at from
+    at=$(vrrp_get b "$1" last_transition.at_unix_ms)
+    from=$(vrrp_get b "$1" last_transition.from)
+    awk -v a="$at" -v k="$2" 'BEGIN{exit !(a != "" && a / 1000 >= k)}' && [ "$from" = BACKUP ] ||
+        case_fail "$3: B's last transition of $1 ($from -> MASTER at ${at:-?} ms) is not BACKUP -> MASTER after the kill ($2)"
+}
+
 # vrrp_kill_a: SIGKILL director A; sets VRRP_T_KILL (epoch seconds).
 vrrp_kill_a() {
     VRRP_T_KILL=$(date +%s.%N)
@@ -158,6 +171,7 @@ vrrp_dr_round() {
     for i in "${dl_pids[@]}"; do wait "$i"; done
     mac_after=$(vrrp_neigh cl "$TOPO_VIP")
     vrrp_show b
+    vrrp_check_transition VI_OUT "$VRRP_T_KILL" "$tag"
     vrrp_cap_stop
     vrrp_takeover_time "$cap" "$VRRP_MAC_B" "$TOPO_VIP" "$VRRP_T_KILL" "$bound" "$tag"
     fc_say "$tag B's gratuitous ARPs on the wire after the kill: $(tshark -r "$cap" -Y "arp && eth.src==$VRRP_MAC_B && arp.src.proto_ipv4==$TOPO_VIP && arp.dst.proto_ipv4==$TOPO_VIP && frame.time_epoch > $VRRP_T_KILL" 2>/dev/null | wc -l); garps_sent $(vrrp_get b VI_OUT garps_sent)"
@@ -241,6 +255,8 @@ vrrp_nat_case_run() {
     vrrp_wait b VI_IN state MASTER 2 || case_fail "B's VI_IN is '$(vrrp_get b VI_IN state)' after the kill, expected MASTER (sync group G1)"
     wait "$cpid"
     vrrp_show b
+    vrrp_check_transition VI_OUT "$tk" nat
+    vrrp_check_transition VI_IN "$tk" nat
     vrrp_cap_stop
     vrrp_takeover_time "$cap" "$VRRP_MAC_B" "$TOPO_VIP" "$tk" "$bound" "VI_OUT"
     tg_out=$VRRP_T_GARP
