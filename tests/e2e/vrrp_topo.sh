@@ -117,11 +117,18 @@ vrrp_instance_ron() {
 # director ID (a|b): scripts/lib.sh's config (service 10.0.0.100:80 over
 # rs1..3, MODE nat|dr, 1 worker) with VRRP_RON (the `vrrp_instance: [...]`
 # and `vrrp_sync_group: [...]` fields) at the top level; B gets its own
-# file prefix, DIPs and admin socket.
+# file prefix, DIPs and admin socket. VRRP_UNICAST=1 adds keepalived's
+# `unicast_peer` (the other director's DIP on the instance's interface), so
+# adverts go by unicast instead of to 224.0.0.18.
 vrrp_write_config() {
-    local id=$1 f=$RUN/fc-$1.ron
+    local id=$1 f=$RUN/fc-$1.ron peer=3
     fc_write_veth_config "$2" 1 "$f" rr "${4:-}" "$3" || return 1
     sed -i "s|\"$RUN/fulcrum.sock\"|\"$RUN/fc-$id.sock\"|" "$f"
+    if [ "${VRRP_UNICAST:-0}" = 1 ]; then
+        [ "$id" = b ] && peer=1
+        sed -i -e "s|interface: \"outside\", |&unicast_peer: [\"10.0.0.$peer\"], |" \
+            -e "s|interface: \"inside\", |&unicast_peer: [\"10.1.0.$peer\"], |" "$f"
+    fi
     if [ "$id" = b ]; then
         sed -i -e "s|--file-prefix=$P\"|--file-prefix=${P}b\"|" \
             -e 's|"10.0.0.1/24"|"10.0.0.3/24"|' -e 's|"10.1.0.1/24"|"10.1.0.3/24"|' "$f"
