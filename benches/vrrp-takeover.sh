@@ -29,6 +29,9 @@
 # Knobs: KILLS (20 per part), PART_CAP_V2_S (200) and PART_CAP_V3_S (60):
 # a part stops after that many seconds even before KILLS (the section says
 # how many kills it made), so the whole run stays under 10 minutes.
+# VRRP_UNICAST=1: the fulcrum pair sends its adverts by unicast_peer
+# instead of to 224.0.0.18 (keepalived's pair stays multicast); the section
+# says which.
 # Exit status: 0, or 1 when a part failed (its output says why).
 
 set -uo pipefail
@@ -160,9 +163,9 @@ TOTAL_S=$((SECONDS - T_START))
 tshark -r "$RUN/wire.pcapng" -Y "arp && arp.src.proto_ipv4==$TOPO_VIP && arp.dst.proto_ipv4==$TOPO_VIP" \
     -T fields -e frame.time_epoch -e eth.src >"$RUN/garps.txt" 2>/dev/null
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-"$PY" - "$RUN" "$P" "$KILLS" "$TOTAL_S" "$LOAD" "$(date -u '+%Y-%m-%d %H:%M UTC')" "${FC_MEM_ARGS[*]:-hugepages}" <<'EOF' || FAILS+=("analysis")
+"$PY" - "$RUN" "$P" "$KILLS" "$TOTAL_S" "$LOAD" "$(date -u '+%Y-%m-%d %H:%M UTC')" "${FC_MEM_ARGS[*]:-hugepages}" "${VRRP_UNICAST:-0}" <<'EOF' || FAILS+=("analysis")
 import statistics, sys
-run, prefix, kills_wanted, total_s, load, when, mem = sys.argv[1:8]
+run, prefix, kills_wanted, total_s, load, when, mem, unicast = sys.argv[1:9]
 garps = []
 for line in open(f"{run}/garps.txt"):
     t, mac = line.split()
@@ -183,7 +186,9 @@ lines = [
     f"EAL memory {mem}; {total_s} s in all, load average {load} at the end; files in {run}).",
     "",
     "Takeover = kill of the master (SIGKILL) → the backup's first gratuitous ARP for 10.0.0.100 on the wire "
-    "(dumpcap on the bridge). Priorities 150 (master) / 100 (backup); bound = master_down + 0.1 s.",
+    "(dumpcap on the bridge). Priorities 150 (master) / 100 (backup); bound = master_down + 0.1 s. "
+    + ("The fulcrum pair's adverts go by `unicast_peer` (VRRP_UNICAST=1); keepalived's to 224.0.0.18."
+       if unicast == "1" else "Adverts to 224.0.0.18 (multicast) for both pairs."),
     "",
     "| pair | version | advert_int | kills | median s | worst s | best s | master_down s | within bound |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
