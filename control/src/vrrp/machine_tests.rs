@@ -1,12 +1,11 @@
-//! Unit tests of `vrrp::machine` and `vrrp::group` on a virtual clock
-//! (times in ms, all exact).
+//! Unit tests of `vrrp::machine` on a virtual clock (times in ms, all
+//! exact); `group`'s tests reuse its helpers.
 
 use super::*;
-use crate::vrrp::group::{propagate, sync, SyncGroup};
 use Action::{BecomeBackup, BecomeFault, BecomeMaster, SendAdvert, SplitBrain, Stopped};
 
 const OURS: u32 = 0x0a00_0005; // 10.0.0.5
-const HIGHER: u32 = 0x0a00_0009; // a peer with a higher address
+pub(crate) const HIGHER: u32 = 0x0a00_0009; // a peer with a higher address
 const LOWER: u32 = 0x0a00_0003; // a peer with a lower address
 const VIP: u32 = 0x0a00_0064;
 const PASS: [u8; 8] = *b"secret\0\0";
@@ -28,7 +27,7 @@ fn params(version: Version, priority: u8, advert_int_ms: u32) -> Params {
     }
 }
 
-fn v2(priority: u8) -> Machine {
+pub(crate) fn v2(priority: u8) -> Machine {
     Machine::new(params(Version::V2, priority, 1000))
 }
 
@@ -43,7 +42,7 @@ fn v2_master(priority: u8) -> Machine {
 }
 
 /// The advert a peer configured like `m` sends with `priority`.
-fn from_peer(m: &Machine, priority: u8) -> Advert {
+pub(crate) fn from_peer(m: &Machine, priority: u8) -> Advert {
     m.advert(priority)
 }
 
@@ -633,84 +632,4 @@ fn test_split_brain_set_and_cleared() {
     for t in 1..10 {
         assert_eq!(m.on_advert(t * 100, HIGHER, &other), Ok(vec![]));
     }
-}
-
-#[test]
-fn test_propagate_orders() {
-    let groups = [SyncGroup {
-        name: "G".into(),
-        members: vec![0, 1, 2],
-    }];
-    let s = [State::Master, State::Backup, State::Init, State::Backup];
-    assert_eq!(
-        propagate(&groups, &s, 0, State::Master),
-        [(1, State::Master)]
-    );
-    let s = [State::Fault, State::Master, State::Backup, State::Master];
-    assert_eq!(
-        propagate(&groups, &s, 0, State::Fault),
-        [(1, State::Fault), (2, State::Fault)]
-    );
-    assert_eq!(
-        propagate(&groups, &s, 3, State::Backup),
-        [],
-        "3 is in no group"
-    );
-    assert_eq!(propagate(&groups, &s, 0, State::Init), []);
-}
-
-#[test]
-fn test_sync_group_propagation_and_fault() {
-    let groups = [SyncGroup {
-        name: "G".into(),
-        members: vec![0, 1, 2],
-    }];
-    let mut ms: Vec<Machine> = (0..3).map(|_| v2(100)).collect();
-    for m in &mut ms {
-        m.start(0);
-    }
-    // 0 takes over: all follow to MASTER.
-    assert_eq!(
-        ms[0].on_timer(3609),
-        [SendAdvert { priority: 100 }, BecomeMaster]
-    );
-    let out = sync(&groups, &mut ms, 0, 3609);
-    let both = vec![SendAdvert { priority: 100 }, BecomeMaster];
-    assert_eq!(out, [(1, both.clone()), (2, both)]);
-    assert_eq!(
-        ms[2].last_transition(),
-        Some((3609, State::Backup, State::Master, "sync group"))
-    );
-    // 1 hears a higher master: all go BACKUP.
-    let adv = from_peer(&ms[1], 200);
-    ms[1].on_advert(4000, HIGHER, &adv).unwrap();
-    let out = sync(&groups, &mut ms, 1, 4000);
-    assert_eq!(out, [(0, vec![BecomeBackup]), (2, vec![BecomeBackup])]);
-    // 0 faults: all to FAULT. Then 2 faults on its own too.
-    ms[0].set_tracking(5000, true, 0);
-    assert_eq!(
-        sync(&groups, &mut ms, 0, 5000),
-        [(1, vec![BecomeFault]), (2, vec![BecomeFault])]
-    );
-    assert_eq!(ms[2].set_tracking(5100, true, 0), []);
-    // A forced member does not leave FAULT on its own tracking's good news.
-    assert_eq!(ms[1].set_tracking(5200, false, 0), []);
-    // 0 recovers, but 2 is still faulted: the group stays in FAULT.
-    assert_eq!(ms[0].set_tracking(6000, false, 0), [BecomeBackup]);
-    let out = sync(&groups, &mut ms, 0, 6000);
-    assert_eq!(
-        out,
-        [
-            (1, vec![BecomeBackup]),
-            (0, vec![BecomeFault]),
-            (1, vec![BecomeFault])
-        ]
-    );
-    assert!(ms.iter().all(|m| m.state() == State::Fault));
-    // 2 recovers: no member is faulted any more, all go BACKUP.
-    assert_eq!(ms[2].set_tracking(7000, false, 0), [BecomeBackup]);
-    let out = sync(&groups, &mut ms, 2, 7000);
-    assert_eq!(out, [(0, vec![BecomeBackup]), (1, vec![BecomeBackup])]);
-    assert!(ms.iter().all(|m| m.state() == State::Backup));
-    assert!(ms.iter().all(|m| m.next_deadline() == Some(7000 + 3609)));
 }
