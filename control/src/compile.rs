@@ -14,6 +14,7 @@
 //! no port falls back to port 0).
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -116,6 +117,10 @@ pub fn mh_table(
 ///   set; every VIP as [`LocalKind::Vip`] with the bits of all ports whose
 ///   connected subnets contain it, or of every port when none does (a VIP
 ///   routed to the director by an upstream router may arrive anywhere).
+///   A `vrrp_instance`'s `virtual_ipaddress` that is not a VIP is a
+///   [`LocalKind::Floating`] address answered on the instance's interface;
+///   with [`compile`] (no [`VrrpView`]) every VRRP address is
+///   [`LocalKind::Standby`], as on a director whose instances are not master.
 /// - `services` in config order with `service_index`; `reals` from id 1
 ///   (id 0 is a weight-0 placeholder because 0 means "no real server" in
 ///   connection entries), each with its owning service index and its method
@@ -158,6 +163,7 @@ pub fn compile(
         prev,
         draining,
         &HealthView::default(),
+        &VrrpView::default(),
     )
 }
 
@@ -175,6 +181,19 @@ pub struct HealthView {
     /// Services below quorum (keepalived `quorum - hysteresis`): their
     /// `sorry_server`, if any, is in rotation.
     pub sorry: HashSet<ServiceKey>,
+}
+
+/// Which VRRP addresses this director holds now: those of its instances in
+/// MASTER. [`compile_with_health`] gives every other `virtual_ipaddress`
+/// the kind [`LocalKind::Standby`] (no ARP answer, every packet dropped as
+/// `vrrp_backup`), so the default view — nothing held — is how a director
+/// starts (RFC 5798 §6.4.1: an instance starts in Initialize, then Backup
+/// unless it owns the addresses). Addresses outside every instance are
+/// always held.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VrrpView {
+    /// Held addresses (host order).
+    pub held: BTreeSet<u32>,
 }
 
 /// [`compile`] with the health checkers' view applied, as keepalived drives
@@ -196,6 +215,7 @@ pub fn compile_with_health(
     prev: Option<&Snapshot>,
     draining: &[DrainingVip],
     health: &HealthView,
+    vrrp: &VrrpView,
 ) -> Snapshot {
     assert_eq!(
         port_macs.len(),
@@ -289,6 +309,24 @@ pub fn compile_with_health(
             kind: LocalKind::Vip,
             arp_ports: d.arp_ports,
         });
+    }
+    for inst in &cfg.vrrp_instance {
+        let port = cfg
+            .ports
+            .iter()
+            .position(|p| p.name == inst.interface)
+            .unwrap_or(0);
+        for a in &inst.virtual_ipaddress {
+            let ip = u32::from(a.0);
+            let held = vrrp.held.contains(&ip);
+            let e = local.entry(ip).or_insert(LocalAddr {
+                kind: LocalKind::Floating,
+                arp_ports: 1u64 << port,
+            });
+            if !held {
+                e.kind = LocalKind::Standby;
+            }
+        }
     }
 
     let mut services = Vec::with_capacity(cfg.services.len());

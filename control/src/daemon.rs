@@ -30,7 +30,7 @@ use crate::admin::{
     build_status, notify, Access, AdminError, AdminServer, EditFn, Handlers, PortStatus, Reloader,
     SharedReload,
 };
-use crate::compile::compile_with_health;
+use crate::compile::{compile_with_health, VrrpView};
 use crate::config::Config;
 use crate::edit::Editor;
 use crate::health::pool::Pool;
@@ -59,6 +59,9 @@ pub enum StartupError {
     /// The admin socket could not be created.
     #[error("admin socket: {0}")]
     Admin(#[source] AdminError),
+    /// VRRP could not start (its sockets on the kernel interfaces).
+    #[error("{0}")]
+    Vrrp(#[source] crate::vrrp::driver::VrrpStartError),
     /// The exception path's kernel interfaces (`crate::kernel`); its text
     /// names the remedy.
     #[error("{0}")]
@@ -173,7 +176,17 @@ pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
     // Real servers with `alpha` start out of rotation: the first snapshot
     // already has the checkers' initial view.
     let initial_health = Pool::from_config(&cfg, None).0.view();
-    let snap = compile_with_health(&cfg, &macs, 1, None, &[], &initial_health);
+    // VRRP addresses start held by no instance (RFC 5798 §6.4.1): the VRRP
+    // thread publishes them as its instances become master.
+    let snap = compile_with_health(
+        &cfg,
+        &macs,
+        1,
+        None,
+        &[],
+        &initial_health,
+        &VrrpView::default(),
+    );
     let n_reals = snap.reals.len();
     let snapshot = Arc::new(ArcSwap::from_pointee(snap));
     let mesh: Arc<Mesh<hwinit::dpdk::Mbuf>> = Mesh::new(usize::from(n_workers));
@@ -288,7 +301,9 @@ pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
         config_path.to_path_buf(),
         last_reload,
     ));
+    let vrrp_report = crate::vrrp::driver::new_report();
     let mut commands = vec![
+        crate::vrrp::report::command(Arc::clone(&vrrp_report)),
         crate::conns::command(dumps.clone()),
         crate::commands::zero(Arc::clone(&rates), Arc::clone(&snapshot), stats.clone()),
         reloader.command(),
@@ -325,6 +340,34 @@ pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
         },
         None => None,
     };
+    // VRRP (config vrrp_instance): its own thread, sockets on the TAP
+    // interfaces; a failure to open them is a startup error, since the
+    // director would otherwise hold no VIP at all.
+    let links: Arc<Vec<AtomicBool>> = Arc::new(
+        port_ids
+            .iter()
+            .map(|&id| AtomicBool::new(eal.link_status(id).up))
+            .collect(),
+    );
+    let ifaces: Vec<String> = cfg.ports.iter().map(|p| p.kernel_iface()).collect();
+    let vrrp = match crate::vrrp::driver::VrrpThread::start(
+        &cfg,
+        &ifaces,
+        &macs,
+        Arc::clone(&links),
+        Arc::clone(&editor),
+        vrrp_report,
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            stop.store(true, Ordering::Relaxed);
+            for &lcore in &cfg.workers {
+                eal.wait_lcore(lcore);
+            }
+            admin.stop();
+            return Err(StartupError::Vrrp(e));
+        }
+    };
     let health = match Supervisor::start(Arc::clone(&editor), health_report) {
         Ok(h) => Some(h),
         Err(e) => {
@@ -348,6 +391,9 @@ pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .sample(&snapshot.load(), totals, elapsed);
+        }
+        for (l, &id) in links.iter().zip(&port_ids) {
+            l.store(eal.link_status(id).up, Ordering::Relaxed);
         }
         if hup.swap(false, Ordering::Relaxed) {
             // Logged and kept for the status by the reloader.
@@ -389,6 +435,10 @@ pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
     }
     info!("signal received: stopping health checks and workers");
     notify(&[sd_notify::NotifyState::Stopping]);
+    // Masters send their priority-0 advert while the workers still run.
+    if let Some(v) = vrrp {
+        v.stop();
+    }
     if let Some(h) = health {
         h.stop();
     }

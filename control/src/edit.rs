@@ -53,7 +53,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::compile::{compile_with_health, DrainingVip, HealthView};
+use crate::compile::{compile_with_health, DrainingVip, HealthView, VrrpView};
 use crate::config::{
     display_path, validate, Config, ProtoName, RealServerConfig, ServiceConfig, SocketAddrV4Str,
     TimeoutsConfig, VALUE_MARK,
@@ -409,6 +409,8 @@ struct EditorState {
     file: Config,
     drains: Vec<DrainingVip>,
     health: HealthView,
+    /// The VRRP addresses held (instances in MASTER), of the last publish.
+    vrrp: VrrpView,
 }
 
 impl Editor {
@@ -442,6 +444,7 @@ impl Editor {
                 cfg,
                 drains: Vec::new(),
                 health,
+                vrrp: VrrpView::default(),
             }),
             snapshot,
             port_macs,
@@ -477,6 +480,19 @@ impl Editor {
         if st.health == health {
             return Ok(None);
         }
+        let generation = self.republish(&st, &health, &st.vrrp)?;
+        st.health = health;
+        Ok(Some(generation))
+    }
+
+    /// Compiles the current config of `st` with `health` and `vrrp` and
+    /// publishes it with generation + 1; returns the generation.
+    fn republish(
+        &self,
+        st: &EditorState,
+        health: &HealthView,
+        vrrp: &VrrpView,
+    ) -> Result<u64, EditError> {
         let prev = self.snapshot.load_full();
         let generation = prev.generation + 1;
         let snap = compile_with_health(
@@ -485,10 +501,30 @@ impl Editor {
             generation,
             Some(&prev),
             &st.drains,
-            &health,
+            health,
+            vrrp,
         );
         self.publish(snap)?;
-        st.health = health;
+        Ok(generation)
+    }
+
+    /// Publishes the current config with the VRRP addresses `vrrp` held
+    /// (an instance became master, or stopped being master): compile,
+    /// publish with generation + 1. The workers answer ARP for the held
+    /// addresses and forward to them from their next burst; the others are
+    /// [`LocalKind::Standby`](dataplane::snapshot::LocalKind::Standby).
+    /// Returns the generation, or `None` when the view is the one already
+    /// published.
+    ///
+    /// # Errors
+    /// [`EditError::IdsExhausted`] (nothing published).
+    pub fn set_vrrp(&self, vrrp: VrrpView) -> Result<Option<u64>, EditError> {
+        let mut st = self.lock();
+        if st.vrrp == vrrp {
+            return Ok(None);
+        }
+        let generation = self.republish(&st, &st.health, &vrrp)?;
+        st.vrrp = vrrp;
         Ok(Some(generation))
     }
 
@@ -582,6 +618,7 @@ impl Editor {
             Some(&prev),
             &st.drains,
             &st.health,
+            &st.vrrp,
         );
         self.snapshot.store(Arc::new(snap));
         ended.iter().map(|d| d.vip).collect()
@@ -625,6 +662,7 @@ impl Editor {
             Some(&prev),
             &drains,
             &cur.health,
+            &cur.vrrp,
         );
         self.publish(snap).map_err(|e| (reqs.len(), e))?;
         cur.cfg = new;

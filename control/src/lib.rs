@@ -25,3 +25,4 @@ pub mod metrics;
 pub mod rates;
 #[cfg(feature = "daemon")]
 pub mod telemetry;
+pub mod vrrp;

@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use control::compile::{compile, compile_with_health, HealthView};
+use control::compile::{compile, compile_with_health, HealthView, VrrpView};
 use control::config::{parse, CheckerConfig};
 use control::health::pool::Pool;
 use control::health::supervisor::probe_of;
@@ -262,7 +262,7 @@ fn test_compile_with_health_removes_quiesces_and_keeps_ids() {
     v.down.insert((k, 0x0a01_000b, 80)); // rs1, removed on failure
     v.down.insert((k, 0x0a01_000c, 80)); // rs2, inhibit_on_failure
     v.weights.insert((k, 0x0a01_000d, 80), 7);
-    let s1 = compile_with_health(&c, &macs, 2, Some(&s0), &[], &v);
+    let s1 = compile_with_health(&c, &macs, 2, Some(&s0), &[], &v, &VrrpView::default());
     let svc = &s1.services[0];
     assert_eq!(svc.reals, vec![2, 3], "rs1 out, rs2 quiesced, rs3 in");
     assert_eq!((s1.reals[1].weight, s1.reals[1].available), (0, false));
@@ -272,11 +272,19 @@ fn test_compile_with_health_removes_quiesces_and_keeps_ids() {
     // Quorum lost: the sorry server is in, at weight 1.
     v.down.insert((k, 0x0a01_000d, 80));
     v.sorry.insert(k);
-    let s2 = compile_with_health(&c, &macs, 3, Some(&s1), &[], &v);
+    let s2 = compile_with_health(&c, &macs, 3, Some(&s1), &[], &v, &VrrpView::default());
     assert_eq!(s2.services[0].reals, vec![2, 4]);
     assert_eq!((s2.reals[4].weight, s2.reals[4].available), (1, true));
     // Everyone back: the same ids as at the start, nothing retired.
-    let s3 = compile_with_health(&c, &macs, 4, Some(&s2), &[], &HealthView::default());
+    let s3 = compile_with_health(
+        &c,
+        &macs,
+        4,
+        Some(&s2),
+        &[],
+        &HealthView::default(),
+        &VrrpView::default(),
+    );
     assert_eq!(s3.services[0].reals, vec![1, 2, 3]);
     assert_eq!(s3.reals.len(), s0.reals.len());
     assert!(s3.reals[1..4].iter().all(|r| r.available && r.weight > 0));

@@ -140,6 +140,19 @@ pub enum LocalKind {
     Dip,
     /// A virtual IP: answers ARP and ICMP echo, and balances its services.
     Vip,
+    /// A VRRP floating address that is not a VIP (a NAT real servers'
+    /// gateway, keepalived's `virtual_ipaddress`), held here because its
+    /// instance is master: answers ARP and ICMP echo, serves nothing else.
+    Floating,
+    /// A VIP or floating address whose VRRP instance is not master on this
+    /// director (RFC 5798 §6.4.2: a backup "MUST NOT respond to ARP
+    /// requests for the IPvX address(es)" and "MUST discard packets with a
+    /// destination link-layer MAC address equal to the virtual router MAC
+    /// address" — fulcrum, which uses the port's MAC as keepalived does
+    /// without `use_vmac`, discards packets to the address instead): no
+    /// ARP answer (`arp_vrrp_backup`), every packet to it dropped
+    /// (`vrrp_backup`).
+    Standby,
 }
 
 /// An address the director answers ARP and ICMP echo for.

@@ -34,7 +34,8 @@ drop_reasons! {
     EthTruncated => "eth_truncated",
     /// EtherType fulcrum does not handle (IPv6, LLDP, ...).
     EthUnsupported => "eth_unsupported",
-    /// Frame not addressed to the port's MAC nor broadcast.
+    /// Frame not addressed to the port's MAC, broadcast nor VRRP's group
+    /// MAC 01:00:5e:00:00:12.
     EthNotForUs => "eth_not_for_us",
     /// Ethernet source address is multicast, broadcast or all zeros: no
     /// station sends from one (IEEE 802.3 §3.2.3, RFC 1812 §5.3.7).
@@ -156,6 +157,31 @@ drop_reasons! {
     TxPortInvalid => "tx_port_invalid",
     /// A redirect named a worker that does not exist (or this one).
     BadWorker => "bad_worker",
+    /// A packet to a VIP or floating address whose VRRP instance is not
+    /// master here (RFC 5798 §6.4.2: a backup does not forward for the
+    /// virtual router).
+    VrrpBackup => "vrrp_backup",
+    /// An ARP request for a VIP or floating address whose VRRP instance is
+    /// not master here: the master answers it (RFC 5798 §6.4.2).
+    ArpVrrpBackup => "arp_vrrp_backup",
+    /// A VRRP packet (IP protocol 112) neither to 224.0.0.18 nor to a DIP
+    /// of its arrival port.
+    VrrpNotForUs => "vrrp_not_for_us",
+    /// A VRRP advert with an IP TTL other than 255: it crossed a router
+    /// (RFC 5798 §7.1, RFC 3768 §7.1).
+    VrrpBadTtl => "vrrp_bad_ttl",
+    /// A VRRP advert shorter than its header, address list and (v2)
+    /// authentication data.
+    VrrpTruncated => "vrrp_truncated",
+    /// A VRRP advert whose version is not 2 or 3, or whose type is not 1
+    /// (advertisement).
+    VrrpBadVersion => "vrrp_bad_version",
+    /// A VRRP advert with a wrong checksum (v2: over the message, RFC 3768
+    /// §5.3.8; v3: with the pseudo-header, RFC 5798 §5.2.8).
+    VrrpBadChecksum => "vrrp_bad_checksum",
+    /// A VRRP advert whose address count is 0, above 20 or not what its
+    /// length holds, or whose advert interval is 0.
+    VrrpBadFields => "vrrp_bad_fields",
 }
 
 macro_rules! worker_counters {
@@ -238,6 +264,10 @@ worker_counters! {
     /// Frames handed to the kernel over the exception path (taken by the
     /// TAP queue; what it refused is `tx_full`).
     exception_to_kernel,
+    /// VRRP adverts that passed the dataplane's checks, handed to the
+    /// control thread's VRRP socket through the exception path (also
+    /// counted in `exception_to_kernel`).
+    vrrp_to_kernel,
     /// Frames the kernel sent on a TAP interface, queued for the matching
     /// port unchanged (the port's `tx_pkts`/`tx_full` count their fate).
     exception_from_kernel,

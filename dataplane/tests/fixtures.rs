@@ -217,6 +217,71 @@ fn edited(mut f: Vec<u8>, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     f
 }
 
+/// VRRP's group MAC (RFC 5798 §7.3: 01-00-5E-00-00-12 for 224.0.0.18).
+const VRRP_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
+
+/// RFC 1071 sum over `b` (odd length padded), folded and complemented:
+/// written here apart from fulcrum's wire code.
+fn ones_sum(b: &[u8]) -> u16 {
+    let mut s: u32 = 0;
+    for c in b.chunks(2) {
+        s += u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0));
+    }
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+/// A VRRPv2 advert (RFC 3768 §5.1): version 2 type 1, `vrid`, `prio`,
+/// the addresses, auth type 1 (PASS) with `auth` as its 8 bytes, interval
+/// `int_s` seconds; checksum over the message (§5.3.8).
+fn vrrp_v2(vrid: u8, prio: u8, addrs: &[[u8; 4]], int_s: u8, auth: &[u8; 8]) -> Vec<u8> {
+    let mut m = vec![0x21, vrid, prio, addrs.len() as u8, 1, int_s, 0, 0];
+    for a in addrs {
+        m.extend_from_slice(a);
+    }
+    m.extend_from_slice(auth);
+    vrrp_fix_v2(m)
+}
+
+/// `m` with its v2 checksum recomputed.
+fn vrrp_fix_v2(mut m: Vec<u8>) -> Vec<u8> {
+    m[6] = 0;
+    m[7] = 0;
+    let c = ones_sum(&m);
+    m[6..8].copy_from_slice(&c.to_be_bytes());
+    m
+}
+
+/// A VRRPv3 advert (RFC 5798 §5.1) from `src` to `dst`: version 3 type 1,
+/// max advert interval `int_cs` centiseconds; checksum with the IPv4
+/// pseudo-header (§5.2.8).
+fn vrrp_v3(
+    vrid: u8,
+    prio: u8,
+    addrs: &[[u8; 4]],
+    int_cs: u16,
+    src: [u8; 4],
+    dst: [u8; 4],
+) -> Vec<u8> {
+    let mut m = vec![0x31, vrid, prio, addrs.len() as u8];
+    m.extend_from_slice(&(int_cs & 0x0fff).to_be_bytes());
+    m.extend_from_slice(&[0, 0]);
+    for a in addrs {
+        m.extend_from_slice(a);
+    }
+    let mut ph = Vec::new();
+    ph.extend_from_slice(&src);
+    ph.extend_from_slice(&dst);
+    ph.extend_from_slice(&[0, 112]);
+    ph.extend_from_slice(&(m.len() as u16).to_be_bytes());
+    ph.extend_from_slice(&m);
+    let c = ones_sum(&ph);
+    m[6..8].copy_from_slice(&c.to_be_bytes());
+    m
+}
+
 /// RFC 1071 sum of the IPv4 pseudo header of the segment in `f` (no VLAN,
 /// IHL 5), folded but not complemented: what a checksum-offloading sender
 /// leaves in the field.
@@ -1123,6 +1188,159 @@ fn cases() -> Vec<Case> {
         .bytes(),
         0,
         R::NotForUs,
+    ));
+    // ---- VRRP: adverts to the kernel, a backup's VIPs ----
+    let kernel_on = Setup {
+        pre: |c, _| c.enable_kernel(1000, 10, 0),
+        ..base()
+    };
+    let standby = || Setup {
+        snap: |s| {
+            if let Some(l) = s.local.get_mut(&u32::from_be_bytes(VIP)) {
+                l.kind = LocalKind::Standby;
+            }
+        },
+        ..base()
+    };
+    v.push(
+        dropped(
+            "vrrp_backup_syn_to_standby_vip",
+            syn.bytes(),
+            0,
+            R::VrrpBackup,
+        )
+        .setup(standby()),
+    );
+    v.push(
+        dropped(
+            "arp_vrrp_backup_request_for_standby_vip",
+            arp_request(CIP, VIP),
+            0,
+            R::ArpVrrpBackup,
+        )
+        .setup(standby()),
+    );
+    let floating = Setup {
+        snap: |s| {
+            s.local.insert(
+                u32::from_be_bytes([10, 0, 0, 50]),
+                LocalAddr {
+                    kind: LocalKind::Floating,
+                    arp_ports: 1,
+                },
+            );
+        },
+        ..base()
+    };
+    v.push(
+        row(
+            "arp_floating_address_answered",
+            arp_request(CIP, [10, 0, 0, 50]),
+            0,
+            Verdict::Tx(0),
+        )
+        .setup(floating)
+        .out(arp(
+            OUT_MAC,
+            CLIENT_MAC,
+            2,
+            OUT_MAC,
+            [10, 0, 0, 50],
+            CLIENT_MAC,
+            CIP,
+        ))
+        .bumps(&["arp_replies"]),
+    );
+    let good = vrrp_v2(51, 100, &[VIP], 1, b"secret\0\0");
+    let advert = |ttl: u8, dip: [u8; 4], dmac: [u8; 6], msg: &[u8]| {
+        Pkt {
+            dmac,
+            dip,
+            ttl,
+            ..syn.clone().with(L4::Raw(112))
+        }
+        .with_payload(msg)
+        .bytes()
+    };
+    let to_group = advert(255, [224, 0, 0, 18], VRRP_MAC, &good);
+    v.push(
+        row(
+            "kernel_vrrp_v2_advert",
+            to_group.clone(),
+            0,
+            Verdict::Kernel(0),
+        )
+        .setup(kernel_on)
+        .out(to_group)
+        .bumps(&["vrrp_to_kernel"]),
+    );
+    let v3 = vrrp_v3(51, 200, &[VIP, [10, 0, 0, 101]], 100, CIP, [224, 0, 0, 18]);
+    let v3_frame = advert(255, [224, 0, 0, 18], VRRP_MAC, &v3);
+    let kernel_on = Setup {
+        pre: |c, _| c.enable_kernel(1000, 10, 0),
+        ..base()
+    };
+    v.push(
+        row(
+            "kernel_vrrp_v3_advert",
+            v3_frame.clone(),
+            0,
+            Verdict::Kernel(0),
+        )
+        .setup(kernel_on)
+        .out(v3_frame)
+        .bumps(&["vrrp_to_kernel"]),
+    );
+    v.push(dropped(
+        "vrrp_bad_ttl_254",
+        advert(254, [224, 0, 0, 18], VRRP_MAC, &good),
+        0,
+        R::VrrpBadTtl,
+    ));
+    v.push(dropped(
+        "vrrp_truncated_6_bytes",
+        advert(255, [224, 0, 0, 18], VRRP_MAC, &good[..6]),
+        0,
+        R::VrrpTruncated,
+    ));
+    v.push(dropped(
+        "vrrp_bad_version_4",
+        advert(
+            255,
+            [224, 0, 0, 18],
+            VRRP_MAC,
+            &vrrp_fix_v2(edited(good.clone(), |m| m[0] = 0x41)),
+        ),
+        0,
+        R::VrrpBadVersion,
+    ));
+    v.push(dropped(
+        "vrrp_bad_checksum",
+        advert(
+            255,
+            [224, 0, 0, 18],
+            VRRP_MAC,
+            &edited(good.clone(), |m| m[6] ^= 0xff),
+        ),
+        0,
+        R::VrrpBadChecksum,
+    ));
+    v.push(dropped(
+        "vrrp_bad_fields_count_0",
+        advert(
+            255,
+            [224, 0, 0, 18],
+            VRRP_MAC,
+            &vrrp_v2(51, 100, &[], 1, &[0; 8]),
+        ),
+        0,
+        R::VrrpBadFields,
+    ));
+    v.push(dropped(
+        "vrrp_not_for_us_unicast_elsewhere",
+        advert(255, [10, 0, 0, 77], OUT_MAC, &good),
+        0,
+        R::VrrpNotForUs,
     ));
     // ---- conn ----
     v.push(dropped(

@@ -193,10 +193,11 @@ fn stage_of(r: DropReason) -> &'static str {
         Ipv4BadChecksum | Ipv4BadOptions | Ipv4SourceRoute | Ipv4Fragment | Ipv4L2Broadcast
         | Ipv4MartianSource | Ipv4RpfFail | L4PortZero | TcpBadChecksum | UdpBadChecksum
         | L4ChecksumPartial => "validate",
-        NotForUs => "classify",
+        NotForUs | VrrpBackup | VrrpNotForUs => "classify",
         ArpMalformed | ArpNotForUs | ArpWrongSubnet | ArpBadSenderMac | ArpIgnored
         | IcmpMalformed | IcmpBadChecksum | IcmpUnsupported | ProtoUnsupported | DipUnserved
-        | ExceptionRateLimited => "local",
+        | ExceptionRateLimited | ArpVrrpBackup | VrrpBadTtl | VrrpTruncated | VrrpBadVersion
+        | VrrpBadChecksum | VrrpBadFields => "local",
         TcpNoConn | NoService | NoRealServer | ConnTableFull | ConnKeyCollision
         | ConnDestUnavailable | ReplyNoConn | TtlExceeded => "conn",
         NoRoute | NeighUnresolved | NeighTableFull => "route",

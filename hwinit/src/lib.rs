@@ -21,6 +21,7 @@
 pub mod dpdk;
 pub mod error;
 pub mod mem;
+pub mod packet_socket;
 pub mod port;
 pub mod thp;
 

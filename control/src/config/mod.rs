@@ -45,6 +45,7 @@ pub mod locate;
 pub mod schema;
 pub mod types;
 pub mod validate;
+pub mod vrrp;
 
 use std::path::Path;
 
@@ -64,6 +65,10 @@ pub use types::{
     SocketAddrV4Str, TimeoutSecs, Weight,
 };
 pub use validate::{validate, MAX_EXCEPTION_BURST, MAX_EXCEPTION_RATE_PPS, MH_SLOTS_PER_REAL};
+pub use vrrp::{
+    AuthConfig, InitialState, TrackScriptRef, TrackServiceRef, VrrpInstanceConfig,
+    VrrpScriptConfig, VrrpSyncGroupConfig,
+};
 
 /// Most workers (and, separately, most ports) one director may have: port and
 /// worker sets are 64-bit masks in the snapshot (`LocalAddr::arp_ports`).

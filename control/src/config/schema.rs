@@ -19,6 +19,7 @@ use super::types::{
     ChecksumCheckName, Cidr, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask, ProtoName,
     SchedulerName, SocketAddrV4Str, TimeoutSecs, Weight,
 };
+use super::vrrp::{VrrpInstanceConfig, VrrpScriptConfig, VrrpSyncGroupConfig};
 use super::DEFAULT_ADMIN_SOCKET;
 
 /// The whole director: one RON file. See `docs/config.md` for the commented
@@ -102,6 +103,18 @@ pub struct Config {
     /// one HTTP listener. Default on, `127.0.0.1:9469`, loopback only.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// VRRP instances (keepalived's `vrrp_instance` blocks): the VIPs and
+    /// floating addresses this director holds only while master. Default
+    /// none: every VIP is always held. See `docs/config.md` "VRRP".
+    #[serde(default)]
+    pub vrrp_instance: Vec<VrrpInstanceConfig>,
+    /// Scripts `track_script` refers to (keepalived's `vrrp_script`).
+    #[serde(default)]
+    pub vrrp_script: Vec<VrrpScriptConfig>,
+    /// Instances that change state together (keepalived's
+    /// `vrrp_sync_group`).
+    #[serde(default)]
+    pub vrrp_sync_group: Vec<VrrpSyncGroupConfig>,
 }
 
 /// The metrics listener (`metrics: (enabled: true, listen:

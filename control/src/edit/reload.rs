@@ -140,7 +140,10 @@ pub fn restart_fields(old: &Config, new: &Config) -> Vec<&'static str> {
         admin_group,
         ports,
         neighbours,
-        exception_path
+        exception_path,
+        vrrp_instance,
+        vrrp_script,
+        vrrp_sync_group
     );
     if out.is_empty() {
         // A setting this list does not name yet: restart-only as well.
@@ -232,6 +235,7 @@ impl Editor {
             Some(&prev),
             &drains,
             &health,
+            &cur.vrrp,
         );
         self.publish(snap)?;
         cur.file = new.clone();

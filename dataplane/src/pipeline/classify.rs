@@ -3,16 +3,20 @@
 //! Layer: dataplane pipeline, after `validate`, for IPv4 (ARP goes from
 //! `parse` straight to `local`). One lookup of the destination in the
 //! worker's copy of the local addresses decides between the `local` stage
-//! (anything for a DIP, or for a VIP that is not TCP/UDP: ICMP echo today,
-//! later the exception path and VRRP), VIP
+//! (anything for a DIP, or for a VIP that is not TCP/UDP: ICMP echo and the
+//! exception path), VRRP adverts (to 224.0.0.18 or a DIP), VIP
 //! traffic (client → virtual service) and reply candidates (a real server
 //! answering a client through a NAT connection).
 //!
 //! Refuses with `not_for_us` only a packet that is neither for a director
-//! address nor TCP/UDP (which alone could be a NAT reply).
+//! address nor TCP/UDP (which alone could be a NAT reply); with
+//! `vrrp_backup` anything to a VIP or floating address this director does
+//! not hold (its VRRP instance is backup), and with `vrrp_not_for_us` VRRP
+//! to another address.
 
 use crate::snapshot::{LocalKind, Snapshot};
 use crate::stats::DropReason;
+use crate::wire::vrrp::{MCAST_ADDR, PROTO_VRRP};
 
 use super::parse::Parsed;
 
@@ -27,6 +31,9 @@ pub enum Class {
     Vip,
     /// TCP/UDP to an address that is not ours: possibly a NAT reply.
     Reply,
+    /// VRRP (IP protocol 112) to 224.0.0.18 or to a DIP: checked by
+    /// `local::vrrp` and handed to the control thread through the kernel.
+    Vrrp,
 }
 
 /// The snapshot's local addresses (VIPs and DIPs) as a worker's own small
@@ -104,8 +111,17 @@ impl LocalIndex {
 pub fn classify(p: &Parsed, local: &LocalIndex) -> Result<Class, DropReason> {
     match local.get(p.key.dst_ip) {
         Some(LocalKind::Vip) if p.has_ports() => Ok(Class::Vip),
+        Some(LocalKind::Standby) => Err(DropReason::VrrpBackup),
+        Some(kind) if p.key.proto == PROTO_VRRP => match kind {
+            LocalKind::Dip => Ok(Class::Vrrp),
+            _ => Err(DropReason::VrrpNotForUs),
+        },
         Some(kind) => Ok(Class::Local(kind)),
         None if p.has_ports() => Ok(Class::Reply),
+        None if p.key.proto == PROTO_VRRP => match p.key.dst_ip {
+            MCAST_ADDR => Ok(Class::Vrrp),
+            _ => Err(DropReason::VrrpNotForUs),
+        },
         None => Err(DropReason::NotForUs),
     }
 }

@@ -184,8 +184,12 @@ impl LocalParts<'_> {
                 (false, false) => Verdict::Drop(DropReason::ArpIgnored),
             };
         }
-        if !ours {
-            return Verdict::Drop(DropReason::ArpNotForUs);
+        match target {
+            None => return Verdict::Drop(DropReason::ArpNotForUs),
+            Some(l) if l.kind == LocalKind::Standby => {
+                return Verdict::Drop(DropReason::ArpVrrpBackup)
+            }
+            Some(_) => {}
         }
         let reply = ArpRepr {
             operation: wire::arp::OP_REPLY,
@@ -233,6 +237,36 @@ impl LocalParts<'_> {
             }
             _ => Verdict::Drop(DropReason::ProtoUnsupported),
         }
+    }
+
+    /// A VRRP packet (IP protocol 112) to 224.0.0.18 or to a DIP of the
+    /// arrival port, after `validate::source`: checked here with the wire
+    /// view (TTL 255, RFC 5798 §7.1 / RFC 3768 §7.1; version, type, length,
+    /// address count, checksum) so that a malformed advert is a named drop
+    /// before it costs the control thread anything, then handed to the
+    /// kernel, where the control thread's VRRP socket on the port's TAP
+    /// interface reads it (the instance-level checks — VRID, interval,
+    /// authentication — are the control side's, per instance).
+    ///
+    /// Returns `Kernel(in_port)`, or a drop: `vrrp_bad_ttl`,
+    /// `vrrp_truncated`, `vrrp_bad_version`, `vrrp_bad_checksum`,
+    /// `vrrp_bad_fields`, `exception_rate_limited`, `dip_unserved` (a
+    /// worker without the exception path).
+    pub fn vrrp(&mut self, ctx: &Ctx<'_>, frame: &[u8], p: &Parsed) -> Verdict {
+        if p.ttl != wire::vrrp::TTL {
+            return Verdict::Drop(DropReason::VrrpBadTtl);
+        }
+        let msg = frame
+            .get(usize::from(p.l4)..usize::from(p.ip_end))
+            .unwrap_or(&[]);
+        if let Err(e) = wire::vrrp::parse(msg, p.key.src_ip, p.key.dst_ip) {
+            return Verdict::Drop(vrrp_drop(e));
+        }
+        let v = self.hand_to_kernel(ctx, DropReason::DipUnserved);
+        if let Verdict::Kernel(_) = v {
+            self.stats.vrrp_to_kernel += 1;
+        }
+        v
     }
 
     /// `Kernel(in_port)` if the exception path is on and its bucket has a
@@ -286,6 +320,18 @@ impl LocalParts<'_> {
         xmit::set_macs(frame, port.mac, peer);
         self.stats.icmp_echo_replies += 1;
         Verdict::Tx(in_port)
+    }
+}
+
+/// The drop reason of a VRRP codec error.
+fn vrrp_drop(e: wire::vrrp::VrrpError) -> DropReason {
+    use wire::vrrp::VrrpError as E;
+    match e {
+        E::BadTtl => DropReason::VrrpBadTtl,
+        E::Truncated | E::BadIpHeader => DropReason::VrrpTruncated,
+        E::BadVersion | E::BadType => DropReason::VrrpBadVersion,
+        E::BadChecksum => DropReason::VrrpBadChecksum,
+        E::BadAddrCount | E::BadInterval => DropReason::VrrpBadFields,
     }
 }
 

@@ -10,7 +10,7 @@
 //! | parse | `parse.rs` | offsets, tuple, flags, flow hash; L2 and header-length drops |
 //! | validate | `validate.rs` | checksums, options, fragments, martians, port 0 |
 //! | classify | `classify.rs` | local / VIP / reply |
-//! | local | `local.rs` | ARP, ICMP echo, the exception path to the kernel (later: VRRP) |
+//! | local | `local.rs` | ARP, ICMP echo, VRRP adverts, the exception path to the kernel |
 //! | shard | `shard.rs` | the flow's owner worker, redirect |
 //! | conn | `conn.rs` | lookup, creation (persistence, scheduler), TCP state |
 //! | route | `route.rs` | next hop from the cache, routes and neighbours |
@@ -445,6 +445,10 @@ impl Core {
             Class::Local(kind) => {
                 validate::source(p, snap, ctx.in_port)?;
                 return Ok(self.local().director(ctx, frame, p, kind));
+            }
+            Class::Vrrp => {
+                validate::source(p, snap, ctx.in_port)?;
+                return Ok(self.local().vrrp(ctx, frame, p));
             }
             Class::Vip => {
                 if let Some(o) = shard::redirect_to(

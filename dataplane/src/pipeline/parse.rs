@@ -145,8 +145,8 @@ pub fn is_multicast_mac(mac: &[u8; 6]) -> bool {
 ///
 /// # Errors
 /// One [`DropReason`] per refusal, checked in this order: `eth_truncated`,
-/// `eth_not_for_us` (destination neither the port's MAC nor broadcast;
-/// the VRRP issue adds its multicast group), `eth_src_invalid`, `vlan_not_configured`,
+/// `eth_not_for_us` (destination neither the port's MAC, broadcast nor
+/// VRRP's group MAC 01:00:5e:00:00:12), `eth_src_invalid`, `vlan_not_configured`,
 /// `eth_unsupported`, `ipv4_bad_length`, `ipv4_malformed`, and for a first
 /// fragment or unfragmented packet `tcp_malformed` / `udp_malformed`.
 /// Broadcast frames pass, with [`Parsed::l2_multicast`] set, so that ARP
@@ -176,7 +176,7 @@ pub fn parse_into(
     let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::EthTruncated)?;
     let dst = eth.dst_addr();
     let l2_multicast = is_multicast_mac(&dst);
-    if dst != port.mac && dst != wire::BROADCAST {
+    if dst != port.mac && dst != wire::BROADCAST && dst != wire::vrrp::MCAST_MAC {
         return Err(DropReason::EthNotForUs);
     }
     let src = eth.src_addr();

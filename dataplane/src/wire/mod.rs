@@ -41,6 +41,7 @@ pub mod ipv4;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
+pub mod vrrp;
 
 pub use arp::*;
 pub use ethernet::*;

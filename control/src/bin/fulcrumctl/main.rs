@@ -33,6 +33,9 @@
 //!   `--exact`); `--json`: the raw status JSON, pretty-printed.
 //! - `--health`: the checkers' view per real server and service; with
 //!   `--json`, the health report alone.
+//! - `--vrrp`: each VRRP instance's state (`MASTER (split-brain)` while
+//!   split brain is reported), priorities, master, counters and last
+//!   transition; with `--json`, the report as JSON.
 //! - `--ports`: each DPDK port's device counters (imissed, rx_nombuf,
 //!   ierrors, oerrors) and its PMD's xstats (zeros hidden unless
 //!   `--exact`); with `--json`, the ports alone.
@@ -199,6 +202,12 @@ struct Cli {
     /// (once a second).
     #[arg(long)]
     ports: bool,
+    /// Show each VRRP instance: state (with split-brain), priority and
+    /// effective priority, the master's address, adverts sent, received and
+    /// refused, and the time and reason of the last transition; with
+    /// --json, the report as JSON.
+    #[arg(long)]
+    vrrp: bool,
     /// Admin socket path [default: $FULCRUM_SOCKET, else /run/fulcrum/fulcrum.sock].
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
@@ -226,6 +235,7 @@ enum Cmd {
     SetTimeouts,
     Conns,
     Timeouts,
+    Vrrp,
 }
 
 impl Cmd {
@@ -251,6 +261,7 @@ impl Cmd {
             Cmd::SetTimeouts => "--set",
             Cmd::Conns => "-L -c (connection)",
             Cmd::Timeouts => "-L --timeout",
+            Cmd::Vrrp => "--vrrp",
         }
     }
 
@@ -273,6 +284,7 @@ impl Cmd {
                 "-u",
             ],
             Cmd::Health => &["--json", "--health"],
+            Cmd::Vrrp => &["--json", "--vrrp"],
             Cmd::Ports => &["--json", "--ports", "--exact"],
             Cmd::Zero => &["-t", "-u"],
             Cmd::Conns => &["-c", "-t", "-u", "-r", "--json"],
@@ -307,6 +319,8 @@ fn command(cli: &Cli) -> Option<Cmd> {
         Some(Cmd::Conns)
     } else if cli.list && cli.timeout {
         Some(Cmd::Timeouts)
+    } else if cli.vrrp {
+        Some(Cmd::Vrrp)
     } else if cli.health {
         Some(Cmd::Health)
     } else if cli.ports {
@@ -346,6 +360,7 @@ fn check_options(cli: &Cli, cmd: Cmd) -> Result<(), String> {
         ("--json", cli.json),
         ("--health", cli.health),
         ("--ports", cli.ports),
+        ("--vrrp", cli.vrrp),
     ];
     for (name, on) in used {
         if on && !cmd.allowed().contains(&name) {
@@ -522,6 +537,24 @@ fn main() -> ExitCode {
 
     if let Some(code) = run_ipvs_command(&cli, cmd, &socket) {
         return code;
+    }
+    if cmd == Cmd::Vrrp {
+        return match request(&socket, &json!({ "cmd": "vrrp" })) {
+            Ok(r) => {
+                let text = if cli.json {
+                    serde_json::to_string_pretty(&r).unwrap_or_default()
+                } else {
+                    match serde_json::from_value::<control::vrrp::report::VrrpReport>(r) {
+                        Ok(rep) => control::vrrp::report::format(&rep, now_ms()),
+                        Err(e) => return fail(&format!("unexpected vrrp answer: {e}")),
+                    }
+                };
+                print!("{}", text.trim_end_matches('\n'));
+                println!();
+                ExitCode::SUCCESS
+            }
+            Err(e) => admin_fail(&e),
+        };
     }
     if cmd == Cmd::Reload {
         return match request(&socket, &json!({ "cmd": "reload" })) {

@@ -37,7 +37,12 @@ fn running_as_root() -> bool {
 }
 
 /// Checks one script command (`what` names the knob in messages).
-fn script(cfg: &Config, path: Path_, what: &str, cmd: &str) -> Result<(), ValidationError> {
+pub(super) fn script(
+    cfg: &Config,
+    path: Path_,
+    what: &str,
+    cmd: &str,
+) -> Result<(), ValidationError> {
     let argv = parse_command(cmd).map_err(|e| verr(path.clone(), format!("{what}: {e}")))?;
     let Some(prog) = argv.first() else {
         return Err(verr(

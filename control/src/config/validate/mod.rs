@@ -31,6 +31,7 @@ mod routes;
 mod sched;
 mod services;
 mod settings;
+pub mod vrrp;
 
 pub use self::exception::{MAX_EXCEPTION_BURST, MAX_EXCEPTION_RATE_PPS};
 pub use self::sched::MH_SLOTS_PER_REAL;
@@ -88,7 +89,8 @@ pub fn validate(cfg: &Config) -> Result<(), ValidationError> {
     metrics::check(cfg)?;
     routes::check(cfg, &dips)?;
     neighbours::check(cfg, &dips)?;
-    services::check(cfg, &dips)
+    services::check(cfg, &dips)?;
+    vrrp::check(cfg)
 }
 
 #[cfg(test)]
