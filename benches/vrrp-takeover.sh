@@ -14,16 +14,21 @@
 # fulcrum-v3 (advert_int 0.1 s), keepalived-v2, keepalived-v3 (the same).
 # Each kill: the first of the pair (priority 150, state MASTER) is started
 # and becomes master, the second (100, BACKUP) is seen backup, the script
-# waits 2 adverts + 0.3 s, SIGKILLs the master (keepalived: its VRRP child
+# waits 2 adverts + 0.3 s + a random fraction of an advert (so the kill
+# lands anywhere between two adverts), SIGKILLs the master (keepalived: its VRRP child
 # and parent at once, nothing more is sent) and waits for the backup to
 # report MASTER (fulcrumctl --vrrp --json; keepalived: its notify script).
 # Then the master is started again (it preempts) for the next kill.
 # Takeover = first gratuitous ARP for 10.0.0.100 from the backup's MAC on
 # the wire (dumpcap on brout, the whole run in one capture) minus the
-# kill's time (CLOCK_REALTIME, the same clock). Bound for comparison:
+# kill's time (CLOCK_REALTIME, the same clock); it lies between
+# master_down - advert_int and master_down. Also reported: the master's
+# last advert on the wire before the kill -> that GARP, which is the
+# backup's own master-down wait (about master_down whatever the kill's
+# phase). Bound for comparison:
 # master_down = 3 * advert_int + skew (RFC 5798 §6.1; v2: (256-100)/256 s,
 # v3: that times advert_int) + 0.1 s.
-# Output: $RUN/kills.csv (part,n,t_kill,t_garp,takeover_s), $RUN/section.md
+# Output: $RUN/kills.csv (part,n,t_kill,t_garp,takeover_s,last_advert_to_garp_s), $RUN/section.md
 # (RUN=/tmp/fulcrum-bench/<prefix>-vrrp-takeover), then the section in
 # BENCHMARKS.md (NO_DOC=1 skips that).
 # Knobs: KILLS (20 per part), PART_CAP_V2_S (200) and PART_CAP_V3_S (60):
@@ -99,7 +104,7 @@ fulcrum_part() {
             fc_err "$part: A '$(vrrp_get a VI_OUT state)', B '$(vrrp_get b VI_OUT state)' before kill $((n + 1))"
             return 1
         }
-        sleep "$(awk -v a="$adv" 'BEGIN{print 2 * a + 0.3}')"
+        sleep "$(awk -v a="$adv" -v r="$RANDOM" 'BEGIN{print 2 * a + 0.3 + a * (r % 1000) / 1000}')"
         tk=$(date +%s.%N)
         vrrp_fc_stop a KILL
         vrrp_wait b VI_OUT state MASTER 8 || {
@@ -107,7 +112,7 @@ fulcrum_part() {
             return 1
         }
         n=$((n + 1))
-        echo "$part,$n,$tk,$VRRP_MAC_B" >>"$RUN/kills.csv"
+        echo "$part,$n,$tk,$VRRP_MAC_B,10.0.0.1" >>"$RUN/kills.csv"
     done
     vrrp_fc_stop b TERM
     fc_say "$part: $n kills in $((SECONDS - t0)) s"
@@ -130,7 +135,7 @@ keepalived_part() {
             fc_err "$part: ka '$(vrrp_ka_state ka)', ka2 '$(vrrp_ka_state ka2)' before kill $((n + 1))"
             return 1
         }
-        sleep "$(awk -v a="$adv" 'BEGIN{print 2 * a + 0.3}')"
+        sleep "$(awk -v a="$adv" -v r="$RANDOM" 'BEGIN{print 2 * a + 0.3 + a * (r % 1000) / 1000}')"
         tk=$(date +%s.%N)
         vrrp_ka_stop ka KILL
         vrrp_ka_wait ka2 MASTER 8 || {
@@ -138,7 +143,7 @@ keepalived_part() {
             return 1
         }
         n=$((n + 1))
-        echo "$part,$n,$tk,02:fc:00:00:00:05" >>"$RUN/kills.csv"
+        echo "$part,$n,$tk,02:fc:00:00:00:05,10.0.0.4" >>"$RUN/kills.csv"
     done
     vrrp_ka_stop ka2 TERM
     fc_say "$part: $n kills in $((SECONDS - t0)) s"
@@ -162,23 +167,29 @@ TOTAL_S=$((SECONDS - T_START))
 # Every gratuitous ARP for the VIP: time and sender MAC.
 tshark -r "$RUN/wire.pcapng" -Y "arp && arp.src.proto_ipv4==$TOPO_VIP && arp.dst.proto_ipv4==$TOPO_VIP" \
     -T fields -e frame.time_epoch -e eth.src >"$RUN/garps.txt" 2>/dev/null
+# Every advert from the masters (A, ka): time and source address.
+tshark -r "$RUN/wire.pcapng" -Y "vrrp && (ip.src==10.0.0.1 || ip.src==10.0.0.4)" \
+    -T fields -e frame.time_epoch -e ip.src >"$RUN/adverts.txt" 2>/dev/null
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 "$PY" - "$RUN" "$P" "$KILLS" "$TOTAL_S" "$LOAD" "$(date -u '+%Y-%m-%d %H:%M UTC')" "${FC_MEM_ARGS[*]:-hugepages}" "${VRRP_UNICAST:-0}" <<'EOF' || FAILS+=("analysis")
 import statistics, sys
 run, prefix, kills_wanted, total_s, load, when, mem, unicast = sys.argv[1:9]
-garps = []
-for line in open(f"{run}/garps.txt"):
-    t, mac = line.split()
-    garps.append((float(t), mac))
-rows = {}
+def pairs(name):
+    return [(float(t), who) for t, who in (line.split() for line in open(f"{run}/{name}"))]
+garps, adverts = pairs("garps.txt"), pairs("adverts.txt")
+rows, since = {}, {}
+fmt = lambda v, d: "" if v is None else f"{v:.{d}f}"
 with open(f"{run}/kills.csv.new", "w") as out:
     for line in open(f"{run}/kills.csv"):
-        part, n, tk, mac = line.strip().split(",")
+        part, n, tk, mac, old = line.strip().split(",")
         tk = float(tk)
         tg = next((t for t, m in garps if m == mac and t > tk), None)
+        ta = max((t for t, ip in adverts if ip == old and t < tk), default=None)
         dt = None if tg is None else tg - tk
-        out.write(f"{part},{n},{tk:.6f},{'' if tg is None else f'{tg:.6f}'},{'' if dt is None else f'{dt:.3f}'}\n")
+        da = None if tg is None or ta is None else tg - ta
+        out.write(f"{part},{n},{tk:.6f},{fmt(tg, 6)},{fmt(dt, 3)},{fmt(da, 3)}\n")
         rows.setdefault(part, []).append(dt)
+        since.setdefault(part, []).append(da)
 order = ["fulcrum-v2", "keepalived-v2", "fulcrum-v3", "keepalived-v3"]
 md = {"2": 3 + 156 / 256, "3": 0.3 + 156 * 0.1 / 256}
 lines = [
@@ -190,8 +201,8 @@ lines = [
     + ("The fulcrum pair's adverts go by `unicast_peer` (VRRP_UNICAST=1); keepalived's to 224.0.0.18."
        if unicast == "1" else "Adverts to 224.0.0.18 (multicast) for both pairs."),
     "",
-    "| pair | version | advert_int | kills | median s | worst s | best s | master_down s | within bound |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| pair | version | advert_int | kills | median s | worst s | best s | master_down s | within bound | last advert → GARP, median / worst s |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 for part in order:
     if part not in rows:
@@ -201,13 +212,15 @@ for part in order:
     missing = len(rows[part]) - len(got)
     adv = "1 s" if ver == "2" else "0.1 s"
     m = md[ver]
+    sa = [d for d in since[part] if d is not None]
+    wait = f"{statistics.median(sa):.3f} / {max(sa):.3f}" if sa else "-"
     if got:
         within = sum(1 for d in got if d <= m + 0.1)
         lines.append(f"| {who} → {who} | {ver} | {adv} | {len(rows[part])} of {kills_wanted}"
                      f"{f' ({missing} without a GARP)' if missing else ''} | {statistics.median(got):.3f} | "
-                     f"{max(got):.3f} | {min(got):.3f} | {m:.3f} | {within} of {len(got)} |")
+                     f"{max(got):.3f} | {min(got):.3f} | {m:.3f} | {within} of {len(got)} | {wait} |")
     else:
-        lines.append(f"| {who} → {who} | {ver} | {adv} | {len(rows[part])} of {kills_wanted} (no GARP seen) | - | - | - | {m:.3f} | - |")
+        lines.append(f"| {who} → {who} | {ver} | {adv} | {len(rows[part])} of {kills_wanted} (no GARP seen) | - | - | - | {m:.3f} | - | - |")
 open(f"{run}/section.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
