@@ -136,14 +136,13 @@ vrrp_dr_round() {
         vrrp_write_config "$id" dr "vrrp_instance: [$(vrrp_instance_ron VI_OUT outside 51 "$prio" "$ver" "$adv" "$TOPO_VIP")],"
     done
     cap=$RUN/dr-v$ver.pcapng
-    vrrp_cap_start "$cap" brout || {
-        case_fail "$tag: capture did not start"
+    if ! { vrrp_cap_start "$cap" brout && vrrp_fc_start a && vrrp_fc_start b; }; then
+        case_fail "$tag: the capture or a director did not start (logs $RUN/fc-a.log, fc-b.log)"
+        vrrp_cap_stop
+        vrrp_fc_stop a KILL
+        vrrp_fc_stop b KILL
         return 1
-    }
-    vrrp_fc_start a && vrrp_fc_start b || {
-        case_fail "$tag: a director did not start (logs $RUN/fc-a.log, fc-b.log)"
-        return 1
-    }
+    fi
     vrrp_settle VI_OUT -- VI_OUT
     [ "$(vrrp_get b VI_OUT master)" = 10.0.0.1 ] || case_fail "$tag: B's master is '$(vrrp_get b VI_OUT master)', expected 10.0.0.1"
     vrrp_show a
@@ -154,7 +153,7 @@ vrrp_dr_round() {
     local cpid=$HEALTH_CLIENT_PID
     for i in 1 2; do
         # shellcheck disable=SC2016 # expanded by the inner shell
-        timeout 40 ip netns exec "${P}cl" curl -s -m 30 -o "$RUN/dl-v$ver-$i.bin" -w '%{http_code} %{size_download}\n' \
+        timeout 20 ip netns exec "${P}cl" curl -s -m 10 -o "$RUN/dl-v$ver-$i.bin" -w '%{http_code} %{size_download}\n' \
             "http://$TOPO_VIP/data/big.bin" >"$RUN/dl-v$ver-$i.txt" 2>/dev/null &
         dl_pids+=($!)
     done
@@ -192,7 +191,8 @@ vrrp_dr_round() {
 }
 
 # vrrp_big_file: a VRRP_BIG_LEN-byte file in every real server's /data/
-# (about 5 s of download at scripts/topo.sh's pace).
+# (about 5.3 s of download at scripts/topo.sh's pace; the downloads may
+# take 10 s, so a lost one does not hold the case for long).
 vrrp_big_file() {
     VRRP_BIG_LEN=$((8 * 1024 * 1024))
     head -c "$VRRP_BIG_LEN" /dev/urandom >"$RUN/rs1.www/big.bin"
