@@ -100,7 +100,7 @@ fulcrum_part() {
     vrrp_fc_start b || return 1
     while [ "$n" -lt "$KILLS" ] && [ $((SECONDS - t0)) -lt "$cap" ]; do
         vrrp_fc_start a || return 1
-        vrrp_wait a VI_OUT state MASTER 8 && vrrp_wait b VI_OUT state BACKUP 5 || {
+        vrrp_wait a VI_OUT state MASTER 8 && vrrp_wait b VI_OUT master 10.0.0.1 5 && vrrp_wait b VI_OUT state BACKUP 5 || {
             fc_err "$part: A '$(vrrp_get a VI_OUT state)', B '$(vrrp_get b VI_OUT state)' before kill $((n + 1))"
             return 1
         }
