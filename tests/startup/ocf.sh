@@ -244,10 +244,17 @@ none_left "foreign"
 
 # o6: SIGTERM ignored -> SIGKILL. The process carries this run's config path
 # in its argv, as the agent's own daemon does.
-"$PY" -c 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)' "$CFG" &
+# It touches sigterm-ignored once SIGTERM is ignored, so the agent's SIGTERM
+# cannot arrive while Python is still starting up.
+"$PY" -c 'import signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+open(sys.argv[2], "w").close()
+time.sleep(600)' "$CFG" "$RUN/sigterm-ignored" &
 stubborn=$!
 # Not reported as a killed job when the agent's SIGKILL ends it.
 disown "$stubborn"
+for _ in $(seq 100); do [ -e "$RUN/sigterm-ignored" ] && break; sleep 0.1; done
+[ -e "$RUN/sigterm-ignored" ] || bad "sigkill: the SIGTERM-ignoring stand-in did not start within 10 s"
 echo "$stubborn" >"$PIDFILE"
 expect sigkill-stop 0 stop OCF_RESKEY_CRM_meta_timeout=4000 && {
     gone sigkill-stop "$stubborn"
