@@ -18,10 +18,15 @@ set -euo pipefail
 # (systemd-analyze verify of deploy/systemd/fulcrum.service). Benchmarks:
 # fonts-dejavu-core (the TTF fulcrum-plot draws its text with). Metrics
 # tests: prometheus (promtool and a real server), chromium (the status page
-# in a headless browser).
+# in a headless browser). High availability: keepalived (the VRRP peer of
+# the interop tests), resource-agents (ocf-tester and ocf-shellfuncs for the
+# Pacemaker agent deploy/ocf/fulcrum) and libxml2-utils (the xmllint
+# ocf-tester checks its meta-data with), nftables (blocking adverts one way
+# in the split-brain test).
 PKGS=(libdpdk-dev dpdk-dev nginx-light curl clang libclang-dev libpcap-dev pkg-config
     python3-scapy tshark iproute2 ethtool libnuma-dev libbpf-dev libxdp-dev libelf-dev
-    libfdt-dev libbsd-dev iputils-ping procps fonts-dejavu-core prometheus chromium systemd)
+    libfdt-dev libbsd-dev iputils-ping procps fonts-dejavu-core prometheus chromium systemd
+    keepalived resource-agents libxml2-utils nftables)
 
 installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]

@@ -240,3 +240,13 @@ fc_dpdk_cleanup() {
     rm -f /dev/hugepages/"$P"* 2>/dev/null
     rm -rf /var/run/dpdk/"$P" 2>/dev/null
 }
+
+# fc_counters: starts a test suite's tally: PASS=0, FAIL=0, and defines
+# `ok TEXT` and `bad TEXT`, which count one pass or failure and print one
+# `  ok    TEXT` or `  FAIL  TEXT` line.
+fc_counters() {
+    PASS=0
+    FAIL=0
+    ok() { PASS=$((PASS + 1)); fc_say "  ok    $*"; }
+    bad() { FAIL=$((FAIL + 1)); fc_say "  FAIL  $*"; }
+}

@@ -25,6 +25,10 @@
 #      a second -D is refused with "no such service".
 # The systemd unit, sd_notify (READY/RELOADING/STOPPING) and SIGHUP reloads:
 #   7, 8. see tests/startup/systemd.sh.
+# The Pacemaker OCF resource agent deploy/ocf/fulcrum (ocf-tester, and the
+# hung / killed / stale-pidfile / SIGKILL / failed-start cases by hand):
+#   o1-o7. see tests/startup/ocf.sh; it runs as its own process (its own
+#   prefix, run directory and cleanup) and its counts are added to these.
 # Prints `startup: N passed, M failed`; exits 1 if any case failed.
 
 set -uo pipefail
@@ -248,6 +252,17 @@ fi
 # 7, 8: the systemd unit, sd_notify and SIGHUP reloads.
 # shellcheck source=tests/startup/systemd.sh
 . "$ROOT/tests/startup/systemd.sh"
+
+# o1-o7: the OCF agent; its summary line `ocf: N passed, M failed` is added
+# to ours (no summary line: it crashed, one failure).
+bash "$ROOT/tests/startup/ocf.sh" 2>&1 | tee "$RUN/ocf.txt"
+ocf_counts=$(sed -n 's/^ocf: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$RUN/ocf.txt")
+if [ -n "$ocf_counts" ]; then
+    PASS=$((PASS + ${ocf_counts% *}))
+    FAIL=$((FAIL + ${ocf_counts#* }))
+else
+    bad "ocf: tests/startup/ocf.sh printed no summary line (see $RUN/ocf.txt)"
+fi
 
 fc_say "startup: $PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
