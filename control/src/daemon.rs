@@ -9,7 +9,9 @@
 //! SIGHUP reloads the config file (`crate::admin::reload`); under systemd
 //! (`Type=notify`) the daemon sends `READY=1` once the admin socket answers,
 //! `RELOADING=1`/`READY=1` around a reload and `STOPPING=1` on shutdown.
-//! Shutdown order on SIGINT/SIGTERM: stop the workers (each finishes its round
+//! Shutdown order on SIGINT/SIGTERM: stop VRRP (masters send their
+//! priority-0 advert, which the still-running workers put on the wire) and
+//! the health checks, stop the workers (each finishes its round
 //! and frees what it holds), stop and close the ports and their kernel
 //! interfaces, remove the admin socket, `rte_eal_cleanup`.
 
@@ -78,6 +80,10 @@ pub enum StartupError {
 /// Any [`StartupError`]; once workers run, errors are logged, not returned.
 pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
     let stop = Arc::new(AtomicBool::new(false));
+    // The workers' own flag, set after the signal once the control side
+    // has said goodbye on the wire (VRRP's priority-0 advert leaves through
+    // a worker's TAP queue).
+    let workers_stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(StartupError::Signals)?;
     }
@@ -222,7 +228,7 @@ pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
             let x = &cfg.exception_path;
             worker = worker.with_kernel(kernel.queues(&eal, i as u16, pool), x.rate_pps, x.burst);
         }
-        let stop = Arc::clone(&stop);
+        let stop = Arc::clone(&workers_stop);
         eal.launch(lcore, move || {
             worker.run(&stop);
             0
@@ -317,7 +323,7 @@ pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
     let admin = match AdminServer::start_with_access(&cfg.admin_socket, handlers, access) {
         Ok(a) => a,
         Err(e) => {
-            stop.store(true, Ordering::Relaxed);
+            workers_stop.store(true, Ordering::Relaxed);
             for &lcore in &cfg.workers {
                 eal.wait_lcore(lcore);
             }
@@ -360,7 +366,7 @@ pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
     ) {
         Ok(v) => v,
         Err(e) => {
-            stop.store(true, Ordering::Relaxed);
+            workers_stop.store(true, Ordering::Relaxed);
             for &lcore in &cfg.workers {
                 eal.wait_lcore(lcore);
             }
@@ -435,13 +441,17 @@ pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
     }
     info!("signal received: stopping health checks and workers");
     notify(&[sd_notify::NotifyState::Stopping]);
-    // Masters send their priority-0 advert while the workers still run.
+    // Masters send their priority-0 advert while the workers still run:
+    // the frame leaves through a worker's TAP queue, which it polls every
+    // 32 rounds, so the workers get a moment before they stop.
     if let Some(v) = vrrp {
         v.stop();
+        std::thread::sleep(Duration::from_millis(50));
     }
     if let Some(h) = health {
         h.stop();
     }
+    workers_stop.store(true, Ordering::Relaxed);
     for &lcore in &cfg.workers {
         let rc = eal.wait_lcore(lcore);
         if rc != 0 {

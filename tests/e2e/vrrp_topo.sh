@@ -101,14 +101,13 @@ vrrp_setup() {
 
 # vrrp_instance_ron NAME IFACE VRID PRIO VERSION ADVERT VIP [EXTRA]: one
 # `vrrp_instance` entry (RON, keepalived's knob names), state BACKUP (the
-# default) or VRRP_STATE=MASTER (written `state: MASTER`: the daemon takes
-# the RON enum identifier, not a string). VERSION 2 adds PASS
+# default) or VRRP_STATE=MASTER (`state: "MASTER"`). VERSION 2 adds PASS
 # authentication ("secret", keepalived's side uses the same). EXTRA is RON
 # text added to the entry.
 vrrp_instance_ron() {
     local auth="" st=""
     [ "$5" = 2 ] && auth='authentication: Some((auth_type: "PASS", auth_pass: "secret")),'
-    [ "${VRRP_STATE:-BACKUP}" = MASTER ] && st="state: MASTER, "
+    [ "${VRRP_STATE:-BACKUP}" = MASTER ] && st='state: "MASTER", '
     printf '(name: "%s", '"$st"'interface: "%s", virtual_router_id: %s, priority: %s, advert_int: %s, version: %s, virtual_ipaddress: ["%s"], %s %s),\n' \
         "$1" "$2" "$3" "$4" "$6" "$5" "$7" "$auth" "${8:-}"
 }

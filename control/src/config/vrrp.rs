@@ -19,17 +19,29 @@ use serde::Deserialize;
 use super::health::Seconds;
 use super::types::{Ipv4Str, ProtoName, SocketAddrV4Str};
 
-/// A VRRP instance's initial state (keepalived's `state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+/// A VRRP instance's initial state (keepalived's `state`), written as a
+/// string like the config's other words: `"MASTER"` or `"BACKUP"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InitialState {
     /// `"MASTER"`: become master at startup (sending an advert at once)
     /// unless a better master is heard; keepalived's `state MASTER`.
-    #[serde(rename = "MASTER")]
     Master,
     /// `"BACKUP"`: start as backup and take over when the master-down
     /// timer expires (RFC 5798 §6.4.1).
-    #[serde(rename = "BACKUP")]
     Backup,
+}
+
+impl<'de> Deserialize<'de> for InitialState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "MASTER" => Ok(InitialState::Master),
+            "BACKUP" => Ok(InitialState::Backup),
+            _ => Err(serde::de::Error::custom(format!(
+                "invalid state {s:?}: expected \"MASTER\" or \"BACKUP\""
+            ))),
+        }
+    }
 }
 
 /// keepalived's `authentication { auth_type PASS auth_pass ... }` (VRRPv2

@@ -23,55 +23,71 @@ use std::os::fd::{AsFd, BorrowedFd};
 use dataplane::wire::vrrp::{MCAST_ADDR, PROTO_VRRP, TTL};
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, Socket, Type};
 
-/// One instance's advert socket.
+/// One instance's advert sockets: `recv` is bound to the interface only
+/// (a raw socket bound to an address would get nothing sent to
+/// 224.0.0.18), `send` also to the source address, so the kernel writes
+/// it into every advert's IP header.
 pub struct AdvertSocket {
-    sock: Socket,
+    recv: Socket,
+    send: Socket,
     /// Our source address, host order (the pseudo-header's for v3).
     pub src: u32,
 }
 
+/// A raw protocol-112 socket bound to the device `iface`, TTL and
+/// multicast TTL 255, multicast loop off, non-blocking.
+fn raw_on(iface: &str) -> io::Result<Socket> {
+    let sock = Socket::new(
+        Domain::IPV4,
+        Type::RAW,
+        Some(Protocol::from(i32::from(PROTO_VRRP))),
+    )
+    .map_err(step("raw socket for IP protocol 112"))?;
+    sock.bind_device(Some(iface.as_bytes()))
+        .map_err(step("SO_BINDTODEVICE"))?;
+    sock.set_ttl(u32::from(TTL)).map_err(step("IP_TTL"))?;
+    sock.set_multicast_ttl_v4(u32::from(TTL))
+        .map_err(step("IP_MULTICAST_TTL"))?;
+    sock.set_multicast_loop_v4(false)
+        .map_err(step("IP_MULTICAST_LOOP"))?;
+    sock.set_nonblocking(true).map_err(step("O_NONBLOCK"))?;
+    Ok(sock)
+}
+
+/// Names the step an OS error came from.
+fn step(what: &'static str) -> impl Fn(io::Error) -> io::Error {
+    move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
 impl AdvertSocket {
-    /// A raw protocol-112 socket bound to `iface` and to `src`, joined to
-    /// 224.0.0.18 on it unless `unicast`; TTL and multicast TTL 255,
-    /// multicast loop off, non-blocking.
+    /// Opens the pair on `iface`: the receive socket joined to 224.0.0.18
+    /// on it unless `unicast`, the send socket bound to `src`.
     ///
     /// # Errors
     /// The OS error of each step, with the step named (`EPERM` without
     /// `CAP_NET_RAW`; `EADDRNOTAVAIL` when `src` is not on the interface).
     pub fn open(iface: &str, src: Ipv4Addr, unicast: bool) -> io::Result<AdvertSocket> {
-        let step = |what: &'static str| {
-            move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"))
-        };
-        let sock = Socket::new(
-            Domain::IPV4,
-            Type::RAW,
-            Some(Protocol::from(i32::from(PROTO_VRRP))),
-        )
-        .map_err(step("raw socket for IP protocol 112"))?;
-        sock.bind_device(Some(iface.as_bytes()))
-            .map_err(step("SO_BINDTODEVICE"))?;
-        sock.bind(&SocketAddrV4::new(src, 0).into())
+        let recv = raw_on(iface)?;
+        let send = raw_on(iface)?;
+        send.bind(&SocketAddrV4::new(src, 0).into())
             .map_err(step("bind to the source address"))?;
-        sock.set_ttl(u32::from(TTL)).map_err(step("IP_TTL"))?;
-        sock.set_multicast_ttl_v4(u32::from(TTL))
-            .map_err(step("IP_MULTICAST_TTL"))?;
-        sock.set_multicast_loop_v4(false)
-            .map_err(step("IP_MULTICAST_LOOP"))?;
+        // The send socket is never read: keep what it queues small.
+        send.set_recv_buffer_size(1).map_err(step("SO_RCVBUF"))?;
         if !unicast {
-            sock.set_multicast_if_v4(&src)
+            send.set_multicast_if_v4(&src)
                 .map_err(step("IP_MULTICAST_IF"))?;
             let idx = nix::net::if_::if_nametoindex(iface)
                 .map_err(|e| io::Error::from_raw_os_error(e as i32))
                 .map_err(step("interface index"))?;
-            sock.join_multicast_v4_n(
+            recv.join_multicast_v4_n(
                 &Ipv4Addr::from(MCAST_ADDR),
                 &InterfaceIndexOrAddress::Index(idx),
             )
             .map_err(step("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
         }
-        sock.set_nonblocking(true).map_err(step("O_NONBLOCK"))?;
         Ok(AdvertSocket {
-            sock,
+            recv,
+            send,
             src: u32::from(src),
         })
     }
@@ -83,7 +99,7 @@ impl AdvertSocket {
     /// The OS error of sendto(2).
     pub fn send(&self, msg: &[u8], dst: u32) -> io::Result<()> {
         let to = SocketAddrV4::new(Ipv4Addr::from(dst), 0);
-        self.sock.send_to(msg, &to.into()).map(|_| ())
+        self.send.send_to(msg, &to.into()).map(|_| ())
     }
 
     /// Reads one packet (IPv4 header first, as raw sockets deliver it)
@@ -92,7 +108,7 @@ impl AdvertSocket {
     /// # Errors
     /// The OS error of read(2) other than `EWOULDBLOCK`/`EINTR`.
     pub fn recv<'a>(&self, buf: &'a mut [u8]) -> io::Result<Option<&'a [u8]>> {
-        match (&self.sock).read(buf) {
+        match (&self.recv).read(buf) {
             Ok(n) => Ok(Some(&buf[..n])),
             Err(e)
                 if matches!(
@@ -108,7 +124,7 @@ impl AdvertSocket {
 
     /// The descriptor, for poll(2).
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.sock.as_fd()
+        self.recv.as_fd()
     }
 }
 

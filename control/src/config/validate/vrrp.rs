@@ -478,6 +478,25 @@ mod tests {
         assert_eq!(v.split_brain_adverts, 3);
         assert_eq!(cfg.vrrp_instance[1].advert_int_ms(), 100);
         assert_eq!(cfg.vrrp_sync_group[0].group, ["VI_OUT", "VI_IN"]);
+        assert_eq!(v.state, crate::config::InitialState::Backup);
+        let cfg = parse(
+            &BASE.replace(
+                "VRRP",
+                &GOOD.replace("priority: 150,", "priority: 150, state: \"MASTER\","),
+            ),
+            "fulcrum.ron",
+        )
+        .expect("valid");
+        assert_eq!(
+            cfg.vrrp_instance[0].state,
+            crate::config::InitialState::Master
+        );
+        let e = err(&GOOD.replace("priority: 150,", "priority: 150, state: \"master\","));
+        assert!(
+            e.contains("invalid state \"master\": expected \"MASTER\" or \"BACKUP\""),
+            "{e}"
+        );
+        assert!(e.starts_with("fulcrum.ron:"), "{e}");
     }
 
     #[test]
