@@ -512,7 +512,7 @@ impl Editor {
     /// (an instance became master, or stopped being master): compile,
     /// publish with generation + 1. The workers answer ARP for the held
     /// addresses and forward to them from their next burst; the others are
-    /// [`LocalKind::Standby`](dataplane::snapshot::LocalKind::Standby).
+    /// [`LocalKind::Standby`].
     /// Returns the generation, or `None` when the view is the one already
     /// published.
     ///
