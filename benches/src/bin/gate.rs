@@ -372,8 +372,15 @@ enum Verdict {
 /// fragmentation) and with the other jobs' memory traffic: 1.4-2.0x
 /// between runs of the same binary on this host, more than the threshold.
 /// They are shown, not judged; the 1 k lookups judge the lookup code.
+///
+/// Also `stage_l4_checksum/seg_1500B`, the sum over a whole 1500-byte
+/// segment: its time follows the host's vector units and clock, not the
+/// other stages' machine factor. With its code (`validate::l4_checksum`,
+/// `wire::checksum`) unchanged since the baseline it read 2.81x in one CI
+/// run and 1.90x in a `make test` here (machine factor 2.4-2.8) while every
+/// other stage passed; `stage_l4_checksum/syn_64B` still judges the code.
 fn is_memory_bound(id: &str) -> bool {
-    id.ends_with("/1M_in_1M")
+    id.ends_with("/1M_in_1M") || id == "stage_l4_checksum/seg_1500B"
 }
 
 /// One row of the check table.
