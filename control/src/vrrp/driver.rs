@@ -82,6 +82,9 @@ struct Inst {
     garps_sent: u64,
     next_refresh: Option<u64>,
     last_split_log: u64,
+    /// When a refused advert was last logged (ms), so a stream of them
+    /// logs once a second, not once per advert.
+    last_reject_log: Option<u64>,
     /// The other master heard while we stay master (split brain).
     other_master: Option<(u32, u8)>,
     tracking: Vec<String>,
@@ -178,6 +181,7 @@ impl VrrpThread {
                 garps_sent: 0,
                 next_refresh: None,
                 last_split_log: 0,
+                last_reject_log: None,
                 other_master: None,
                 tracking: Vec::new(),
                 counts_unknown: seen_ports.insert(port),
@@ -381,7 +385,9 @@ impl Runner {
                 Err(r) => {
                     // Counted by the machine (Stats.rejected); a mismatch
                     // keepalived logs, so do we, at most once a second.
-                    if now >= self.insts[i].last_split_log + 1000 {
+                    let x = &mut self.insts[i];
+                    if x.last_reject_log.is_none_or(|t| now >= t + 1000) {
+                        x.last_reject_log = Some(now);
                         warn!(instance = %self.insts[i].cfg.name, from = %Ipv4Addr::from(src), "VRRP advert refused: {}", r.name());
                     }
                 }
