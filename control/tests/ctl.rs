@@ -163,6 +163,7 @@ arp_learned                     0           0           0
 arp_requests                    1           1           2
 icmp_echo_replies               0           0           0
 exception_to_kernel             0           0           0
+vrrp_to_kernel                  0           0           0
 exception_from_kernel           0           0           0
 persist_templates               3           3           6
 persist_table_full              0           0           0

@@ -8,6 +8,7 @@
 //! [`hwinit::PortQueue`].
 
 pub mod conn;
+pub mod frame;
 pub mod neigh;
 pub mod owner;
 pub mod persist;
@@ -18,5 +19,6 @@ pub mod wire;
 pub mod worker;
 pub mod xmit;
 
+pub use frame::Frame;
 pub use pipeline::{Core, Verdict};
 pub use snapshot::Snapshot;

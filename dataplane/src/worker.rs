@@ -320,7 +320,7 @@ impl<Q: PortQueue> Worker<Q> {
                     RingMsg::Frame(mut buf, port) => {
                         n += 1;
                         self.core.stats.redirects_in += 1;
-                        let v = self.core.process(snap, buf.data_mut(), port, now_ms, true);
+                        let v = self.core.process_buf(snap, &mut buf, port, now_ms, true);
                         self.dispatch(buf, port, v);
                     }
                     RingMsg::Neigh(f) => {

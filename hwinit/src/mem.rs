@@ -63,6 +63,9 @@ impl PacketBuf for MemBuf {
     fn rss_hash(&self) -> Option<u32> {
         None
     }
+    fn room_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes[..]
+    }
 }
 
 /// An in-memory RX/TX queue pair.

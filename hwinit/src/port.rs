@@ -25,6 +25,13 @@ pub trait PacketBuf: Send {
     /// # Errors
     /// Returns `false` and changes nothing if `len` exceeds the buffer's room.
     fn set_data_len(&mut self, len: usize) -> bool;
+    /// The frame's bytes followed by the buffer's tailroom: the most the
+    /// frame may grow to with [`PacketBuf::set_data_len`]. The first
+    /// `data_len()` bytes are [`PacketBuf::data_mut`]'s. The default has no
+    /// tailroom.
+    fn room_mut(&mut self) -> &mut [u8] {
+        self.data_mut()
+    }
     /// The NIC's RSS hash of this packet, if the driver supplied one.
     fn rss_hash(&self) -> Option<u32>;
 }

@@ -41,6 +41,7 @@ use hwinit::PacketBuf;
 use sched::AnyScheduler;
 
 use crate::conn::{ConnId, ConnTable, Dir};
+use crate::frame::Frame;
 use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
 use crate::snapshot::{Method, PortConf, Proto, ServiceKey, Snapshot};
@@ -306,7 +307,11 @@ impl Core {
         parse::parse(frame, port, &self.conns)
     }
 
-    /// Processes one frame that arrived on port `in_port`, in place.
+    /// Processes one frame that arrived on port `in_port`, in place, when
+    /// its buffer has no room to grow: a rewrite that must change the
+    /// length (a tunnel's outer header, an ICMP error) is refused as it
+    /// would be on a full mbuf. Use [`Core::process_frame`] to see length
+    /// changes.
     ///
     /// `frame` is the whole Ethernet frame (no FCS). `now_ms` is the worker's
     /// monotonic clock in milliseconds. `redirected` is true when another
@@ -321,7 +326,21 @@ impl Core {
         now_ms: u64,
         redirected: bool,
     ) -> Verdict {
-        let parsed = self.parse(snap, frame, in_port);
+        self.process_frame(snap, &mut Frame::fixed(frame), in_port, now_ms, redirected)
+    }
+
+    /// [`Core::process`] on a [`Frame`] whose buffer may have tailroom: the
+    /// frame's final length (grown, shrunk or unchanged) is `frame.len()`
+    /// when this returns.
+    pub fn process_frame(
+        &mut self,
+        snap: &Snapshot,
+        frame: &mut Frame<'_>,
+        in_port: u8,
+        now_ms: u64,
+        redirected: bool,
+    ) -> Verdict {
+        let parsed = self.parse(snap, frame.bytes(), in_port);
         self.act(
             snap,
             frame,
@@ -330,6 +349,27 @@ impl Core {
             now_ms,
             redirected,
         )
+    }
+
+    /// [`Core::process_frame`] on a packet buffer: the buffer's length
+    /// follows the frame's.
+    pub fn process_buf<B: PacketBuf>(
+        &mut self,
+        snap: &Snapshot,
+        buf: &mut B,
+        in_port: u8,
+        now_ms: u64,
+        redirected: bool,
+    ) -> Verdict {
+        let len = buf.data().len();
+        let mut frame = Frame::new(buf.room_mut(), len);
+        let v = self.process_frame(snap, &mut frame, in_port, now_ms, redirected);
+        let new_len = frame.len();
+        if new_len != len {
+            // Within the room by Frame's contract, so this cannot fail.
+            buf.set_data_len(new_len);
+        }
+        v
     }
 
     /// Processes a burst of frames from port `in_port` in stages: `parse`
@@ -377,14 +417,15 @@ impl Core {
                 None => Ok(&burst[i]),
                 Some(r) => Err(r),
             };
-            verdicts[i] = self.act(
-                snap,
-                bufs[i].data_mut(),
-                parsed,
-                in_port,
-                now_ms,
-                redirected,
-            );
+            let buf = &mut bufs[i];
+            let len = buf.data().len();
+            let mut frame = Frame::new(buf.room_mut(), len);
+            verdicts[i] = self.act(snap, &mut frame, parsed, in_port, now_ms, redirected);
+            let new_len = frame.len();
+            if new_len != len {
+                // Within the room by Frame's contract, so this cannot fail.
+                buf.set_data_len(new_len);
+            }
         }
         self.burst = Some(burst);
         n
@@ -395,7 +436,7 @@ impl Core {
     fn act(
         &mut self,
         snap: &Snapshot,
-        frame: &mut [u8],
+        frame: &mut Frame<'_>,
         parsed: Result<&Parsed, DropReason>,
         in_port: u8,
         now_ms: u64,
@@ -433,10 +474,11 @@ impl Core {
     fn stages(
         &mut self,
         ctx: &Ctx<'_>,
-        frame: &mut [u8],
+        whole: &mut Frame<'_>,
         p: &Parsed,
     ) -> Result<Verdict, DropReason> {
         let (snap, now_ms, redirected) = (ctx.snap, ctx.now_ms, ctx.redirected);
+        let frame = whole.bytes_mut();
         if p.kind == parse::L4::Arp {
             return Ok(self.local().arp(ctx, frame, p));
         }
@@ -493,7 +535,7 @@ impl Core {
                 Dir::Out => c.outbound(p)?,
             }
         };
-        self.forward(snap, frame, p, id, dir, now_ms)
+        self.forward(snap, whole, p, id, dir, now_ms)
     }
 
     /// Forwards a packet of connection `id` travelling in direction `dir`:
@@ -502,7 +544,7 @@ impl Core {
     fn forward(
         &mut self,
         snap: &Snapshot,
-        frame: &mut [u8],
+        frame: &mut Frame<'_>,
         p: &Parsed,
         id: ConnId,
         dir: Dir,
@@ -520,7 +562,7 @@ impl Core {
         }
         .next_hop(snap, towards, now_ms)?;
         xmit::transmit(
-            frame,
+            frame.bytes_mut(),
             usize::from(p.l3),
             usize::from(p.ip_end),
             &conn,

@@ -109,6 +109,32 @@ impl PacketBuf for Mbuf {
         unsafe { std::slice::from_raw_parts_mut(base.add(off), len) }
     }
 
+    /// The first segment's bytes and its tailroom: from `buf_addr +
+    /// data_off` to the buffer's end (`buf_len - data_off` bytes). A chained
+    /// mbuf has no room beyond its first segment's data (growing it would
+    /// overwrite nothing of the chain, but the chain's tail would follow the
+    /// grown bytes on TX).
+    #[inline(always)]
+    fn room_mut(&mut self) -> &mut [u8] {
+        let (off, len, chained) = {
+            let m = self.hdr();
+            let off = usize::from(m.data_off);
+            let room = usize::from(m.buf_len).saturating_sub(off);
+            (off, room, !m.next.is_null())
+        };
+        if chained {
+            return self.data_mut();
+        }
+        let base = self.hdr().buf_addr.cast::<u8>();
+        if base.is_null() || len == 0 {
+            return &mut [];
+        }
+        // SAFETY: buf_addr points to a buffer of buf_len bytes owned by this
+        // mbuf and off + len == buf_len; &mut self guarantees no other borrow and
+        // the direct, refcount-1 mbuf is referenced by no one else.
+        unsafe { std::slice::from_raw_parts_mut(base.add(off), len) }
+    }
+
     /// Sets `data_len` and `pkt_len` to `len` bytes.
     ///
     /// # Errors
