@@ -59,6 +59,7 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
         port: 0,
         weight: 0,
         method,
+        tun: Default::default(),
         service: 0,
         available: true,
     }];
@@ -70,6 +71,7 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
             port: 80,
             weight: 1,
             method,
+            tun: Default::default(),
             service: 0,
             available: true,
         });

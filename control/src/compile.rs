@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use dataplane::snapshot::{
     LocalAddr, LocalKind, Method, Persistence, PortConf, Prefix, RealServer, Route, Service,
-    ServiceKey, Snapshot, Timeouts, NO_SERVICE,
+    ServiceKey, Snapshot, Timeouts, TunConf, NO_SERVICE,
 };
 use hashbrown::{HashMap, HashSet};
 use sched::{Dest, MhTable, SchedKind, SchedParams};
@@ -237,6 +237,7 @@ pub fn compile_with_health(
                 .map(|a| (u32::from(a.addr), prefix(a.network())))
                 .collect(),
             verify_checksums: p.verify_checksums.0,
+            mtu: p.mtu,
             ..PortConf::default()
         })
         .collect();
@@ -364,6 +365,7 @@ pub fn compile_with_health(
                 port,
                 weight: if down { 0 } else { weight },
                 method: r.method(s),
+                tun: r.tun(s),
                 service: si as u16,
                 available: !down,
             });
@@ -373,11 +375,20 @@ pub fn compile_with_health(
         }
         if let Some(sorry) = s.sorry_server {
             let active = health.sorry.contains(&key);
+            let method = s.sorry_server_forwarding.map_or(s.forwarding.0, |f| f.0);
             let id = place(RealServer {
                 ip: u32::from(sorry.ip()),
                 port: sorry.port(),
                 weight: u32::from(active),
-                method: s.sorry_server_forwarding.map_or(s.forwarding.0, |f| f.0),
+                method,
+                // A tunnelled sorry server uses IPIP from `tun_src`.
+                tun: match method {
+                    Method::Tun => TunConf {
+                        src: s.tun_src.map_or(0, |a| u32::from(a.0)),
+                        ..TunConf::default()
+                    },
+                    _ => TunConf::default(),
+                },
                 service: si as u16,
                 available: active,
             });
@@ -441,6 +452,7 @@ fn retired_reals(prev: Option<&Snapshot>) -> (Vec<RealServer>, HashMap<RealKey, 
         port: 0,
         weight: 0,
         method: Method::Nat,
+        tun: TunConf::default(),
         service: 0,
         available: false,
     };

@@ -214,7 +214,9 @@ pub fn run(cfg: Config, config_path: &Path) -> Result<(), StartupError> {
             .iter()
             .map(|&p| eal.queue(p, i as u16, pool))
             .collect();
-        let core = Core::new(i as u16, n_workers, cfg.conn_table_size);
+        let mut core = Core::new(i as u16, n_workers, cfg.conn_table_size);
+        let icmp = &cfg.icmp_rate_limit;
+        core.set_icmp_rate_limit(icmp.rate_pps, icmp.burst, 0);
         let mut worker = Worker::new(
             core,
             queues,

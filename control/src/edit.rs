@@ -47,7 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
-use dataplane::snapshot::{LocalKind, Snapshot};
+use dataplane::snapshot::{LocalKind, Method, Snapshot};
 use dataplane::stats::{SharedStats, MAX_REAL_IDS};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -358,7 +358,8 @@ fn keep_service_health(new: &mut ServiceConfig, old: &ServiceConfig, obj: &Value
         quorum_down,
         sorry_server,
         sorry_server_inhibit,
-        sorry_server_forwarding
+        sorry_server_forwarding,
+        tun_src
     );
 }
 
@@ -378,8 +379,19 @@ fn keep_real_health(new: &mut RealServerConfig, old: &RealServerConfig, obj: &Va
         delay_before_retry,
         warmup,
         notify_up,
-        notify_down
+        notify_down,
+        tun_type,
+        tun_port
     );
+    // A server that stops being tunnelled leaves its tunnel settings.
+    if matches!(new.forwarding, Some(f) if f.0 != Method::Tun) {
+        if obj.get("tun_type").is_none() {
+            new.tun_type = None;
+        }
+        if obj.get("tun_port").is_none() {
+            new.tun_port = None;
+        }
+    }
 }
 
 fn service_index(cfg: &Config, key: &ServiceRef) -> Option<usize> {
@@ -676,7 +688,6 @@ impl Editor {
 mod tests {
     use super::*;
     use crate::config::parse;
-    use dataplane::snapshot::Method;
     use serde_json::json;
 
     const CFG: &str = r#"(

@@ -306,6 +306,7 @@ mod tests {
             port: 80,
             weight: 1,
             method: Method::Nat,
+            tun: Default::default(),
             service: 0,
             available: true,
         };

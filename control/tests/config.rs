@@ -177,7 +177,7 @@ fn test_error_unknown_field() {
     // Line 6: `maac` starts at column 76.
     assert_eq!(
         err(&edit("mac: \"02:00:00:00:01:01\"", "maac: \"02:00:00:00:01:01\"")),
-        "fulcrum.ron:6:76: unknown field `maac` in a port: expected one of name, device, addrs, mac, verify_checksums, kernel_iface"
+        "fulcrum.ron:6:76: unknown field `maac` in a port: expected one of name, device, addrs, mac, verify_checksums, kernel_iface, mtu"
     );
 }
 
@@ -187,8 +187,8 @@ fn test_error_unknown_top_level_field() {
         err(&edit("    workers: [1],\n", "    workers: [1],\n    wrokers: 2,\n")),
         "fulcrum.ron:4:5: unknown field `wrokers` in the top level: expected one of eal_args, workers, \
          mbufs_per_socket, rx_desc, tx_desc, burst, idle_sleep_us, conn_table_size, admin_socket, admin_group, \
-         ports, routes, neighbours, timeouts, services, expire_nodest_conn, enable_script_security, exception_path, metrics, \
-         vrrp_instance, vrrp_script, vrrp_sync_group"
+         ports, routes, neighbours, timeouts, services, expire_nodest_conn, enable_script_security, exception_path, icmp_rate_limit, \
+         metrics, vrrp_instance, vrrp_script, vrrp_sync_group"
     );
 }
 
@@ -1030,6 +1030,48 @@ fn test_exception_path_defaults_and_kernel_iface_names() {
             .exception_path
             .enabled
     );
+}
+
+#[test]
+fn test_port_mtu_and_icmp_rate_limit() {
+    let cfg = parse(BASE, "fulcrum.ron").expect("valid");
+    assert_eq!((cfg.ports[0].mtu, cfg.ports[1].mtu), (1500, 1500));
+    let r = &cfg.icmp_rate_limit;
+    assert_eq!((r.rate_pps, r.burst), (1000, 50));
+    let src = edit(
+        "workers: [1],",
+        "workers: [1], icmp_rate_limit: (burst: 10),",
+    )
+    .replacen(
+        "addrs: [\"10.0.0.1/24\"])",
+        "addrs: [\"10.0.0.1/24\"], mtu: 1280)",
+        1,
+    );
+    let cfg = parse(&src, "fulcrum.ron").expect("valid");
+    assert_eq!((cfg.ports[0].mtu, cfg.ports[1].mtu), (1280, 1500));
+    let r = &cfg.icmp_rate_limit;
+    assert_eq!((r.rate_pps, r.burst), (1000, 10));
+    let snap = control::compile::compile(
+        &cfg,
+        &[[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 1, 1]],
+        1,
+        None,
+        &[],
+    );
+    assert_eq!((snap.ports[0].mtu, snap.ports[1].mtu), (1280, 1500));
+    let bad = BASE.replacen(
+        "addrs: [\"10.0.0.1/24\"])",
+        "addrs: [\"10.0.0.1/24\"], mtu: 575)",
+        1,
+    );
+    let e = err(&bad);
+    assert!(e.contains("invalid mtu 575 on port"), "{e}");
+    assert!(e.contains("expected 576..=9000 bytes"), "{e}");
+    assert!(err(&edit(
+        "workers: [1],",
+        "workers: [1], icmp_rate_limit: (rate_pps: 0),"
+    ))
+    .ends_with("invalid icmp_rate_limit.rate_pps 0: expected 1..=1000000 ICMP errors"));
 }
 
 #[test]

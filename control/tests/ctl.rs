@@ -162,6 +162,10 @@ arp_replies                     2           2           4
 arp_learned                     0           0           0
 arp_requests                    1           1           2
 icmp_echo_replies               0           0           0
+icmp_errors_in                  0           0           0
+icmp_errors_out                 0           0           0
+icmp_time_exceeded_sent         0           0           0
+icmp_frag_needed_sent           0           0           0
 exception_to_kernel             0           0           0
 vrrp_to_kernel                  0           0           0
 exception_from_kernel           0           0           0

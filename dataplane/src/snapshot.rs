@@ -44,6 +44,39 @@ pub enum Method {
     /// Direct routing (ipvsadm `-g`): only the destination MAC changes; the real
     /// server holds the VIP on a loopback and answers the client directly.
     Dr,
+    /// IP tunnelling (ipvsadm `-i`, VS/TUN): the packet is carried to the real
+    /// server inside an outer IPv4 header (IPIP, RFC 2003) or an outer
+    /// IPv4/UDP/GUE header ([`TunType::Gue`]); the real server holds the VIP,
+    /// decapsulates and answers the client directly. Parameters per real
+    /// server: [`RealServer::tun`].
+    Tun,
+}
+
+/// The encapsulation of a [`Method::Tun`] real server, as IPVS's
+/// `--tun-type` (`IP_VS_CONN_F_TUNNEL_TYPE_IPIP` / `_GUE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TunType {
+    /// IPv4 in IPv4 (RFC 2003): a 20-byte outer header, protocol 4.
+    #[default]
+    Ipip,
+    /// Generic UDP Encapsulation (draft-ietf-intarea-gue, variant 0): an
+    /// outer IPv4 header, an 8-byte UDP header to [`TunConf::port`] and a
+    /// 4-byte GUE header whose protocol field is 4 (IPv4), 32 bytes in all.
+    Gue,
+}
+
+/// Tunnel parameters of one real server; meaningful only with
+/// [`Method::Tun`] (all zero/default otherwise).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TunConf {
+    /// Encapsulation.
+    pub kind: TunType,
+    /// GUE only: the outer UDP destination port, host order (IPVS
+    /// `--tun-port`); 0 for IPIP.
+    pub port: u16,
+    /// Outer source address, host order (the service's `tun_src`); 0 = the
+    /// egress port's DIP on the real server's subnet (else its first DIP).
+    pub src: u32,
 }
 
 /// An IPv4 prefix: `addr` in host order, `len` in bits (0..=32).
@@ -86,8 +119,16 @@ pub enum ChecksumCheck {
     All,
 }
 
+/// A port's MTU when the config names none, bytes (Ethernet's, RFC 894).
+pub const DEFAULT_MTU: u16 = 1500;
+/// The smallest port MTU the config accepts, bytes: every IPv4 host must
+/// take a 576-byte datagram (RFC 791 §3.1, RFC 1122 §3.3.3).
+pub const MIN_MTU: u16 = 576;
+/// The largest port MTU the config accepts, bytes (a jumbo frame).
+pub const MAX_MTU: u16 = 9000;
+
 /// One dataplane port as the workers see it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PortConf {
     /// Operator's name for the port (from the config), for logs and stats.
     pub name: String,
@@ -102,6 +143,24 @@ pub struct PortConf {
     pub vlans: Vec<u16>,
     /// Which L4 checksums are verified on packets from this port.
     pub verify_checksums: ChecksumCheck,
+    /// The largest IPv4 datagram (total length, bytes; the Ethernet header
+    /// not counted) fulcrum sends on this port, [`MIN_MTU`]..=[`MAX_MTU`],
+    /// default [`DEFAULT_MTU`]. A forwarded NAT or DR packet above it gets
+    /// ICMP "fragmentation needed" with DF set, else `mtu_exceeded`.
+    pub mtu: u16,
+}
+
+impl Default for PortConf {
+    fn default() -> Self {
+        PortConf {
+            name: String::new(),
+            mac: [0; 6],
+            addrs: Vec::new(),
+            vlans: Vec::new(),
+            verify_checksums: ChecksumCheck::default(),
+            mtu: DEFAULT_MTU,
+        }
+    }
 }
 
 impl PortConf {
@@ -238,6 +297,8 @@ pub struct RealServer {
     pub weight: u32,
     /// Forwarding method towards this real server.
     pub method: Method,
+    /// Tunnel parameters ([`Method::Tun`] only; default otherwise).
+    pub tun: TunConf,
     /// Index into [`Snapshot::services`] of the owning service, or
     /// [`NO_SERVICE`] for a retired real server.
     pub service: u16,
@@ -473,41 +534,72 @@ impl std::str::FromStr for Proto {
 
 impl Method {
     /// Every forwarding method fulcrum implements.
-    pub const ALL: [Method; 2] = [Method::Nat, Method::Dr];
+    pub const ALL: [Method; 3] = [Method::Nat, Method::Dr, Method::Tun];
 
-    /// The canonical config word (`"nat"`, `"dr"`, as the README's
+    /// The canonical config word (`"nat"`, `"dr"`, `"tun"`, as the README's
     /// `forwarding` field spells it): what `FromStr` reads back.
     pub fn config_name(self) -> &'static str {
         match self {
             Method::Nat => "nat",
             Method::Dr => "dr",
+            Method::Tun => "tun",
         }
     }
 }
 
-/// ipvsadm's forwarding column (`fwd_name()` in ipvsadm.c: `Masq`, `Route`;
-/// `Tunnel` and `Local` are the methods fulcrum does not have yet).
+/// ipvsadm's forwarding column (`fwd_name()` in ipvsadm.c: `Masq`, `Route`,
+/// `Tunnel`; `Local` is the one fulcrum does not have).
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Method::Nat => "Masq",
             Method::Dr => "Route",
+            Method::Tun => "Tunnel",
         })
     }
 }
 
 /// Reads the config words: `nat` or its alias `masq` (ipvsadm `-m`), `dr`
-/// or its alias `route` (ipvsadm `-g`), exactly as the README lists them.
+/// or its alias `route` (ipvsadm `-g`), `tun` or its alias `tunnel`
+/// (ipvsadm `-i`), exactly as the README lists them.
 impl std::str::FromStr for Method {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, UnknownName> {
         match s {
             "nat" | "masq" => Ok(Method::Nat),
             "dr" | "route" => Ok(Method::Dr),
+            "tun" | "tunnel" => Ok(Method::Tun),
             _ => Err(UnknownName {
                 what: "forwarding method",
                 found: s.to_string(),
-                expected: "nat, masq, dr, route",
+                expected: "nat, masq, dr, route, tun, tunnel",
+            }),
+        }
+    }
+}
+
+impl TunType {
+    /// The config word (`"ipip"`, `"gue"`, as IPVS's `--tun-type`): what
+    /// `FromStr` reads back.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            TunType::Ipip => "ipip",
+            TunType::Gue => "gue",
+        }
+    }
+}
+
+/// Reads `ipip` or `gue`.
+impl std::str::FromStr for TunType {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        match s {
+            "ipip" => Ok(TunType::Ipip),
+            "gue" => Ok(TunType::Gue),
+            _ => Err(UnknownName {
+                what: "tunnel type",
+                found: s.to_string(),
+                expected: "ipip, gue",
             }),
         }
     }
@@ -564,9 +656,15 @@ mod name_tests {
         assert_eq!("route".parse::<Method>(), Ok(Method::Dr));
         assert_eq!(Method::Nat.to_string(), "Masq");
         assert_eq!(Method::Dr.to_string(), "Route");
+        assert_eq!(Method::Tun.to_string(), "Tunnel");
+        assert_eq!("tunnel".parse::<Method>(), Ok(Method::Tun));
         assert_eq!(
-            "tun".parse::<Method>().map_err(|e| e.to_string()),
-            Err("invalid forwarding method \"tun\": expected one of nat, masq, dr, route".into())
+            "ipip".parse::<Method>().map_err(|e| e.to_string()),
+            Err("invalid forwarding method \"ipip\": expected one of nat, masq, dr, route, tun, tunnel".into())
         );
+        for t in [TunType::Ipip, TunType::Gue] {
+            assert_eq!(t.config_name().parse::<TunType>(), Ok(t));
+        }
+        assert!("vxlan".parse::<TunType>().is_err());
     }
 }

@@ -84,6 +84,17 @@ drop_reasons! {
     Ipv4RpfFail => "ipv4_rpf_fail",
     /// TTL would reach zero on forwarding.
     TtlExceeded => "ttl_exceeded",
+    /// VS/TUN: the frame's buffer has no room for the outer header (20
+    /// bytes IPIP, 32 bytes GUE) after the Ethernet header.
+    TunNoRoom => "tun_no_room",
+    /// VS/TUN: the encapsulated packet would exceed the egress MTU and the
+    /// inner packet has DF set; the client is owed an ICMP "fragmentation
+    /// needed" (RFC 1191) with the tunnel's MTU, as IPVS sends.
+    TunTooBig => "tun_mtu_exceeded",
+    /// VS/TUN: the encapsulated packet would exceed the egress MTU and the
+    /// inner packet has DF clear: IPVS would fragment the outer packet;
+    /// fulcrum does not fragment.
+    TunNeedsFragmentation => "tun_needs_fragmentation",
     /// TCP header cut short or data offset < 5.
     TcpMalformed => "tcp_malformed",
     /// UDP header cut short or length field inconsistent.
@@ -182,6 +193,36 @@ drop_reasons! {
     /// A VRRP advert whose address count is 0, above 20 or not what its
     /// length holds, or whose advert interval is 0.
     VrrpBadFields => "vrrp_bad_fields",
+    /// An ICMP error (destination unreachable, time exceeded, parameter
+    /// problem) to a VIP or from a real server's side whose quoted TCP/UDP
+    /// tuple, reversed, matches no connection of this director (IPVS
+    /// `ip_vs_in_icmp` / `ip_vs_out_icmp` ignore those too); also one
+    /// quoting another protocol, a later fragment or an ICMP query.
+    IcmpErrorNoConn => "icmp_error_no_conn",
+    /// An ICMP error whose quote is shorter than the original IPv4 header
+    /// (with its options) and 8 bytes of payload (RFC 792's minimum).
+    IcmpQuoteTruncated => "icmp_quote_truncated",
+    /// An ICMP error whose quoted header is not IPv4 or has IHL < 5.
+    IcmpQuoteMalformed => "icmp_quote_malformed",
+    /// An ICMP error quoting an ICMP error: never answered or relayed
+    /// (RFC 1122 §3.2.2, RFC 1812 §4.3.2.7).
+    IcmpErrorAboutError => "icmp_error_about_error",
+    /// An ICMP error whose quoted source is not its outer destination: an
+    /// error goes back to the sender of the datagram it quotes (RFC 792),
+    /// so anything else is forged or misrouted.
+    IcmpQuoteMismatch => "icmp_quote_mismatch",
+    /// An ICMP error fulcrum would have sent (time exceeded, fragmentation
+    /// needed) above the worker's `icmp_rate_limit` (RFC 1812 §4.3.2.8);
+    /// the packet that caused it is dropped under this name.
+    IcmpRateLimited => "icmp_rate_limited",
+    /// A packet above the egress port's `mtu` without DF: fulcrum does not
+    /// fragment (RFC 1812 §5.2.6 would, a router may refuse).
+    MtuExceeded => "mtu_exceeded",
+    /// An ICMP error fulcrum would have sent does not fit the packet
+    /// buffer (the error is longer than the packet that caused it and the
+    /// buffer has no tailroom), or the arrival port has no DIP to send it
+    /// from; the packet that caused it is dropped under this name.
+    IcmpErrorNoRoom => "icmp_error_no_room",
 }
 
 macro_rules! worker_counters {
@@ -261,6 +302,21 @@ worker_counters! {
     arp_requests,
     /// ICMP echo requests answered.
     icmp_echo_replies,
+    /// ICMP errors from the client side about a balanced flow (their
+    /// quote: VIP → CIP) relayed to the real server (IPVS
+    /// `ip_vs_in_icmp`): NAT rewrites VIP to RIP outside and in the quote,
+    /// DR forwards at L2.
+    icmp_errors_in,
+    /// ICMP errors from the real servers' side about a NAT flow (their
+    /// quote: CIP → RIP) relayed to the client with RIP rewritten to VIP
+    /// outside and in the quote (IPVS `ip_vs_out_icmp`).
+    icmp_errors_out,
+    /// ICMP time exceeded (type 11 code 0) sent for a NAT packet whose TTL
+    /// ran out (RFC 1812 §5.3.1).
+    icmp_time_exceeded_sent,
+    /// ICMP fragmentation needed (type 3 code 4, RFC 1191) sent for a DF
+    /// packet above the egress port's `mtu`.
+    icmp_frag_needed_sent,
     /// Frames handed to the kernel over the exception path (taken by the
     /// TAP queue; what it refused is `tx_full`).
     exception_to_kernel,

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dataplane::conn::{FlowKey, TcpState};
+use dataplane::frame::Frame;
 use dataplane::neigh::NeighTable;
 use dataplane::owner::owner;
 use dataplane::snapshot::*;
@@ -335,6 +336,9 @@ struct Setup {
     /// The frame comes over a ring from another worker.
     redirected: bool,
     snap: fn(&mut Snapshot),
+    /// Tailroom behind the frame in its buffer (`Via::Core` only): what a
+    /// method that grows the frame (VS/TUN) may use.
+    room: usize,
     /// Pre-state on the core after `sync` (not used by `Via::Worker`).
     pre: fn(&mut Core, &Snapshot),
     via: Via,
@@ -349,6 +353,7 @@ fn base() -> Setup {
         max_conns: 1024,
         redirected: false,
         snap: |_| {},
+        room: 0,
         pre: |_, _| {},
         via: Via::Core,
     }
@@ -408,9 +413,28 @@ const NEW_CONN_RS1: &[&str] = &[
     "real1.inactive_conns",
 ];
 
+/// [`NEW_CONN_RS1`] and the packet counted on real server 1.
+const NEW_CONN_RS1_PKT: &[&str] = &[
+    "conns_created",
+    "conns",
+    "real1.conns",
+    "real1.inactive_conns",
+    "real1.in_pkts",
+];
+
 /// Pre-state: the client's SYN to VIP:80 from port 40000 was forwarded.
 fn pre_client_syn(c: &mut Core, s: &Snapshot) {
     let v = c.process(s, &mut Pkt::syn().bytes(), 0, 0, false);
+    assert!(matches!(v, Verdict::Tx(_)), "pre-state SYN: {v:?}");
+}
+
+/// Pre-state: the client's SYN to VIP:80 from port 40000 was tunnelled
+/// (its buffer had room for the outer header).
+fn pre_tun_syn(c: &mut Core, s: &Snapshot) {
+    let mut buf = Pkt::syn().bytes();
+    let len = buf.len();
+    buf.resize(len + 64, 0);
+    let v = c.process_frame(s, &mut Frame::new(&mut buf, len), 0, 0, false);
     assert!(matches!(v, Verdict::Tx(_)), "pre-state SYN: {v:?}");
 }
 
@@ -446,6 +470,80 @@ fn port_owned_by(w: u16, n: u16) -> u16 {
     (40000..u16::MAX)
         .find(|&p| owner(ip(CIP), p, n) == w)
         .unwrap()
+}
+
+/// A VS/TUN setup: every real server tunnelled (IPIP unless `snap` says
+/// otherwise), 64 bytes of tailroom.
+fn tun_base() -> Setup {
+    Setup {
+        method: Method::Tun,
+        room: 64,
+        ..base()
+    }
+}
+
+/// Real servers 1 (TCP) and 3 (UDP) speak GUE on UDP port 6080.
+fn gue_reals(s: &mut Snapshot) {
+    for id in [1, 3] {
+        s.reals[id].tun = TunConf {
+            kind: TunType::Gue,
+            port: 6080,
+            src: 0,
+        };
+    }
+}
+
+/// The GUE source port fulcrum derives from the client's flow (a policy
+/// input here; the bytes around it are built independently).
+fn gue_sport(pkt: &Pkt) -> u16 {
+    let (sport, dport, proto) = match pkt.l4 {
+        L4::Tcp { sport, dport, .. } => (sport, dport, 6),
+        L4::Udp { sport, dport } => (sport, dport, 17),
+        _ => (0, 0, 0),
+    };
+    dataplane::xmit::tun::gue_src_port(&FlowKey {
+        src_ip: ip(pkt.sip),
+        dst_ip: ip(pkt.dip),
+        src_port: sport,
+        dst_port: dport,
+        proto,
+    })
+}
+
+/// `inner` (an IPv4 datagram) tunnelled from `src` to real server 1 by
+/// etherparse: outer IPv4 with TTL `ttl`, DF, identification `ident`,
+/// protocol 4 (IPIP, RFC 2003), or with `gue = Some((sport, dport))` UDP
+/// with checksum 0 and the GUE header `00 04 00 00` (variant 0, IPv4).
+fn tunnelled(inner: &[u8], src: [u8; 4], ttl: u8, ident: u16, gue: Option<(u16, u16)>) -> Vec<u8> {
+    let proto = if gue.is_some() {
+        IpNumber::UDP
+    } else {
+        IpNumber::IPV4
+    };
+    let mut h = Ipv4Header::new(0, ttl, proto, src, RIP1).unwrap();
+    h.identification = ident;
+    let b = PacketBuilder::ethernet2(IN_MAC, RS1_MAC).ip(IpHeaders::Ipv4(h, Default::default()));
+    let mut f = Vec::new();
+    match gue {
+        Some((sport, dport)) => {
+            let mut payload = vec![0, 4, 0, 0];
+            payload.extend_from_slice(inner);
+            b.udp(sport, dport).write(&mut f, &payload).unwrap();
+            f[UDP_CSUM..UDP_CSUM + 2].copy_from_slice(&[0, 0]);
+        }
+        None => b.write(&mut f, IpNumber::IPV4, inner).unwrap(),
+    }
+    f
+}
+
+/// `pkt`'s IPv4 datagram with the TTL one lower, as the tunnel carries it.
+fn inner_of(pkt: &Pkt) -> Vec<u8> {
+    Pkt {
+        ttl: pkt.ttl - 1,
+        ..pkt.clone()
+    }
+    .bytes()[IP..]
+        .to_vec()
 }
 
 fn cases() -> Vec<Case> {
@@ -545,6 +643,124 @@ fn cases() -> Vec<Case> {
                 "real1.inactive_conns",
                 "real1.in_pkts",
             ]),
+        row("tun_ipip_in_syn", syn.bytes(), 0, Verdict::Tx(1))
+            .setup(tun_base())
+            .out(tunnelled(&inner_of(&syn), [10, 1, 0, 1], 63, 0, None))
+            .bumps(&[
+                "conns_created",
+                "conns",
+                "real1.conns",
+                "real1.inactive_conns",
+                "real1.in_pkts",
+            ]),
+        row(
+            "tun_ipip_in_udp",
+            syn.clone()
+                .with(L4::Udp {
+                    sport: 5000,
+                    dport: 53,
+                })
+                .bytes(),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(tun_base())
+        .out(tunnelled(
+            &inner_of(&syn.clone().with(L4::Udp {
+                sport: 5000,
+                dport: 53,
+            })),
+            [10, 1, 0, 1],
+            63,
+            0,
+            None,
+        ))
+        .bumps(&[
+            "conns_created",
+            "conns",
+            "real3.conns",
+            "real3.inactive_conns",
+            "real3.in_pkts",
+        ]),
+        // The service's `tun_src` replaces the egress DIP as outer source.
+        row("tun_ipip_tun_src", syn.bytes(), 0, Verdict::Tx(1))
+            .setup(Setup {
+                snap: |s| s.reals[1].tun.src = ip(VIP),
+                ..tun_base()
+            })
+            .out(tunnelled(&inner_of(&syn), VIP, 63, 0, None))
+            .bumps(NEW_CONN_RS1_PKT),
+        // An established flow's second packet: the identification moves on.
+        row(
+            "tun_ipip_in_ack",
+            Pkt::tcp(40000, 80, false, true).bytes(),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(Setup {
+            pre: pre_tun_syn,
+            ..tun_base()
+        })
+        .out(tunnelled(
+            &inner_of(&Pkt::tcp(40000, 80, false, true)),
+            [10, 1, 0, 1],
+            63,
+            1,
+            None,
+        ))
+        .bumps(&[
+            "real1.in_pkts",
+            "real1.active_conns",
+            "-real1.inactive_conns",
+        ]),
+        row("tun_gue_in_syn", syn.bytes(), 0, Verdict::Tx(1))
+            .setup(Setup {
+                snap: gue_reals,
+                ..tun_base()
+            })
+            .out(tunnelled(
+                &inner_of(&syn),
+                [10, 1, 0, 1],
+                63,
+                0,
+                Some((gue_sport(&syn), 6080)),
+            ))
+            .bumps(NEW_CONN_RS1_PKT),
+        row(
+            "tun_gue_in_udp",
+            syn.clone()
+                .with(L4::Udp {
+                    sport: 5000,
+                    dport: 53,
+                })
+                .bytes(),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(Setup {
+            snap: gue_reals,
+            ..tun_base()
+        })
+        .out({
+            let udp = syn.clone().with(L4::Udp {
+                sport: 5000,
+                dport: 53,
+            });
+            tunnelled(
+                &inner_of(&udp),
+                [10, 1, 0, 1],
+                63,
+                0,
+                Some((gue_sport(&udp), 6080)),
+            )
+        })
+        .bumps(&[
+            "conns_created",
+            "conns",
+            "real3.conns",
+            "real3.inactive_conns",
+            "real3.in_pkts",
+        ]),
         row(
             "arp_reply_for_vip",
             arp_request(CIP, VIP),
@@ -1367,15 +1583,83 @@ fn cases() -> Vec<Case> {
             ..base()
         }),
     );
+    // A TTL-1 SYN's time exceeded (82 bytes) does not fit the 54-byte
+    // frame of `Core::process`: no room to grow.
+    // VS/TUN drops. No room: the connection exists, the packet does not
+    // leave (TCP's retransmission meets the same buffer size, so this is a
+    // configuration error: mbufs need 32 bytes of tailroom).
+    v.push(
+        dropped("tun_no_room", syn.bytes(), 0, R::TunNoRoom)
+            .setup(Setup {
+                room: 0,
+                ..tun_base()
+            })
+            .bumps(NEW_CONN_RS1),
+    );
+    // 1481 + 20 bytes of outer header > 1500 with DF: the client is owed
+    // "fragmentation needed" (wired at merge to icmp_error::frag_needed).
+    let big = Pkt {
+        payload: vec![0x61; 1481 - 40],
+        ..syn.clone()
+    };
+    v.push(
+        dropped("tun_mtu_exceeded", big.bytes(), 0, R::TunTooBig)
+            .setup(tun_base())
+            .bumps(NEW_CONN_RS1),
+    );
+    // 1480 bytes fit IPIP exactly; the same packet does not fit GUE.
+    let fits = Pkt {
+        payload: vec![0x61; 1480 - 40],
+        ..syn.clone()
+    };
+    v.push(
+        row("tun_ipip_at_mtu", fits.bytes(), 0, Verdict::Tx(1))
+            .setup(tun_base())
+            .out(tunnelled(&inner_of(&fits), [10, 1, 0, 1], 63, 0, None))
+            .bumps(NEW_CONN_RS1_PKT),
+    );
+    // The same size without DF: IPVS would fragment the outer packet.
+    let no_df = edited(fits.bytes(), |f| {
+        f[IP + 6] &= !0x40;
+        f[IP + 10..IP + 12].copy_from_slice(&[0, 0]);
+        let c = ones_sum(&f[IP..IP + 20]);
+        f[IP + 10..IP + 12].copy_from_slice(&c.to_be_bytes());
+    });
+    v.push(
+        dropped(
+            "tun_needs_fragmentation",
+            no_df,
+            0,
+            R::TunNeedsFragmentation,
+        )
+        .setup(Setup {
+            snap: gue_reals,
+            ..tun_base()
+        })
+        .bumps(NEW_CONN_RS1),
+    );
+    v.push(
+        dropped(
+            "ttl_exceeded_tun",
+            Pkt {
+                ttl: 1,
+                ..syn.clone()
+            }
+            .bytes(),
+            0,
+            R::TtlExceeded,
+        )
+        .setup(tun_base()),
+    );
     v.push(dropped(
-        "ttl_exceeded_nat",
+        "icmp_error_no_room_ttl_1",
         Pkt {
             ttl: 1,
             ..syn.clone()
         }
         .bytes(),
         0,
-        R::TtlExceeded,
+        R::IcmpErrorNoRoom,
     ));
     v.push(
         dropped(
@@ -1628,7 +1912,497 @@ fn cases() -> Vec<Case> {
                 "real5.in_pkts",
             ]),
     );
+    icmp_rows(&mut v);
     v
+}
+
+// ---- ICMP errors: relayed and generated ---------------------------------
+
+/// The IPv4 bytes (no Ethernet header) of `p`.
+fn ipv4_of(p: &Pkt) -> Vec<u8> {
+    p.bytes()[14..].to_vec()
+}
+
+/// An ICMP error frame `smac → dmac`, `sip → dip`, TTL `ttl`, of
+/// `ty`/`code` with bytes 4..8 `rest`, quoting `quote`, built by etherparse.
+#[allow(clippy::too_many_arguments)]
+fn icmp_error(
+    smac: [u8; 6],
+    dmac: [u8; 6],
+    sip: [u8; 4],
+    dip: [u8; 4],
+    ttl: u8,
+    ty: u8,
+    code: u8,
+    rest: [u8; 4],
+    quote: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(smac, dmac)
+        .ipv4(sip, dip, ttl)
+        .icmpv4_raw(ty, code, rest)
+        .write(&mut f, quote)
+        .unwrap();
+    f
+}
+
+/// The error fulcrum generates about the frame `orig` (arrived from
+/// `peer_mac` at `port_mac`, the port's DIP `dip`): TOS 0xc0, DF, id 0,
+/// TTL 64, quoting the original datagram up to 576 bytes in all. Built
+/// with etherparse, independently of `icmp_error::emit`.
+fn generated(
+    orig: &[u8],
+    port_mac: [u8; 6],
+    peer_mac: [u8; 6],
+    dip: [u8; 4],
+    ty: u8,
+    code: u8,
+    rest: [u8; 4],
+) -> Vec<u8> {
+    let src: [u8; 4] = orig[26..30].try_into().unwrap();
+    let total = u16::from_be_bytes([orig[16], orig[17]]) as usize;
+    let quote = &orig[14..14 + total.min(548)];
+    let mut h = Ipv4Header::new(0, 64, IpNumber::ICMP, dip, src).unwrap();
+    h.dscp = etherparse::Ipv4Dscp::try_new(0x30).unwrap();
+    h.dont_fragment = true;
+    h.identification = 0;
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(port_mac, peer_mac)
+        .ip(IpHeaders::Ipv4(h, Default::default()))
+        .icmpv4_raw(ty, code, rest)
+        .write(&mut f, quote)
+        .unwrap();
+    f
+}
+
+/// `f` with DF cleared and its IPv4 header checksum recomputed.
+fn without_df(f: Vec<u8>) -> Vec<u8> {
+    edited(f, |f| {
+        f[IP + 6] &= !0x40;
+        f[IP + 10] = 0;
+        f[IP + 11] = 0;
+        let c = ones_sum(&f[IP..IP + 20]);
+        f[IP + 10..IP + 12].copy_from_slice(&c.to_be_bytes());
+    })
+}
+
+/// Snapshot edit: the inside port's MTU is 1000 bytes.
+fn inside_mtu_1000(s: &mut Snapshot) {
+    s.ports[1].mtu = 1000;
+}
+
+/// Snapshot edit: the outside port's MTU is 1000 bytes.
+fn outside_mtu_1000(s: &mut Snapshot) {
+    s.ports[0].mtu = 1000;
+}
+
+/// Pre-state: the client's UDP datagram 5000 → VIP:53 was forwarded (to
+/// real server 1's 5353, real id 3).
+fn pre_client_udp(c: &mut Core, s: &Snapshot) {
+    let f = Pkt::syn()
+        .with(L4::Udp {
+            sport: 5000,
+            dport: 53,
+        })
+        .with_payload(b"question")
+        .bytes();
+    let v = c.process(s, &mut f.clone(), 0, 0, false);
+    assert!(matches!(v, Verdict::Tx(_)), "pre-state UDP: {v:?}");
+}
+
+/// The router on the client segment (the outside gateway).
+const ROUTER: [u8; 4] = [10, 0, 0, 254];
+const ROUTER_MAC: [u8; 6] = [0x02, 0xee, 0, 0, 0, 0xfe];
+
+fn icmp_rows(v: &mut Vec<Case>) {
+    use DropReason as R;
+    // What the director sent the client for the connection
+    // CIP:40000 -> VIP:80 (NAT, to RIP1:8080): its SYN-ACK, from VIP:80.
+    let to_client = Pkt {
+        smac: OUT_MAC,
+        dmac: CLIENT_MAC,
+        sip: VIP,
+        dip: CIP,
+        ttl: 63,
+        ..Pkt::tcp(80, 40000, true, true)
+    };
+    // The same packet as real server 1 sent it, before NAT.
+    let from_rs1 = Pkt {
+        sip: RIP1,
+        dip: CIP,
+        ttl: 64,
+        ..Pkt::tcp(8080, 40000, true, true)
+    };
+    // The client's SYN as the director forwarded it to real server 1.
+    let to_rs1 = Pkt {
+        dip: RIP1,
+        ttl: 63,
+        ..Pkt::tcp(40000, 8080, true, false)
+    };
+    let nat_conn = Setup {
+        pre: pre_client_syn,
+        ..base()
+    };
+    let dr_conn = Setup {
+        method: Method::Dr,
+        pre: pre_client_syn,
+        ..base()
+    };
+    let unreach = |smac, sip, ttl, quote: &[u8]| {
+        icmp_error(smac, OUT_MAC, sip, VIP, ttl, 3, 3, [0; 4], quote)
+    };
+
+    // ---- relayed, client side -> real server (IPVS ip_vs_in_icmp) ----
+    v.push(
+        row(
+            "icmp_relay_nat_in_port_unreachable",
+            unreach(CLIENT_MAC, CIP, 64, &ipv4_of(&to_client)),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(nat_conn)
+        .out(icmp_error(
+            IN_MAC,
+            RS1_MAC,
+            CIP,
+            RIP1,
+            63,
+            3,
+            3,
+            [0; 4],
+            &ipv4_of(&Pkt {
+                ttl: 63,
+                ..from_rs1.clone()
+            }),
+        ))
+        .bumps(&["icmp_errors_in"]),
+    );
+    // A router on the client's path (not the client) asks for a smaller
+    // MTU, quoting RFC 792's minimum: the match is by the quote.
+    v.push(
+        row(
+            "icmp_relay_nat_in_frag_needed_from_router",
+            icmp_error(
+                ROUTER_MAC,
+                OUT_MAC,
+                ROUTER,
+                VIP,
+                64,
+                3,
+                4,
+                [0, 0, 0x05, 0x00],
+                &ipv4_of(&to_client)[..28],
+            ),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(nat_conn)
+        .out(icmp_error(
+            IN_MAC,
+            RS1_MAC,
+            ROUTER,
+            RIP1,
+            63,
+            3,
+            4,
+            [0, 0, 0x05, 0x00],
+            &ipv4_of(&Pkt {
+                ttl: 63,
+                ..from_rs1.clone()
+            })[..28],
+        ))
+        .bumps(&["icmp_errors_in"]),
+    );
+    v.push(
+        row(
+            "icmp_relay_dr_in",
+            unreach(CLIENT_MAC, CIP, 64, &ipv4_of(&to_client)),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(dr_conn)
+        .out(edited(
+            unreach(CLIENT_MAC, CIP, 64, &ipv4_of(&to_client)),
+            |f| {
+                f[0..6].copy_from_slice(&RS1_MAC);
+                f[6..12].copy_from_slice(&IN_MAC);
+            },
+        ))
+        .bumps(&["icmp_errors_in"]),
+    );
+    // ---- relayed, real server side -> client (IPVS ip_vs_out_icmp) ----
+    v.push(
+        row(
+            "icmp_relay_nat_out_port_unreachable",
+            icmp_error(
+                RS1_MAC,
+                IN_MAC,
+                RIP1,
+                CIP,
+                64,
+                3,
+                3,
+                [0; 4],
+                &ipv4_of(&to_rs1),
+            ),
+            1,
+            Verdict::Tx(0),
+        )
+        .setup(nat_conn)
+        .out(icmp_error(
+            OUT_MAC,
+            CLIENT_MAC,
+            VIP,
+            CIP,
+            63,
+            3,
+            3,
+            [0; 4],
+            &ipv4_of(&Pkt {
+                ttl: 63,
+                ..Pkt::syn()
+            }),
+        ))
+        .bumps(&["icmp_errors_out"]),
+    );
+    let udp_to_rs1 = Pkt {
+        dip: RIP1,
+        ttl: 63,
+        ..Pkt::syn().with(L4::Udp {
+            sport: 5000,
+            dport: 5353,
+        })
+    }
+    .with_payload(b"question");
+    v.push(
+        row(
+            "icmp_relay_nat_out_udp_time_exceeded_from_router",
+            icmp_error(
+                RS1_MAC,
+                IN_MAC,
+                [10, 1, 0, 254],
+                CIP,
+                64,
+                11,
+                0,
+                [0; 4],
+                &ipv4_of(&udp_to_rs1)[..28],
+            ),
+            1,
+            Verdict::Tx(0),
+        )
+        .setup(Setup {
+            pre: pre_client_udp,
+            ..base()
+        })
+        .out(icmp_error(
+            OUT_MAC,
+            CLIENT_MAC,
+            VIP,
+            CIP,
+            63,
+            11,
+            0,
+            [0; 4],
+            &ipv4_of(&Pkt {
+                ttl: 63,
+                ..Pkt::syn()
+                    .with(L4::Udp {
+                        sport: 5000,
+                        dport: 53,
+                    })
+                    .with_payload(b"question")
+            })[..28],
+        ))
+        .bumps(&["icmp_errors_out"]),
+    );
+    // ---- relay refusals ----
+    v.push(dropped(
+        "icmp_error_no_conn",
+        unreach(CLIENT_MAC, CIP, 64, &ipv4_of(&to_client)),
+        0,
+        R::IcmpErrorNoConn,
+    ));
+    v.push(dropped(
+        "icmp_quote_truncated",
+        unreach(CLIENT_MAC, CIP, 64, &ipv4_of(&to_client)[..24]),
+        0,
+        R::IcmpQuoteTruncated,
+    ));
+    v.push(dropped(
+        "icmp_quote_malformed",
+        unreach(
+            CLIENT_MAC,
+            CIP,
+            64,
+            &edited(ipv4_of(&to_client), |q| q[0] = 0x65),
+        ),
+        0,
+        R::IcmpQuoteMalformed,
+    ));
+    v.push(
+        dropped(
+            "icmp_error_about_error",
+            unreach(
+                CLIENT_MAC,
+                CIP,
+                64,
+                &ipv4_of(&Pkt {
+                    payload: ipv4_of(&to_rs1)[..28].to_vec(),
+                    ..to_client.clone().with(L4::Icmp { ty: 3, code: 3 })
+                }),
+            ),
+            0,
+            R::IcmpErrorAboutError,
+        )
+        .setup(nat_conn),
+    );
+    v.push(
+        dropped(
+            "icmp_quote_mismatch",
+            unreach(
+                CLIENT_MAC,
+                CIP,
+                64,
+                &ipv4_of(&Pkt {
+                    sip: [10, 0, 0, 99],
+                    ..to_client.clone()
+                }),
+            ),
+            0,
+            R::IcmpQuoteMismatch,
+        )
+        .setup(nat_conn),
+    );
+    v.push(
+        dropped(
+            "ttl_exceeded_icmp_relay_nat",
+            unreach(CLIENT_MAC, CIP, 1, &ipv4_of(&to_client)),
+            0,
+            R::TtlExceeded,
+        )
+        .setup(nat_conn),
+    );
+    // ---- generated: time exceeded, fragmentation needed ----
+    let big_syn = Pkt {
+        ttl: 1,
+        ..Pkt::syn()
+    }
+    .with_payload(&[0x5a; 700]);
+    v.push(
+        row(
+            "icmp_time_exceeded_nat_in",
+            big_syn.bytes(),
+            0,
+            Verdict::Tx(0),
+        )
+        .out(generated(
+            &big_syn.bytes(),
+            OUT_MAC,
+            CLIENT_MAC,
+            DIP_OUT,
+            11,
+            0,
+            [0; 4],
+        ))
+        .bumps(&["icmp_time_exceeded_sent"]),
+    );
+    v.push(
+        dropped("icmp_rate_limited", big_syn.bytes(), 0, R::IcmpRateLimited).setup(Setup {
+            pre: |c, _| c.set_icmp_rate_limit(1000, 0, 0),
+            ..base()
+        }),
+    );
+    let big = Pkt::syn().with_payload(&[0xa5; 1000]);
+    v.push(
+        row("icmp_frag_needed_nat_in", big.bytes(), 0, Verdict::Tx(0))
+            .setup(Setup {
+                snap: inside_mtu_1000,
+                ..base()
+            })
+            .out(generated(
+                &big.bytes(),
+                OUT_MAC,
+                CLIENT_MAC,
+                DIP_OUT,
+                3,
+                4,
+                [0, 0, 0x03, 0xe8],
+            ))
+            .bumps(&[
+                "icmp_frag_needed_sent",
+                "conns_created",
+                "conns",
+                "real1.conns",
+                "real1.inactive_conns",
+            ]),
+    );
+    v.push(
+        row("icmp_frag_needed_dr_in", big.bytes(), 0, Verdict::Tx(0))
+            .setup(Setup {
+                method: Method::Dr,
+                snap: inside_mtu_1000,
+                ..base()
+            })
+            .out(generated(
+                &big.bytes(),
+                OUT_MAC,
+                CLIENT_MAC,
+                DIP_OUT,
+                3,
+                4,
+                [0, 0, 0x03, 0xe8],
+            ))
+            .bumps(&[
+                "icmp_frag_needed_sent",
+                "conns_created",
+                "conns",
+                "real1.conns",
+                "real1.inactive_conns",
+            ]),
+    );
+    let big_reply = Pkt::synack_to(CIP).with_payload(&[0x3c; 1000]);
+    v.push(
+        row(
+            "icmp_frag_needed_nat_out",
+            big_reply.bytes(),
+            1,
+            Verdict::Tx(1),
+        )
+        .setup(Setup {
+            snap: outside_mtu_1000,
+            pre: pre_client_syn,
+            ..base()
+        })
+        .out(generated(
+            &big_reply.bytes(),
+            IN_MAC,
+            RS1_MAC,
+            [10, 1, 0, 1],
+            3,
+            4,
+            [0, 0, 0x03, 0xe8],
+        ))
+        .bumps(&["icmp_frag_needed_sent"]),
+    );
+    v.push(
+        dropped(
+            "mtu_exceeded_nat_in",
+            without_df(big.bytes()),
+            0,
+            R::MtuExceeded,
+        )
+        .setup(Setup {
+            snap: inside_mtu_1000,
+            ..base()
+        })
+        .bumps(&[
+            "conns_created",
+            "conns",
+            "real1.conns",
+            "real1.inactive_conns",
+        ]),
+    );
 }
 
 impl Pkt {
@@ -1788,7 +2562,21 @@ fn run_core(case: &Case) {
     (st.pre)(&mut core, &snap);
     let before = counters(&core);
     let mut f = case.frame.clone();
-    let v = core.process(&snap, &mut f, case.in_port, 1, st.redirected);
+    // A fixed frame (no tailroom, as `Core::process`), whose final length
+    // is kept: an ICMP error may be shorter than the packet it replaces.
+    let (v, len) = {
+        let mut fr = Frame::fixed(&mut f);
+        let v = core.process_frame(&snap, &mut fr, case.in_port, 1, st.redirected);
+        (v, fr.len())
+    };
+    f.truncate(len);
+    let mut buf = case.frame.clone();
+    buf.resize(case.frame.len() + st.room, 0x5a);
+    let mut frame = Frame::new(&mut buf, case.frame.len());
+    let v = core.process_frame(&snap, &mut frame, case.in_port, 1, st.redirected);
+    let len = frame.len();
+    buf.truncate(len);
+    let f = buf;
     assert_eq!(v, case.expect, "{}: verdict", case.name);
     if let Some(out) = &case.out {
         assert_eq!(&f, out, "{}: output bytes", case.name);

@@ -513,9 +513,10 @@ fn test_malformed_drops_are_counted_by_reason() {
             DropReason::Ipv4Fragment,
         ),
         (
+            // Its time exceeded would not fit the fixed 54-byte frame.
             "ttl 1",
             tcp_frame(CLIENT_MAC, OUT_MAC, CIP, VIP, 1, 40000, 80, Flags::Syn, b""),
-            DropReason::TtlExceeded,
+            DropReason::IcmpErrorNoRoom,
         ),
         (
             "tcp truncated",

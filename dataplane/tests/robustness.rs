@@ -58,6 +58,32 @@ fn seeds() -> Vec<Vec<u8>> {
         .write(&mut f, b"ping")
         .unwrap();
     push(f);
+    // ICMP errors for the relay: a client's about VIP:80 -> CIP:40000, and
+    // a real server's about CIP:40000 -> RIP1:8080 (both quote 28 bytes).
+    let quote = |sip, dip, sport, dport| {
+        let mut q = Vec::new();
+        PacketBuilder::ipv4(sip, dip, 63)
+            .tcp(sport, dport, 1, 100)
+            .syn()
+            .write(&mut q, &[])
+            .unwrap();
+        q.truncate(28);
+        q
+    };
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, OUT_MAC)
+        .ipv4(CIP, VIP, 64)
+        .icmpv4_raw(3, 4, [0, 0, 5, 0])
+        .write(&mut f, &quote(VIP, CIP, 80, 40000))
+        .unwrap();
+    push(f);
+    let mut f = Vec::new();
+    PacketBuilder::ethernet2(RS1_MAC, IN_MAC)
+        .ipv4(RIP1, CIP, 64)
+        .icmpv4_raw(3, 3, [0; 4])
+        .write(&mut f, &quote(CIP, RIP1, 40000, 8080))
+        .unwrap();
+    push(f);
     let mut arp = vec![0xff; 6];
     arp.extend_from_slice(&CLIENT_MAC);
     arp.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
@@ -145,6 +171,45 @@ fn test_parse_hash_matches_lookup_key() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
+    /// The ICMP error view: any bytes, checked, never make a getter or a
+    /// rewrite panic.
+    #[test]
+    fn prop_icmp_quote_view(bytes in proptest::collection::vec(any::<u8>(), 0..120), addr: u32, port: u16) {
+        use dataplane::wire::icmp_quote::{IcmpQuote, QuoteSide};
+        let mut b = bytes;
+        if let Ok(mut q) = IcmpQuote::new_checked(&mut b[..]) {
+            let _ = (q.msg_type(), q.inner_src_addr(), q.inner_dst_port(), q.next_hop_mtu());
+            let _ = (q.inner_l4_first_byte(), q.verify_checksum(), q.inner_frag_offset());
+            q.rewrite_inner(QuoteSide::Src, addr, port);
+            q.rewrite_inner(QuoteSide::Dst, addr, port);
+        }
+    }
+
+    /// A frame with tailroom (`process_frame`): an ICMP error may grow
+    /// it, never past its room, and the verdict counts as in `check`.
+    #[test]
+    fn prop_frames_with_room(which in 0usize..7, ttl in 0u8..3, cut in 0usize..1600, grow in 0usize..700, dr: bool) {
+        let snap = snapshot(if dr { Method::Dr } else { Method::Nat }, true);
+        let mut core = Core::new(0, 1, 64);
+        core.sync(&snap);
+        let mut f = seeds()[which].clone();
+        if let Some(t) = f.get_mut(22) {
+            *t = ttl;
+        }
+        f.truncate(cut.max(1));
+        let len = f.len();
+        f.resize(len + grow, 0);
+        let drops = core.stats.total_drops();
+        let mut fr = dataplane::Frame::new(&mut f, len);
+        let v = core.process_frame(&snap, &mut fr, 0, 5, false);
+        prop_assert!(fr.len() <= len + grow);
+        let counted = core.stats.total_drops() - drops;
+        match v {
+            Verdict::Drop(_) => prop_assert_eq!(counted, 1),
+            _ => prop_assert_eq!(counted, 0),
+        }
+    }
+
     #[test]
     fn prop_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200), port in 0u8..4, dr: bool, redirected: bool, id in 0u16..2) {
         let snap = snapshot(if dr { Method::Dr } else { Method::Nat }, true);
@@ -156,7 +221,7 @@ proptest! {
 
     #[test]
     fn prop_mutated_valid_frames(
-        which in 0usize..5,
+        which in 0usize..7,
         edits in proptest::collection::vec((0usize..128, any::<u8>()), 1..6),
         cut in proptest::option::of(0usize..128),
         port in 0u8..2,
@@ -194,6 +259,9 @@ fn stage_of(r: DropReason) -> &'static str {
         | Ipv4MartianSource | Ipv4RpfFail | L4PortZero | TcpBadChecksum | UdpBadChecksum
         | L4ChecksumPartial => "validate",
         NotForUs | VrrpBackup | VrrpNotForUs => "classify",
+        IcmpErrorNoConn | IcmpQuoteTruncated | IcmpQuoteMalformed | IcmpErrorAboutError
+        | IcmpQuoteMismatch => "icmp_relay",
+        IcmpRateLimited | MtuExceeded | IcmpErrorNoRoom => "icmp_error",
         ArpMalformed | ArpNotForUs | ArpWrongSubnet | ArpBadSenderMac | ArpIgnored
         | IcmpMalformed | IcmpBadChecksum | IcmpUnsupported | ProtoUnsupported | DipUnserved
         | ExceptionRateLimited | ArpVrrpBackup | VrrpBadTtl | VrrpTruncated | VrrpBadVersion
@@ -201,6 +269,7 @@ fn stage_of(r: DropReason) -> &'static str {
         TcpNoConn | NoService | NoRealServer | ConnTableFull | ConnKeyCollision
         | ConnDestUnavailable | ReplyNoConn | TtlExceeded => "conn",
         NoRoute | NeighUnresolved | NeighTableFull => "route",
+        TunNoRoom | TunTooBig | TunNeedsFragmentation => "xmit",
         RedirectRingFull | TxFull | TxPortInvalid | BadWorker => "worker",
     }
 }

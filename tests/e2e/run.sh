@@ -64,6 +64,17 @@
 # dissects fulcrum's adverts cleanly) and "vrrp-split" (adverts blocked one
 # way by nftables: the master that still hears the other reports split
 # brain, and it clears when the block goes).
+# And the ICMP cases (tests/e2e/icmp.sh): "udp-nat" (a UDP NAT service
+# over 3 python3 echo servers: 300 requests, each answer checked, spread
+# over the real servers; a real server's port unreachable reaches the
+# client through fulcrum's ICMP relay as ECONNREFUSED) and "pmtu" (a router
+# with a 1280-byte link in front of a far client: its fragmentation needed
+# reaches the real server through the relay, whose route cache then shows
+# mtu 1280, and a 2 MiB download completes intact).
+# And "tun" (tests/e2e/tun.sh): VS/TUN, IPIP then GUE, to real servers
+# whose userspace decapsulator (tests/e2e/tun_decap.py, raw/UDP socket to
+# a TUN device) hands the inner packets to nginx; NREQ requests each, 0
+# failures, the tunnel packets on the wire clean in tshark's expert info.
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
@@ -101,17 +112,21 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/vrrp.sh"
 # shellcheck source=tests/e2e/vrrp_peer.sh
 . "$ROOT/tests/e2e/vrrp_peer.sh"
+# shellcheck source=tests/e2e/icmp.sh
+. "$ROOT/tests/e2e/icmp.sh"
+# shellcheck source=tests/e2e/tun.sh
+. "$ROOT/tests/e2e/tun.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1 reload:1 vrrp-dr:1 vrrp-nat:1 vrrp-keepalived:1 vrrp-split:1}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1 reload:1 vrrp-dr:1 vrrp-nat:1 vrrp-keepalived:1 vrrp-split:1 udp-nat:1 pmtu:1 tun:1}
 PASS=0
 FAIL=0
 
 HEALTH_SCRIPT_DIR=
-trap 'metrics_cleanup; vrrp_cleanup; case_cleanup; [ -n "$HEALTH_SCRIPT_DIR" ] && rm -rf "$HEALTH_SCRIPT_DIR"' EXIT
+trap 'metrics_cleanup; vrrp_cleanup; icmp_cleanup; tun_cleanup; case_cleanup; [ -n "$HEALTH_SCRIPT_DIR" ] && rm -rf "$HEALTH_SCRIPT_DIR"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -199,6 +214,18 @@ for c in $CASES; do
         vrrp-split)
             fc_say "== e2e case: vrrp-split, adverts blocked one way between the directors"
             run=(vrrp_split_case_run)
+            ;;
+        udp-nat)
+            fc_say "== e2e case: udp-nat, $nw worker(s), ${UDP_NAT_REQUESTS:-300} UDP requests and a relayed port unreachable"
+            run=(udp_nat_case_run "$nw")
+            ;;
+        pmtu)
+            fc_say "== e2e case: pmtu, $nw worker(s), path-MTU discovery through a 1280-byte link via the ICMP relay"
+            run=(pmtu_case_run "$nw")
+            ;;
+        tun)
+            fc_say "== e2e case: tun, $nw worker(s), VS/TUN to userspace decapsulators, IPIP then GUE, $NREQ requests each"
+            run=(tun_case_run "$nw")
             ;;
         *)
             fc_say "== e2e case: $mode, $nw worker(s), $NREQ requests"

@@ -56,6 +56,7 @@ fn snapshot(services: usize, reals: usize) -> Snapshot {
             port: 0,
             weight: 0,
             method: Method::Nat,
+            tun: Default::default(),
             service: 0,
             available: false,
         }],
@@ -71,6 +72,7 @@ fn snapshot(services: usize, reals: usize) -> Snapshot {
                 port: 80,
                 weight: 1 + r as u32 % 3,
                 method: Method::Nat,
+                tun: Default::default(),
                 service: s as u16,
                 available: true,
             });

@@ -56,13 +56,13 @@ pub use health::{
 };
 pub use locate::{line_col, locate};
 pub use schema::{
-    Config, ExceptionPathConfig, MetricsConfig, NeighbourConfig, PortConfig, RealServerConfig,
-    RouteConfig, ServiceConfig, TimeoutsConfig, MAX_IFACE_NAME,
+    Config, ExceptionPathConfig, IcmpRateLimitConfig, MetricsConfig, NeighbourConfig, PortConfig,
+    RealServerConfig, RouteConfig, ServiceConfig, TimeoutsConfig, MAX_IFACE_NAME,
 };
 pub(crate) use types::VALUE_MARK;
 pub use types::{
     Cidr, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask, ProtoName, SchedulerName,
-    SocketAddrV4Str, TimeoutSecs, Weight,
+    SocketAddrV4Str, TimeoutSecs, TunTypeName, Weight,
 };
 pub use validate::{validate, MAX_EXCEPTION_BURST, MAX_EXCEPTION_RATE_PPS, MH_SLOTS_PER_REAL};
 pub use vrrp::{

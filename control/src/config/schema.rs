@@ -10,14 +10,14 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use dataplane::snapshot::Method;
+use dataplane::snapshot::{Method, TunConf, TunType};
 use sched::{SchedFlags, SchedKind, SchedParams};
 use serde::Deserialize;
 
 use super::health::{CheckerConfig, Seconds, Timing, TimingLevel};
 use super::types::{
     ChecksumCheckName, Cidr, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask, ProtoName,
-    SchedulerName, SocketAddrV4Str, TimeoutSecs, Weight,
+    SchedulerName, SocketAddrV4Str, TimeoutSecs, TunTypeName, Weight,
 };
 use super::vrrp::{VrrpInstanceConfig, VrrpScriptConfig, VrrpSyncGroupConfig};
 use super::DEFAULT_ADMIN_SOCKET;
@@ -99,6 +99,11 @@ pub struct Config {
     /// 10000 packets per second per worker, burst 1000.
     #[serde(default)]
     pub exception_path: ExceptionPathConfig,
+    /// The rate limit of the ICMP errors each worker sends (time exceeded,
+    /// fragmentation needed; RFC 1812 §4.3.2.8). Default 1000 per second
+    /// per worker, burst 50.
+    #[serde(default)]
+    pub icmp_rate_limit: IcmpRateLimitConfig,
     /// The Prometheus endpoint (`/metrics`) and the status page (`/`) on
     /// one HTTP listener. Default on, `127.0.0.1:9469`, loopback only.
     #[serde(default)]
@@ -188,6 +193,30 @@ impl Default for ExceptionPathConfig {
     }
 }
 
+/// The ICMP error rate limit (`icmp_rate_limit: (rate_pps: 1000, burst:
+/// 50)`), a token bucket per worker; each field is optional. Above it the
+/// packet that would have caused the error is dropped as
+/// `icmp_rate_limited`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IcmpRateLimitConfig {
+    /// ICMP errors per second each worker sends at most, on average,
+    /// 1..=1000000. Default 1000.
+    pub rate_pps: u32,
+    /// ICMP errors a worker may send at once (bucket depth), 1..=100000.
+    /// Default 50.
+    pub burst: u32,
+}
+
+impl Default for IcmpRateLimitConfig {
+    fn default() -> Self {
+        IcmpRateLimitConfig {
+            rate_pps: 1000,
+            burst: 50,
+        }
+    }
+}
+
 /// Longest Linux interface name, bytes (`IFNAMSIZ` 16 less the NUL).
 pub const MAX_IFACE_NAME: usize = 15;
 
@@ -234,6 +263,17 @@ pub struct PortConfig {
     /// 15 bytes ([`PortConfig::kernel_iface`]).
     #[serde(default)]
     pub kernel_iface: Option<String>,
+    /// The largest IPv4 datagram (bytes, the Ethernet header not counted)
+    /// fulcrum forwards out of this port, 576..=9000. Default 1500. A NAT
+    /// or DR packet above it with DF set is answered with ICMP
+    /// "fragmentation needed" carrying this MTU (RFC 1191), rate limited
+    /// by `icmp_rate_limit`; without DF it is dropped (`mtu_exceeded`).
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+}
+
+fn default_mtu() -> u16 {
+    dataplane::snapshot::DEFAULT_MTU
 }
 
 impl PortConfig {
@@ -337,6 +377,12 @@ pub struct ServiceConfig {
     pub scheduler: SchedulerName,
     /// Default forwarding method of the service's real servers.
     pub forwarding: ForwardingName,
+    /// VS/TUN: the outer source address of every tunnelled packet of this
+    /// service, a DIP or VIP of the director. Default: the DIP of the
+    /// egress port on the real server's subnet (else the port's first).
+    /// Only in a service with a `"tun"` real server.
+    #[serde(default)]
+    pub tun_src: Option<Ipv4Str>,
     /// Scheduler flags, as ipvsadm `-b` / keepalived `scheduler_flags`
     /// spell them: `"sh-port"`, `"sh-fallback"` (scheduler `sh`),
     /// `"mh-port"`, `"mh-fallback"` (scheduler `mh`), or the generic
@@ -449,9 +495,18 @@ pub struct RealServerConfig {
     #[serde(default)]
     pub weight: Weight,
     /// Overrides the service's forwarding method for this server, as
-    /// ipvsadm's per-destination `-m`/`-g` does.
+    /// ipvsadm's per-destination `-m`/`-g`/`-i` does.
     #[serde(default)]
     pub forwarding: Option<ForwardingName>,
+    /// VS/TUN only: the encapsulation, `"ipip"` (default, RFC 2003) or
+    /// `"gue"` (IPVS `--tun-type gue`).
+    #[serde(default)]
+    pub tun_type: Option<TunTypeName>,
+    /// VS/TUN with `tun_type: "gue"` only, and required there: the outer
+    /// UDP destination port 1..=65535 the real server decapsulates on
+    /// (IPVS `--tun-port`).
+    #[serde(default)]
+    pub tun_port: Option<u16>,
     /// keepalived's checkers of this real server: the server is alive
     /// while every one of them is up. Default none: always alive.
     #[serde(default)]
@@ -524,6 +579,20 @@ impl RealServerConfig {
     /// service's default.
     pub fn method(&self, svc: &ServiceConfig) -> Method {
         self.forwarding.map_or(svc.forwarding.0, |f| f.0)
+    }
+
+    /// The tunnel parameters in effect: for a `"tun"` server its
+    /// `tun_type` (default IPIP), `tun_port` and the service's `tun_src`
+    /// (0 = the egress DIP); the default (all zero) for other methods.
+    pub fn tun(&self, svc: &ServiceConfig) -> TunConf {
+        if self.method(svc) != Method::Tun {
+            return TunConf::default();
+        }
+        TunConf {
+            kind: self.tun_type.map_or(TunType::Ipip, |t| t.0),
+            port: self.tun_port.unwrap_or(0),
+            src: svc.tun_src.map_or(0, |a| u32::from(a.0)),
+        }
     }
 
     /// Whether a failed server stays listed at weight 0: its own

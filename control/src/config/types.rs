@@ -12,7 +12,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use dataplane::snapshot::{ChecksumCheck, Method, Proto, UnknownName};
+use dataplane::snapshot::{ChecksumCheck, Method, Proto, TunType, UnknownName};
 use sched::SchedKind;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -414,8 +414,8 @@ impl<'de> Deserialize<'de> for ProtoName {
 }
 
 /// A forwarding method as the config spells it: `"nat"` (alias `"masq"`,
-/// ipvsadm `-m`) or `"dr"` (alias `"route"`, ipvsadm `-g`); the words are
-/// [`Method`]'s `FromStr`.
+/// ipvsadm `-m`), `"dr"` (alias `"route"`, ipvsadm `-g`) or `"tun"` (alias
+/// `"tunnel"`, ipvsadm `-i`); the words are [`Method`]'s `FromStr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ForwardingName(pub Method);
 
@@ -424,6 +424,21 @@ impl<'de> Deserialize<'de> for ForwardingName {
         de_str(d, "a forwarding method like \"nat\"", |s| {
             s.parse()
                 .map(ForwardingName)
+                .map_err(|e: UnknownName| e.to_string())
+        })
+    }
+}
+
+/// A VS/TUN encapsulation as the config spells it: `"ipip"` (RFC 2003) or
+/// `"gue"` (IPVS `--tun-type`); the words are [`TunType`]'s `FromStr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TunTypeName(pub TunType);
+
+impl<'de> Deserialize<'de> for TunTypeName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_str(d, "\"ipip\" or \"gue\"", |s| {
+            s.parse()
+                .map(TunTypeName)
                 .map_err(|e: UnknownName| e.to_string())
         })
     }

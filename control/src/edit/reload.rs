@@ -141,6 +141,7 @@ pub fn restart_fields(old: &Config, new: &Config) -> Vec<&'static str> {
         ports,
         neighbours,
         exception_path,
+        icmp_rate_limit,
         vrrp_instance,
         vrrp_script,
         vrrp_sync_group

@@ -119,7 +119,7 @@ impl Conn {
     }
 
     /// The key of the real server's replies, `rip:rport → cip:cport`, for a
-    /// NAT connection; `None` for DR (replies bypass the director).
+    /// NAT connection; `None` for DR and TUN (replies bypass the director).
     pub fn outbound_key(&self) -> Option<FlowKey> {
         match self.method {
             Method::Nat => Some(FlowKey {
@@ -129,7 +129,7 @@ impl Conn {
                 dst_port: self.cport,
                 proto: self.proto,
             }),
-            Method::Dr => None,
+            Method::Dr | Method::Tun => None,
         }
     }
 }

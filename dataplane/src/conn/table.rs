@@ -69,8 +69,8 @@ struct Entry {
     rport: u16,
     service: u16,
     proto: u8,
-    /// NAT: the entry also owns an outbound key.
-    nat: bool,
+    /// Forwarding method; NAT entries also own an outbound key.
+    method: Method,
     state: TcpState,
     link: Link,
 }
@@ -91,7 +91,7 @@ impl Entry {
             rport: c.rport,
             service: c.service,
             proto: c.proto,
-            nat: c.method == Method::Nat,
+            method: c.method,
             state: c.state,
             link,
         }
@@ -106,7 +106,7 @@ impl Entry {
             rip: self.rip,
             rport: self.rport,
             proto: self.proto,
-            method: if self.nat { Method::Nat } else { Method::Dr },
+            method: self.method,
             real: self.real,
             service: self.service,
             state: self.state,
@@ -153,7 +153,7 @@ const BLANK: Entry = Entry {
     rport: 0,
     service: 0,
     proto: 0,
-    nat: false,
+    method: Method::Dr,
     state: TcpState::None,
     link: Link {
         next: NIL,

@@ -8,8 +8,12 @@
 //! traffic (client → virtual service) and reply candidates (a real server
 //! answering a client through a NAT connection).
 //!
+//! ICMP to another host is `IcmpError`: `icmp_relay` decides whether it is
+//! an error about a NAT flow (else `not_for_us`).
+//!
 //! Refuses with `not_for_us` only a packet that is neither for a director
-//! address nor TCP/UDP (which alone could be a NAT reply); with
+//! address nor TCP/UDP/ICMP (which alone could be a NAT reply or an error
+//! about one); with
 //! `vrrp_backup` anything to a VIP or floating address this director does
 //! not hold (its VRRP instance is backup), and with `vrrp_not_for_us` VRRP
 //! to another address.
@@ -18,7 +22,7 @@ use crate::snapshot::{LocalKind, Snapshot};
 use crate::stats::DropReason;
 use crate::wire::vrrp::{MCAST_ADDR, PROTO_VRRP};
 
-use super::parse::Parsed;
+use super::parse::{Parsed, L4};
 
 /// Where an IPv4 packet goes next (ARP never gets here: `parse` already
 /// told it apart, and the pipeline hands it to `local` before `validate`,
@@ -34,6 +38,10 @@ pub enum Class {
     /// VRRP (IP protocol 112) to 224.0.0.18 or to a DIP: checked by
     /// `local::vrrp` and handed to the control thread through the kernel.
     Vrrp,
+    /// ICMP to an address that is not ours: possibly an error from the
+    /// real servers' side about a NAT flow, for `icmp_relay` (ICMP errors
+    /// to a VIP are `Local(Vip)`, and `icmp_relay` sees them first).
+    IcmpError,
 }
 
 /// The snapshot's local addresses (VIPs and DIPs) as a worker's own small
@@ -118,6 +126,7 @@ pub fn classify(p: &Parsed, local: &LocalIndex) -> Result<Class, DropReason> {
         },
         Some(kind) => Ok(Class::Local(kind)),
         None if p.has_ports() => Ok(Class::Reply),
+        None if p.kind == L4::Icmp => Ok(Class::IcmpError),
         None if p.key.proto == PROTO_VRRP => match p.key.dst_ip {
             MCAST_ADDR => Ok(Class::Vrrp),
             _ => Err(DropReason::VrrpNotForUs),

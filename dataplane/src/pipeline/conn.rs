@@ -215,10 +215,8 @@ impl ConnParts<'_> {
             .reals
             .get(rid as usize)
             .ok_or(DropReason::NoRealServer)?;
-        if real.method == Method::Nat && p.ttl <= 1 {
-            // NAT routes, so the TTL would reach 0: no connection for it.
-            return Err(DropReason::TtlExceeded);
-        }
+        // NAT and TUN route, so the TTL would reach 0: no connection for it.
+        xmit::may_forward(real.method, p.ttl)?;
         if let (Some(tk), Some(pers), None) = (tkey, service.persistence, templated) {
             self.templates().create(tk, real, pers.timeout_ms, now_ms);
         }

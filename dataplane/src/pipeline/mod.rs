@@ -9,12 +9,14 @@
 //! |---|---|---|
 //! | parse | `parse.rs` | offsets, tuple, flags, flow hash; L2 and header-length drops |
 //! | validate | `validate.rs` | checksums, options, fragments, martians, port 0 |
-//! | classify | `classify.rs` | local / VIP / reply |
+//! | classify | `classify.rs` | local / VIP / reply / ICMP error |
+//! | icmp_relay | `icmp_relay.rs` | an ICMP error about a balanced flow, to the other end |
 //! | local | `local.rs` | ARP, ICMP echo, VRRP adverts, the exception path to the kernel |
 //! | shard | `shard.rs` | the flow's owner worker, redirect |
 //! | conn | `conn.rs` | lookup, creation (persistence, scheduler), TCP state |
 //! | route | `route.rs` | next hop from the cache, routes and neighbours |
 //! | xmit | `crate::xmit` | the forwarding method's rewrite |
+//! | icmp_error | `icmp_error.rs` | time exceeded, fragmentation needed (egress MTU) |
 //!
 //! [`Core::process_burst`] runs `parse` over a whole burst and prefetches
 //! every frame's connection-table lines before the first frame is acted
@@ -28,6 +30,8 @@
 
 pub mod classify;
 pub mod conn;
+pub mod icmp_error;
+pub mod icmp_relay;
 pub mod local;
 pub mod parse;
 pub mod route;
@@ -44,12 +48,14 @@ use crate::conn::{ConnId, ConnTable, Dir};
 use crate::frame::Frame;
 use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
-use crate::snapshot::{Method, PortConf, Proto, ServiceKey, Snapshot};
+use crate::snapshot::{LocalKind, Method, PortConf, Proto, ServiceKey, Snapshot, TunType, DEFAULT_MTU};
 use crate::stats::{DropReason, RealStats, WorkerStats};
 use crate::xmit;
 
 use self::classify::{Class, LocalIndex};
 use self::conn::{account, ConnParts};
+use self::icmp_error::IcmpErrorParts;
+use self::icmp_relay::{ErrorMatch, ErrorSide};
 use self::local::{LocalParts, TokenBucket};
 use self::parse::Parsed;
 pub use self::route::emit_arp_request;
@@ -173,6 +179,14 @@ pub struct Core {
     /// The exception path's rate limit; `None` while it is off (see
     /// [`Core::enable_kernel`]).
     kernel: Option<TokenBucket>,
+    /// The rate limit of the ICMP errors this worker sends
+    /// (`icmp_error`); [`Core::set_icmp_rate_limit`].
+    icmp: TokenBucket,
+    /// The next outer IPv4 identification of a VS/TUN packet: a counter
+    /// per worker, started at `id << 12` so that workers sending to one
+    /// real server rarely reuse each other's recent values (RFC 6864 §4.1
+    /// only needs uniqueness for packets that may be fragmented).
+    tun_ident: u16,
 }
 
 impl Core {
@@ -200,7 +214,24 @@ impl Core {
             burst: Some(Box::new([Parsed::EMPTY; MAX_BURST])),
             refused: [None; MAX_BURST],
             kernel: None,
+            icmp: TokenBucket::new(icmp_error::DEFAULT_RATE_PPS, icmp_error::DEFAULT_BURST, 0),
+            tun_ident: id.wrapping_shl(12),
         }
+    }
+
+    /// Sets the rate limit of the ICMP errors this worker sends (time
+    /// exceeded, fragmentation needed; RFC 1812 §4.3.2.8): at most `burst`
+    /// at once and `rate_pps` per second on average, a [`TokenBucket`] on
+    /// the worker's clock starting full at `now_ms`; above it the packet
+    /// that caused the error is dropped as `icmp_rate_limited`. Default
+    /// 1000 per second, burst 50 (the config's `icmp_rate_limit`).
+    pub fn set_icmp_rate_limit(&mut self, rate_pps: u32, burst: u32, now_ms: u64) {
+        self.icmp = TokenBucket::new(rate_pps, burst, now_ms);
+    }
+
+    /// The ICMP error rate limit's bucket (for inspection).
+    pub fn icmp_bucket(&self) -> &TokenBucket {
+        &self.icmp
     }
 
     /// Turns the exception path on: from now on the traffic `local` hands
@@ -477,7 +508,7 @@ impl Core {
         whole: &mut Frame<'_>,
         p: &Parsed,
     ) -> Result<Verdict, DropReason> {
-        let (snap, now_ms, redirected) = (ctx.snap, ctx.now_ms, ctx.redirected);
+        let (snap, redirected) = (ctx.snap, ctx.redirected);
         let frame = whole.bytes_mut();
         if p.kind == parse::L4::Arp {
             return Ok(self.local().arp(ctx, frame, p));
@@ -485,8 +516,19 @@ impl Core {
         validate::ipv4(frame, p, ctx.port)?;
         let dir = match classify::classify(p, &self.local_index)? {
             Class::Local(kind) => {
+                if kind == LocalKind::Vip && p.kind == parse::L4::Icmp {
+                    if let Some(m) = icmp_relay::match_error(frame, p, ErrorSide::Client)? {
+                        return self.relay_icmp(ctx, frame, p, m, ErrorSide::Client);
+                    }
+                }
                 validate::source(p, snap, ctx.in_port)?;
                 return Ok(self.local().director(ctx, frame, p, kind));
+            }
+            Class::IcmpError => {
+                return match icmp_relay::match_error(frame, p, ErrorSide::Real)? {
+                    Some(m) => self.relay_icmp(ctx, frame, p, m, ErrorSide::Real),
+                    None => Err(DropReason::NotForUs),
+                };
             }
             Class::Vrrp => {
                 validate::source(p, snap, ctx.in_port)?;
@@ -531,11 +573,69 @@ impl Core {
         let id = {
             let mut c = self.conn_parts();
             match dir {
-                Dir::In => c.inbound(ctx, frame, p)?,
-                Dir::Out => c.outbound(p)?,
+                Dir::In => c.inbound(ctx, frame, p),
+                Dir::Out => c.outbound(p),
             }
         };
-        self.forward(snap, whole, p, id, dir, now_ms)
+        match id.and_then(|id| self.forward(ctx, whole, p, id, dir)) {
+            // NAT routes: a TTL that runs out is answered as a router does
+            // (RFC 1812 §5.3.1), rate limited.
+            Err(DropReason::TtlExceeded) => self.icmp_errors().time_exceeded(ctx, whole, p),
+            v => v,
+        }
+    }
+
+    /// Stage `icmp_relay` after [`icmp_relay::match_error`] found that the
+    /// ICMP error `p` from `side` is about the flow `m`: hands it to the
+    /// flow's owner, finds the connection, and sends the error on to the
+    /// real server (client side) or the client (real servers' side).
+    ///
+    /// # Errors
+    /// `icmp_error_no_conn`, `ttl_exceeded` (NAT, outer TTL ≤ 1), the
+    /// route drops.
+    #[cold]
+    fn relay_icmp(
+        &mut self,
+        ctx: &Ctx<'_>,
+        frame: &mut [u8],
+        p: &Parsed,
+        m: ErrorMatch,
+        side: ErrorSide,
+    ) -> Result<Verdict, DropReason> {
+        if let Some(o) = shard::redirect_to(
+            m.client.0,
+            m.client.1,
+            self.id,
+            self.n_workers,
+            ctx.redirected,
+        ) {
+            self.stats.redirects_out += 1;
+            return Ok(Verdict::Redirect(o));
+        }
+        let conn = match self.conns.lookup(&m.key) {
+            Some((id, dir)) if dir == m.dir => {
+                self.conns.get(id).ok_or(DropReason::IcmpErrorNoConn)?
+            }
+            _ => return Err(DropReason::IcmpErrorNoConn),
+        };
+        xmit::may_forward(conn.method, p.ttl)?;
+        let towards = match side {
+            ErrorSide::Client => conn.rip,
+            ErrorSide::Real => conn.cip,
+        };
+        let hop = RouteParts {
+            hops: &mut self.hops,
+            neigh: &mut self.neigh,
+            arp_out: &mut self.arp_out,
+        }
+        .next_hop(ctx.snap, towards, ctx.now_ms)?;
+        icmp_relay::rewrite(frame, p, &conn, side);
+        xmit::set_macs(frame, hop.src_mac, hop.dst_mac);
+        match side {
+            ErrorSide::Client => self.stats.icmp_errors_in += 1,
+            ErrorSide::Real => self.stats.icmp_errors_out += 1,
+        }
+        Ok(Verdict::Tx(hop.port))
     }
 
     /// Forwards a packet of connection `id` travelling in direction `dir`:
@@ -543,13 +643,13 @@ impl Core {
     #[inline]
     fn forward(
         &mut self,
-        snap: &Snapshot,
+        ctx: &Ctx<'_>,
         frame: &mut Frame<'_>,
         p: &Parsed,
         id: ConnId,
         dir: Dir,
-        now_ms: u64,
     ) -> Result<Verdict, DropReason> {
+        let (snap, now_ms) = (ctx.snap, ctx.now_ms);
         let conn = self.conn_parts().advance(snap, id, p, dir, now_ms)?;
         let towards = match dir {
             Dir::In => conn.rip,
@@ -561,15 +661,35 @@ impl Core {
             arp_out: &mut self.arp_out,
         }
         .next_hop(snap, towards, now_ms)?;
+        let mtu = snap
+            .ports
+            .get(usize::from(hop.port))
+            .map_or(DEFAULT_MTU, |port| port.mtu);
+        let outer = match conn.method {
+            Method::Tun => Some(self.tun_outer(snap, &conn, hop.port, &p.key)),
+            _ => None,
+        };
+        // A tunnel adds its outer headers to what must fit the egress MTU.
+        let overhead = outer.as_ref().map_or(0, |o| xmit::tun::overhead(o.conf.kind));
+        if p.ip_len() + overhead > usize::from(mtu) {
+            // fulcrum does not fragment: DF asks for path-MTU discovery's
+            // answer (RFC 1191) with the MTU the sender may use inside the
+            // tunnel, anything else is dropped.
+            if icmp_error::dont_fragment(frame.bytes(), p) {
+                let room = (usize::from(mtu) - overhead.min(usize::from(mtu))) as u16;
+                return self.icmp_errors().frag_needed(ctx, frame, p, room);
+            }
+            return Err(DropReason::MtuExceeded);
+        }
         xmit::transmit(
-            frame.bytes_mut(),
+            frame,
             usize::from(p.l3),
             usize::from(p.ip_end),
             &conn,
             dir,
-            hop.src_mac,
-            hop.dst_mac,
-        );
+            &hop,
+            outer.as_ref(),
+        )?;
         if let Some(s) = self.reals.get_mut(conn.real as usize) {
             let len = p.ip_len() as u64;
             match dir {
@@ -586,6 +706,56 @@ impl Core {
         Ok(Verdict::Tx(hop.port))
     }
 
+    /// The outer header inputs of a VS/TUN packet of connection `conn`
+    /// leaving by port `out_port`, whose flow (as it arrived) is `key`: the
+    /// real server's tunnel parameters, the outer source (the service's
+    /// `tun_src`, else the egress port's DIP on the RIP's subnet, else its
+    /// first DIP), the next identification and GUE's source port.
+    #[inline]
+    fn tun_outer(
+        &mut self,
+        snap: &Snapshot,
+        conn: &crate::conn::Conn,
+        out_port: u8,
+        key: &crate::conn::FlowKey,
+    ) -> xmit::tun::Outer {
+        let rip = conn.rip;
+        let conf = snap
+            .reals
+            .get(conn.real as usize)
+            .map(|r| r.tun)
+            .unwrap_or_default();
+        let src = if conf.src != 0 {
+            conf.src
+        } else {
+            let addrs = snap
+                .ports
+                .get(usize::from(out_port))
+                .map_or(&[][..], |p| &p.addrs[..]);
+            addrs
+                .iter()
+                .find(|(_, net)| net.contains(rip))
+                .or_else(|| addrs.first())
+                .map_or(0, |&(a, _)| a)
+        };
+        let ident = self.tun_ident;
+        self.tun_ident = ident.wrapping_add(1);
+        xmit::tun::Outer {
+            conf,
+            src,
+            dst: rip,
+            ident,
+            mtu: snap
+                .ports
+                .get(usize::from(out_port))
+                .map_or(DEFAULT_MTU, |port| port.mtu),
+            sport: match conf.kind {
+                TunType::Gue => xmit::tun::gue_src_port(key),
+                TunType::Ipip => 0,
+            },
+        }
+    }
+
     /// Whether `ip:port` is a NAT real server of the current snapshot
     /// (retired ones included: a deleted service's connections drain). A port-0
     /// service's real servers answer from any port, so their address alone
@@ -593,6 +763,16 @@ impl Core {
     #[inline]
     fn may_be_reply(&self, ip: u32, port: u16) -> bool {
         self.nat_reals.contains(&(ip, port)) || self.nat_reals.contains(&(ip, 0))
+    }
+
+    /// The parts sending an ICMP error borrows ([`icmp_error`]), for this
+    /// core's stages and for other forwarding methods' (a tunnel's
+    /// "fragmentation needed").
+    pub fn icmp_errors(&mut self) -> IcmpErrorParts<'_> {
+        IcmpErrorParts {
+            bucket: &mut self.icmp,
+            stats: &mut self.stats,
+        }
     }
 
     fn local(&mut self) -> LocalParts<'_> {

@@ -36,7 +36,9 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod gue;
 pub mod icmp;
+pub mod icmp_quote;
 pub mod ipv4;
 pub mod tcp;
 pub mod udp;
@@ -45,6 +47,7 @@ pub mod vrrp;
 
 pub use arp::*;
 pub use ethernet::*;
+pub use gue::*;
 pub use icmp::*;
 pub use ipv4::*;
 pub use tcp::*;

@@ -10,61 +10,79 @@
 
 pub mod dr;
 pub mod nat;
+pub mod tun;
 
 use crate::conn::{Conn, Dir};
+use crate::frame::Frame;
+use crate::pipeline::route::NextHop;
 use crate::snapshot::Method;
 use crate::stats::DropReason;
 use crate::wire::Ipv4Packet;
 
-/// Whether a packet with IPv4 TTL `ttl` may leave by `method`: NAT routes
-/// (RFC 1812 §5.3.1: a router decrements the TTL and never forwards one
-/// that reaches 0); DR hands the frame on at L2, TTL untouched.
+/// Whether a packet with IPv4 TTL `ttl` may leave by `method`: NAT and TUN
+/// route (RFC 1812 §5.3.1: a router decrements the TTL and never forwards
+/// one that reaches 0; IPVS's `decrement_ttl` for tunnels); DR hands the
+/// frame on at L2, TTL untouched.
 ///
 /// # Errors
 /// `ttl_exceeded`.
 #[inline]
 pub fn may_forward(method: Method, ttl: u8) -> Result<(), DropReason> {
     match method {
-        Method::Nat if ttl <= 1 => Err(DropReason::TtlExceeded),
+        Method::Nat | Method::Tun if ttl <= 1 => Err(DropReason::TtlExceeded),
         _ => Ok(()),
     }
 }
 
 /// Rewrites a packet of connection `conn` travelling `dir` for the
 /// connection's forwarding method, in place, and sets the frame's MACs to
-/// `src_mac` → `dst_mac` (wire order). `frame[l3..ip_end]` is the IPv4
-/// datagram, its header and L4 header already checked with `check_len`.
-/// This is the one entry of every method; each method's rewrite is its own
-/// file, so a new method is a new file and a new arm here.
+/// `hop.src_mac` → `hop.dst_mac` (wire order). `frame[l3..ip_end]` is the
+/// IPv4 datagram, its header and L4 header already checked with
+/// `check_len`. `tun` is the outer header of a [`Method::Tun`] connection
+/// (ignored by the others). This is the one entry of every method; each
+/// method's rewrite is its own file, so a new method is a new file and a
+/// new arm here.
 ///
-/// Source: IPVS `ip_vs_nat_xmit` / `ip_vs_dr_xmit` and their `_out` forms.
+/// Source: IPVS `ip_vs_nat_xmit` / `ip_vs_dr_xmit` / `ip_vs_tunnel_xmit`
+/// and their `_out` forms.
+///
+/// # Errors
+/// TUN only, as [`tun::encapsulate`] (`tun_no_room`, `tun_mtu_exceeded`,
+/// `tun_needs_fragmentation`), also when `tun` is `None`; NAT and DR never
+/// fail.
 #[inline]
 pub fn transmit(
-    frame: &mut [u8],
+    frame: &mut Frame<'_>,
     l3: usize,
     ip_end: usize,
     conn: &Conn,
     dir: Dir,
-    src_mac: [u8; 6],
-    dst_mac: [u8; 6],
-) {
-    let Some(ip) = frame.get_mut(l3..ip_end) else {
-        return;
-    };
+    hop: &NextHop,
+    tun: Option<&tun::Outer>,
+) -> Result<(), DropReason> {
     match (conn.method, dir) {
-        (Method::Nat, Dir::In) => {
+        (Method::Nat, dir) => {
+            let bytes = frame.bytes_mut();
+            let Some(ip) = bytes.get_mut(l3..ip_end) else {
+                return Ok(());
+            };
             decrement_ttl(ip);
-            nat::rewrite_inbound(ip, conn.rip, conn.rport);
-            set_macs(frame, src_mac, dst_mac);
-        }
-        (Method::Nat, Dir::Out) => {
-            decrement_ttl(ip);
-            nat::rewrite_outbound(ip, conn.vip, conn.vport);
-            set_macs(frame, src_mac, dst_mac);
+            match dir {
+                Dir::In => nat::rewrite_inbound(ip, conn.rip, conn.rport),
+                Dir::Out => nat::rewrite_outbound(ip, conn.vip, conn.vport),
+            }
+            set_macs(bytes, hop.src_mac, hop.dst_mac);
         }
         // A DR connection has no outbound key, so only Dir::In gets here.
-        (Method::Dr, _) => dr::rewrite(frame, src_mac, dst_mac),
+        (Method::Dr, _) => dr::rewrite(frame.bytes_mut(), hop.src_mac, hop.dst_mac),
+        // Nor has a TUN connection.
+        (Method::Tun, _) => {
+            let outer = tun.ok_or(DropReason::TunNoRoom)?;
+            tun::encapsulate(frame, l3, ip_end, outer)?;
+            set_macs(frame.bytes_mut(), hop.src_mac, hop.dst_mac);
+        }
     }
+    Ok(())
 }
 
 /// Decrements the IPv4 TTL by one, fixing the header checksum (RFC 1624 over

@@ -118,6 +118,7 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
         port,
         weight: 1,
         method,
+        tun: Default::default(),
         service,
         available: true,
     };
@@ -127,6 +128,7 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
             port: 0,
             weight: 0,
             method,
+            tun: Default::default(),
             service: 0,
             available: true,
         },

@@ -62,11 +62,13 @@ fn proto_option(p: Proto) -> &'static str {
 }
 
 /// ipvsadm's forwarding option for `m`: `-m` (masquerading), `-g` (direct
-/// routing, "gatewaying").
+/// routing, "gatewaying"), `-i` (IP tunnelling; the status does not carry
+/// a GUE server's `--tun-type`, so `-S` saves it as IPIP).
 fn method_option(m: Method) -> &'static str {
     match m {
         Method::Nat => "-m",
         Method::Dr => "-g",
+        Method::Tun => "-i",
     }
 }
 
@@ -260,7 +262,7 @@ fn sorted_reals(s: &ServiceStatus) -> Vec<&RealStatus> {
 /// ```
 ///
 /// `-t` for TCP, `-u` for UDP; `-m` for masquerading (NAT), `-g` for direct
-/// routing. Only what [`Status`] carries is saved: scheduler, real servers,
+/// routing, `-i` for tunnelling. Only what [`Status`] carries is saved: scheduler, real servers,
 /// forwarding methods and weights.
 pub fn format_save(st: &Status) -> String {
     let mut out = String::new();

@@ -17,11 +17,13 @@
 //!   daemon refuses them if its config has no such fields. `-E` replaces the
 //!   service's settings and keeps its real servers.
 //! - `-D -t|-u VIP:PORT`: delete a virtual service.
-//! - `-a|-e -t|-u VIP:PORT -r RIP[:PORT] [-g|-m] [-w WEIGHT]`: add or edit a
-//!   real server. As in ipvsadm: `-g` (direct routing) is the default, `-m`
-//!   is masquerading (NAT), the weight defaults to 1, a RIP without a port
-//!   takes the virtual port, and with `-g` the port is always the virtual
-//!   port. `-i` (IP-IP tunnelling) is refused: not supported yet.
+//! - `-a|-e -t|-u VIP:PORT -r RIP[:PORT] [-g|-m|-i] [-w WEIGHT]
+//!   [--tun-type ipip|gue] [--tun-port PORT]`: add or edit a real server.
+//!   As in ipvsadm: `-g` (direct routing) is the default, `-m` is
+//!   masquerading (NAT), `-i` is IP tunnelling (VS/TUN, IPIP unless
+//!   `--tun-type gue` with its `--tun-port`), the weight defaults to 1, a
+//!   RIP without a port takes the virtual port, and with `-g` or `-i` the
+//!   port is always the virtual port.
 //! - `-d -t|-u VIP:PORT -r RIP[:PORT]`: delete a real server.
 //! - `-C`: clear every virtual service.
 //! - `-L`/`-l`/`--list` (`-n`/`--numeric` accepted, always numeric):
@@ -160,9 +162,15 @@ struct Cli {
     /// Masquerading (NAT).
     #[arg(short = 'm', long = "masquerading", group = "method")]
     masquerading: bool,
-    /// IP-IP tunnelling (not supported yet).
+    /// IP tunnelling (VS/TUN): IPIP, or GUE with --tun-type gue.
     #[arg(short = 'i', long = "ipip", group = "method")]
     ipip: bool,
+    /// With -i: the encapsulation, ipip (default) or gue (ipvsadm --tun-type).
+    #[arg(long = "tun-type", value_name = "TYPE")]
+    tun_type: Option<String>,
+    /// With -i --tun-type gue: the real server's GUE UDP port (ipvsadm --tun-port).
+    #[arg(long = "tun-port", value_name = "PORT")]
+    tun_port: Option<u16>,
     /// Real server weight 0..=65535; default 1.
     #[arg(short = 'w', long = "weight", value_name = "WEIGHT")]
     weight: Option<u64>,
@@ -271,7 +279,17 @@ impl Cmd {
         match self {
             Cmd::AddService | Cmd::EditService => &["-t", "-u", "-s", "-p", "-M", "-b"],
             Cmd::DeleteService => &["-t", "-u"],
-            Cmd::AddReal | Cmd::EditReal => &["-t", "-u", "-r", "-g", "-m", "-i", "-w"],
+            Cmd::AddReal | Cmd::EditReal => &[
+                "-t",
+                "-u",
+                "-r",
+                "-g",
+                "-m",
+                "-i",
+                "-w",
+                "--tun-type",
+                "--tun-port",
+            ],
             Cmd::DeleteReal => &["-t", "-u", "-r"],
             // The read-only views ignore each other's flags, as before.
             Cmd::List | Cmd::Counters | Cmd::Json => &[
@@ -351,6 +369,8 @@ fn check_options(cli: &Cli, cmd: Cmd) -> Result<(), String> {
         ("-m", cli.masquerading),
         ("-i", cli.ipip),
         ("-w", cli.weight.is_some()),
+        ("--tun-type", cli.tun_type.is_some()),
+        ("--tun-port", cli.tun_port.is_some()),
         ("--stats", cli.stats),
         ("--rate", cli.rate),
         ("-c", cli.connection),
@@ -397,8 +417,8 @@ fn service(cli: &Cli) -> Result<(String, &'static str, u16), String> {
 }
 
 /// The `-r` address with ipvsadm's port rules: no port → the virtual port;
-/// direct routing → always the virtual port.
-fn real_addr(text: &str, vport: u16, dr: bool) -> Result<String, String> {
+/// direct routing or tunnelling (`fixed`) → always the virtual port.
+fn real_addr(text: &str, vport: u16, fixed: bool) -> Result<String, String> {
     let bad = || {
         format!("illegal real server address {text:?}: expected RIP or RIP:PORT like 10.1.0.11:80")
     };
@@ -406,7 +426,7 @@ fn real_addr(text: &str, vport: u16, dr: bool) -> Result<String, String> {
         Ok(a) => (*a.ip(), a.port()),
         Err(_) => (text.parse::<Ipv4Addr>().map_err(|_| bad())?, vport),
     };
-    Ok(SocketAddrV4::new(ip, if dr { vport } else { port }).to_string())
+    Ok(SocketAddrV4::new(ip, if fixed { vport } else { port }).to_string())
 }
 
 /// The admin request for an edit command.
@@ -450,14 +470,19 @@ fn edit_request(cli: &Cli, cmd: Cmd) -> Result<Value, String> {
         }
         Cmd::DeleteService => json!({ "cmd": "delete_service", "vip": vip, "proto": proto }),
         Cmd::AddReal | Cmd::EditReal | Cmd::DeleteReal => {
-            if cli.ipip {
-                return Err(
-                    "-i (IP-IP tunnelling): not supported yet; use -g (direct routing) or -m (masquerading)"
-                        .into(),
-                );
+            if !cli.ipip && (cli.tun_type.is_some() || cli.tun_port.is_some()) {
+                return Err("--tun-type and --tun-port need -i (IP tunnelling)".into());
             }
-            let dr = cmd != Cmd::DeleteReal && !cli.masquerading;
-            let addr = real_addr(cli.real_server.as_deref().unwrap_or(""), vport, dr)?;
+            let method = if cli.masquerading {
+                Method::Nat
+            } else if cli.ipip {
+                Method::Tun
+            } else {
+                Method::Dr
+            };
+            // DR and TUN carry the packet to the virtual port unchanged.
+            let fixed_port = cmd != Cmd::DeleteReal && method != Method::Nat;
+            let addr = real_addr(cli.real_server.as_deref().unwrap_or(""), vport, fixed_port)?;
             let (name, real) = match cmd {
                 Cmd::DeleteReal => ("delete_real", json!({ "addr": addr })),
                 _ => (
@@ -466,11 +491,20 @@ fn edit_request(cli: &Cli, cmd: Cmd) -> Result<Value, String> {
                     } else {
                         "edit_real"
                     },
-                    json!({
-                        "addr": addr,
-                        "weight": cli.weight.unwrap_or(1),
-                        "forwarding": if dr { Method::Dr } else { Method::Nat }.config_name(),
-                    }),
+                    {
+                        let mut real = json!({
+                            "addr": addr,
+                            "weight": cli.weight.unwrap_or(1),
+                            "forwarding": method.config_name(),
+                        });
+                        if let Some(t) = &cli.tun_type {
+                            real["tun_type"] = json!(t);
+                        }
+                        if let Some(p) = cli.tun_port {
+                            real["tun_port"] = json!(p);
+                        }
+                        real
+                    },
                 ),
             };
             json!({ "cmd": name, "vip": vip, "proto": proto, "real": real })
@@ -656,9 +690,15 @@ mod tests {
 -a -t 10.0.0.100:80 -r 10.1.0.11:80 -m -w 2
 -A -u 10.0.0.100:53 -s sh -b sh-port
 -a -u 10.0.0.100:53 -r 10.1.0.12:53 -g -w 1
+-a -t 10.0.0.100:80 -r 10.2.0.5:8080 -i --tun-type gue --tun-port 6080
 ";
         let (rules, lines) = parse_rules(text).expect("valid");
-        assert_eq!(lines, vec![2, 4, 5, 6]);
+        assert_eq!(lines, vec![2, 4, 5, 6, 7]);
+        assert_eq!(
+            rules[4]["real"],
+            json!({"addr":"10.2.0.5:80","weight":1,"forwarding":"tun",
+                   "tun_type":"gue","tun_port":6080})
+        );
         assert_eq!(
             rules[0],
             json!({"cmd":"add_service","service":{"vip":"10.0.0.100:80","proto":"tcp",
@@ -695,8 +735,8 @@ mod tests {
             "line 1: option -r is not allowed with -A (add-service)"
         );
         assert_eq!(
-            bad("-a -t 10.0.0.100:80 -r 10.1.0.11 -i\n"),
-            "line 1: -i (IP-IP tunnelling): not supported yet; use -g (direct routing) or -m (masquerading)"
+            bad("-a -t 10.0.0.100:80 -r 10.1.0.11 -m --tun-port 6080\n"),
+            "line 1: --tun-type and --tun-port need -i (IP tunnelling)"
         );
         assert_eq!(
             parse_rules("# nothing\n\n").expect("empty"),

@@ -1,5 +1,6 @@
 //! The exception path: `exception_path`'s ranges and each port's kernel
-//! interface name (`kernel_iface`, or its `fc-<name>` default).
+//! interface name (`kernel_iface`, or its `fc-<name>` default); and
+//! `icmp_rate_limit`'s ranges, the other per-worker token bucket.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -12,6 +13,10 @@ use crate::config::schema::{Config, MAX_IFACE_NAME};
 pub const MAX_EXCEPTION_RATE_PPS: u32 = 10_000_000;
 /// Deepest token bucket of the exception path, packets.
 pub const MAX_EXCEPTION_BURST: u32 = 1_000_000;
+/// Most ICMP errors per second a worker may send (`icmp_rate_limit`).
+pub const MAX_ICMP_RATE_PPS: u32 = 1_000_000;
+/// Deepest ICMP error token bucket, errors.
+pub const MAX_ICMP_BURST: u32 = 100_000;
 
 /// `rate_pps` 1..=10000000 and `burst` 1..=1000000; every port's kernel
 /// interface name 1..=15 bytes of `[A-Za-z0-9_.-]` (what Linux accepts
@@ -29,6 +34,18 @@ pub(super) fn check(cfg: &Config) -> Result<(), ValidationError> {
             return Err(verr(
                 vec![F("exception_path"), F(name)],
                 format!("invalid exception_path.{name} {v}: expected 1..={max} packets"),
+            ));
+        }
+    }
+    let r = &cfg.icmp_rate_limit;
+    for (name, v, max) in [
+        ("rate_pps", r.rate_pps, MAX_ICMP_RATE_PPS),
+        ("burst", r.burst, MAX_ICMP_BURST),
+    ] {
+        if !(1..=max).contains(&v) {
+            return Err(verr(
+                vec![F("icmp_rate_limit"), F(name)],
+                format!("invalid icmp_rate_limit.{name} {v}: expected 1..={max} ICMP errors"),
             ));
         }
     }

@@ -236,6 +236,12 @@ fn sorry_server(
             path(),
             "sorry server port: expected port 0 exactly in a port-0 service".into(),
         )),
+        Method::Tun if port != vport || !cfg.has_route(ip) => Err(verr(
+            path(),
+            format!(
+                "tunnel sorry server {ip}:{port} must have the virtual port {vport} and a route (connected subnet or static route)"
+            ),
+        )),
         _ => Ok(()),
     }
 }

@@ -33,7 +33,9 @@ mod services;
 mod settings;
 pub mod vrrp;
 
-pub use self::exception::{MAX_EXCEPTION_BURST, MAX_EXCEPTION_RATE_PPS};
+pub use self::exception::{
+    MAX_EXCEPTION_BURST, MAX_EXCEPTION_RATE_PPS, MAX_ICMP_BURST, MAX_ICMP_RATE_PPS,
+};
 pub use self::sched::MH_SLOTS_PER_REAL;
 
 /// The director's own interface addresses (DIPs), each with the index of
@@ -67,8 +69,9 @@ fn connected_subnets(cfg: &Config) -> String {
 /// Rules: 1..=64 distinct `workers`; `burst` 1..=64; non-zero `rx_desc`,
 /// `tx_desc`, `mbufs_per_socket`, `conn_table_size` and a non-empty
 /// `admin_socket`; 1..=64 ports with unique non-empty `name` and `device`, at
-/// least one address each and no DIP on two ports; `exception_path.rate_pps`
-/// 1..=10000000 and `burst` 1..=1000000, each port's kernel interface name
+/// least one address each, `mtu` 576..=9000, and no DIP on two ports;
+/// `exception_path.rate_pps` 1..=10000000 and `burst` 1..=1000000,
+/// `icmp_rate_limit.rate_pps` 1..=1000000 and `burst` 1..=100000, each port's kernel interface name
 /// 1..=15 bytes of `[A-Za-z0-9_.-]` and unique; each route's `dst` unique
 /// and its `via` on a connected subnet and not a DIP; each neighbour on a
 /// connected subnet, unique and not a DIP; at most 65535 services; each

@@ -1,5 +1,6 @@
 //! Ports: 1..=64, each with a unique non-empty `name` and `device` and at
-//! least one address; no director address (DIP) on two ports.
+//! least one address; no director address (DIP) on two ports; `mtu`
+//! 576..=9000.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -8,6 +9,7 @@ use super::{verr, Dips};
 use crate::config::error::{PathSeg, ValidationError};
 use crate::config::schema::Config;
 use crate::config::MAX_PORTS;
+use dataplane::snapshot::{MAX_MTU, MIN_MTU};
 
 /// Checks the ports and returns every DIP with the index of its port.
 pub(super) fn check(cfg: &Config) -> Result<Dips, ValidationError> {
@@ -63,6 +65,17 @@ pub(super) fn check(cfg: &Config) -> Result<Dips, ValidationError> {
             ));
         }
         devices.insert(&p.device, i);
+        if !(MIN_MTU..=MAX_MTU).contains(&p.mtu) {
+            return Err(verr(
+                vec![F("ports"), I(i), F("mtu")],
+                format!(
+                    "invalid mtu {} on port {:?}: expected {MIN_MTU}..={MAX_MTU} bytes \
+                     (the largest IPv4 datagram the port sends; RFC 791 asks every host \
+                     to take 576)",
+                    p.mtu, p.name
+                ),
+            ));
+        }
         if p.addrs.is_empty() {
             return Err(verr(
                 vec![F("ports"), I(i), F("addrs")],

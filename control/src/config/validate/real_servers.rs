@@ -1,17 +1,20 @@
 //! The real servers of one service: none twice, none on a director
 //! address (DIP or VIP); a DR real server on a connected subnet with the
 //! virtual port (DR only rewrites the MAC); a NAT real server reachable by
-//! some route, with port 0 exactly in a port-0 service.
+//! some route, with port 0 exactly in a port-0 service; a TUN real server
+//! reachable by some route with the virtual port (the packet is carried
+//! unchanged), its `tun_type`/`tun_port` consistent, the service's
+//! `tun_src` one of the director's addresses.
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use dataplane::snapshot::Method;
+use dataplane::snapshot::{Method, TunType};
 
 use super::{connected_subnets, verr, Dips};
 use crate::config::error::{PathSeg, ValidationError};
-use crate::config::schema::{Config, ServiceConfig};
+use crate::config::schema::{Config, RealServerConfig, ServiceConfig};
 
 /// Checks the real servers of service `i` (`s`), given the DIPs `dips` and
 /// every VIP of the config `vips`.
@@ -24,8 +27,30 @@ pub(super) fn check(
 ) -> Result<(), ValidationError> {
     use PathSeg::{Field as F, Index as I};
     let (vip, vport, pname) = (s.vip.ip(), s.vip.port(), s.proto.0);
+    if let Some(src) = s.tun_src {
+        let path = vec![F("services"), I(i), F("tun_src")];
+        if !dips.contains_key(&src.0) && !vips.contains(&src.0) {
+            return Err(verr(
+                path,
+                format!(
+                    "tun_src {} is not one of the director's addresses: expected a DIP or VIP",
+                    src.0
+                ),
+            ));
+        }
+        let tunnelled = s.real_servers.iter().any(|r| r.method(s) == Method::Tun)
+            || (s.sorry_server.is_some()
+                && s.sorry_server_forwarding.map_or(s.forwarding.0, |f| f.0) == Method::Tun);
+        if !tunnelled {
+            return Err(verr(
+                path,
+                "tun_src in a service without a \"tun\" real server: expected it only with forwarding \"tun\"".to_string(),
+            ));
+        }
+    }
     let mut seen = HashSet::new();
     for (j, r) in s.real_servers.iter().enumerate() {
+        tun_fields(i, j, s, r)?;
         let path = || vec![F("services"), I(i), F("real_servers"), I(j), F("addr")];
         let (rip, rport) = (r.addr.ip(), r.addr.port());
         if !seen.insert((rip, rport)) {
@@ -62,6 +87,25 @@ pub(super) fn check(
                     ));
                 }
             }
+            Method::Tun => {
+                if rport != vport {
+                    return Err(verr(
+                        path(),
+                        format!(
+                            "tunnelling cannot change the port: real server port {rport} must equal the virtual port {vport}"
+                        ),
+                    ));
+                }
+                if !cfg.has_route(rip) {
+                    return Err(verr(
+                        path(),
+                        format!(
+                            "no route to tunnel real server {rip}: expected it on a connected subnet ({}) or covered by a static route",
+                            connected_subnets(cfg)
+                        ),
+                    ));
+                }
+            }
             Method::Nat => {
                 if vport == 0 && rport != 0 {
                     return Err(verr(
@@ -90,4 +134,48 @@ pub(super) fn check(
         }
     }
     Ok(())
+}
+
+/// `tun_type` and `tun_port` of real server `j` (`r`) of service `i`: only
+/// with forwarding `"tun"`; `tun_port` (1..=65535) exactly with `"gue"`.
+fn tun_fields(
+    i: usize,
+    j: usize,
+    s: &ServiceConfig,
+    r: &RealServerConfig,
+) -> Result<(), ValidationError> {
+    use PathSeg::{Field as F, Index as I};
+    let path = |f| vec![F("services"), I(i), F("real_servers"), I(j), F(f)];
+    if r.method(s) != Method::Tun {
+        if r.tun_type.is_some() {
+            return Err(verr(
+                path("tun_type"),
+                "tun_type on a real server that is not tunnelled: expected forwarding \"tun\""
+                    .to_string(),
+            ));
+        }
+        if r.tun_port.is_some() {
+            return Err(verr(
+                path("tun_port"),
+                "tun_port on a real server that is not tunnelled: expected forwarding \"tun\" with tun_type \"gue\"".to_string(),
+            ));
+        }
+        return Ok(());
+    }
+    match (r.tun_type.map_or(TunType::Ipip, |t| t.0), r.tun_port) {
+        (TunType::Gue, None) => Err(verr(
+            path("tun_type"),
+            "tun_type \"gue\" without tun_port: expected the real server's GUE UDP port"
+                .to_string(),
+        )),
+        (TunType::Gue, Some(0)) => Err(verr(
+            path("tun_port"),
+            "tun_port 0: expected a UDP port 1..=65535".to_string(),
+        )),
+        (TunType::Ipip, Some(_)) => Err(verr(
+            path("tun_port"),
+            "tun_port with tun_type \"ipip\": expected it only with tun_type \"gue\"".to_string(),
+        )),
+        _ => Ok(()),
+    }
 }
