@@ -919,8 +919,8 @@ mod tests {
             "services[0].real_servers[2].weight: invalid weight 70000: expected 0..=65535"
         );
         assert_eq!(
-            err(real("add_real", json!({"addr": "10.1.0.13:80", "forwarding": "tun"}))),
-            "services[0].real_servers[2].forwarding: invalid forwarding method \"tun\": expected one of nat, masq, dr, route"
+            err(real("add_real", json!({"addr": "10.1.0.13:80", "forwarding": "ipip"}))),
+            "services[0].real_servers[2].forwarding: invalid forwarding method \"ipip\": expected one of nat, masq, dr, route, tun, tunnel"
         );
         assert_eq!(
             err(real("add_real", json!({"addr": "10.0.0.100:80"}))),

@@ -500,8 +500,8 @@ fn test_error_unknown_proto() {
 #[test]
 fn test_error_unknown_forwarding() {
     assert_eq!(
-        err(&edit("\"dr\"", "\"tun\"")),
-        "fulcrum.ron:25:25: invalid forwarding method \"tun\": expected one of nat, masq, dr, route"
+        err(&edit("\"dr\"", "\"ipip\"")),
+        "fulcrum.ron:25:25: invalid forwarding method \"ipip\": expected one of nat, masq, dr, route, tun, tunnel"
     );
 }
 

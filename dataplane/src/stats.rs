@@ -88,10 +88,6 @@ drop_reasons! {
     /// bytes IPIP, 32 bytes GUE) after the Ethernet header.
     TunNoRoom => "tun_no_room",
     /// VS/TUN: the encapsulated packet would exceed the egress MTU and the
-    /// inner packet has DF set; the client is owed an ICMP "fragmentation
-    /// needed" (RFC 1191) with the tunnel's MTU, as IPVS sends.
-    TunTooBig => "tun_mtu_exceeded",
-    /// VS/TUN: the encapsulated packet would exceed the egress MTU and the
     /// inner packet has DF clear: IPVS would fragment the outer packet;
     /// fulcrum does not fragment.
     TunNeedsFragmentation => "tun_needs_fragmentation",

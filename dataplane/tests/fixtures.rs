@@ -1596,17 +1596,51 @@ fn cases() -> Vec<Case> {
             })
             .bumps(NEW_CONN_RS1),
     );
-    // 1481 + 20 bytes of outer header > 1500 with DF: the client is owed
-    // "fragmentation needed" (wired at merge to icmp_error::frag_needed).
-    let big = Pkt {
-        payload: vec![0x61; 1481 - 40],
-        ..syn.clone()
+    // 1481 + 20 bytes of outer header > 1500 with DF: the client gets
+    // "fragmentation needed" with the tunnel's MTU, 1500 - 20 = 1480
+    // (RFC 2003 §5.1), from the arrival port's DIP; the connection exists.
+    // The client's "fragmentation needed" of a packet that does not fit
+    // the tunnel, carrying `mtu`; the connection exists.
+    let tun_frag_needed = |name, payload: usize, snap: fn(&mut Snapshot), mtu: u16| {
+        let big = Pkt {
+            payload: vec![0x61; payload],
+            ..Pkt::syn()
+        };
+        let [hi, lo] = mtu.to_be_bytes();
+        row(name, big.bytes(), 0, Verdict::Tx(0))
+            .setup(Setup { snap, ..tun_base() })
+            .out(generated(
+                &big.bytes(),
+                OUT_MAC,
+                CLIENT_MAC,
+                DIP_OUT,
+                3,
+                4,
+                [0, 0, hi, lo],
+            ))
+            .bumps(&[
+                "icmp_frag_needed_sent",
+                "conns_created",
+                "conns",
+                "real1.conns",
+                "real1.inactive_conns",
+            ])
     };
-    v.push(
-        dropped("tun_mtu_exceeded", big.bytes(), 0, R::TunTooBig)
-            .setup(tun_base())
-            .bumps(NEW_CONN_RS1),
-    );
+    // 1481 + 20 bytes of outer header > 1500 with DF: the tunnel's MTU is
+    // 1500 - 20 = 1480 (RFC 2003 §5.1), sent from the arrival port's DIP.
+    v.push(tun_frag_needed(
+        "tun_ipip_frag_needed",
+        1481 - 40,
+        |_| {},
+        1480,
+    ));
+    // GUE's 32 bytes: 1469 + 32 > 1500, the tunnel's MTU is 1468.
+    v.push(tun_frag_needed(
+        "tun_gue_frag_needed",
+        1469 - 40,
+        gue_reals,
+        1468,
+    ));
     // 1480 bytes fit IPIP exactly; the same packet does not fit GUE.
     let fits = Pkt {
         payload: vec![0x61; 1480 - 40],
@@ -1638,18 +1672,30 @@ fn cases() -> Vec<Case> {
         })
         .bumps(NEW_CONN_RS1),
     );
+    // A tunnel is a route too: TTL 1 is answered with time exceeded, as
+    // for NAT (IPVS decrements the inner TTL, `decrement_ttl`).
+    let syn_ttl_1 = Pkt {
+        ttl: 1,
+        ..syn.clone()
+    };
     v.push(
-        dropped(
-            "ttl_exceeded_tun",
-            Pkt {
-                ttl: 1,
-                ..syn.clone()
-            }
-            .bytes(),
+        row(
+            "icmp_time_exceeded_tun",
+            syn_ttl_1.bytes(),
             0,
-            R::TtlExceeded,
+            Verdict::Tx(0),
         )
-        .setup(tun_base()),
+        .setup(tun_base())
+        .out(generated(
+            &syn_ttl_1.bytes(),
+            OUT_MAC,
+            CLIENT_MAC,
+            DIP_OUT,
+            11,
+            0,
+            [0; 4],
+        ))
+        .bumps(&["icmp_time_exceeded_sent"]),
     );
     v.push(dropped(
         "icmp_error_no_room_ttl_1",
@@ -2561,15 +2607,9 @@ fn run_core(case: &Case) {
     core.sync(&snap);
     (st.pre)(&mut core, &snap);
     let before = counters(&core);
-    let mut f = case.frame.clone();
-    // A fixed frame (no tailroom, as `Core::process`), whose final length
-    // is kept: an ICMP error may be shorter than the packet it replaces.
-    let (v, len) = {
-        let mut fr = Frame::fixed(&mut f);
-        let v = core.process_frame(&snap, &mut fr, case.in_port, 1, st.redirected);
-        (v, fr.len())
-    };
-    f.truncate(len);
+    // The frame in a buffer with `room` bytes of tailroom (0: as
+    // `Core::process`), whose final length is kept: an ICMP error may be
+    // shorter than the packet it replaces, a tunnelled packet longer.
     let mut buf = case.frame.clone();
     buf.resize(case.frame.len() + st.room, 0x5a);
     let mut frame = Frame::new(&mut buf, case.frame.len());

@@ -261,7 +261,7 @@ fn stage_of(r: DropReason) -> &'static str {
         NotForUs | VrrpBackup | VrrpNotForUs => "classify",
         IcmpErrorNoConn | IcmpQuoteTruncated | IcmpQuoteMalformed | IcmpErrorAboutError
         | IcmpQuoteMismatch => "icmp_relay",
-        IcmpRateLimited | MtuExceeded | IcmpErrorNoRoom => "icmp_error",
+        IcmpRateLimited | MtuExceeded | TunNeedsFragmentation | IcmpErrorNoRoom => "icmp_error",
         ArpMalformed | ArpNotForUs | ArpWrongSubnet | ArpBadSenderMac | ArpIgnored
         | IcmpMalformed | IcmpBadChecksum | IcmpUnsupported | ProtoUnsupported | DipUnserved
         | ExceptionRateLimited | ArpVrrpBackup | VrrpBadTtl | VrrpTruncated | VrrpBadVersion
@@ -269,7 +269,7 @@ fn stage_of(r: DropReason) -> &'static str {
         TcpNoConn | NoService | NoRealServer | ConnTableFull | ConnKeyCollision
         | ConnDestUnavailable | ReplyNoConn | TtlExceeded => "conn",
         NoRoute | NeighUnresolved | NeighTableFull => "route",
-        TunNoRoom | TunTooBig | TunNeedsFragmentation => "xmit",
+        TunNoRoom => "xmit",
         RedirectRingFull | TxFull | TxPortInvalid | BadWorker => "worker",
     }
 }

@@ -48,7 +48,9 @@ use crate::conn::{ConnId, ConnTable, Dir};
 use crate::frame::Frame;
 use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
-use crate::snapshot::{LocalKind, Method, PortConf, Proto, ServiceKey, Snapshot, TunType, DEFAULT_MTU};
+use crate::snapshot::{
+    LocalKind, Method, PortConf, Proto, ServiceKey, Snapshot, TunType, DEFAULT_MTU,
+};
 use crate::stats::{DropReason, RealStats, WorkerStats};
 use crate::xmit;
 
@@ -670,16 +672,22 @@ impl Core {
             _ => None,
         };
         // A tunnel adds its outer headers to what must fit the egress MTU.
-        let overhead = outer.as_ref().map_or(0, |o| xmit::tun::overhead(o.conf.kind));
-        if p.ip_len() + overhead > usize::from(mtu) {
+        let overhead = outer
+            .as_ref()
+            .map_or(0, |o| xmit::tun::overhead(o.conf.kind));
+        if !xmit::tun::fits(p.ip_len(), overhead, mtu) {
             // fulcrum does not fragment: DF asks for path-MTU discovery's
             // answer (RFC 1191) with the MTU the sender may use inside the
-            // tunnel, anything else is dropped.
+            // tunnel (RFC 2003 §5.1), anything else is dropped.
             if icmp_error::dont_fragment(frame.bytes(), p) {
-                let room = (usize::from(mtu) - overhead.min(usize::from(mtu))) as u16;
+                let room = usize::from(mtu).saturating_sub(overhead) as u16;
                 return self.icmp_errors().frag_needed(ctx, frame, p, room);
             }
-            return Err(DropReason::MtuExceeded);
+            return Err(if overhead > 0 {
+                DropReason::TunNeedsFragmentation
+            } else {
+                DropReason::MtuExceeded
+            });
         }
         xmit::transmit(
             frame,

@@ -47,9 +47,8 @@ pub fn may_forward(method: Method, ttl: u8) -> Result<(), DropReason> {
 /// and their `_out` forms.
 ///
 /// # Errors
-/// TUN only, as [`tun::encapsulate`] (`tun_no_room`, `tun_mtu_exceeded`,
-/// `tun_needs_fragmentation`), also when `tun` is `None`; NAT and DR never
-/// fail.
+/// TUN only, as [`tun::encapsulate`] (`tun_no_room`, `mtu_exceeded`), also
+/// when `tun` is `None`; NAT and DR never fail.
 #[inline]
 pub fn transmit(
     frame: &mut Frame<'_>,

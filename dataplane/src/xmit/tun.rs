@@ -27,8 +27,12 @@
 //!
 //! Refuses (a named drop, nothing written): a frame whose buffer cannot
 //! grow by the overhead (`tun_no_room`); an encapsulated packet above the
-//! egress MTU (`tun_mtu_exceeded` with DF set, `tun_needs_fragmentation`
-//! without).
+//! egress MTU (`mtu_exceeded`). The pipeline's forward stage checks the MTU
+//! first, with the overhead counted ([`fits`]): with DF set the client gets
+//! ICMP "fragmentation needed" with the tunnel's MTU (the port's less the
+//! overhead, RFC 2003 §5.1), without it the packet is
+//! `tun_needs_fragmentation` (IPVS would fragment the outer packet; fulcrum
+//! does not fragment), so the check here is a backstop.
 
 use crate::conn::FlowKey;
 use crate::frame::Frame;
@@ -89,27 +93,14 @@ pub fn gue_src_port(key: &FlowKey) -> u16 {
     GUE_SRC_PORT_MIN | (h >> 50) as u16
 }
 
-/// Whether an inner datagram of `inner_len` bytes still fits `mtu` once
-/// `overhead` bytes are put in front of it (RFC 2003 §5.1: the tunnel's MTU
-/// is the path's less the outer header).
-///
-/// # Errors
-/// `tun_mtu_exceeded` when it does not and `df` (the inner DF bit) is set:
-/// the client must learn the smaller MTU; `tun_needs_fragmentation` when
-/// DF is clear (fulcrum does not fragment).
+/// Whether an inner datagram of `inner_len` bytes still fits an egress
+/// MTU of `mtu` bytes once `overhead` bytes (0 for NAT and DR, [`overhead`]
+/// for a tunnel) are put in front of it (RFC 2003 §5.1: the tunnel's MTU is
+/// the path's less the outer header).
 #[inline]
-pub fn check_mtu(inner_len: usize, overhead: usize, df: bool, mtu: u16) -> Result<(), DropReason> {
-    if inner_len + overhead <= usize::from(mtu) {
-        return Ok(());
-    }
-    if df {
-        // wired to icmp_error::frag_needed at merge: the client gets ICMP
-        // "fragmentation needed" with next-hop MTU `mtu - overhead`
-        // (RFC 1191 §4), rate-limited, instead of this silent drop.
-        Err(DropReason::TunTooBig)
-    } else {
-        Err(DropReason::TunNeedsFragmentation)
-    }
+#[must_use]
+pub fn fits(inner_len: usize, overhead: usize, mtu: u16) -> bool {
+    inner_len + overhead <= usize::from(mtu)
 }
 
 /// Encapsulates the IPv4 datagram at `frame[l3..ip_end]` (its header
@@ -119,7 +110,8 @@ pub fn check_mtu(inner_len: usize, overhead: usize, df: bool, mtu: u16) -> Resul
 /// Ethernet header (`frame[..l3]`) is the caller's.
 ///
 /// # Errors
-/// `tun_mtu_exceeded`, `tun_needs_fragmentation` ([`check_mtu`]),
+/// `mtu_exceeded` when the encapsulated packet would not fit `outer.mtu`
+/// ([`fits`]; the pipeline has already answered such a packet),
 /// `tun_no_room` when the frame cannot grow by [`overhead`] bytes,
 /// `ipv4_malformed` if `l3..ip_end` is not a 20-byte-or-longer range of the
 /// frame (the pipeline never passes one). The frame is unchanged on error.
@@ -130,13 +122,14 @@ pub fn encapsulate(
     outer: &Outer,
 ) -> Result<(), DropReason> {
     let oh = overhead(outer.conf.kind);
-    let (df, inner_len) = match frame.bytes().get(l3..ip_end) {
-        Some(ip) if ip.len() >= IPV4_HEADER_LEN => {
-            (Ipv4Packet::new_unchecked(ip).dont_frag(), ip.len())
-        }
+    let df = match frame.bytes().get(l3..ip_end) {
+        Some(ip) if ip.len() >= IPV4_HEADER_LEN => Ipv4Packet::new_unchecked(ip).dont_frag(),
         _ => return Err(DropReason::Ipv4Malformed),
     };
-    check_mtu(inner_len, oh, df, outer.mtu)?;
+    let inner_len = ip_end - l3;
+    if !fits(inner_len, oh, outer.mtu) {
+        return Err(DropReason::MtuExceeded);
+    }
     if ip_end + oh > frame.capacity() {
         return Err(DropReason::TunNoRoom);
     }
@@ -160,7 +153,7 @@ pub fn encapsulate(
         ip.set_version(4);
         ip.set_header_len(IPV4_HEADER_LEN);
         ip.set_dscp_ecn(tos);
-        // outer_len <= mtu <= 65535 (check_mtu).
+        // outer_len <= mtu <= 65535 (fits).
         ip.set_total_len(outer_len as u16);
         ip.set_ident(outer.ident);
         ip.set_flags_and_frag(df, false, 0);
@@ -280,17 +273,29 @@ mod tests {
     }
 
     #[test]
-    fn test_check_mtu() {
-        assert_eq!(check_mtu(1480, IPIP_OVERHEAD, true, 1500), Ok(()));
+    fn test_fits() {
+        assert!(fits(1480, IPIP_OVERHEAD, 1500));
+        assert!(!fits(1481, IPIP_OVERHEAD, 1500));
+        assert!(!fits(1469, GUE_OVERHEAD, 1500));
+        assert!(fits(1468, GUE_OVERHEAD, 1500));
+        assert!(fits(1500, 0, 1500));
+        assert!(!fits(1501, 0, 1500));
+    }
+
+    #[test]
+    fn test_too_big_leaves_frame() {
+        let mut b = frame_bytes();
+        let mut f = Frame::new(&mut b, 60);
+        let o = Outer {
+            mtu: 59,
+            ..outer(TunType::Ipip)
+        };
         assert_eq!(
-            check_mtu(1481, IPIP_OVERHEAD, true, 1500),
-            Err(DropReason::TunTooBig)
+            encapsulate(&mut f, 14, 54, &o),
+            Err(DropReason::MtuExceeded)
         );
-        assert_eq!(
-            check_mtu(1469, GUE_OVERHEAD, false, 1500),
-            Err(DropReason::TunNeedsFragmentation)
-        );
-        assert_eq!(check_mtu(1468, GUE_OVERHEAD, false, 1500), Ok(()));
+        assert_eq!(f.len(), 60);
+        assert_eq!(f.bytes(), &frame_bytes()[..60], "TTL not touched");
     }
 
     #[test]
