@@ -154,6 +154,8 @@ udp_nat_case_run() {
     for n in 1 2 3; do
         timeout 700 ip netns exec "${P}rs$n" "$PY" -c "$ICMP_ECHO_PY" "rs$n" 5353 \
             >"$RUN/echo-rs$n.log" 2>&1 &
+        # Killed with its namespace at the end: no job notice for it.
+        disown $!
     done
     services="        (vip: \"10.0.0.100:53\", proto: \"udp\", scheduler: \"rr\", forwarding: \"nat\",
          real_servers: [

@@ -36,8 +36,15 @@ tun_cleanup() {
     for pid in "${TUN_DECAP_PIDS[@]}" $TUN_CAP_PID; do
         kill -TERM "$pid" 2>/dev/null
     done
-    for pid in "${TUN_DECAP_PIDS[@]}" $TUN_CAP_PID; do
-        wait "$pid" 2>/dev/null
+    # Disowned (no job notices): wait for them by polling, at most 2 s.
+    local alive _
+    for _ in $(seq 20); do
+        alive=0
+        for pid in "${TUN_DECAP_PIDS[@]}" $TUN_CAP_PID; do
+            kill -0 "$pid" 2>/dev/null && alive=1
+        done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
     done
     TUN_DECAP_PIDS=()
     TUN_CAP_PID=
@@ -58,6 +65,8 @@ tun_rs_setup() {
             --tun fctun0 --vip "$TOPO_VIP" --gue-port "$gue" --stats "$RUN/decap-rs$n.json" \
             --lifetime 600 >"$RUN/decap-rs$n.log" 2>&1 &
         TUN_DECAP_PIDS+=($!)
+        # Killed with its namespace at the end: no job notice for it.
+        disown $!
     done
     sleep 0.5
 }
@@ -94,6 +103,7 @@ tun_part() {
     fi
     ip netns exec "${P}sw" timeout 900 dumpcap -q -i brin -w "$RUN/tun.pcapng" >"$RUN/dumpcap.log" 2>&1 &
     TUN_CAP_PID=$!
+    disown $!
     sleep 1
     [ "$kind" = gue ] && rs_extra="tun_type: \"gue\", tun_port: $TUN_GUE_PORT,"
     fc_write_veth_config tun "$nw" "$RUN/fulcrum.ron" rr "" "" "$rs_extra"
