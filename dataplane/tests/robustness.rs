@@ -192,7 +192,8 @@ fn stage_of(r: DropReason) -> &'static str {
         | Ipv4Malformed | Ipv4BadLength | TcpMalformed | UdpMalformed | BadPort => "parse",
         Ipv4BadChecksum | Ipv4BadOptions | Ipv4SourceRoute | Ipv4Fragment | Ipv4L2Broadcast
         | Ipv4MartianSource | Ipv4RpfFail | L4PortZero | TcpBadChecksum | UdpBadChecksum
-        | L4ChecksumPartial => "validate",
+        | L4ChecksumPartial | FragBad => "validate",
+        FragNoFirst | FragTableFull => "classify",
         NotForUs | VrrpBackup | VrrpNotForUs => "classify",
         ArpMalformed | ArpNotForUs | ArpWrongSubnet | ArpBadSenderMac | ArpIgnored
         | IcmpMalformed | IcmpBadChecksum | IcmpUnsupported | ProtoUnsupported | DipUnserved

@@ -8,7 +8,8 @@
 //! | stage | file | decides |
 //! |---|---|---|
 //! | parse | `parse.rs` | offsets, tuple, flags, flow hash; L2 and header-length drops |
-//! | validate | `validate.rs` | checksums, options, fragments, martians, port 0 |
+//! | validate | `validate.rs` | checksums, options, malformed fragments, martians, port 0 |
+//! | frag | `frag.rs` | fragments: their datagram's home and owner worker, later fragments' rewrite |
 //! | classify | `classify.rs` | local / VIP / reply |
 //! | local | `local.rs` | ARP, ICMP echo, VRRP adverts, the exception path to the kernel |
 //! | shard | `shard.rs` | the flow's owner worker, redirect |
@@ -28,6 +29,7 @@
 
 pub mod classify;
 pub mod conn;
+pub mod frag;
 pub mod local;
 pub mod parse;
 pub mod route;
@@ -41,6 +43,7 @@ use hwinit::PacketBuf;
 use sched::AnyScheduler;
 
 use crate::conn::{ConnId, ConnTable, Dir};
+use crate::frag::FragTable;
 use crate::frame::Frame;
 use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
@@ -160,6 +163,11 @@ pub struct Core {
     /// RIP:rport of every NAT real server in the snapshot: what a reply that
     /// RSS put on the wrong worker may come from.
     nat_reals: HashSet<(u32, u16), ahash::RandomState>,
+    /// RIP of every NAT real server: what a non-first fragment of a reply
+    /// (no port) may come from.
+    nat_real_ips: HashSet<u32, ahash::RandomState>,
+    /// Decisions for the later fragments of datagrams (`frag`).
+    frags: FragTable,
     generation: Option<u64>,
     /// `parse`'s records for the burst in hand (valid where `refused` is
     /// `None`), written in place by [`parse::parse_into`]. Taken out of the
@@ -196,6 +204,8 @@ impl Core {
             hops: HopCache::default(),
             local_index: LocalIndex::default(),
             nat_reals: HashSet::default(),
+            nat_real_ips: HashSet::default(),
+            frags: FragTable::new(crate::frag::FRAG_TABLE_SLOTS),
             generation: None,
             burst: Some(Box::new([Parsed::EMPTY; MAX_BURST])),
             refused: [None; MAX_BURST],
@@ -245,6 +255,7 @@ impl Core {
             .filter(|r| r.method == Method::Nat)
             .map(|r| (r.ip, r.port))
             .collect();
+        self.nat_real_ips = self.nat_reals.iter().map(|&(ip, _)| ip).collect();
         if self.reals.len() < snap.reals.len() {
             self.reals.resize(snap.reals.len(), RealStats::default());
         }
@@ -469,7 +480,7 @@ impl Core {
         v
     }
 
-    /// validate → classify → local | shard → conn → route → xmit.
+    /// validate → (frag) → classify → local | shard → conn → route → xmit.
     #[inline]
     fn stages(
         &mut self,
@@ -483,6 +494,11 @@ impl Core {
             return Ok(self.local().arp(ctx, frame, p));
         }
         validate::ipv4(frame, p, ctx.port)?;
+        if p.fragment {
+            if let Some(v) = self.fragment(ctx, frame, p)? {
+                return Ok(v);
+            }
+        }
         let dir = match classify::classify(p, &self.local_index)? {
             Class::Local(kind) => {
                 validate::source(p, snap, ctx.in_port)?;
@@ -535,7 +551,11 @@ impl Core {
                 Dir::Out => c.outbound(p)?,
             }
         };
-        self.forward(snap, whole, p, id, dir, now_ms)
+        let v = self.forward(snap, whole, p, id, dir, now_ms)?;
+        if p.fragment {
+            return self.frag_record(whole.bytes(), p, v, now_ms);
+        }
+        Ok(v)
     }
 
     /// Forwards a packet of connection `id` travelling in direction `dir`:
