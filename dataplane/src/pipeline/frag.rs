@@ -17,7 +17,7 @@
 //!    port). If home is the owner it is balanced here through the normal
 //!    stages; otherwise home remembers "owner O" and moves it to O, where
 //!    it is balanced. The worker that balanced it remembers the rewrite it
-//!    got ([`Core::frag_record`]).
+//!    got (`Core::frag_record`).
 //! 4. A later fragment at home is moved to O, or rewritten from the table
 //!    when home is the owner ([`apply`]); at O it is rewritten from O's
 //!    table. One ring carries home → O in order, so O has the first
