@@ -169,6 +169,8 @@ icmp_frag_needed_sent             0           0           0
 exception_to_kernel               0           0           0
 vrrp_to_kernel                    0           0           0
 exception_from_kernel             0           0           0
+frags_first                       0           0           0
+frags_forwarded                   0           0           0
 persist_templates                 3           3           6
 persist_table_full                0           0           0
 partial_csum_ports                0           0           0

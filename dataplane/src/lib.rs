@@ -8,6 +8,7 @@
 //! [`hwinit::PortQueue`].
 
 pub mod conn;
+pub mod frag;
 pub mod frame;
 pub mod neigh;
 pub mod owner;

@@ -67,8 +67,27 @@ drop_reasons! {
     /// IPv4 loose or strict source route option (Linux drops these by
     /// default: `accept_source_route = 0`).
     Ipv4SourceRoute => "ipv4_source_route",
-    /// A fragment (MF set or non-zero offset): fulcrum does not reassemble.
+    /// A fragment (MF set or non-zero offset) to a director address that
+    /// is not a VIP's TCP/UDP (a DIP, VRRP, ICMP to a VIP): fulcrum does
+    /// not reassemble, so only fragments of balanced flows are forwarded.
     Ipv4Fragment => "ipv4_fragment",
+    /// A malformed fragment: its data ends past 65535 bytes, a fragment
+    /// with MF set carries 0 bytes or a number not a multiple of 8 (RFC 791
+    /// §3.2), a TCP fragment at offset 1 (RFC 1858 §3.2), a first fragment
+    /// too short for its TCP/UDP header, or a later fragment in another L2
+    /// encapsulation (VLAN tag) than its first.
+    FragBad => "frag_bad",
+    /// A non-first fragment whose datagram has no decision: its first
+    /// fragment never came, was dropped, came more than 1 s earlier, or
+    /// comes after it (fulcrum holds no fragments).
+    FragNoFirst => "frag_no_first",
+    /// A first fragment whose decision found no slot in the worker's
+    /// fragment table (4096 slots, 8 probed per datagram, 1 s each).
+    FragTableFull => "frag_table_full",
+    /// A first fragment of a VS/TUN connection: its later fragments would
+    /// each need an outer header of their own, which fulcrum does not
+    /// write (IPVS tunnels every fragment; fulcrum does not yet).
+    FragTunnel => "frag_tun_unsupported",
     /// Unicast IPv4 carried in an Ethernet broadcast or multicast frame
     /// (RFC 1122 §3.3.6, RFC 1812 §5.3.4).
     Ipv4L2Broadcast => "ipv4_l2_broadcast",
@@ -323,6 +342,11 @@ worker_counters! {
     /// Frames the kernel sent on a TAP interface, queued for the matching
     /// port unchanged (the port's `tx_pkts`/`tx_full` count their fate).
     exception_from_kernel,
+    /// First fragments of datagrams balanced by this worker whose decision
+    /// it keeps for the later fragments (counted in `tx_pkts` as any frame).
+    frags_first,
+    /// Non-first fragments forwarded with their first fragment's decision.
+    frags_forwarded,
     /// Persistent templates held now (a gauge; each worker holds the
     /// templates of all workers, see `persist`).
     persist_templates,

@@ -1056,14 +1056,18 @@ fn cases() -> Vec<Case> {
     ));
     v.push(dropped(
         "ipv4_fragment",
+        // A UDP fragment to the DIP: the director does not reassemble.
         Pkt {
+            dip: DIP_OUT,
             more_frags: true,
-            ..syn.clone()
+            payload: vec![0; 8],
+            ..udp_in()
         }
         .bytes(),
         0,
         R::Ipv4Fragment,
     ));
+    v.extend(fragment_rows());
     v.push(dropped(
         "ipv4_l2_broadcast",
         Pkt {
@@ -2458,6 +2462,231 @@ impl Pkt {
             ..self
         }
     }
+}
+
+// ---- fragments ----------------------------------------------------------
+
+/// The client's UDP datagram to VIP:53 from port 5000, 40 bytes of data.
+fn udp_in() -> Pkt {
+    Pkt {
+        payload: (0..40).collect(),
+        ..Pkt::syn().with(L4::Udp {
+            sport: 5000,
+            dport: 53,
+        })
+    }
+}
+
+/// `udp_in` as fulcrum sends it to real server 1 (RIP1:5353, TTL 63).
+fn udp_in_out() -> Pkt {
+    Pkt {
+        smac: IN_MAC,
+        dmac: RS1_MAC,
+        dip: RIP1,
+        ttl: 63,
+        ..udp_in().with(L4::Udp {
+            sport: 5000,
+            dport: 5353,
+        })
+    }
+}
+
+/// Real server 1's UDP reply (RIP1:5353 → CIP:5000, 40 bytes).
+fn udp_reply() -> Pkt {
+    Pkt {
+        smac: RS1_MAC,
+        dmac: IN_MAC,
+        sip: RIP1,
+        dip: CIP,
+        ..udp_in().with(L4::Udp {
+            sport: 5353,
+            dport: 5000,
+        })
+    }
+}
+
+/// `udp_reply` as fulcrum sends it to the client (from VIP:53, TTL 63).
+fn udp_reply_out() -> Pkt {
+    Pkt {
+        smac: OUT_MAC,
+        dmac: CLIENT_MAC,
+        sip: VIP,
+        dip: CIP,
+        ttl: 63,
+        ..udp_in().with(L4::Udp {
+            sport: 53,
+            dport: 5000,
+        })
+    }
+}
+
+/// The untagged frame `whole` split as an IPv4 router would (RFC 791
+/// §3.2) into fragments of identification `id`: the first carries `first`
+/// bytes of the IP payload (a multiple of 8), the second the rest. Built
+/// with etherparse's header and checksum, never fulcrum's.
+fn split(whole: &[u8], id: u16, first: usize) -> [Vec<u8>; 2] {
+    let (h, _) = Ipv4Header::from_slice(&whole[IP..]).unwrap();
+    let data = &whole[IP + h.header_len()..IP + usize::from(h.total_len)];
+    let mk = |off: usize, part: &[u8], mf: bool| {
+        let mut g = h.clone();
+        g.identification = id;
+        g.more_fragments = mf;
+        g.fragment_offset = etherparse::IpFragOffset::try_new((off / 8) as u16).unwrap();
+        g.set_payload_len(part.len()).unwrap();
+        g.header_checksum = g.calc_header_checksum();
+        let mut f = whole[..IP].to_vec();
+        g.write(&mut f).unwrap();
+        f.extend_from_slice(part);
+        f
+    };
+    [
+        mk(0, &data[..first], true),
+        mk(first, &data[first..], false),
+    ]
+}
+
+/// Fragments of `udp_in` with identification `id`: 16 bytes, then 32.
+fn udp_in_frags(id: u16) -> [Vec<u8>; 2] {
+    split(&udp_in().bytes(), id, 16)
+}
+
+/// Pre-state: the first fragment of `udp_in` (id 7) was forwarded.
+fn pre_first_frag(c: &mut Core, s: &Snapshot) {
+    let v = c.process(s, &mut udp_in_frags(7)[0].clone(), 0, 0, false);
+    assert_eq!(v, Verdict::Tx(1), "pre-state first fragment");
+}
+
+/// Pre-state: `pre_first_frag`, then the first fragment of the real
+/// server's reply (id 9) was forwarded.
+fn pre_reply_first_frag(c: &mut Core, s: &Snapshot) {
+    pre_first_frag(c, s);
+    let v = c.process(
+        s,
+        &mut split(&udp_reply().bytes(), 9, 16)[0].clone(),
+        1,
+        0,
+        false,
+    );
+    assert_eq!(v, Verdict::Tx(0), "pre-state reply first fragment");
+}
+
+/// Pre-state: 8000 first fragments of `udp_in` (ids 10000..18000), more
+/// than the fragment table's 4096 slots, so every probe window is full.
+fn pre_frag_table_full(c: &mut Core, s: &Snapshot) {
+    for id in 10_000..18_000u16 {
+        let _ = c.process(s, &mut udp_in_frags(id)[0].clone(), 0, 0, false);
+    }
+}
+
+fn fragment_rows() -> Vec<Case> {
+    use DropReason as R;
+    let first = udp_in_frags(7);
+    let out = split(&udp_in_out().bytes(), 7, 16);
+    let reply = split(&udp_reply().bytes(), 9, 16);
+    let reply_out = split(&udp_reply_out().bytes(), 9, 16);
+    let home_of_7 = dataplane::frag::home(
+        &dataplane::frag::FragKey {
+            src: ip(CIP),
+            dst: ip(VIP),
+            id: 7,
+            proto: 17,
+        },
+        2,
+    );
+    vec![
+        row(
+            "nat_in_udp_first_fragment",
+            first[0].clone(),
+            0,
+            Verdict::Tx(1),
+        )
+        .out(out[0].clone())
+        .bumps(&[
+            "conns_created",
+            "conns",
+            "real3.conns",
+            "real3.inactive_conns",
+            "real3.in_pkts",
+            "frags_first",
+        ]),
+        row(
+            "nat_in_udp_later_fragment",
+            first[1].clone(),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(Setup {
+            pre: pre_first_frag,
+            ..base()
+        })
+        .out(out[1].clone())
+        .bumps(&["frags_forwarded"]),
+        row(
+            "nat_out_udp_first_fragment",
+            reply[0].clone(),
+            1,
+            Verdict::Tx(0),
+        )
+        .setup(Setup {
+            pre: pre_first_frag,
+            ..base()
+        })
+        .out(reply_out[0].clone())
+        .bumps(&["real3.out_pkts", "frags_first"]),
+        row(
+            "nat_out_udp_later_fragment",
+            reply[1].clone(),
+            1,
+            Verdict::Tx(0),
+        )
+        .setup(Setup {
+            pre: pre_reply_first_frag,
+            ..base()
+        })
+        .out(reply_out[1].clone())
+        .bumps(&["frags_forwarded"]),
+        row(
+            "fragment_to_its_home_worker",
+            first[1].clone(),
+            0,
+            Verdict::Redirect(home_of_7),
+        )
+        .setup(Setup {
+            workers: 2,
+            worker: 1 - home_of_7,
+            ..base()
+        })
+        .out(first[1].clone())
+        .bumps(&["redirects_out"]),
+        dropped("frag_no_first", first[1].clone(), 0, R::FragNoFirst),
+        dropped(
+            "frag_bad",
+            // MF set with 12 bytes: only the last fragment may be ragged.
+            split(&udp_in().bytes(), 7, 12)[0].clone(),
+            0,
+            R::FragBad,
+        ),
+        dropped(
+            "frag_table_full",
+            udp_in_frags(20_000)[0].clone(),
+            0,
+            R::FragTableFull,
+        )
+        .setup(Setup {
+            pre: pre_frag_table_full,
+            ..base()
+        }),
+        // A tunnelled flow's first fragment: the connection is made, the
+        // fragment is refused before its rewrite.
+        dropped("frag_tun_unsupported", first[0].clone(), 0, R::FragTunnel)
+            .setup(tun_base())
+            .bumps(&[
+                "conns_created",
+                "conns",
+                "real3.conns",
+                "real3.inactive_conns",
+            ]),
+    ]
 }
 
 /// The client's SYN from a port worker `w` of `n` owns.

@@ -493,24 +493,25 @@ fn test_malformed_drops_are_counted_by_reason() {
             DropReason::Ipv4BadChecksum,
         ),
         (
-            "non-first fragment",
+            "non-first fragment without its first",
             {
                 let mut f = good.clone();
                 f[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
                 refill_ip_checksum(&mut f);
                 f
             },
-            DropReason::Ipv4Fragment,
+            DropReason::FragNoFirst,
         ),
         (
-            "first fragment",
+            "first fragment of a ragged size",
             {
                 let mut f = good.clone();
                 f[20..22].copy_from_slice(&0x2000u16.to_be_bytes());
                 refill_ip_checksum(&mut f);
                 f
             },
-            DropReason::Ipv4Fragment,
+            // MF set on 20 bytes of data: not a multiple of 8.
+            DropReason::FragBad,
         ),
         (
             // Its time exceeded would not fit the fixed 54-byte frame.

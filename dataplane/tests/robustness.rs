@@ -257,7 +257,8 @@ fn stage_of(r: DropReason) -> &'static str {
         | Ipv4Malformed | Ipv4BadLength | TcpMalformed | UdpMalformed | BadPort => "parse",
         Ipv4BadChecksum | Ipv4BadOptions | Ipv4SourceRoute | Ipv4Fragment | Ipv4L2Broadcast
         | Ipv4MartianSource | Ipv4RpfFail | L4PortZero | TcpBadChecksum | UdpBadChecksum
-        | L4ChecksumPartial => "validate",
+        | L4ChecksumPartial | FragBad => "validate",
+        FragNoFirst | FragTableFull => "classify",
         NotForUs | VrrpBackup | VrrpNotForUs => "classify",
         IcmpErrorNoConn | IcmpQuoteTruncated | IcmpQuoteMalformed | IcmpErrorAboutError
         | IcmpQuoteMismatch => "icmp_relay",
@@ -269,7 +270,7 @@ fn stage_of(r: DropReason) -> &'static str {
         TcpNoConn | NoService | NoRealServer | ConnTableFull | ConnKeyCollision
         | ConnDestUnavailable | ReplyNoConn | TtlExceeded => "conn",
         NoRoute | NeighUnresolved | NeighTableFull => "route",
-        TunNoRoom => "xmit",
+        TunNoRoom | FragTunnel => "xmit",
         RedirectRingFull | TxFull | TxPortInvalid | BadWorker => "worker",
     }
 }

@@ -8,7 +8,8 @@
 //! | stage | file | decides |
 //! |---|---|---|
 //! | parse | `parse.rs` | offsets, tuple, flags, flow hash; L2 and header-length drops |
-//! | validate | `validate.rs` | checksums, options, fragments, martians, port 0 |
+//! | validate | `validate.rs` | checksums, options, malformed fragments, martians, port 0 |
+//! | frag | `frag.rs` | fragments: their datagram's home and owner worker, later fragments' rewrite |
 //! | classify | `classify.rs` | local / VIP / reply / ICMP error |
 //! | icmp_relay | `icmp_relay.rs` | an ICMP error about a balanced flow, to the other end |
 //! | local | `local.rs` | ARP, ICMP echo, VRRP adverts, the exception path to the kernel |
@@ -30,6 +31,7 @@
 
 pub mod classify;
 pub mod conn;
+pub mod frag;
 pub mod icmp_error;
 pub mod icmp_relay;
 pub mod local;
@@ -45,6 +47,7 @@ use hwinit::PacketBuf;
 use sched::AnyScheduler;
 
 use crate::conn::{ConnId, ConnTable, Dir};
+use crate::frag::FragTable;
 use crate::frame::Frame;
 use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
@@ -168,6 +171,11 @@ pub struct Core {
     /// RIP:rport of every NAT real server in the snapshot: what a reply that
     /// RSS put on the wrong worker may come from.
     nat_reals: HashSet<(u32, u16), ahash::RandomState>,
+    /// RIP of every NAT real server: what a non-first fragment of a reply
+    /// (no port) may come from.
+    nat_real_ips: HashSet<u32, ahash::RandomState>,
+    /// Decisions for the later fragments of datagrams (`frag`).
+    frags: FragTable,
     generation: Option<u64>,
     /// `parse`'s records for the burst in hand (valid where `refused` is
     /// `None`), written in place by [`parse::parse_into`]. Taken out of the
@@ -212,6 +220,8 @@ impl Core {
             hops: HopCache::default(),
             local_index: LocalIndex::default(),
             nat_reals: HashSet::default(),
+            nat_real_ips: HashSet::default(),
+            frags: FragTable::new(crate::frag::FRAG_TABLE_SLOTS),
             generation: None,
             burst: Some(Box::new([Parsed::EMPTY; MAX_BURST])),
             refused: [None; MAX_BURST],
@@ -278,6 +288,7 @@ impl Core {
             .filter(|r| r.method == Method::Nat)
             .map(|r| (r.ip, r.port))
             .collect();
+        self.nat_real_ips = self.nat_reals.iter().map(|&(ip, _)| ip).collect();
         if self.reals.len() < snap.reals.len() {
             self.reals.resize(snap.reals.len(), RealStats::default());
         }
@@ -502,7 +513,7 @@ impl Core {
         v
     }
 
-    /// validate → classify → local | shard → conn → route → xmit.
+    /// validate → (frag) → classify → local | shard → conn → route → xmit.
     #[inline]
     fn stages(
         &mut self,
@@ -516,6 +527,11 @@ impl Core {
             return Ok(self.local().arp(ctx, frame, p));
         }
         validate::ipv4(frame, p, ctx.port)?;
+        if p.fragment {
+            if let Some(v) = self.fragment(ctx, frame, p)? {
+                return Ok(v);
+            }
+        }
         let dir = match classify::classify(p, &self.local_index)? {
             Class::Local(kind) => {
                 if kind == LocalKind::Vip && p.kind == parse::L4::Icmp {
@@ -689,6 +705,11 @@ impl Core {
                 DropReason::MtuExceeded
             });
         }
+        if p.fragment && outer.is_some() {
+            // A later fragment could only follow through the tunnel by an
+            // encapsulation of its own, which `frag::apply` does not do.
+            return Err(DropReason::FragTunnel);
+        }
         xmit::transmit(
             frame,
             usize::from(p.l3),
@@ -698,6 +719,10 @@ impl Core {
             &hop,
             outer.as_ref(),
         )?;
+        if p.fragment {
+            // A first fragment: its rewrite is what the later ones get.
+            self.frag_record(frame.bytes(), p, Verdict::Tx(hop.port), now_ms)?;
+        }
         if let Some(s) = self.reals.get_mut(conn.real as usize) {
             let len = p.ip_len() as u64;
             match dir {

@@ -44,8 +44,9 @@ pub enum L4 {
     Udp,
     /// ICMP at [`Parsed::l4`] (its length is checked by the `local` stage).
     Icmp,
-    /// Another IP protocol, or a fragment (whose L4 header, if any, is not
-    /// read: ports and flags are 0).
+    /// Another IP protocol, or a non-first fragment (which has no L4
+    /// header: ports and flags are 0). A first fragment of TCP/UDP is
+    /// `Tcp`/`Udp` with its ports read, and `fragment` set.
     Other,
 }
 
@@ -147,8 +148,10 @@ pub fn is_multicast_mac(mac: &[u8; 6]) -> bool {
 /// One [`DropReason`] per refusal, checked in this order: `eth_truncated`,
 /// `eth_not_for_us` (destination neither the port's MAC, broadcast nor
 /// VRRP's group MAC 01:00:5e:00:00:12), `eth_src_invalid`, `vlan_not_configured`,
-/// `eth_unsupported`, `ipv4_bad_length`, `ipv4_malformed`, and for a first
-/// fragment or unfragmented packet `tcp_malformed` / `udp_malformed`.
+/// `eth_unsupported`, `ipv4_bad_length`, `ipv4_malformed`, and for an
+/// unfragmented packet `tcp_malformed` / `udp_malformed`, for a first
+/// fragment `frag_bad` (too short for its TCP/UDP header; its ports are
+/// read, its UDP length field is not checked: it counts the datagram).
 /// Broadcast frames pass, with [`Parsed::l2_multicast`] set, so that ARP
 /// works and the `validate` stage can name unicast IPv4 inside them.
 #[inline]
@@ -242,22 +245,39 @@ fn ipv4(frame: &[u8], p: &mut Parsed) -> Result<(), DropReason> {
     p.key.src_port = 0;
     p.key.dst_port = 0;
     p.tcp_flags = 0;
-    if p.fragment {
+    if p.fragment && ip.frag_offset() != 0 {
+        // A later fragment: no L4 header to read.
         return Ok(());
     }
     let l4 = frame
         .get(usize::from(p.l4)..usize::from(p.ip_end))
         .ok_or(DropReason::Ipv4BadLength)?;
+    // A first fragment holds the L4 header but not the whole segment: a
+    // header it cannot hold is `frag_bad` (RFC 1858 §3.1), and UDP's length
+    // field counts the whole datagram, not the fragment.
+    let (tcp_bad, udp_bad) = match p.fragment {
+        true => (DropReason::FragBad, DropReason::FragBad),
+        false => (DropReason::TcpMalformed, DropReason::UdpMalformed),
+    };
     match p.key.proto {
         PROTO_TCP => {
-            let t = TcpPacket::new_checked(l4).map_err(|_| DropReason::TcpMalformed)?;
+            let t = TcpPacket::new_checked(l4).map_err(|_| tcp_bad)?;
             p.key.src_port = t.src_port();
             p.key.dst_port = t.dst_port();
             p.tcp_flags = t.flags();
             p.kind = L4::Tcp;
         }
+        PROTO_UDP if p.fragment => {
+            if l4.len() < wire::UDP_HEADER_LEN {
+                return Err(udp_bad);
+            }
+            let u = UdpPacket::new_unchecked(l4);
+            p.key.src_port = u.src_port();
+            p.key.dst_port = u.dst_port();
+            p.kind = L4::Udp;
+        }
         PROTO_UDP => {
-            let u = UdpPacket::new_checked(l4).map_err(|_| DropReason::UdpMalformed)?;
+            let u = UdpPacket::new_checked(l4).map_err(|_| udp_bad)?;
             p.key.src_port = u.src_port();
             p.key.dst_port = u.dst_port();
             p.kind = L4::Udp;

@@ -8,7 +8,7 @@
 //!
 //! Split in two by cost:
 //! - [`ipv4`] runs on every IPv4 packet: header checksum, IPv4 options,
-//!   fragments, unicast IPv4 in an L2 broadcast, the fixed martian source
+//!   malformed fragments (`frag::check`), unicast IPv4 in an L2 broadcast, the fixed martian source
 //!   ranges, TCP/UDP port 0, and the L4 checksum on ports configured with
 //!   `verify_checksums: All`. All of it reads only the packet and the
 //!   port's configuration.
@@ -51,7 +51,7 @@ fn is_group_destination(ip: u32) -> bool {
 ///
 /// # Errors
 /// `ipv4_bad_checksum`, `ipv4_bad_options`, `ipv4_source_route`,
-/// `ipv4_fragment`, `ipv4_l2_broadcast`, `ipv4_martian_source`,
+/// `frag_bad`, `ipv4_l2_broadcast`, `ipv4_martian_source`,
 /// `l4_port_zero`, then with `verify_checksums: All` what [`l4_checksum`]
 /// returns.
 #[inline]
@@ -72,9 +72,9 @@ pub fn ipv4(frame: &[u8], p: &Parsed, port: &PortConf) -> Result<(), DropReason>
         }
     }
     if p.fragment {
-        // No reassembly: a non-first fragment has no ports to look up, and
-        // forwarding only first fragments would strand the rest.
-        return Err(DropReason::Ipv4Fragment);
+        // Fragments of balanced flows are forwarded without reassembly by
+        // the `frag` stage; malformed ones stop here.
+        super::frag::check(&ip, p)?;
     }
     let (src, dst) = (p.key.src_ip, p.key.dst_ip);
     if p.l2_multicast && !is_group_destination(dst) && !port.is_subnet_broadcast(dst) {
@@ -120,7 +120,8 @@ pub fn source(p: &Parsed, snap: &Snapshot, in_port: u8) -> Result<(), DropReason
 
 /// Verifies the TCP or UDP checksum of `p` over the pseudo header and the
 /// whole segment (RFC 9293 §3.1, RFC 768; a UDP checksum of 0 means none
-/// was sent). Anything other than TCP or UDP passes.
+/// was sent). Anything other than TCP or UDP passes, and so does a first
+/// fragment: its checksum covers the whole datagram.
 ///
 /// A checksum field that holds just the folded pseudo-header sum (or its
 /// complement) is what a sender leaves when it offloads the checksum to a
@@ -132,6 +133,10 @@ pub fn source(p: &Parsed, snap: &Snapshot, in_port: u8) -> Result<(), DropReason
 /// # Errors
 /// `tcp_bad_checksum`, `udp_bad_checksum`, `l4_checksum_partial`.
 pub fn l4_checksum(frame: &[u8], p: &Parsed) -> Result<(), DropReason> {
+    if p.fragment {
+        // The checksum covers the whole datagram, which no fragment holds.
+        return Ok(());
+    }
     let seg = frame
         .get(usize::from(p.l4)..usize::from(p.ip_end))
         .unwrap_or(&[]);
