@@ -19,23 +19,48 @@
 # servers' side, IPVS ip_vs_out_icmp) could bring back with VIP:54 in its
 # quote; `icmp_errors_out` > 0; no unexpected drop; fulcrum exits 0.
 #
-# `pmtu_case_run NW`: path-MTU discovery through fulcrum's ICMP relay, the
-# client's side (IPVS ip_vs_in_icmp). A far client ${P}fc (10.9.0.2) sits
-# behind a router ${P}pr (10.0.0.253 on the client segment, 10.9.0.1 on
-# the far link) whose far link has MTU PMTU_MTU (default 1280) on the
-# router's end (the client's end keeps 1500, so its SYN still offers MSS
-# 1460). nginx on the real servers sends full 1500-byte segments with DF;
-# the router cannot forward them and answers "fragmentation needed, MTU
-# 1280" to their source, the VIP; fulcrum relays it to the real server with
-# the quote rewritten to the real server's own packet; the real server's
-# kernel lowers its path MTU to the client and resends. Checks: a
-# PMTU_BYTES (default 2 MiB) download from the far client completes with
-# the file's sha256; the serving real server's route cache shows
-# "mtu PMTU_MTU" for 10.9.0.2 (`ip route get`); `icmp_errors_in` > 0; no
-# unexpected drop; fulcrum exits 0. Only this direction (big packets from
-# the real server) is exercised; the client uploading through a small MTU
-# link on the real servers' side would exercise the other relay direction,
-# which udp-nat covers with port unreachable.
+# `pmtu_case_run NW`: path-MTU discovery through fulcrum's ICMP relay, both
+# directions, in one fulcrum run with two NAT services: 10.0.0.100:80 over
+# rs1..rs3 and 10.0.0.100:PMTU_UP_PORT (default 8080) whose only real
+# server is a far real server ${P}fs (10.8.0.2:80), reached through the
+# static route 10.8.0.0/24 via 10.1.0.253.
+#
+# 1. The client's side (IPVS ip_vs_in_icmp), big packets from the real
+# server. A far client ${P}fc (10.9.0.2) sits behind a router ${P}pr
+# (10.0.0.253 on the client segment, 10.9.0.1 on the far link; fulcrum's
+# static route 10.9.0.0/24 via 10.0.0.253) whose far link has MTU PMTU_MTU
+# (default 1280) on the router's end (the client's end keeps 1500, so its
+# SYN still offers MSS 1460). nginx on the real servers sends full
+# 1500-byte segments with DF; the router cannot forward them and answers
+# "fragmentation needed, MTU 1280" to their source, the VIP; fulcrum
+# relays it to the real server with the quote rewritten to the real
+# server's own packet; the real server's kernel lowers its path MTU to the
+# client and resends. Checks: a PMTU_BYTES (default 2 MiB) download from
+# the far client completes with the file's sha256; the serving real
+# server's route cache shows "mtu PMTU_MTU" for 10.9.0.2 (`ip route get`);
+# `icmp_errors_in` > 0.
+#
+# 2. The real servers' side (IPVS ip_vs_out_icmp), big packets from the
+# client. A router ${P}sr (10.1.0.253 on the inside segment, brin;
+# 10.8.0.1 on the far link; default route via fulcrum's inside DIP
+# 10.1.0.1) stands in front of ${P}fs, its far link with MTU PMTU_MTU on
+# the router's end (${P}fs's end keeps 1500, so its SYN-ACK offers MSS
+# 1460). ${P}fs runs a python3 HTTP server that reads a PUT's
+# Content-Length bytes and answers (and logs) their count and sha256. The
+# topology's client (10.0.0.2, 1500 MTU) uploads PMTU_BYTES to
+# VIP:PMTU_UP_PORT in 1500-byte DF segments; the router answers
+# "fragmentation needed" to their source, the client, through its default
+# route, i.e. fulcrum; fulcrum relays it to the client with the outer
+# source and the quote's destination rewritten to VIP:PMTU_UP_PORT; the
+# client's kernel lowers its path MTU to the VIP and resends. Checks:
+# before the upload the client's route cache for the VIP shows no
+# "mtu PMTU_MTU"; the upload completes (HTTP 200, PMTU_BYTES sent); the
+# server received exactly PMTU_BYTES with the file's sha256 (its answer and
+# its log); afterwards `ip route get 10.0.0.100` in the client's namespace
+# shows "mtu PMTU_MTU"; `icmp_errors_out` grew during the upload (it is
+# also read just before it).
+#
+# Then, for the whole run: no unexpected drop; fulcrum exits 0.
 #
 # Teardown always runs (case_cleanup and icmp_cleanup, both on run.sh's
 # EXIT trap).
@@ -199,12 +224,59 @@ udp_nat_case_run() {
     case_finish
 }
 
+# The far real server of pmtu's upload (argv: port): answers each PUT or
+# POST with "<bytes read> <sha256>\n" after reading its Content-Length
+# bytes, and prints the same to stdout ("received ..."); 60 s per
+# connection at most; bounded: it exits after 600 s.
+ICMP_UPLOAD_PY='
+import hashlib, sys, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    timeout = 60
+    def do_PUT(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        h, got = hashlib.sha256(), 0
+        while got < n:
+            b = self.rfile.read(min(65536, n - got))
+            if not b:
+                break
+            h.update(b)
+            got += len(b)
+        line = "%d %s" % (got, h.hexdigest())
+        print("received " + line, flush=True)
+        body = (line + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+    do_POST = do_PUT
+srv = HTTPServer(("0.0.0.0", int(sys.argv[1])), H)
+srv.timeout = 1.0
+print("listening", flush=True)
+end = time.time() + 600
+while time.time() < end:
+    srv.handle_request()
+'
+
+# pmtu_topo_fail LOG WHAT: records that WHAT could not be set up (LOG
+# printed), tears everything down and fails.
+pmtu_topo_fail() {
+    cat "$1"
+    case_fail "$2 could not be set up (see $1)"
+    icmp_cleanup
+    case_cleanup
+    return 1
+}
+
 pmtu_case_run() {
-    local nw=$1 size=${PMTU_BYTES:-2097152} mtu=${PMTU_MTU:-1280} sum got_sum rc code got_size n seen v services
+    local nw=$1 size=${PMTU_BYTES:-2097152} mtu=${PMTU_MTU:-1280} up_port=${PMTU_UP_PORT:-8080}
+    local sum got_sum rc code got_size n seen v services before after ans got line _
     # shellcheck disable=SC2034 # read by case_fail and case_finish (scripts/case.sh)
     CASE_FAILS=()
     case_setup "pmtu-${nw}w" nat || return 1
-    ICMP_EXTRA_NS=("${P}pr" "${P}fc")
+    ICMP_EXTRA_NS=("${P}pr" "${P}fc" "${P}sr" "${P}fs")
+    # Part 1's far client behind the router on the client segment.
     {
         ip netns add "${P}pr" && ip netns add "${P}fc" &&
             for ns in pr fc; do
@@ -220,14 +292,40 @@ pmtu_case_run() {
             topo_x pr sysctl -qw net.ipv4.ip_forward=1 &&
             topo_x fc ip addr add 10.9.0.2/24 dev eth0 &&
             topo_x fc ip route add default via 10.9.0.1
-    } >"$RUN/pmtu-topo.log" 2>&1 || {
-        cat "$RUN/pmtu-topo.log"
-        case_fail "the far client's router and link could not be set up"
-        icmp_cleanup
-        case_cleanup
-        return 1
-    }
+    } >"$RUN/pmtu-topo.log" 2>&1 ||
+        { pmtu_topo_fail "$RUN/pmtu-topo.log" "the far client's router and link"; return 1; }
     fc_say "far client 10.9.0.2 behind router 10.0.0.253 (its far link: mtu $mtu)"
+    # Part 2's far real server behind the router on the inside segment
+    # (10.1.0.254 is the topology's router ${P}rt).
+    {
+        ip netns add "${P}sr" && ip netns add "${P}fs" &&
+            for ns in sr fs; do
+                topo_x "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 &&
+                    topo_x "$ns" ip link set lo up
+            done &&
+            topo_veth sr ein 02:fc:00:00:01:fd sw srin &&
+            topo_x sw ip link set srin master brin &&
+            topo_veth sr efar 02:fc:00:00:08:01 fs eth0 &&
+            topo_x sr ip link set efar mtu "$mtu" &&
+            topo_x sr ip addr add 10.1.0.253/24 dev ein &&
+            topo_x sr ip addr add 10.8.0.1/24 dev efar &&
+            topo_x sr ip route add default via 10.1.0.1 &&
+            topo_x sr sysctl -qw net.ipv4.ip_forward=1 &&
+            topo_x fs ip addr add 10.8.0.2/24 dev eth0 &&
+            topo_x fs ip route add default via 10.8.0.1
+    } >"$RUN/pmtu-topo2.log" 2>&1 ||
+        { pmtu_topo_fail "$RUN/pmtu-topo2.log" "the far real server's router and link"; return 1; }
+    timeout 700 ip netns exec "${P}fs" "$PY" -c "$ICMP_UPLOAD_PY" 80 >"$RUN/upload-server.log" 2>&1 &
+    # Killed with its namespace at the end: no job notice for it.
+    disown $!
+    for _ in $(seq 50); do
+        grep -q '^listening' "$RUN/upload-server.log" 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q '^listening' "$RUN/upload-server.log" ||
+        case_fail "the far real server's upload server did not start: $(head -c 300 "$RUN/upload-server.log")"
+    fc_say "far real server 10.8.0.2 behind router 10.1.0.253 (its far link: mtu $mtu)"
+
     head -c "$size" /dev/urandom >"$RUN/big.bin"
     sum=$(sha256sum "$RUN/big.bin" | cut -d' ' -f1)
     for n in 1 2 3; do cp "$RUN/big.bin" "$RUN/rs$n.www/big.bin"; done
@@ -237,12 +335,15 @@ pmtu_case_run() {
             (addr: \"10.1.0.11:80\", weight: 1),
             (addr: \"10.1.0.12:80\", weight: 1),
             (addr: \"10.1.0.13:80\", weight: 1),
-         ]),"
+         ]),
+        (vip: \"10.0.0.100:$up_port\", proto: \"tcp\", scheduler: \"rr\", forwarding: \"nat\",
+         real_servers: [(addr: \"10.8.0.2:80\", weight: 1)]),"
     icmp_write_config "$nw" "$RUN/fulcrum.ron" \
-        'routes: [(dst: "10.9.0.0/24", via: "10.0.0.253")],' "$services"
-    case_start_fulcrum "$RUN/fulcrum.ron" || return 1
+        'routes: [(dst: "10.9.0.0/24", via: "10.0.0.253"), (dst: "10.8.0.0/24", via: "10.1.0.253")],' "$services"
+    case_start_fulcrum "$RUN/fulcrum.ron" || { icmp_cleanup; return 1; }
     sleep 0.5
 
+    # Part 1: the far client downloads; the real server learns the MTU.
     timeout 60 ip netns exec "${P}fc" curl -s -m 50 --speed-time 10 --speed-limit 1000 \
         -o "$RUN/download.bin" -w '%{http_code} %{size_download}\n' \
         "http://$TOPO_VIP/data/big.bin" >"$RUN/download.txt" 2>"$RUN/download.err"
@@ -265,10 +366,47 @@ pmtu_case_run() {
         case_fail "no real server's route cache shows mtu $mtu for 10.9.0.2: the router's fragmentation needed did not reach it"
     topo_x pr ip -s link show eout | sed -n '1,6p' >"$RUN/pr-eout.txt" 2>&1
 
+    # Part 2: the client uploads; the client learns the MTU.
+    before=
+    if fc_json "$RUN/stats-before-upload.json"; then
+        before=$("$PY" "$FC_ROOT/scripts/fcjson.py" value "$RUN/stats-before-upload.json" workers.icmp_errors_out)
+    else
+        case_fail "fulcrumctl --json -L -n failed before the upload: $(head -c 300 "$RUN/stats-before-upload.json.err")"
+    fi
+    v=$(topo_x cl ip route get "$TOPO_VIP" 2>&1 | tr -s ' \n' ' ')
+    fc_say "before the upload: icmp_errors_out = ${before:-?}; client: ip route get $TOPO_VIP: $v"
+    ! grep -q "mtu $mtu" <<<"$v" ||
+        case_fail "the client's route cache shows mtu $mtu for $TOPO_VIP before the upload: the check below would prove nothing"
+    timeout 60 ip netns exec "${P}cl" curl -s -m 50 --speed-time 10 --speed-limit 1000 \
+        -H 'Expect:' -T "$RUN/big.bin" -o "$RUN/upload-answer.txt" \
+        -w '%{http_code} %{size_upload}\n' \
+        "http://$TOPO_VIP:$up_port/upload" >"$RUN/upload.txt" 2>"$RUN/upload.err"
+    rc=$?
+    code='' got_size=''
+    read -r code got_size <"$RUN/upload.txt" 2>/dev/null
+    ans=$(head -c 200 "$RUN/upload-answer.txt" 2>/dev/null | tr -d '\n')
+    got=$(grep '^received ' "$RUN/upload-server.log" | tail -n 1)
+    got=${got#received }
+    fc_say "upload from $TOPO_CLIENT to $TOPO_VIP:$up_port: curl exit $rc, HTTP ${code:-?}, ${got_size:-?} of $size bytes sent"
+    fc_say "  10.8.0.2 answered: ${ans:-nothing}; its log: ${got:-nothing}; expected: $size $sum"
+    if [ "$rc" != 0 ] || [ "$code" != 200 ] || [ "$got_size" != "$size" ]; then
+        case_fail "the upload through the mtu-$mtu link failed: curl exit $rc, HTTP ${code:-?}, ${got_size:-?} of $size bytes sent"
+    fi
+    { [ "$ans" = "$size $sum" ] && [ "$got" = "$size $sum" ]; } ||
+        case_fail "the far real server did not receive the upload intact: answered '${ans:-nothing}', logged '${got:-nothing}', expected '$size $sum'"
+    v=$(topo_x cl ip route get "$TOPO_VIP" 2>&1 | tr -s ' \n' ' ')
+    fc_say "  client: ip route get $TOPO_VIP: $v"
+    grep -q "mtu $mtu" <<<"$v" ||
+        case_fail "the client's route cache does not show mtu $mtu for $TOPO_VIP: the router's fragmentation needed did not reach it"
+    topo_x sr ip -s link show ein | sed -n '1,6p' >"$RUN/sr-ein.txt" 2>&1
+
     if case_read_stats; then
         v=$("$PY" "$FC_ROOT/scripts/fcjson.py" value "$RUN/stats.json" workers.icmp_errors_in)
-        fc_say "icmp_errors_in = $v"
+        after=$("$PY" "$FC_ROOT/scripts/fcjson.py" value "$RUN/stats.json" workers.icmp_errors_out)
+        fc_say "icmp_errors_in = $v, icmp_errors_out = $after (${before:-?} before the upload)"
         [ "${v:-0}" -gt 0 ] || case_fail "icmp_errors_in is ${v:-?}: no error was relayed to a real server"
+        [ "${after:-0}" -gt "${before:-0}" ] ||
+            case_fail "icmp_errors_out is ${after:-?} (${before:-?} before the upload): no error was relayed to the client"
         while IFS= read -r line; do
             case_fail "unexpected drops: $line"
         done < <(awk '$3 == "UNEXPECTED" {print $1 " = " $2}' "$RUN/drops.txt")
