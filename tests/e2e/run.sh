@@ -70,7 +70,10 @@
 # client through fulcrum's ICMP relay as ECONNREFUSED) and "pmtu" (a router
 # with a 1280-byte link in front of a far client: its fragmentation needed
 # reaches the real server through the relay, whose route cache then shows
-# mtu 1280, and a 2 MiB download completes intact).
+# mtu 1280, and a 2 MiB download completes intact; and a router with a
+# 1280-byte link in front of a far real server: its fragmentation needed
+# reaches the client through the relay, whose route cache for the VIP then
+# shows mtu 1280, and a 2 MiB upload arrives intact).
 # And "tun" (tests/e2e/tun.sh): VS/TUN, IPIP then GUE, to real servers
 # whose userspace decapsulator (tests/e2e/tun_decap.py, raw/UDP socket to
 # a TUN device) hands the inner packets to nginx; NREQ requests each, 0
