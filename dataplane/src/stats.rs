@@ -130,6 +130,16 @@ drop_reasons! {
     /// A new connection's outbound key (RIP:rport -> CIP:cport) is already
     /// another connection's: two clients cannot share a NAT reply tuple.
     ConnKeyCollision => "conn_key_collision",
+    /// FullNAT: every lport this worker may book on the service's local
+    /// addresses (those of the configured range whose owner is this worker)
+    /// is in use, so no connection was created (DPVS counts the same as a
+    /// `sa_pool` fetch failure).
+    FullnatNoLport => "fullnat_no_lport",
+    /// FullNAT with `client_address: "proxy_v2"`: the first client data
+    /// segment had no room in its buffer for the 28-byte PROXY v2 header
+    /// (the real server's MSS is clamped by 28 so that a conforming client
+    /// never sends such a segment); the client retransmits it.
+    FullnatProxyNoRoom => "fullnat_proxy_no_room",
     /// `expire_nodest_conn`: a client packet (not a bare SYN) of a
     /// connection whose real server went down or was removed; the
     /// connection was expired with it.
@@ -247,6 +257,15 @@ worker_counters! {
     /// reused their tuple (IPVS `conn_reuse_mode`); the SYN was scheduled
     /// afresh.
     conns_reused,
+    /// FullNAT `client_address: "toa"` segments that left without the TOA
+    /// option because their TCP options area (40 bytes at most) had no
+    /// room for its 8 bytes, or their buffer had no room to grow.
+    fullnat_toa_no_space,
+    /// FullNAT segments that carried a PROXY v2 header to the real server
+    /// (first data segments, with their retransmissions).
+    fullnat_proxy_sent,
+    /// FullNAT segments that carried a TOA option to the real server.
+    fullnat_toa_sent,
     /// Packets this worker moved to their owner worker.
     redirects_out,
     /// Packets other workers moved to this worker.

@@ -29,7 +29,8 @@ pub enum Class {
     Local(LocalKind),
     /// TCP/UDP to a VIP: owner check, then the connection table.
     Vip,
-    /// TCP/UDP to an address that is not ours: possibly a NAT reply.
+    /// TCP/UDP to an address that is not ours (possibly a NAT reply) or to
+    /// a FullNAT local address (possibly a FullNAT reply).
     Reply,
     /// VRRP (IP protocol 112) to 224.0.0.18 or to a DIP: checked by
     /// `local::vrrp` and handed to the control thread through the kernel.
@@ -111,6 +112,8 @@ impl LocalIndex {
 pub fn classify(p: &Parsed, local: &LocalIndex) -> Result<Class, DropReason> {
     match local.get(p.key.dst_ip) {
         Some(LocalKind::Vip) if p.has_ports() => Ok(Class::Vip),
+        // A real server answering a FullNAT connection, to LIP:lport.
+        Some(LocalKind::Lip) if p.has_ports() => Ok(Class::Reply),
         Some(LocalKind::Standby) => Err(DropReason::VrrpBackup),
         Some(kind) if p.key.proto == PROTO_VRRP => match kind {
             LocalKind::Dip => Ok(Class::Vrrp),

@@ -42,6 +42,7 @@ use sched::AnyScheduler;
 
 use crate::conn::{ConnId, ConnTable, Dir};
 use crate::frame::Frame;
+use crate::lport::LportPools;
 use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
 use crate::snapshot::{Method, PortConf, Proto, ServiceKey, Snapshot};
@@ -157,8 +158,10 @@ pub struct Core {
     hops: HopCache,
     /// The snapshot's local addresses, for `classify`.
     local_index: LocalIndex,
-    /// RIP:rport of every NAT real server in the snapshot: what a reply that
-    /// RSS put on the wrong worker may come from.
+    /// FullNAT local ports this worker may book (only those it owns).
+    pub lports: LportPools,
+    /// RIP:rport of every NAT and FullNAT real server in the snapshot: what
+    /// a reply that RSS put on the wrong worker may come from.
     nat_reals: HashSet<(u32, u16), ahash::RandomState>,
     generation: Option<u64>,
     /// `parse`'s records for the burst in hand (valid where `refused` is
@@ -195,6 +198,7 @@ impl Core {
             sched: SchedSet::default(),
             hops: HopCache::default(),
             local_index: LocalIndex::default(),
+            lports: LportPools::new(id, n_workers),
             nat_reals: HashSet::default(),
             generation: None,
             burst: Some(Box::new([Parsed::EMPTY; MAX_BURST])),
@@ -242,9 +246,18 @@ impl Core {
             .reals
             .iter()
             .skip(1)
-            .filter(|r| r.method == Method::Nat)
+            .filter(|r| matches!(r.method, Method::Nat | Method::FullNat))
             .map(|r| (r.ip, r.port))
             .collect();
+        if snap
+            .reals
+            .iter()
+            .skip(1)
+            .any(|r| r.method == Method::FullNat)
+        {
+            self.conns.enable_fullnat();
+        }
+        self.lports.sync(snap);
         if self.reals.len() < snap.reals.len() {
             self.reals.resize(snap.reals.len(), RealStats::default());
         }
@@ -561,15 +574,21 @@ impl Core {
             arp_out: &mut self.arp_out,
         }
         .next_hop(snap, towards, now_ms)?;
-        xmit::transmit(
-            frame.bytes_mut(),
+        let sent = xmit::transmit(
+            frame,
             usize::from(p.l3),
             usize::from(p.ip_end),
             &conn,
             dir,
             hop.src_mac,
             hop.dst_mac,
-        );
+        )?;
+        match sent {
+            xmit::fullnat::Sent::Plain => {}
+            xmit::fullnat::Sent::Proxy => self.stats.fullnat_proxy_sent += 1,
+            xmit::fullnat::Sent::Toa => self.stats.fullnat_toa_sent += 1,
+            xmit::fullnat::Sent::ToaNoSpace => self.stats.fullnat_toa_no_space += 1,
+        }
         if let Some(s) = self.reals.get_mut(conn.real as usize) {
             let len = p.ip_len() as u64;
             match dir {
@@ -586,7 +605,7 @@ impl Core {
         Ok(Verdict::Tx(hop.port))
     }
 
-    /// Whether `ip:port` is a NAT real server of the current snapshot
+    /// Whether `ip:port` is a NAT or FullNAT real server of the current snapshot
     /// (retired ones included: a deleted service's connections drain). A port-0
     /// service's real servers answer from any port, so their address alone
     /// qualifies.
@@ -612,6 +631,7 @@ impl Core {
             templates: &mut self.persist,
             template_out: &mut self.template_out,
             stats: &mut self.stats,
+            lports: &mut self.lports,
             worker: self.id,
             n_workers: self.n_workers,
         }
@@ -694,9 +714,12 @@ impl Core {
     /// sweeps templates, ages scheduler state and (incrementally) the
     /// neighbour table, queueing re-probes.
     pub fn tick(&mut self, snap: &Snapshot, now_ms: u64, budget: usize) {
-        let reals = &mut self.reals;
+        let (reals, lports) = (&mut self.reals, &mut self.lports);
         let n = self.conns.expire(now_ms, budget, |c| {
             account(reals, c.real, Some(c.state.is_active()), None);
+            if c.method == Method::FullNat {
+                lports.release(c.lip, c.lport);
+            }
         });
         self.stats.conns_expired += n as u64;
         self.persist.sweep(now_ms, persist::SWEEP_SLOTS_PER_TICK);

@@ -9,9 +9,11 @@
 //! caller's: it is rewritten for every method after the next-hop lookup.
 
 pub mod dr;
+pub mod fullnat;
 pub mod nat;
 
 use crate::conn::{Conn, Dir};
+use crate::frame::Frame;
 use crate::snapshot::Method;
 use crate::stats::DropReason;
 use crate::wire::Ipv4Packet;
@@ -25,7 +27,7 @@ use crate::wire::Ipv4Packet;
 #[inline]
 pub fn may_forward(method: Method, ttl: u8) -> Result<(), DropReason> {
     match method {
-        Method::Nat if ttl <= 1 => Err(DropReason::TtlExceeded),
+        Method::Nat | Method::FullNat if ttl <= 1 => Err(DropReason::TtlExceeded),
         _ => Ok(()),
     }
 }
@@ -35,21 +37,37 @@ pub fn may_forward(method: Method, ttl: u8) -> Result<(), DropReason> {
 /// `src_mac` → `dst_mac` (wire order). `frame[l3..ip_end]` is the IPv4
 /// datagram, its header and L4 header already checked with `check_len`.
 /// This is the one entry of every method; each method's rewrite is its own
-/// file, so a new method is a new file and a new arm here.
+/// file, so a new method is a new file and a new arm here. FullNAT may grow
+/// the frame (a TOA option, a PROXY header): `frame.len()` is its new
+/// length.
 ///
-/// Source: IPVS `ip_vs_nat_xmit` / `ip_vs_dr_xmit` and their `_out` forms.
+/// Source: IPVS `ip_vs_nat_xmit` / `ip_vs_dr_xmit` and their `_out` forms;
+/// DPVS `dp_vs_xmit_fnat` / `dp_vs_out_xmit_fnat`.
+///
+/// # Errors
+/// `fullnat_proxy_no_room` (see [`fullnat::rewrite_inbound`]); the frame is
+/// unchanged then.
 #[inline]
 pub fn transmit(
-    frame: &mut [u8],
+    frame: &mut Frame<'_>,
     l3: usize,
     ip_end: usize,
     conn: &Conn,
     dir: Dir,
     src_mac: [u8; 6],
     dst_mac: [u8; 6],
-) {
+) -> Result<fullnat::Sent, DropReason> {
+    if conn.method == Method::FullNat && dir == Dir::In {
+        if ip_end > frame.len() || l3 + crate::wire::ipv4::MIN_HEADER_LEN > ip_end {
+            return Ok(fullnat::Sent::Plain);
+        }
+        let sent = fullnat::rewrite_inbound(frame, l3, ip_end, conn)?;
+        set_macs(frame.bytes_mut(), src_mac, dst_mac);
+        return Ok(sent);
+    }
+    let frame = frame.bytes_mut();
     let Some(ip) = frame.get_mut(l3..ip_end) else {
-        return;
+        return Ok(fullnat::Sent::Plain);
     };
     match (conn.method, dir) {
         (Method::Nat, Dir::In) => {
@@ -62,9 +80,15 @@ pub fn transmit(
             nat::rewrite_outbound(ip, conn.vip, conn.vport);
             set_macs(frame, src_mac, dst_mac);
         }
+        (Method::FullNat, _) => {
+            decrement_ttl(ip);
+            fullnat::rewrite_outbound(ip, conn);
+            set_macs(frame, src_mac, dst_mac);
+        }
         // A DR connection has no outbound key, so only Dir::In gets here.
         (Method::Dr, _) => dr::rewrite(frame, src_mac, dst_mac),
     }
+    Ok(fullnat::Sent::Plain)
 }
 
 /// Decrements the IPv4 TTL by one, fixing the header checksum (RFC 1624 over
