@@ -126,9 +126,8 @@ impl LportPools {
         lips.sort_unstable();
         lips.dedup();
         let (range, worker, n) = (self.range, self.worker, self.n_workers);
-        self.pools.retain(|p| {
-            lips.binary_search(&p.lip).is_ok() || p.booked.iter().any(|&w| w != 0)
-        });
+        self.pools
+            .retain(|p| lips.binary_search(&p.lip).is_ok() || p.booked.iter().any(|&w| w != 0));
         if range_changed {
             for p in &mut self.pools {
                 p.refill(range, worker, n);

@@ -111,7 +111,10 @@ pub struct LportRange {
 
 impl Default for LportRange {
     fn default() -> Self {
-        LportRange { lo: 1024, hi: 65535 }
+        LportRange {
+            lo: 1024,
+            hi: 65535,
+        }
     }
 }
 
@@ -651,7 +654,10 @@ mod name_tests {
         assert_eq!(Method::Dr.to_string(), "Route");
         assert_eq!(
             "tun".parse::<Method>().map_err(|e| e.to_string()),
-            Err("invalid forwarding method \"tun\": expected one of nat, masq, dr, route, fullnat".into())
+            Err(
+                "invalid forwarding method \"tun\": expected one of nat, masq, dr, route, fullnat"
+                    .into()
+            )
         );
     }
 }

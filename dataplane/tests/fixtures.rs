@@ -338,6 +338,9 @@ struct Setup {
     /// Pre-state on the core after `sync` (not used by `Via::Worker`).
     pre: fn(&mut Core, &Snapshot),
     via: Via,
+    /// Tailroom of the frame's buffer (`Via::Core`): what a growing
+    /// rewrite (FullNAT's PROXY header, TOA) may use.
+    room: usize,
 }
 
 fn base() -> Setup {
@@ -351,6 +354,7 @@ fn base() -> Setup {
         snap: |_| {},
         pre: |_, _| {},
         via: Via::Core,
+        room: 128,
     }
 }
 
@@ -439,6 +443,228 @@ fn pre_conn_in_state(c: &mut Core, s: &Snapshot, state: TcpState) {
     } else {
         real.inactive_conns += 1;
     }
+}
+
+fn fullnat() -> Setup {
+    Setup {
+        method: Method::FullNat,
+        ..base()
+    }
+}
+
+/// The first lport a one-worker director books on [`LIP`].
+const LPORT: u16 = 1024;
+
+/// Real server 1's reply from 8080 to LIP:[`LPORT`], on the inside port.
+fn fullnat_reply(l4: L4) -> Pkt {
+    Pkt {
+        smac: RS1_MAC,
+        dmac: IN_MAC,
+        sip: RIP1,
+        dip: LIP,
+        ..Pkt::syn().with(l4)
+    }
+}
+
+/// Pre-state: the client's UDP datagram from 5000 to VIP:53 was forwarded.
+fn pre_client_udp(c: &mut Core, s: &Snapshot) {
+    let f = Pkt::syn().with(L4::Udp {
+        sport: 5000,
+        dport: 53,
+    });
+    let v = c.process(s, &mut f.bytes(), 0, 0, false);
+    assert!(matches!(v, Verdict::Tx(_)), "pre-state UDP: {v:?}");
+}
+
+/// FullNAT rows: TCP and UDP both ways, the LIP's ARP, and its drops.
+fn fullnat_cases() -> Vec<Case> {
+    use DropReason as R;
+    let syn = Pkt::syn();
+    let udp_in = L4::Udp {
+        sport: 5000,
+        dport: 53,
+    };
+    vec![
+        row("fullnat_in_syn", syn.bytes(), 0, Verdict::Tx(1))
+            .setup(fullnat())
+            .out(
+                Pkt {
+                    smac: IN_MAC,
+                    dmac: RS1_MAC,
+                    sip: LIP,
+                    dip: RIP1,
+                    ttl: 63,
+                    ..Pkt::tcp(LPORT, 8080, true, false)
+                }
+                .bytes(),
+            )
+            .bumps(&[
+                "conns_created",
+                "conns",
+                "real1.conns",
+                "real1.inactive_conns",
+                "real1.in_pkts",
+            ]),
+        row(
+            "fullnat_out_synack",
+            fullnat_reply(L4::Tcp {
+                sport: 8080,
+                dport: LPORT,
+                syn: true,
+                ack: true,
+            })
+            .bytes(),
+            1,
+            Verdict::Tx(0),
+        )
+        .setup(Setup {
+            pre: pre_client_syn,
+            ..fullnat()
+        })
+        .out(
+            Pkt {
+                smac: OUT_MAC,
+                dmac: CLIENT_MAC,
+                sip: VIP,
+                dip: CIP,
+                ttl: 63,
+                ..Pkt::tcp(80, 40000, true, true)
+            }
+            .bytes(),
+        )
+        .bumps(&["real1.out_pkts"]),
+        row(
+            "fullnat_in_udp",
+            syn.clone().with(udp_in).bytes(),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(fullnat())
+        .out(
+            Pkt {
+                smac: IN_MAC,
+                dmac: RS1_MAC,
+                sip: LIP,
+                dip: RIP1,
+                ttl: 63,
+                ..syn.clone().with(L4::Udp {
+                    sport: LPORT,
+                    dport: 5353,
+                })
+            }
+            .bytes(),
+        )
+        .bumps(&[
+            "conns_created",
+            "conns",
+            "real3.conns",
+            "real3.inactive_conns",
+            "real3.in_pkts",
+        ]),
+        row(
+            "fullnat_out_udp",
+            Pkt {
+                sip: RIP1,
+                ..fullnat_reply(L4::Udp {
+                    sport: 5353,
+                    dport: LPORT,
+                })
+            }
+            .bytes(),
+            1,
+            Verdict::Tx(0),
+        )
+        .setup(Setup {
+            pre: pre_client_udp,
+            ..fullnat()
+        })
+        .out(
+            Pkt {
+                smac: OUT_MAC,
+                dmac: CLIENT_MAC,
+                sip: VIP,
+                dip: CIP,
+                ttl: 63,
+                ..syn.clone().with(L4::Udp {
+                    sport: 53,
+                    dport: 5000,
+                })
+            }
+            .bytes(),
+        )
+        .bumps(&["real3.out_pkts"]),
+        row(
+            "arp_reply_for_lip",
+            arp(RS1_MAC, [0xff; 6], 1, RS1_MAC, RIP1, [0; 6], LIP),
+            1,
+            Verdict::Tx(1),
+        )
+        .setup(fullnat())
+        .out(arp(IN_MAC, RS1_MAC, 2, IN_MAC, LIP, RS1_MAC, RIP1))
+        .bumps(&["arp_replies"]),
+        // A reply to LIP:lport that no connection booked.
+        dropped(
+            "fullnat_reply_no_conn",
+            fullnat_reply(L4::Tcp {
+                sport: 8080,
+                dport: LPORT,
+                syn: true,
+                ack: true,
+            })
+            .bytes(),
+            1,
+            R::ReplyNoConn,
+        )
+        .setup(fullnat()),
+        // One lport in the range, booked by another client port's SYN.
+        dropped("fullnat_no_lport", syn.bytes(), 0, R::FullnatNoLport).setup(Setup {
+            snap: |s| {
+                s.lport_range = LportRange {
+                    lo: LPORT,
+                    hi: LPORT,
+                }
+            },
+            pre: |c, s| {
+                let v = c.process(
+                    s,
+                    &mut Pkt::tcp(40001, 80, true, false).bytes(),
+                    0,
+                    0,
+                    false,
+                );
+                assert!(matches!(v, Verdict::Tx(_)), "pre-state SYN: {v:?}");
+            },
+            ..fullnat()
+        }),
+        // PROXY v2: the first data segment (seq = the SYN's 1000 + 1) in a
+        // buffer with no tailroom for the 28-byte header. The state moved
+        // (the segment was the connection's), only the rewrite failed.
+        dropped(
+            "fullnat_proxy_no_room",
+            Pkt {
+                payload: b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+                ..Pkt::tcp(40000, 80, false, true)
+            }
+            .bytes()
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| if i == 14 + 20 + 7 { b + 1 } else { b })
+            .collect(),
+            0,
+            R::FullnatProxyNoRoom,
+        )
+        .setup(Setup {
+            snap: |s| {
+                for svc in &mut s.services {
+                    svc.client_address = ClientAddress::ProxyV2;
+                }
+            },
+            pre: pre_client_syn,
+            room: 0,
+            ..fullnat()
+        })
+        .bumps(&["real1.active_conns", "-real1.inactive_conns"]),
+    ]
 }
 
 /// A client port of `CIP` that worker `w` of `n` owns.
@@ -1513,6 +1739,7 @@ fn cases() -> Vec<Case> {
         1,
         R::ReplyNoConn,
     ));
+    v.extend(fullnat_cases());
     // ---- route ----
     // A client with no route back is refused before any state exists
     // (ipv4_rpf_fail); no_route is what remains: a real server the routes
@@ -1787,8 +2014,12 @@ fn run_core(case: &Case) {
     core.sync(&snap);
     (st.pre)(&mut core, &snap);
     let before = counters(&core);
-    let mut f = case.frame.clone();
-    let v = core.process(&snap, &mut f, case.in_port, 1, st.redirected);
+    let mut buf = case.frame.clone();
+    buf.resize(case.frame.len() + st.room, 0);
+    let mut frame = dataplane::frame::Frame::new(&mut buf, case.frame.len());
+    let v = core.process_frame(&snap, &mut frame, case.in_port, 1, st.redirected);
+    let len = frame.len();
+    let f = buf[..len].to_vec();
     assert_eq!(v, case.expect, "{}: verdict", case.name);
     if let Some(out) = &case.out {
         assert_eq!(&f, out, "{}: output bytes", case.name);
@@ -1949,6 +2180,10 @@ fn test_every_reason_has_a_row() {
     for name in [
         "nat_in_syn",
         "nat_out_synack",
+        "fullnat_in_syn",
+        "fullnat_out_synack",
+        "fullnat_in_udp",
+        "fullnat_out_udp",
         "dr_in_syn",
         "arp_reply_for_vip",
         "icmp_echo_reply_vip",

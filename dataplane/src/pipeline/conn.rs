@@ -280,7 +280,11 @@ impl ConnParts<'_> {
                 Method::FullNat if key.proto == wire::PROTO_TCP => service.client_address,
                 _ => ClientAddress::None,
             },
-            isn1: if real.method == Method::FullNat { isn1 } else { 0 },
+            isn1: if real.method == Method::FullNat {
+                isn1
+            } else {
+                0
+            },
         };
         let timeout = state.timeout_ms(&snap.timeouts);
         let id = match self.conns.insert(conn, timeout, now_ms) {
