@@ -123,7 +123,7 @@ pub enum EditError {
     Refused(String),
     /// A reload whose file changes settings that only a restart can apply
     /// (`ports`, `workers`, `eal_args`, ...); nothing was changed.
-    #[error("needs a restart: {0} changed (a reload applies services, routes, timeouts, expire_nodest_conn and enable_script_security only); nothing was changed")]
+    #[error("needs a restart: {0} changed (a reload applies services, routes, timeouts, expire_nodest_conn, fullnat_lport_min, fullnat_lport_max and enable_script_security only); nothing was changed")]
     NeedsRestart(String),
     /// A reload whose file cannot be read or fails validation: the config
     /// loader's one-line `file:line:col: message`; nothing was changed.
@@ -358,7 +358,9 @@ fn keep_service_health(new: &mut ServiceConfig, old: &ServiceConfig, obj: &Value
         quorum_down,
         sorry_server,
         sorry_server_inhibit,
-        sorry_server_forwarding
+        sorry_server_forwarding,
+        local_addresses,
+        client_address
     );
 }
 

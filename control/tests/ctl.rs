@@ -156,6 +156,9 @@ conns_created                 150         150         300
 conns_expired                  10          10          20
 conns_expired_nodest            0           0           0
 conns_reused                    0           0           0
+fullnat_toa_no_space            0           0           0
+fullnat_proxy_sent              0           0           0
+fullnat_toa_sent                0           0           0
 redirects_out                   0           0           0
 redirects_in                    0           0           0
 arp_replies                     2           2           4

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use dataplane::snapshot::{ChecksumCheck, Method, Proto, UnknownName};
+use dataplane::snapshot::{ChecksumCheck, ClientAddress, Method, Proto, UnknownName};
 use sched::SchedKind;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -414,7 +414,8 @@ impl<'de> Deserialize<'de> for ProtoName {
 }
 
 /// A forwarding method as the config spells it: `"nat"` (alias `"masq"`,
-/// ipvsadm `-m`) or `"dr"` (alias `"route"`, ipvsadm `-g`); the words are
+/// ipvsadm `-m`), `"dr"` (alias `"route"`, ipvsadm `-g`) or `"fullnat"`
+/// (DPVS, ipvsadm `--fullnat`); the words are
 /// [`Method`]'s `FromStr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ForwardingName(pub Method);
@@ -424,6 +425,23 @@ impl<'de> Deserialize<'de> for ForwardingName {
         de_str(d, "a forwarding method like \"nat\"", |s| {
             s.parse()
                 .map(ForwardingName)
+                .map_err(|e: UnknownName| e.to_string())
+        })
+    }
+}
+
+/// How a FullNAT service passes the client address to its real servers, as
+/// the config spells it: `"none"` (default), `"toa"` (the TOA TCP option,
+/// DPVS / Alibaba LVS) or `"proxy_v2"` (PROXY protocol v2); the words are
+/// [`ClientAddress`]'s `FromStr`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ClientAddressName(pub ClientAddress);
+
+impl<'de> Deserialize<'de> for ClientAddressName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_str(d, "\"none\", \"toa\" or \"proxy_v2\"", |s| {
+            s.parse()
+                .map(ClientAddressName)
                 .map_err(|e: UnknownName| e.to_string())
         })
     }

@@ -62,11 +62,12 @@ fn proto_option(p: Proto) -> &'static str {
 }
 
 /// ipvsadm's forwarding option for `m`: `-m` (masquerading), `-g` (direct
-/// routing, "gatewaying").
+/// routing, "gatewaying"), `--fullnat` (DPVS's ipvsadm).
 fn method_option(m: Method) -> &'static str {
     match m {
         Method::Nat => "-m",
         Method::Dr => "-g",
+        Method::FullNat => "--fullnat",
     }
 }
 

@@ -163,6 +163,10 @@ struct Cli {
     /// IP-IP tunnelling (not supported yet).
     #[arg(short = 'i', long = "ipip", group = "method")]
     ipip: bool,
+    /// FullNAT (DPVS's ipvsadm `--fullnat`): the service needs
+    /// `local_addresses` in the config.
+    #[arg(long = "fullnat", group = "method")]
+    fullnat: bool,
     /// Real server weight 0..=65535; default 1.
     #[arg(short = 'w', long = "weight", value_name = "WEIGHT")]
     weight: Option<u64>,
@@ -271,7 +275,9 @@ impl Cmd {
         match self {
             Cmd::AddService | Cmd::EditService => &["-t", "-u", "-s", "-p", "-M", "-b"],
             Cmd::DeleteService => &["-t", "-u"],
-            Cmd::AddReal | Cmd::EditReal => &["-t", "-u", "-r", "-g", "-m", "-i", "-w"],
+            Cmd::AddReal | Cmd::EditReal => {
+                &["-t", "-u", "-r", "-g", "-m", "-i", "--fullnat", "-w"]
+            }
             Cmd::DeleteReal => &["-t", "-u", "-r"],
             // The read-only views ignore each other's flags, as before.
             Cmd::List | Cmd::Counters | Cmd::Json => &[
@@ -350,6 +356,7 @@ fn check_options(cli: &Cli, cmd: Cmd) -> Result<(), String> {
         ("-g", cli.gatewaying),
         ("-m", cli.masquerading),
         ("-i", cli.ipip),
+        ("--fullnat", cli.fullnat),
         ("-w", cli.weight.is_some()),
         ("--stats", cli.stats),
         ("--rate", cli.rate),
@@ -456,7 +463,7 @@ fn edit_request(cli: &Cli, cmd: Cmd) -> Result<Value, String> {
                         .into(),
                 );
             }
-            let dr = cmd != Cmd::DeleteReal && !cli.masquerading;
+            let dr = cmd != Cmd::DeleteReal && !cli.masquerading && !cli.fullnat;
             let addr = real_addr(cli.real_server.as_deref().unwrap_or(""), vport, dr)?;
             let (name, real) = match cmd {
                 Cmd::DeleteReal => ("delete_real", json!({ "addr": addr })),
@@ -469,7 +476,12 @@ fn edit_request(cli: &Cli, cmd: Cmd) -> Result<Value, String> {
                     json!({
                         "addr": addr,
                         "weight": cli.weight.unwrap_or(1),
-                        "forwarding": if dr { Method::Dr } else { Method::Nat }.config_name(),
+                        "forwarding": match (dr, cli.fullnat) {
+                            (true, _) => Method::Dr,
+                            (false, true) => Method::FullNat,
+                            (false, false) => Method::Nat,
+                        }
+                        .config_name(),
                     }),
                 ),
             };
