@@ -19,8 +19,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use dataplane::snapshot::{
-    LocalAddr, LocalKind, LportRange, Method, Persistence, PortConf, Prefix, RealServer, Route, Service,
-    ServiceKey, Snapshot, Timeouts, NO_SERVICE,
+    LocalAddr, LocalKind, LportRange, Method, Persistence, PortConf, Prefix, RealServer, Route,
+    Service, ServiceKey, Snapshot, Timeouts, NO_SERVICE,
 };
 use hashbrown::{HashMap, HashSet};
 use sched::{Dest, MhTable, SchedKind, SchedParams};

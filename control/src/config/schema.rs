@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 use super::health::{CheckerConfig, Seconds, Timing, TimingLevel};
 use super::types::{
-    ChecksumCheckName, Cidr, ClientAddressName, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask, ProtoName,
-    SchedulerName, SocketAddrV4Str, TimeoutSecs, Weight,
+    ChecksumCheckName, Cidr, ClientAddressName, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask,
+    ProtoName, SchedulerName, SocketAddrV4Str, TimeoutSecs, Weight,
 };
 use super::vrrp::{VrrpInstanceConfig, VrrpScriptConfig, VrrpSyncGroupConfig};
 use super::DEFAULT_ADMIN_SOCKET;

@@ -103,7 +103,10 @@ fn local_addresses(
     s: &ServiceConfig,
 ) -> Result<(), ValidationError> {
     use PathSeg::{Field as F, Index as I};
-    let fullnat = s.real_servers.iter().any(|r| r.method(s) == Method::FullNat)
+    let fullnat = s
+        .real_servers
+        .iter()
+        .any(|r| r.method(s) == Method::FullNat)
         || (s.sorry_server.is_some()
             && s.sorry_server_forwarding.map_or(s.forwarding.0, |f| f.0) == Method::FullNat);
     if fullnat && s.local_addresses.is_empty() {
