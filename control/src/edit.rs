@@ -911,7 +911,7 @@ mod tests {
         );
         assert_eq!(
             err(real("add_real", json!({"addr": "10.1.0.13:80", "forwarding": "tun"}))),
-            "services[0].real_servers[2].forwarding: invalid forwarding method \"tun\": expected one of nat, masq, dr, route"
+            "services[0].real_servers[2].forwarding: invalid forwarding method \"tun\": expected one of nat, masq, dr, route, fullnat"
         );
         assert_eq!(
             err(real("add_real", json!({"addr": "10.0.0.100:80"}))),

@@ -501,7 +501,7 @@ fn test_error_unknown_proto() {
 fn test_error_unknown_forwarding() {
     assert_eq!(
         err(&edit("\"dr\"", "\"tun\"")),
-        "fulcrum.ron:25:25: invalid forwarding method \"tun\": expected one of nat, masq, dr, route"
+        "fulcrum.ron:25:25: invalid forwarding method \"tun\": expected one of nat, masq, dr, route, fullnat"
     );
 }
 
