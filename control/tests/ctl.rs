@@ -146,36 +146,39 @@ TCP  10.0.0.100:80                     300     1800     1500 123456789   654000
 /// declaration order, only the non-zero drop reasons, then the total.
 const COUNTERS: &str = "\
 fulcrum 0.1.0 (conn table size=1048576 per worker, 2 workers)
-Counter                  worker 0    worker 1       total
-lcore                           1           2           -
-rx_pkts                      1000        2000        3000
-rx_bytes                   100000      200000      300000
-tx_pkts                      1000        2000        3000
-tx_bytes                   100000      200000      300000
-conns_created                 150         150         300
-conns_expired                  10          10          20
-conns_expired_nodest            0           0           0
-conns_reused                    0           0           0
-redirects_out                   0           0           0
-redirects_in                    0           0           0
-arp_replies                     2           2           4
-arp_learned                     0           0           0
-arp_requests                    1           1           2
-icmp_echo_replies               0           0           0
-icmp_errors_in                  0           0           0
-icmp_errors_out                 0           0           0
-icmp_time_exceeded_sent         0           0           0
-icmp_frag_needed_sent           0           0           0
-exception_to_kernel             0           0           0
-vrrp_to_kernel                  0           0           0
-exception_from_kernel           0           0           0
-persist_templates               3           3           6
-persist_table_full              0           0           0
-partial_csum_ports              0           0           0
-polls_busy                      0           0           0
-polls_empty                     0           0           0
-drop/no_route                   0           4           4
-drops_total                     0           4           4
+Counter                    worker 0    worker 1       total
+lcore                             1           2           -
+rx_pkts                        1000        2000        3000
+rx_bytes                     100000      200000      300000
+tx_pkts                        1000        2000        3000
+tx_bytes                     100000      200000      300000
+conns_created                   150         150         300
+conns_expired                    10          10          20
+conns_expired_nodest              0           0           0
+conns_reused                      0           0           0
+fullnat_toa_no_space              0           0           0
+fullnat_proxy_sent                0           0           0
+fullnat_toa_sent                  0           0           0
+redirects_out                     0           0           0
+redirects_in                      0           0           0
+arp_replies                       2           2           4
+arp_learned                       0           0           0
+arp_requests                      1           1           2
+icmp_echo_replies                 0           0           0
+icmp_errors_in                    0           0           0
+icmp_errors_out                   0           0           0
+icmp_time_exceeded_sent           0           0           0
+icmp_frag_needed_sent             0           0           0
+exception_to_kernel               0           0           0
+vrrp_to_kernel                    0           0           0
+exception_from_kernel             0           0           0
+persist_templates                 3           3           6
+persist_table_full                0           0           0
+partial_csum_ports                0           0           0
+polls_busy                        0           0           0
+polls_empty                       0           0           0
+drop/no_route                     0           4           4
+drops_total                       0           4           4
 ";
 
 /// Whether `text` has a line whose whitespace-separated fields are `row`
@@ -744,8 +747,12 @@ fn test_fulcrumctl_edit_errors_change_nothing() {
     );
     // Refused by fulcrumctl itself.
     assert_eq!(
-        d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 -i"),
-        "-i (IP-IP tunnelling): not supported yet; use -g (direct routing) or -m (masquerading)"
+        d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 -m --tun-type gue"),
+        "--tun-type and --tun-port need -i (IP tunnelling)"
+    );
+    assert_eq!(
+        d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 -i --fullnat"),
+        "the argument '--ipip' cannot be used with '--fullnat'"
     );
     assert_eq!(
         d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 -s rr"),

@@ -9,6 +9,7 @@
 
 pub mod conn;
 pub mod frame;
+pub mod lport;
 pub mod neigh;
 pub mod owner;
 pub mod persist;

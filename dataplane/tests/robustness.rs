@@ -267,9 +267,9 @@ fn stage_of(r: DropReason) -> &'static str {
         | ExceptionRateLimited | ArpVrrpBackup | VrrpBadTtl | VrrpTruncated | VrrpBadVersion
         | VrrpBadChecksum | VrrpBadFields => "local",
         TcpNoConn | NoService | NoRealServer | ConnTableFull | ConnKeyCollision
-        | ConnDestUnavailable | ReplyNoConn | TtlExceeded => "conn",
+        | ConnDestUnavailable | ReplyNoConn | TtlExceeded | FullnatNoLport => "conn",
         NoRoute | NeighUnresolved | NeighTableFull => "route",
-        TunNoRoom | TunTooBig | TunNeedsFragmentation => "xmit",
+        TunNoRoom | TunNeedsFragmentation | FullnatProxyNoRoom => "xmit",
         RedirectRingFull | TxFull | TxPortInvalid | BadWorker => "worker",
     }
 }

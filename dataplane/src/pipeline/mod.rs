@@ -46,9 +46,12 @@ use sched::AnyScheduler;
 
 use crate::conn::{ConnId, ConnTable, Dir};
 use crate::frame::Frame;
+use crate::lport::LportPools;
 use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
-use crate::snapshot::{LocalKind, Method, PortConf, Proto, ServiceKey, Snapshot, TunType, DEFAULT_MTU};
+use crate::snapshot::{
+    LocalKind, Method, PortConf, Proto, ServiceKey, Snapshot, TunType, DEFAULT_MTU,
+};
 use crate::stats::{DropReason, RealStats, WorkerStats};
 use crate::xmit;
 
@@ -163,8 +166,10 @@ pub struct Core {
     hops: HopCache,
     /// The snapshot's local addresses, for `classify`.
     local_index: LocalIndex,
-    /// RIP:rport of every NAT real server in the snapshot: what a reply that
-    /// RSS put on the wrong worker may come from.
+    /// FullNAT local ports this worker may book (only those it owns).
+    pub lports: LportPools,
+    /// RIP:rport of every NAT and FullNAT real server in the snapshot: what
+    /// a reply that RSS put on the wrong worker may come from.
     nat_reals: HashSet<(u32, u16), ahash::RandomState>,
     generation: Option<u64>,
     /// `parse`'s records for the burst in hand (valid where `refused` is
@@ -209,6 +214,7 @@ impl Core {
             sched: SchedSet::default(),
             hops: HopCache::default(),
             local_index: LocalIndex::default(),
+            lports: LportPools::new(id, n_workers),
             nat_reals: HashSet::default(),
             generation: None,
             burst: Some(Box::new([Parsed::EMPTY; MAX_BURST])),
@@ -273,9 +279,18 @@ impl Core {
             .reals
             .iter()
             .skip(1)
-            .filter(|r| r.method == Method::Nat)
+            .filter(|r| matches!(r.method, Method::Nat | Method::FullNat))
             .map(|r| (r.ip, r.port))
             .collect();
+        if snap
+            .reals
+            .iter()
+            .skip(1)
+            .any(|r| r.method == Method::FullNat)
+        {
+            self.conns.enable_fullnat();
+        }
+        self.lports.sync(snap);
         if self.reals.len() < snap.reals.len() {
             self.reals.resize(snap.reals.len(), RealStats::default());
         }
@@ -516,9 +531,17 @@ impl Core {
         validate::ipv4(frame, p, ctx.port)?;
         let dir = match classify::classify(p, &self.local_index)? {
             Class::Local(kind) => {
-                if kind == LocalKind::Vip && p.kind == parse::L4::Icmp {
-                    if let Some(m) = icmp_relay::match_error(frame, p, ErrorSide::Client)? {
-                        return self.relay_icmp(ctx, frame, p, m, ErrorSide::Client);
+                // An error to a VIP is from the client's side; one to a
+                // FullNAT local address from the real servers' side (their
+                // packets of a FullNAT flow go to LIP:lport).
+                let side = match kind {
+                    LocalKind::Vip => Some(ErrorSide::Client),
+                    LocalKind::Lip => Some(ErrorSide::Real),
+                    _ => None,
+                };
+                if let (Some(side), parse::L4::Icmp) = (side, p.kind) {
+                    if let Some(m) = icmp_relay::match_error(frame, p, side)? {
+                        return self.relay_icmp(ctx, frame, p, m, side);
                     }
                 }
                 validate::source(p, snap, ctx.in_port)?;
@@ -591,8 +614,8 @@ impl Core {
     /// real server (client side) or the client (real servers' side).
     ///
     /// # Errors
-    /// `icmp_error_no_conn`, `ttl_exceeded` (NAT, outer TTL ≤ 1), the
-    /// route drops.
+    /// `icmp_error_no_conn`, `ttl_exceeded` (a routing method: NAT, TUN,
+    /// FullNAT; outer TTL ≤ 1), the route drops.
     #[cold]
     fn relay_icmp(
         &mut self,
@@ -669,19 +692,34 @@ impl Core {
             Method::Tun => Some(self.tun_outer(snap, &conn, hop.port, &p.key)),
             _ => None,
         };
-        // A tunnel adds its outer headers to what must fit the egress MTU.
-        let overhead = outer.as_ref().map_or(0, |o| xmit::tun::overhead(o.conf.kind));
+        // What the method adds must fit the egress MTU too: a tunnel's
+        // outer headers, FullNAT's PROXY v2 header or TOA option.
+        let overhead = match (&outer, conn.method, dir) {
+            (Some(o), _, _) => xmit::tun::overhead(o.conf.kind),
+            (None, Method::FullNat, Dir::In) => xmit::fullnat::inbound_growth(
+                frame,
+                usize::from(p.l3),
+                usize::from(p.ip_end),
+                &conn,
+            ),
+            _ => 0,
+        };
         if p.ip_len() + overhead > usize::from(mtu) {
             // fulcrum does not fragment: DF asks for path-MTU discovery's
             // answer (RFC 1191) with the MTU the sender may use inside the
-            // tunnel, anything else is dropped.
+            // tunnel (or before the director's additions), anything else is
+            // dropped.
             if icmp_error::dont_fragment(frame.bytes(), p) {
                 let room = (usize::from(mtu) - overhead.min(usize::from(mtu))) as u16;
                 return self.icmp_errors().frag_needed(ctx, frame, p, room);
             }
-            return Err(DropReason::MtuExceeded);
+            return Err(match conn.method {
+                // IPVS would fragment the outer packet.
+                Method::Tun => DropReason::TunNeedsFragmentation,
+                _ => DropReason::MtuExceeded,
+            });
         }
-        xmit::transmit(
+        let sent = xmit::transmit(
             frame,
             usize::from(p.l3),
             usize::from(p.ip_end),
@@ -690,6 +728,12 @@ impl Core {
             &hop,
             outer.as_ref(),
         )?;
+        match sent {
+            xmit::fullnat::Sent::Plain => {}
+            xmit::fullnat::Sent::Proxy => self.stats.fullnat_proxy_sent += 1,
+            xmit::fullnat::Sent::Toa => self.stats.fullnat_toa_sent += 1,
+            xmit::fullnat::Sent::ToaNoSpace => self.stats.fullnat_toa_no_space += 1,
+        }
         if let Some(s) = self.reals.get_mut(conn.real as usize) {
             let len = p.ip_len() as u64;
             match dir {
@@ -745,10 +789,6 @@ impl Core {
             src,
             dst: rip,
             ident,
-            mtu: snap
-                .ports
-                .get(usize::from(out_port))
-                .map_or(DEFAULT_MTU, |port| port.mtu),
             sport: match conf.kind {
                 TunType::Gue => xmit::tun::gue_src_port(key),
                 TunType::Ipip => 0,
@@ -756,7 +796,7 @@ impl Core {
         }
     }
 
-    /// Whether `ip:port` is a NAT real server of the current snapshot
+    /// Whether `ip:port` is a NAT or FullNAT real server of the current snapshot
     /// (retired ones included: a deleted service's connections drain). A port-0
     /// service's real servers answer from any port, so their address alone
     /// qualifies.
@@ -792,6 +832,7 @@ impl Core {
             templates: &mut self.persist,
             template_out: &mut self.template_out,
             stats: &mut self.stats,
+            lports: &mut self.lports,
             worker: self.id,
             n_workers: self.n_workers,
         }
@@ -874,9 +915,12 @@ impl Core {
     /// sweeps templates, ages scheduler state and (incrementally) the
     /// neighbour table, queueing re-probes.
     pub fn tick(&mut self, snap: &Snapshot, now_ms: u64, budget: usize) {
-        let reals = &mut self.reals;
+        let (reals, lports) = (&mut self.reals, &mut self.lports);
         let n = self.conns.expire(now_ms, budget, |c| {
             account(reals, c.real, Some(c.state.is_active()), None);
+            if c.method == Method::FullNat {
+                lports.release(c.lip, c.lport);
+            }
         });
         self.stats.conns_expired += n as u64;
         self.persist.sweep(now_ms, persist::SWEEP_SLOTS_PER_TICK);
