@@ -133,11 +133,14 @@ pub fn nat_snapshot(n_reals: u32, method: Method) -> Snapshot {
             mh_table: None,
             reals: (1..=n_reals).collect(),
             persistence: None,
+            local_addresses: Vec::new(),
+            client_address: Default::default(),
         }],
         service_index,
         reals,
         timeouts: Timeouts::default(),
         expire_nodest_conn: false,
+        lport_range: Default::default(),
     }
 }
 

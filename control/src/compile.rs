@@ -19,8 +19,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use dataplane::snapshot::{
-    LocalAddr, LocalKind, Method, Persistence, PortConf, Prefix, RealServer, Route, Service,
-    ServiceKey, Snapshot, Timeouts, TunConf, NO_SERVICE,
+    LocalAddr, LocalKind, LportRange, Method, Persistence, PortConf, Prefix, RealServer, Route,
+    Service, ServiceKey, Snapshot, Timeouts, TunConf, NO_SERVICE,
 };
 use hashbrown::{HashMap, HashSet};
 use sched::{Dest, MhTable, SchedKind, SchedParams};
@@ -121,6 +121,8 @@ pub fn mh_table(
 ///   [`LocalKind::Floating`] address answered on the instance's interface;
 ///   with [`compile`] (no [`VrrpView`]) every VRRP address is
 ///   [`LocalKind::Standby`], as on a director whose instances are not master.
+///   Every FullNAT `local_addresses` entry is a [`LocalKind::Lip`] answered
+///   on the port whose connected subnet holds it.
 /// - `services` in config order with `service_index`; `reals` from id 1
 ///   (id 0 is a weight-0 placeholder because 0 means "no real server" in
 ///   connection entries), each with its owning service index and its method
@@ -305,6 +307,20 @@ pub fn compile_with_health(
         );
     }
 
+    // FullNAT local addresses: answered for ARP on the port whose subnet
+    // holds them (where the real servers' replies come from), and TCP/UDP
+    // to them classifies as a reply.
+    for s in &cfg.services {
+        for a in &s.local_addresses {
+            let Some(port) = cfg.connected_port(a.0) else {
+                continue;
+            };
+            local.entry(u32::from(a.0)).or_insert(LocalAddr {
+                kind: LocalKind::Lip,
+                arp_ports: 1u64 << port,
+            });
+        }
+    }
     for d in draining {
         local.entry(d.vip).or_insert(LocalAddr {
             kind: LocalKind::Vip,
@@ -407,6 +423,8 @@ pub fn compile_with_health(
             mh_table,
             reals: ids,
             persistence: persistence(s),
+            local_addresses: s.local_addresses.iter().map(|a| u32::from(a.0)).collect(),
+            client_address: s.client_address.0,
         });
     }
 
@@ -421,6 +439,10 @@ pub fn compile_with_health(
         reals,
         timeouts: timeouts_ms(&cfg.timeouts),
         expire_nodest_conn: cfg.expire_nodest_conn,
+        lport_range: LportRange {
+            lo: cfg.fullnat_lport_min,
+            hi: cfg.fullnat_lport_max,
+        },
     }
 }
 

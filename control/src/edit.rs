@@ -123,7 +123,7 @@ pub enum EditError {
     Refused(String),
     /// A reload whose file changes settings that only a restart can apply
     /// (`ports`, `workers`, `eal_args`, ...); nothing was changed.
-    #[error("needs a restart: {0} changed (a reload applies services, routes, timeouts, expire_nodest_conn and enable_script_security only); nothing was changed")]
+    #[error("needs a restart: {0} changed (a reload applies services, routes, timeouts, expire_nodest_conn, fullnat_lport_min, fullnat_lport_max and enable_script_security only); nothing was changed")]
     NeedsRestart(String),
     /// A reload whose file cannot be read or fails validation: the config
     /// loader's one-line `file:line:col: message`; nothing was changed.
@@ -359,7 +359,9 @@ fn keep_service_health(new: &mut ServiceConfig, old: &ServiceConfig, obj: &Value
         sorry_server,
         sorry_server_inhibit,
         sorry_server_forwarding,
-        tun_src
+        tun_src,
+        local_addresses,
+        client_address
     );
 }
 
@@ -920,7 +922,7 @@ mod tests {
         );
         assert_eq!(
             err(real("add_real", json!({"addr": "10.1.0.13:80", "forwarding": "ipip"}))),
-            "services[0].real_servers[2].forwarding: invalid forwarding method \"ipip\": expected one of nat, masq, dr, route, tun, tunnel"
+            "services[0].real_servers[2].forwarding: invalid forwarding method \"ipip\": expected one of nat, masq, dr, route, tun, tunnel, fullnat"
         );
         assert_eq!(
             err(real("add_real", json!({"addr": "10.0.0.100:80"}))),

@@ -330,6 +330,8 @@ mod tests {
                 mh_table: None,
                 reals: ids,
                 persistence: None,
+                local_addresses: Vec::new(),
+                client_address: Default::default(),
             }],
             ..Default::default()
         }

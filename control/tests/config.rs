@@ -187,8 +187,8 @@ fn test_error_unknown_top_level_field() {
         err(&edit("    workers: [1],\n", "    workers: [1],\n    wrokers: 2,\n")),
         "fulcrum.ron:4:5: unknown field `wrokers` in the top level: expected one of eal_args, workers, \
          mbufs_per_socket, rx_desc, tx_desc, burst, idle_sleep_us, conn_table_size, admin_socket, admin_group, \
-         ports, routes, neighbours, timeouts, services, expire_nodest_conn, enable_script_security, exception_path, icmp_rate_limit, \
-         metrics, vrrp_instance, vrrp_script, vrrp_sync_group"
+         ports, routes, neighbours, timeouts, services, expire_nodest_conn, fullnat_lport_min, fullnat_lport_max, \
+         enable_script_security, exception_path, icmp_rate_limit, metrics, vrrp_instance, vrrp_script, vrrp_sync_group"
     );
 }
 
@@ -501,7 +501,7 @@ fn test_error_unknown_proto() {
 fn test_error_unknown_forwarding() {
     assert_eq!(
         err(&edit("\"dr\"", "\"ipip\"")),
-        "fulcrum.ron:25:25: invalid forwarding method \"ipip\": expected one of nat, masq, dr, route, tun, tunnel"
+        "fulcrum.ron:25:25: invalid forwarding method \"ipip\": expected one of nat, masq, dr, route, tun, tunnel, fullnat"
     );
 }
 

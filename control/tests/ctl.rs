@@ -156,6 +156,9 @@ conns_created                   150         150         300
 conns_expired                    10          10          20
 conns_expired_nodest              0           0           0
 conns_reused                      0           0           0
+fullnat_toa_no_space              0           0           0
+fullnat_proxy_sent                0           0           0
+fullnat_toa_sent                  0           0           0
 redirects_out                     0           0           0
 redirects_in                      0           0           0
 arp_replies                       2           2           4
@@ -746,8 +749,12 @@ fn test_fulcrumctl_edit_errors_change_nothing() {
     );
     // Refused by fulcrumctl itself.
     assert_eq!(
-        d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 --tun-type gue --tun-port 6080"),
+        d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 -m --tun-type gue"),
         "--tun-type and --tun-port need -i (IP tunnelling)"
+    );
+    assert_eq!(
+        d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 -i --fullnat"),
+        "the argument '--ipip' cannot be used with '--fullnat'"
     );
     assert_eq!(
         d.refused("-a -t 10.0.0.100:80 -r 10.1.0.12 -s rr"),

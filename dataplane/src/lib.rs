@@ -10,6 +10,7 @@
 pub mod conn;
 pub mod frag;
 pub mod frame;
+pub mod lport;
 pub mod neigh;
 pub mod owner;
 pub mod persist;

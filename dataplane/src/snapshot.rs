@@ -35,7 +35,8 @@ impl Proto {
     }
 }
 
-/// How a packet reaches the real server (ipvsadm `-m`, `-g`, `-i`).
+/// How a packet reaches the real server (ipvsadm `-m`, `-g`, `-i`; DPVS's
+/// `--fullnat`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Method {
     /// Masquerading (ipvsadm `-m`): destination VIP:vport becomes RIP:rport and
@@ -50,6 +51,12 @@ pub enum Method {
     /// decapsulates and answers the client directly. Parameters per real
     /// server: [`RealServer::tun`].
     Tun,
+    /// FullNAT (DPVS `fullnat`, ipvsadm `--fullnat`): the source CIP:cport
+    /// becomes a local address and port (LIP:lport) of the service's pool and
+    /// the destination VIP:vport becomes RIP:rport, so the real server may
+    /// sit on any routed subnet with no route back through the director; its
+    /// replies to LIP:lport are turned back into VIP:vport → CIP:cport.
+    FullNat,
 }
 
 /// The encapsulation of a [`Method::Tun`] real server, as IPVS's
@@ -77,6 +84,72 @@ pub struct TunConf {
     /// Outer source address, host order (the service's `tun_src`); 0 = the
     /// egress port's DIP on the real server's subnet (else its first DIP).
     pub src: u32,
+}
+
+/// How a FullNAT service tells the real server the client's address, which
+/// the source rewrite hides (per service; DPVS and Alibaba LVS offer TOA,
+/// haproxy's PROXY protocol is the other common way).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ClientAddress {
+    /// Nothing: the real server sees LIP:lport.
+    #[default]
+    None,
+    /// The TOA TCP option (kind 254, length 8: client port then client
+    /// IPv4, network order), as DPVS's and Alibaba LVS's TOA kernel modules
+    /// read it.
+    Toa,
+    /// A PROXY protocol version 2 header (haproxy's proxy-protocol.txt §2.2)
+    /// in front of the first client data segment; later sequence and
+    /// acknowledgment numbers are shifted by its 28 bytes.
+    ProxyV2,
+}
+
+impl ClientAddress {
+    /// The config word: `"none"`, `"toa"`, `"proxy_v2"`.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            ClientAddress::None => "none",
+            ClientAddress::Toa => "toa",
+            ClientAddress::ProxyV2 => "proxy_v2",
+        }
+    }
+}
+
+/// Reads the config words `none`, `toa`, `proxy_v2`.
+impl std::str::FromStr for ClientAddress {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
+        match s {
+            "none" => Ok(ClientAddress::None),
+            "toa" => Ok(ClientAddress::Toa),
+            "proxy_v2" => Ok(ClientAddress::ProxyV2),
+            _ => Err(UnknownName {
+                what: "client address method",
+                found: s.to_string(),
+                expected: "none, toa, proxy_v2",
+            }),
+        }
+    }
+}
+
+/// The local ports (lports) FullNAT may book on every local address,
+/// inclusive, host order. Default 1024..=65535 (DPVS's `sa_pool` leaves the
+/// well-known ports alone too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LportRange {
+    /// First port, 1..=65535.
+    pub lo: u16,
+    /// Last port, `lo..=65535`.
+    pub hi: u16,
+}
+
+impl Default for LportRange {
+    fn default() -> Self {
+        LportRange {
+            lo: 1024,
+            hi: 65535,
+        }
+    }
 }
 
 /// An IPv4 prefix: `addr` in host order, `len` in bits (0..=32).
@@ -212,6 +285,10 @@ pub enum LocalKind {
     /// ARP answer (`arp_vrrp_backup`), every packet to it dropped
     /// (`vrrp_backup`).
     Standby,
+    /// A FullNAT local address (LIP, DPVS `laddr`): answers ARP and ICMP
+    /// echo on the ports that reach the real servers; TCP/UDP to it is a
+    /// real server's reply to a FullNAT connection.
+    Lip,
 }
 
 /// An address the director answers ARP and ICMP echo for.
@@ -260,6 +337,12 @@ pub struct Service {
     /// Persistence (ipvsadm `-p`/`-M`, keepalived `persistence_timeout`);
     /// `None` for a service without it.
     pub persistence: Option<Persistence>,
+    /// FullNAT local addresses (LIPs, DPVS `laddr`), host order, in config
+    /// order; empty unless a real server of the service uses
+    /// [`Method::FullNat`].
+    pub local_addresses: Vec<u32>,
+    /// How FullNAT connections of this service carry the client address.
+    pub client_address: ClientAddress,
 }
 
 /// Persistence of a virtual service: new connections from one client
@@ -400,6 +483,8 @@ pub struct Snapshot {
     /// retransmission or reconnect reaches a live server instead of
     /// waiting out the connection's timeout. Default `false` (IPVS's too).
     pub expire_nodest_conn: bool,
+    /// The lports FullNAT books on each local address.
+    pub lport_range: LportRange,
 }
 
 impl Snapshot {
@@ -534,34 +619,37 @@ impl std::str::FromStr for Proto {
 
 impl Method {
     /// Every forwarding method fulcrum implements.
-    pub const ALL: [Method; 3] = [Method::Nat, Method::Dr, Method::Tun];
+    pub const ALL: [Method; 4] = [Method::Nat, Method::Dr, Method::Tun, Method::FullNat];
 
-    /// The canonical config word (`"nat"`, `"dr"`, `"tun"`, as the README's
-    /// `forwarding` field spells it): what `FromStr` reads back.
+    /// The canonical config word (`"nat"`, `"dr"`, `"tun"`, `"fullnat"`, as
+    /// the README's `forwarding` field spells it): what `FromStr` reads back.
     pub fn config_name(self) -> &'static str {
         match self {
             Method::Nat => "nat",
             Method::Dr => "dr",
             Method::Tun => "tun",
+            Method::FullNat => "fullnat",
         }
     }
 }
 
 /// ipvsadm's forwarding column (`fwd_name()` in ipvsadm.c: `Masq`, `Route`,
-/// `Tunnel`; `Local` is the one fulcrum does not have).
+/// `Tunnel`; `Local` is the one fulcrum does not have), plus `FullNat` as
+/// DPVS's ipvsadm prints it.
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Method::Nat => "Masq",
             Method::Dr => "Route",
             Method::Tun => "Tunnel",
+            Method::FullNat => "FullNat",
         })
     }
 }
 
 /// Reads the config words: `nat` or its alias `masq` (ipvsadm `-m`), `dr`
 /// or its alias `route` (ipvsadm `-g`), `tun` or its alias `tunnel`
-/// (ipvsadm `-i`), exactly as the README lists them.
+/// (ipvsadm `-i`), `fullnat` (DPVS), exactly as the README lists them.
 impl std::str::FromStr for Method {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, UnknownName> {
@@ -569,10 +657,11 @@ impl std::str::FromStr for Method {
             "nat" | "masq" => Ok(Method::Nat),
             "dr" | "route" => Ok(Method::Dr),
             "tun" | "tunnel" => Ok(Method::Tun),
+            "fullnat" => Ok(Method::FullNat),
             _ => Err(UnknownName {
                 what: "forwarding method",
                 found: s.to_string(),
-                expected: "nat, masq, dr, route, tun, tunnel",
+                expected: "nat, masq, dr, route, tun, tunnel, fullnat",
             }),
         }
     }
@@ -660,7 +749,12 @@ mod name_tests {
         assert_eq!("tunnel".parse::<Method>(), Ok(Method::Tun));
         assert_eq!(
             "ipip".parse::<Method>().map_err(|e| e.to_string()),
-            Err("invalid forwarding method \"ipip\": expected one of nat, masq, dr, route, tun, tunnel".into())
+            Err("invalid forwarding method \"ipip\": expected one of nat, masq, dr, route, tun, tunnel, fullnat".into())
+        );
+        assert_eq!(Method::FullNat.to_string(), "FullNat");
+        assert_eq!(
+            "full_nat".parse::<Method>().map_err(|e| e.to_string()),
+            Err("invalid forwarding method \"full_nat\": expected one of nat, masq, dr, route, tun, tunnel, fullnat".into())
         );
         for t in [TunType::Ipip, TunType::Gue] {
             assert_eq!(t.config_name().parse::<TunType>(), Ok(t));

@@ -84,10 +84,11 @@ drop_reasons! {
     /// A first fragment whose decision found no slot in the worker's
     /// fragment table (4096 slots, 8 probed per datagram, 1 s each).
     FragTableFull => "frag_table_full",
-    /// A first fragment of a VS/TUN connection: its later fragments would
-    /// each need an outer header of their own, which fulcrum does not
-    /// write (IPVS tunnels every fragment; fulcrum does not yet).
-    FragTunnel => "frag_tun_unsupported",
+    /// A first fragment that its forwarding method would grow (VS/TUN's
+    /// outer header, FullNAT's PROXY v2 header or TOA option): its later
+    /// fragments would need an outer header of their own or shifted
+    /// offsets, which fulcrum does not write (IPVS tunnels every fragment).
+    FragEncap => "frag_encap_unsupported",
     /// Unicast IPv4 carried in an Ethernet broadcast or multicast frame
     /// (RFC 1122 §3.3.6, RFC 1812 §5.3.4).
     Ipv4L2Broadcast => "ipv4_l2_broadcast",
@@ -108,7 +109,9 @@ drop_reasons! {
     TunNoRoom => "tun_no_room",
     /// VS/TUN: the encapsulated packet would exceed the egress MTU and the
     /// inner packet has DF clear: IPVS would fragment the outer packet;
-    /// fulcrum does not fragment.
+    /// fulcrum does not fragment. (With DF set the client gets ICMP
+    /// "fragmentation needed" with the tunnel's MTU instead, as IPVS sends,
+    /// counted `icmp_frag_needed_sent`.)
     TunNeedsFragmentation => "tun_needs_fragmentation",
     /// TCP header cut short or data offset < 5.
     TcpMalformed => "tcp_malformed",
@@ -156,6 +159,16 @@ drop_reasons! {
     /// A new connection's outbound key (RIP:rport -> CIP:cport) is already
     /// another connection's: two clients cannot share a NAT reply tuple.
     ConnKeyCollision => "conn_key_collision",
+    /// FullNAT: every lport this worker may book on the service's local
+    /// addresses (those of the configured range whose owner is this worker)
+    /// is in use, so no connection was created (DPVS counts the same as a
+    /// `sa_pool` fetch failure).
+    FullnatNoLport => "fullnat_no_lport",
+    /// FullNAT with `client_address: "proxy_v2"`: the first client data
+    /// segment had no room in its buffer for the 28-byte PROXY v2 header
+    /// (the real server's MSS is clamped by 28 so that a conforming client
+    /// never sends such a segment); the client retransmits it.
+    FullnatProxyNoRoom => "fullnat_proxy_no_room",
     /// `expire_nodest_conn`: a client packet (not a bare SYN) of a
     /// connection whose real server went down or was removed; the
     /// connection was expired with it.
@@ -230,8 +243,10 @@ drop_reasons! {
     /// needed) above the worker's `icmp_rate_limit` (RFC 1812 §4.3.2.8);
     /// the packet that caused it is dropped under this name.
     IcmpRateLimited => "icmp_rate_limited",
-    /// A packet above the egress port's `mtu` without DF: fulcrum does not
-    /// fragment (RFC 1812 §5.2.6 would, a router may refuse).
+    /// A NAT, DR or FullNAT packet above the egress port's `mtu` without DF
+    /// (FullNAT's PROXY header or TOA counted): fulcrum does not fragment
+    /// (RFC 1812 §5.2.6 would, a router may refuse). VS/TUN's is
+    /// `tun_needs_fragmentation`.
     MtuExceeded => "mtu_exceeded",
     /// An ICMP error fulcrum would have sent does not fit the packet
     /// buffer (the error is longer than the packet that caused it and the
@@ -303,6 +318,15 @@ worker_counters! {
     /// reused their tuple (IPVS `conn_reuse_mode`); the SYN was scheduled
     /// afresh.
     conns_reused,
+    /// FullNAT `client_address: "toa"` segments that left without the TOA
+    /// option because their TCP options area (40 bytes at most) had no
+    /// room for its 8 bytes, or their buffer had no room to grow.
+    fullnat_toa_no_space,
+    /// FullNAT segments that carried a PROXY v2 header to the real server
+    /// (first data segments, with their retransmissions).
+    fullnat_proxy_sent,
+    /// FullNAT segments that carried a TOA option to the real server.
+    fullnat_toa_sent,
     /// Packets this worker moved to their owner worker.
     redirects_out,
     /// Packets other workers moved to this worker.
@@ -320,17 +344,20 @@ worker_counters! {
     /// ICMP errors from the client side about a balanced flow (their
     /// quote: VIP → CIP) relayed to the real server (IPVS
     /// `ip_vs_in_icmp`): NAT rewrites VIP to RIP outside and in the quote,
-    /// DR forwards at L2.
+    /// FullNAT also the client end to LIP:lport, DR and TUN forward at L2.
     icmp_errors_in,
     /// ICMP errors from the real servers' side about a NAT flow (their
     /// quote: CIP → RIP) relayed to the client with RIP rewritten to VIP
-    /// outside and in the quote (IPVS `ip_vs_out_icmp`).
+    /// outside and in the quote (IPVS `ip_vs_out_icmp`), or about a FullNAT
+    /// flow (to the LIP, quote LIP → RIP) with LIP:lport also rewritten
+    /// back to CIP:cport.
     icmp_errors_out,
     /// ICMP time exceeded (type 11 code 0) sent for a NAT packet whose TTL
     /// ran out (RFC 1812 §5.3.1).
     icmp_time_exceeded_sent,
     /// ICMP fragmentation needed (type 3 code 4, RFC 1191) sent for a DF
-    /// packet above the egress port's `mtu`.
+    /// packet above the egress port's `mtu` (with what its method adds: a
+    /// tunnel's outer header, FullNAT's PROXY header or TOA).
     icmp_frag_needed_sent,
     /// Frames handed to the kernel over the exception path (taken by the
     /// TAP queue; what it refused is `tx_full`).

@@ -337,7 +337,9 @@ struct Setup {
     redirected: bool,
     snap: fn(&mut Snapshot),
     /// Tailroom behind the frame in its buffer (`Via::Core` only): what a
-    /// method that grows the frame (VS/TUN) may use.
+    /// method that grows the frame (VS/TUN's outer header, FullNAT's PROXY
+    /// header or TOA) or an ICMP error longer than its packet may use. 0 is
+    /// the fixed frame of `Core::process`.
     room: usize,
     /// Pre-state on the core after `sync` (not used by `Via::Worker`).
     pre: fn(&mut Core, &Snapshot),
@@ -465,6 +467,211 @@ fn pre_conn_in_state(c: &mut Core, s: &Snapshot, state: TcpState) {
     }
 }
 
+/// FullNAT to both real servers, 128 bytes of tailroom (an mbuf has more)
+/// for the PROXY header and TOA.
+fn fullnat() -> Setup {
+    Setup {
+        method: Method::FullNat,
+        room: 128,
+        ..base()
+    }
+}
+
+/// The first lport a one-worker director books on [`LIP`].
+const LPORT: u16 = 1024;
+
+/// Real server 1's reply from 8080 to LIP:[`LPORT`], on the inside port.
+fn fullnat_reply(l4: L4) -> Pkt {
+    Pkt {
+        smac: RS1_MAC,
+        dmac: IN_MAC,
+        sip: RIP1,
+        dip: LIP,
+        ..Pkt::syn().with(l4)
+    }
+}
+
+/// FullNAT rows: TCP and UDP both ways, the LIP's ARP, and its drops.
+fn fullnat_cases() -> Vec<Case> {
+    use DropReason as R;
+    let syn = Pkt::syn();
+    let udp_in = L4::Udp {
+        sport: 5000,
+        dport: 53,
+    };
+    vec![
+        row("fullnat_in_syn", syn.bytes(), 0, Verdict::Tx(1))
+            .setup(fullnat())
+            .out(
+                Pkt {
+                    smac: IN_MAC,
+                    dmac: RS1_MAC,
+                    sip: LIP,
+                    dip: RIP1,
+                    ttl: 63,
+                    ..Pkt::tcp(LPORT, 8080, true, false)
+                }
+                .bytes(),
+            )
+            .bumps(&[
+                "conns_created",
+                "conns",
+                "real1.conns",
+                "real1.inactive_conns",
+                "real1.in_pkts",
+            ]),
+        row(
+            "fullnat_out_synack",
+            fullnat_reply(L4::Tcp {
+                sport: 8080,
+                dport: LPORT,
+                syn: true,
+                ack: true,
+            })
+            .bytes(),
+            1,
+            Verdict::Tx(0),
+        )
+        .setup(Setup {
+            pre: pre_client_syn,
+            ..fullnat()
+        })
+        .out(synack_to_client().bytes())
+        .bumps(&["real1.out_pkts"]),
+        row(
+            "fullnat_in_udp",
+            syn.clone().with(udp_in).bytes(),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(fullnat())
+        .out(
+            Pkt {
+                smac: IN_MAC,
+                dmac: RS1_MAC,
+                sip: LIP,
+                dip: RIP1,
+                ttl: 63,
+                ..syn.clone().with(L4::Udp {
+                    sport: LPORT,
+                    dport: 5353,
+                })
+            }
+            .bytes(),
+        )
+        .bumps(&[
+            "conns_created",
+            "conns",
+            "real3.conns",
+            "real3.inactive_conns",
+            "real3.in_pkts",
+        ]),
+        row(
+            "fullnat_out_udp",
+            Pkt {
+                sip: RIP1,
+                ..fullnat_reply(L4::Udp {
+                    sport: 5353,
+                    dport: LPORT,
+                })
+            }
+            .bytes(),
+            1,
+            Verdict::Tx(0),
+        )
+        .setup(Setup {
+            pre: pre_client_udp,
+            ..fullnat()
+        })
+        .out(
+            Pkt {
+                smac: OUT_MAC,
+                dmac: CLIENT_MAC,
+                sip: VIP,
+                dip: CIP,
+                ttl: 63,
+                ..syn.clone().with(L4::Udp {
+                    sport: 53,
+                    dport: 5000,
+                })
+            }
+            .bytes(),
+        )
+        .bumps(&["real3.out_pkts"]),
+        row(
+            "arp_reply_for_lip",
+            arp(RS1_MAC, [0xff; 6], 1, RS1_MAC, RIP1, [0; 6], LIP),
+            1,
+            Verdict::Tx(1),
+        )
+        .setup(fullnat())
+        .out(arp(IN_MAC, RS1_MAC, 2, IN_MAC, LIP, RS1_MAC, RIP1))
+        .bumps(&["arp_replies"]),
+        // A reply to LIP:lport that no connection booked.
+        dropped(
+            "fullnat_reply_no_conn",
+            fullnat_reply(L4::Tcp {
+                sport: 8080,
+                dport: LPORT,
+                syn: true,
+                ack: true,
+            })
+            .bytes(),
+            1,
+            R::ReplyNoConn,
+        )
+        .setup(fullnat()),
+        // One lport in the range, booked by another client port's SYN.
+        dropped("fullnat_no_lport", syn.bytes(), 0, R::FullnatNoLport).setup(Setup {
+            snap: |s| {
+                s.lport_range = LportRange {
+                    lo: LPORT,
+                    hi: LPORT,
+                }
+            },
+            pre: |c, s| {
+                let v = c.process(
+                    s,
+                    &mut Pkt::tcp(40001, 80, true, false).bytes(),
+                    0,
+                    0,
+                    false,
+                );
+                assert!(matches!(v, Verdict::Tx(_)), "pre-state SYN: {v:?}");
+            },
+            ..fullnat()
+        }),
+        // PROXY v2: the first data segment (seq = the SYN's 1000 + 1) in a
+        // buffer with no tailroom for the 28-byte header. The state moved
+        // (the segment was the connection's), only the rewrite failed.
+        dropped(
+            "fullnat_proxy_no_room",
+            Pkt {
+                payload: b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+                ..Pkt::tcp(40000, 80, false, true)
+            }
+            .bytes()
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| if i == 14 + 20 + 7 { b + 1 } else { b })
+            .collect(),
+            0,
+            R::FullnatProxyNoRoom,
+        )
+        .setup(Setup {
+            snap: |s| {
+                for svc in &mut s.services {
+                    svc.client_address = ClientAddress::ProxyV2;
+                }
+            },
+            pre: pre_client_syn,
+            room: 0,
+            ..fullnat()
+        })
+        .bumps(&["real1.active_conns", "-real1.inactive_conns"]),
+    ]
+}
+
 /// A client port of `CIP` that worker `w` of `n` owns.
 fn port_owned_by(w: u16, n: u16) -> u16 {
     (40000..u16::MAX)
@@ -579,17 +786,7 @@ fn cases() -> Vec<Case> {
             pre: pre_client_syn,
             ..base()
         })
-        .out(
-            Pkt {
-                smac: OUT_MAC,
-                dmac: CLIENT_MAC,
-                sip: VIP,
-                dip: CIP,
-                ttl: 63,
-                ..Pkt::tcp(80, 40000, true, true)
-            }
-            .bytes(),
-        )
+        .out(synack_to_client().bytes())
         .bumps(&["real1.out_pkts"]),
         row(
             "nat_in_udp",
@@ -1587,8 +1784,6 @@ fn cases() -> Vec<Case> {
             ..base()
         }),
     );
-    // A TTL-1 SYN's time exceeded (82 bytes) does not fit the 54-byte
-    // frame of `Core::process`: no room to grow.
     // VS/TUN drops. No room: the connection exists, the packet does not
     // leave (TCP's retransmission meets the same buffer size, so this is a
     // configuration error: mbufs need 32 bytes of tailroom).
@@ -1600,9 +1795,6 @@ fn cases() -> Vec<Case> {
             })
             .bumps(NEW_CONN_RS1),
     );
-    // 1481 + 20 bytes of outer header > 1500 with DF: the client gets
-    // "fragmentation needed" with the tunnel's MTU, 1500 - 20 = 1480
-    // (RFC 2003 §5.1), from the arrival port's DIP; the connection exists.
     // The client's "fragmentation needed" of a packet that does not fit
     // the tunnel, carrying `mtu`; the connection exists.
     let tun_frag_needed = |name, payload: usize, snap: fn(&mut Snapshot), mtu: u16| {
@@ -1656,6 +1848,30 @@ fn cases() -> Vec<Case> {
             .out(tunnelled(&inner_of(&fits), [10, 1, 0, 1], 63, 0, None))
             .bumps(NEW_CONN_RS1_PKT),
     );
+    // GUE's 32 bytes leave 1468 inside the tunnel.
+    v.push(
+        row("icmp_frag_needed_gue_in", fits.bytes(), 0, Verdict::Tx(0))
+            .setup(Setup {
+                snap: gue_reals,
+                ..tun_base()
+            })
+            .out(generated(
+                &fits.bytes(),
+                OUT_MAC,
+                CLIENT_MAC,
+                DIP_OUT,
+                3,
+                4,
+                [0, 0, 0x05, 0xbc],
+            ))
+            .bumps(&[
+                "icmp_frag_needed_sent",
+                "conns_created",
+                "conns",
+                "real1.conns",
+                "real1.inactive_conns",
+            ]),
+    );
     // The same size without DF: IPVS would fragment the outer packet.
     let no_df = edited(fits.bytes(), |f| {
         f[IP + 6] &= !0x40;
@@ -1676,22 +1892,22 @@ fn cases() -> Vec<Case> {
         })
         .bumps(NEW_CONN_RS1),
     );
-    // A tunnel is a route too: TTL 1 is answered with time exceeded, as
-    // for NAT (IPVS decrements the inner TTL, `decrement_ttl`).
-    let syn_ttl_1 = Pkt {
+    // TUN routes: a TTL-1 SYN gets time exceeded (82 bytes, in the 64
+    // bytes of tailroom) and no connection, as NAT.
+    let ttl_1 = Pkt {
         ttl: 1,
         ..syn.clone()
     };
     v.push(
         row(
-            "icmp_time_exceeded_tun",
-            syn_ttl_1.bytes(),
+            "icmp_time_exceeded_tun_in",
+            ttl_1.bytes(),
             0,
             Verdict::Tx(0),
         )
         .setup(tun_base())
         .out(generated(
-            &syn_ttl_1.bytes(),
+            &ttl_1.bytes(),
             OUT_MAC,
             CLIENT_MAC,
             DIP_OUT,
@@ -1701,6 +1917,8 @@ fn cases() -> Vec<Case> {
         ))
         .bumps(&["icmp_time_exceeded_sent"]),
     );
+    // A TTL-1 SYN's time exceeded (82 bytes) does not fit the 54-byte
+    // frame of `Core::process`: no room to grow.
     v.push(dropped(
         "icmp_error_no_room_ttl_1",
         Pkt {
@@ -1847,6 +2065,7 @@ fn cases() -> Vec<Case> {
         1,
         R::ReplyNoConn,
     ));
+    v.extend(fullnat_cases());
     // ---- route ----
     // A client with no route back is refused before any state exists
     // (ipv4_rpf_fail); no_route is what remains: a real server the routes
@@ -2064,18 +2283,42 @@ fn pre_client_udp(c: &mut Core, s: &Snapshot) {
 const ROUTER: [u8; 4] = [10, 0, 0, 254];
 const ROUTER_MAC: [u8; 6] = [0x02, 0xee, 0, 0, 0, 0xfe];
 
-fn icmp_rows(v: &mut Vec<Case>) {
-    use DropReason as R;
-    // What the director sent the client for the connection
-    // CIP:40000 -> VIP:80 (NAT, to RIP1:8080): its SYN-ACK, from VIP:80.
-    let to_client = Pkt {
+/// What the director sent the client for the connection CIP:40000 ->
+/// VIP:80 (NAT to RIP1:8080, or FullNAT from LIP:LPORT): its SYN-ACK, from
+/// VIP:80.
+fn synack_to_client() -> Pkt {
+    Pkt {
         smac: OUT_MAC,
         dmac: CLIENT_MAC,
         sip: VIP,
         dip: CIP,
         ttl: 63,
         ..Pkt::tcp(80, 40000, true, true)
-    };
+    }
+}
+
+/// A port unreachable about the client's SYN as the client gets it, from
+/// VIP:80 (relayed from a NAT or a FullNAT real server alike).
+fn unreachable_to_client() -> Vec<u8> {
+    icmp_error(
+        OUT_MAC,
+        CLIENT_MAC,
+        VIP,
+        CIP,
+        63,
+        3,
+        3,
+        [0; 4],
+        &ipv4_of(&Pkt {
+            ttl: 63,
+            ..Pkt::syn()
+        }),
+    )
+}
+
+fn icmp_rows(v: &mut Vec<Case>) {
+    use DropReason as R;
+    let to_client = synack_to_client();
     // The same packet as real server 1 sent it, before NAT.
     let from_rs1 = Pkt {
         sip: RIP1,
@@ -2199,20 +2442,7 @@ fn icmp_rows(v: &mut Vec<Case>) {
             Verdict::Tx(0),
         )
         .setup(nat_conn)
-        .out(icmp_error(
-            OUT_MAC,
-            CLIENT_MAC,
-            VIP,
-            CIP,
-            63,
-            3,
-            3,
-            [0; 4],
-            &ipv4_of(&Pkt {
-                ttl: 63,
-                ..Pkt::syn()
-            }),
-        ))
+        .out(unreachable_to_client())
         .bumps(&["icmp_errors_out"]),
     );
     let udp_to_rs1 = Pkt {
@@ -2453,6 +2683,197 @@ fn icmp_rows(v: &mut Vec<Case>) {
             "real1.inactive_conns",
         ]),
     );
+    fullnat_icmp_rows(v);
+}
+
+/// `quote` (an IPv4 header and at least 8 bytes of TCP) with its TCP
+/// sequence number set to `seq` (no TCP checksum is quoted in 28 bytes).
+fn with_quoted_seq(mut quote: Vec<u8>, seq: u32) -> Vec<u8> {
+    quote[24..28].copy_from_slice(&seq.to_be_bytes());
+    quote
+}
+
+/// Snapshot edit: every service carries the client address as PROXY v2.
+fn proxy_v2(s: &mut Snapshot) {
+    for svc in &mut s.services {
+        svc.client_address = ClientAddress::ProxyV2;
+    }
+}
+
+/// ICMP errors about FullNAT flows: relayed with both ends rewritten (the
+/// real server knows only LIP:lport, the client only VIP:vport), the
+/// PROXY v2 sequence shift undone in a quote, and the egress MTU counting
+/// the PROXY header.
+fn fullnat_icmp_rows(v: &mut Vec<Case>) {
+    let to_client = synack_to_client();
+    // The client's SYN as the director forwarded it to real server 1.
+    let to_rs1 = Pkt {
+        smac: IN_MAC,
+        dmac: RS1_MAC,
+        sip: LIP,
+        dip: RIP1,
+        ttl: 63,
+        ..Pkt::tcp(LPORT, 8080, true, false)
+    };
+    let conn = Setup {
+        pre: pre_client_syn,
+        ..fullnat()
+    };
+    // Client side -> real server: from the LIP (the real server may have
+    // no route to the client), quoting the real server's own SYN-ACK.
+    v.push(
+        row(
+            "icmp_relay_fullnat_in_port_unreachable",
+            icmp_error(
+                CLIENT_MAC,
+                OUT_MAC,
+                CIP,
+                VIP,
+                64,
+                3,
+                3,
+                [0; 4],
+                &ipv4_of(&to_client),
+            ),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(conn)
+        .out(icmp_error(
+            IN_MAC,
+            RS1_MAC,
+            LIP,
+            RIP1,
+            63,
+            3,
+            3,
+            [0; 4],
+            &ipv4_of(&Pkt {
+                sip: RIP1,
+                dip: LIP,
+                ttl: 63,
+                ..Pkt::tcp(8080, LPORT, true, true)
+            }),
+        ))
+        .bumps(&["icmp_errors_in"]),
+    );
+    // Real server side (to the LIP) -> client: from the VIP, quoting the
+    // client's own SYN.
+    v.push(
+        row(
+            "icmp_relay_fullnat_out_port_unreachable",
+            icmp_error(
+                RS1_MAC,
+                IN_MAC,
+                RIP1,
+                LIP,
+                64,
+                3,
+                3,
+                [0; 4],
+                &ipv4_of(&to_rs1),
+            ),
+            1,
+            Verdict::Tx(0),
+        )
+        .setup(conn)
+        .out(unreachable_to_client())
+        .bumps(&["icmp_errors_out"]),
+    );
+    // PROXY v2: a router between the director and real server 1 quotes the
+    // client's second data segment, whose sequence number the director
+    // moved by the header's 28 bytes (isn1 1001, 18 bytes first sent:
+    // 1019 + 28); the client gets its own 1019 back.
+    v.push(
+        row(
+            "icmp_relay_fullnat_out_proxy_v2_seq",
+            icmp_error(
+                RS1_MAC,
+                IN_MAC,
+                [10, 1, 0, 254],
+                LIP,
+                64,
+                11,
+                0,
+                [0; 4],
+                &with_quoted_seq(
+                    ipv4_of(&Pkt {
+                        sip: LIP,
+                        dip: RIP1,
+                        ttl: 63,
+                        ..Pkt::tcp(LPORT, 8080, false, true)
+                    })[..28]
+                        .to_vec(),
+                    1019 + 28,
+                ),
+            ),
+            1,
+            Verdict::Tx(0),
+        )
+        .setup(Setup {
+            snap: proxy_v2,
+            ..conn
+        })
+        .out(icmp_error(
+            OUT_MAC,
+            CLIENT_MAC,
+            VIP,
+            CIP,
+            63,
+            11,
+            0,
+            [0; 4],
+            &with_quoted_seq(
+                ipv4_of(&Pkt {
+                    ttl: 63,
+                    ..Pkt::tcp(40000, 80, false, true)
+                })[..28]
+                    .to_vec(),
+                1019,
+            ),
+        ))
+        .bumps(&["icmp_errors_out"]),
+    );
+    // The egress MTU counts the PROXY header: the client's first data
+    // segment (seq 1001, 1000 bytes, DF) fits the inside port's 1000 bytes
+    // but not with 28 more, so it learns 972.
+    let first = edited(
+        Pkt {
+            payload: vec![0x47; 1000 - 40],
+            ..Pkt::tcp(40000, 80, false, true)
+        }
+        .bytes(),
+        |f| f[IP + 20 + 7] += 1,
+    );
+    v.push(
+        row(
+            "icmp_frag_needed_fullnat_proxy_v2",
+            first.clone(),
+            0,
+            Verdict::Tx(0),
+        )
+        .setup(Setup {
+            snap: |s| {
+                inside_mtu_1000(s);
+                proxy_v2(s);
+            },
+            ..conn
+        })
+        .out(generated(
+            &first,
+            OUT_MAC,
+            CLIENT_MAC,
+            DIP_OUT,
+            3,
+            4,
+            [0, 0, 0x03, 0xcc],
+        ))
+        .bumps(&[
+            "icmp_frag_needed_sent",
+            "real1.active_conns",
+            "-real1.inactive_conns",
+        ]),
+    );
 }
 
 impl Pkt {
@@ -2678,7 +3099,7 @@ fn fragment_rows() -> Vec<Case> {
         }),
         // A tunnelled flow's first fragment: the connection is made, the
         // fragment is refused before its rewrite.
-        dropped("frag_tun_unsupported", first[0].clone(), 0, R::FragTunnel)
+        dropped("frag_encap_unsupported", first[0].clone(), 0, R::FragEncap)
             .setup(tun_base())
             .bumps(&[
                 "conns_created",
@@ -2843,6 +3264,8 @@ fn run_core(case: &Case) {
     buf.resize(case.frame.len() + st.room, 0x5a);
     let mut frame = Frame::new(&mut buf, case.frame.len());
     let v = core.process_frame(&snap, &mut frame, case.in_port, 1, st.redirected);
+    // The frame's final length is kept: a method may grow it, an ICMP
+    // error may be shorter than the packet it replaces.
     let len = frame.len();
     buf.truncate(len);
     let f = buf;
@@ -2983,6 +3406,61 @@ fn test_fixture_table() {
     }
 }
 
+/// DR and TUN replies bypass the director, so their connections follow
+/// IPVS's INPUT-ONLY table (`IP_VS_CONN_F_NOOUTPUT`, set for every method
+/// but masquerading), where the client's FIN in ESTABLISHED means FIN_WAIT;
+/// NAT and FullNAT see the replies, and the same FIN is CLOSE_WAIT.
+#[test]
+fn test_input_only_states_for_dr_and_tun() {
+    let cases = [
+        (base(), TcpState::CloseWait),
+        (fullnat(), TcpState::CloseWait),
+        (
+            Setup {
+                method: Method::Dr,
+                ..base()
+            },
+            TcpState::FinWait,
+        ),
+        (tun_base(), TcpState::FinWait),
+    ];
+    for (setup, want) in cases {
+        let snap = build_snapshot(&setup);
+        let mut core = Core::new(0, 1, 1024);
+        core.sync(&snap);
+        let segment = |fin: bool| {
+            let mut f = Vec::new();
+            let b = PacketBuilder::ethernet2(CLIENT_MAC, OUT_MAC)
+                .ipv4(CIP, VIP, 64)
+                .tcp(40000, 80, 1001, 65535)
+                .ack(1);
+            if fin { b.fin() } else { b }.write(&mut f, &[]).unwrap();
+            f
+        };
+        for f in [Pkt::syn().bytes(), segment(false), segment(true)] {
+            let mut buf = f.clone();
+            buf.resize(f.len() + 128, 0);
+            let mut frame = Frame::new(&mut buf, f.len());
+            let v = core.process_frame(&snap, &mut frame, 0, 1, false);
+            assert_eq!(v, Verdict::Tx(1), "{:?}", setup.method);
+        }
+        let key = FlowKey {
+            src_ip: ip(CIP),
+            dst_ip: ip(VIP),
+            src_port: 40000,
+            dst_port: 80,
+            proto: 6,
+        };
+        let (id, _) = core.conns.lookup(&key).expect("the connection");
+        assert_eq!(
+            core.conns.get(id).map(|c| c.state),
+            Some(want),
+            "{:?}",
+            setup.method
+        );
+    }
+}
+
 /// Adding a `DropReason` without a fixture row fails here, naming it.
 #[test]
 fn test_every_reason_has_a_row() {
@@ -3006,6 +3484,10 @@ fn test_every_reason_has_a_row() {
     for name in [
         "nat_in_syn",
         "nat_out_synack",
+        "fullnat_in_syn",
+        "fullnat_out_synack",
+        "fullnat_in_udp",
+        "fullnat_out_udp",
         "dr_in_syn",
         "arp_reply_for_vip",
         "icmp_echo_reply_vip",

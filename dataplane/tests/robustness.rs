@@ -268,9 +268,9 @@ fn stage_of(r: DropReason) -> &'static str {
         | ExceptionRateLimited | ArpVrrpBackup | VrrpBadTtl | VrrpTruncated | VrrpBadVersion
         | VrrpBadChecksum | VrrpBadFields => "local",
         TcpNoConn | NoService | NoRealServer | ConnTableFull | ConnKeyCollision
-        | ConnDestUnavailable | ReplyNoConn | TtlExceeded => "conn",
+        | ConnDestUnavailable | ReplyNoConn | TtlExceeded | FullnatNoLport => "conn",
         NoRoute | NeighUnresolved | NeighTableFull => "route",
-        TunNoRoom | FragTunnel => "xmit",
+        TunNoRoom | FullnatProxyNoRoom | FragEncap => "xmit",
         RedirectRingFull | TxFull | TxPortInvalid | BadWorker => "worker",
     }
 }

@@ -78,6 +78,10 @@
 # whose userspace decapsulator (tests/e2e/tun_decap.py, raw/UDP socket to
 # a TUN device) hands the inner packets to nginx; NREQ requests each, 0
 # failures, the tunnel packets on the wire clean in tshark's expert info.
+# And "fullnat" (1 and 2 workers, tests/e2e/fullnat.sh): real servers on a
+# routed subnet with no route back to the client; nginx with
+# `proxy_protocol` logs the client's address for all 300 requests, 0
+# failures, and with 2 workers redirects_out == 0.
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
@@ -119,12 +123,14 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/e2e/icmp.sh"
 # shellcheck source=tests/e2e/tun.sh
 . "$ROOT/tests/e2e/tun.sh"
+# shellcheck source=tests/e2e/fullnat.sh
+. "$ROOT/tests/e2e/fullnat.sh"
 
 fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1 reload:1 vrrp-dr:1 vrrp-nat:1 vrrp-keepalived:1 vrrp-split:1 udp-nat:1 pmtu:1 tun:1}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1 reload:1 vrrp-dr:1 vrrp-nat:1 vrrp-keepalived:1 vrrp-split:1 udp-nat:1 pmtu:1 tun:1 fullnat:1 fullnat:2}
 PASS=0
 FAIL=0
 
@@ -213,6 +219,10 @@ for c in $CASES; do
         vrrp-keepalived)
             fc_say "== e2e case: vrrp-keepalived, fulcrum and keepalived 2.2 on one segment, v2 and v3"
             run=(vrrp_keepalived_case_run)
+            ;;
+        fullnat)
+            fc_say "== e2e case: fullnat, $nw worker(s), routed real servers with no route back, PROXY v2 client address"
+            run=(fullnat_case_run "$nw")
             ;;
         vrrp-split)
             fc_say "== e2e case: vrrp-split, adverts blocked one way between the directors"

@@ -89,6 +89,8 @@ fn snapshot(services: usize, reals: usize) -> Snapshot {
             mh_table: None,
             reals: ids,
             persistence: None,
+            local_addresses: Vec::new(),
+            client_address: Default::default(),
         });
     }
     snap

@@ -369,6 +369,8 @@ mod tests {
                 mh_table: None,
                 reals: vec![1, 2],
                 persistence: None,
+                local_addresses: Vec::new(),
+                client_address: Default::default(),
             }],
             ..Default::default()
         }

@@ -16,8 +16,8 @@ use serde::Deserialize;
 
 use super::health::{CheckerConfig, Seconds, Timing, TimingLevel};
 use super::types::{
-    ChecksumCheckName, Cidr, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask, ProtoName,
-    SchedulerName, SocketAddrV4Str, TimeoutSecs, TunTypeName, Weight,
+    ChecksumCheckName, Cidr, ClientAddressName, ForwardingName, Ipv4Net, Ipv4Str, MacAddr, Netmask,
+    ProtoName, SchedulerName, SocketAddrV4Str, TimeoutSecs, TunTypeName, Weight,
 };
 use super::vrrp::{VrrpInstanceConfig, VrrpScriptConfig, VrrpSyncGroupConfig};
 use super::DEFAULT_ADMIN_SOCKET;
@@ -86,6 +86,13 @@ pub struct Config {
     /// server instead of waiting out the timeout. Default false, as IPVS.
     #[serde(default)]
     pub expire_nodest_conn: bool,
+    /// First local port FullNAT books on each local address. Default 1024.
+    #[serde(default = "default_lport_min")]
+    pub fullnat_lport_min: u16,
+    /// Last local port FullNAT books on each local address, at least
+    /// `fullnat_lport_min`. Default 65535.
+    #[serde(default = "default_lport_max")]
+    pub fullnat_lport_max: u16,
     /// keepalived's `enable_script_security`: refuse a `MISC_CHECK`,
     /// `notify_*` or `quorum_*` script that anyone but its owner may
     /// change (the file or a directory above it), or that is owned by
@@ -478,10 +485,30 @@ pub struct ServiceConfig {
     /// default the service's.
     #[serde(default)]
     pub sorry_server_forwarding: Option<ForwardingName>,
+    /// FullNAT local addresses (LIPs, DPVS `laddr`): the source addresses
+    /// the real servers see for this service's FullNAT connections. Each on
+    /// a connected subnet of a port (fulcrum answers ARP for it there), none
+    /// a DIP or VIP. Required (non-empty) when a real server or the sorry
+    /// server uses `"fullnat"`; default none.
+    #[serde(default)]
+    pub local_addresses: Vec<Ipv4Str>,
+    /// How FullNAT connections tell the real server the client's address:
+    /// `"none"` (default), `"toa"` or `"proxy_v2"`; the latter two for TCP
+    /// services only.
+    #[serde(default)]
+    pub client_address: ClientAddressName,
 }
 
 fn default_quorum() -> u32 {
     1
+}
+
+fn default_lport_min() -> u16 {
+    1024
+}
+
+fn default_lport_max() -> u16 {
+    65535
 }
 
 /// One real server (`ipvsadm -a -t VIP:port -r RIP:port -w weight -m|-g`).

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use dataplane::snapshot::{ChecksumCheck, Method, Proto, TunType, UnknownName};
+use dataplane::snapshot::{ChecksumCheck, ClientAddress, Method, Proto, TunType, UnknownName};
 use sched::SchedKind;
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -414,8 +414,9 @@ impl<'de> Deserialize<'de> for ProtoName {
 }
 
 /// A forwarding method as the config spells it: `"nat"` (alias `"masq"`,
-/// ipvsadm `-m`), `"dr"` (alias `"route"`, ipvsadm `-g`) or `"tun"` (alias
-/// `"tunnel"`, ipvsadm `-i`); the words are [`Method`]'s `FromStr`.
+/// ipvsadm `-m`), `"dr"` (alias `"route"`, ipvsadm `-g`), `"tun"` (alias
+/// `"tunnel"`, ipvsadm `-i`) or `"fullnat"` (DPVS, ipvsadm `--fullnat`);
+/// the words are [`Method`]'s `FromStr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ForwardingName(pub Method);
 
@@ -439,6 +440,23 @@ impl<'de> Deserialize<'de> for TunTypeName {
         de_str(d, "\"ipip\" or \"gue\"", |s| {
             s.parse()
                 .map(TunTypeName)
+                .map_err(|e: UnknownName| e.to_string())
+        })
+    }
+}
+
+/// How a FullNAT service passes the client address to its real servers, as
+/// the config spells it: `"none"` (default), `"toa"` (the TOA TCP option,
+/// DPVS / Alibaba LVS) or `"proxy_v2"` (PROXY protocol v2); the words are
+/// [`ClientAddress`]'s `FromStr`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ClientAddressName(pub ClientAddress);
+
+impl<'de> Deserialize<'de> for ClientAddressName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de_str(d, "\"none\", \"toa\" or \"proxy_v2\"", |s| {
+            s.parse()
+                .map(ClientAddressName)
                 .map_err(|e: UnknownName| e.to_string())
         })
     }

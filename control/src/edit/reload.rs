@@ -41,6 +41,8 @@ pub const RELOADABLE: &[&str] = &[
     "routes",
     "timeouts",
     "expire_nodest_conn",
+    "fullnat_lport_min",
+    "fullnat_lport_max",
     "enable_script_security",
 ];
 
@@ -153,6 +155,8 @@ pub fn restart_fields(old: &Config, new: &Config) -> Vec<&'static str> {
         same.routes.clone_from(&old.routes);
         same.timeouts.clone_from(&old.timeouts);
         same.expire_nodest_conn = old.expire_nodest_conn;
+        same.fullnat_lport_min = old.fullnat_lport_min;
+        same.fullnat_lport_max = old.fullnat_lport_max;
         same.enable_script_security = old.enable_script_security;
         if same != *old {
             out.push("a setting outside the reloadable ones");

@@ -222,6 +222,10 @@ mod tests {
                 real: 1,
                 service: 0,
                 state: TcpState::SynRecv,
+                lip: 0,
+                lport: 0,
+                client_address: Default::default(),
+                isn1: 0,
             };
             t.insert(c, 30_000, 0).unwrap();
         }

@@ -34,7 +34,7 @@ pub use table::{ConnTable, MAX_CONNS};
 pub use tcp_state::{TcpState, TCP_NONE_TIMEOUT_MS};
 pub use wheel::{TICK_MS, WHEEL_SLOTS};
 
-use crate::snapshot::Method;
+use crate::snapshot::{ClientAddress, Method};
 
 /// A packet's 5-tuple as it appears in the packet, source → destination.
 /// Addresses and ports in host order; `proto` is the IP protocol number.
@@ -73,7 +73,8 @@ pub enum Dir {
 }
 
 /// One connection, as `ipvsadm -Lcn` lists it: client, virtual service, real
-/// server, state. 28 bytes.
+/// server, state, and for FullNAT the local address and port. 40 bytes (a
+/// value handed out by the table, not its storage: see `table.rs`).
 ///
 /// The address and port fields and `proto`/`method` define the connection's
 /// keys; the table keeps its own copy of them from [`ConnTable::insert`]
@@ -96,7 +97,8 @@ pub struct Conn {
     pub rport: u16,
     /// IP protocol number (6 = TCP, 17 = UDP).
     pub proto: u8,
-    /// Forwarding method; [`Method::Nat`] connections also get an outbound key.
+    /// Forwarding method; [`Method::Nat`] and [`Method::FullNat`] connections
+    /// also get an outbound key.
     pub method: Method,
     /// Dense real-server id into `Snapshot::reals` (from 1), 0 = none.
     pub real: u32,
@@ -104,6 +106,17 @@ pub struct Conn {
     pub service: u16,
     /// IPVS TCP state; UDP connections use [`TcpState::Udp`].
     pub state: TcpState,
+    /// FullNAT local address (LIP) the real server sees as the source, host
+    /// order; 0 for other methods.
+    pub lip: u32,
+    /// FullNAT local port (lport), host order; 0 for other methods.
+    pub lport: u16,
+    /// FullNAT: how the client address reaches the real server.
+    pub client_address: ClientAddress,
+    /// FullNAT with [`ClientAddress::ProxyV2`]: the client's initial
+    /// sequence number plus one (the sequence number of its first data
+    /// byte, where the PROXY header goes), from its SYN; 0 otherwise.
+    pub isn1: u32,
 }
 
 impl Conn {
@@ -118,10 +131,18 @@ impl Conn {
         }
     }
 
-    /// The key of the real server's replies, `rip:rport → cip:cport`, for a
-    /// NAT connection; `None` for DR and TUN (replies bypass the director).
+    /// The key of the real server's replies: `rip:rport → cip:cport` for a
+    /// NAT connection, `rip:rport → lip:lport` for FullNAT; `None` for DR
+    /// and TUN (replies bypass the director).
     pub fn outbound_key(&self) -> Option<FlowKey> {
         match self.method {
+            Method::FullNat => Some(FlowKey {
+                src_ip: self.rip,
+                dst_ip: self.lip,
+                src_port: self.rport,
+                dst_port: self.lport,
+                proto: self.proto,
+            }),
             Method::Nat => Some(FlowKey {
                 src_ip: self.rip,
                 dst_ip: self.cip,
@@ -172,6 +193,10 @@ mod tests {
             real: 1,
             service: 0,
             state: TcpState::None,
+            lip: 0,
+            lport: 0,
+            client_address: ClientAddress::None,
+            isn1: 0,
         }
     }
 
@@ -203,11 +228,27 @@ mod tests {
             ..c
         };
         assert_eq!(d.outbound_key(), None);
+        let f = Conn {
+            method: Method::FullNat,
+            lip: 0x0a02_0001,
+            lport: 5000,
+            ..c
+        };
+        assert_eq!(
+            f.outbound_key(),
+            Some(FlowKey {
+                src_ip: 0x0a01_0002,
+                dst_ip: 0x0a02_0001,
+                src_port: 8080,
+                dst_port: 5000,
+                proto: 6
+            })
+        );
     }
 
     #[test]
     fn test_conn_sizes() {
-        assert_eq!(core::mem::size_of::<Conn>(), 28);
+        assert_eq!(core::mem::size_of::<Conn>(), 40);
         assert_eq!(core::mem::size_of::<FlowKey>(), 16);
         assert_eq!(core::mem::size_of::<TcpState>(), 1);
     }

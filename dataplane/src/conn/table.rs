@@ -45,7 +45,7 @@
 use super::index::{prefetch_read, BucketIndex};
 use super::wheel::{self, Link, Linked, Wheel, DETACHED, FREE, NIL};
 use super::{Conn, ConnId, ConnRecord, Dir, FlowKey, InsertError, TcpState};
-use crate::snapshot::Method;
+use crate::snapshot::{ClientAddress, Method};
 
 /// Largest `max_conns` a table accepts (2^31 − 1); [`ConnTable::new`]
 /// clamps larger values. Bit 31 of an index value marks the outbound key.
@@ -69,11 +69,33 @@ struct Entry {
     rport: u16,
     service: u16,
     proto: u8,
-    /// Forwarding method; NAT entries also own an outbound key.
+    /// Forwarding method. NAT and FullNAT entries also own an outbound key;
+    /// FullNAT's extra fields live in the table's side array
+    /// (`ConnTable::fnat`).
     method: Method,
     state: TcpState,
     link: Link,
 }
+
+/// The FullNAT fields of one connection, beside its slab entry (same
+/// index), so that NAT and DR entries keep their 40 bytes: the array is
+/// allocated only once a snapshot has a FullNAT real server. 12 bytes.
+#[derive(Clone, Copy, Debug)]
+struct FnatExt {
+    lip: u32,
+    isn1: u32,
+    lport: u16,
+    client_address: ClientAddress,
+}
+
+const FNAT_BLANK: FnatExt = FnatExt {
+    lip: 0,
+    isn1: 0,
+    lport: 0,
+    client_address: ClientAddress::None,
+};
+
+const _: () = assert!(core::mem::size_of::<FnatExt>() == 12);
 
 impl Entry {
     fn in_use(&self) -> bool {
@@ -97,7 +119,12 @@ impl Entry {
         }
     }
 
-    fn conn(&self) -> Conn {
+    /// The connection, with `ext`'s FullNAT fields when it is FullNAT.
+    fn conn(&self, ext: Option<&FnatExt>) -> Conn {
+        let x = match (self.method, ext) {
+            (Method::FullNat, Some(x)) => *x,
+            _ => FNAT_BLANK,
+        };
         Conn {
             cip: self.cip,
             cport: self.cport,
@@ -110,15 +137,24 @@ impl Entry {
             real: self.real,
             service: self.service,
             state: self.state,
+            lip: x.lip,
+            lport: x.lport,
+            client_address: x.client_address,
+            isn1: x.isn1,
         }
     }
 
-    /// Whether this entry's key for direction `dir` is `k`.
+    /// Whether this entry's key for direction `dir` is `k`; `ext` is its
+    /// FullNAT fields (the outbound key's destination is LIP:lport).
     #[inline]
-    fn has_key(&self, dir: Dir, k: &FlowKey) -> bool {
-        let (src_ip, dst_ip, src_port, dst_port) = match dir {
-            Dir::In => (self.cip, self.vip, self.cport, self.vport),
-            Dir::Out => (self.rip, self.cip, self.rport, self.cport),
+    fn has_key(&self, dir: Dir, k: &FlowKey, ext: Option<&FnatExt>) -> bool {
+        let (src_ip, dst_ip, src_port, dst_port) = match (dir, self.method) {
+            (Dir::In, _) => (self.cip, self.vip, self.cport, self.vport),
+            (Dir::Out, Method::FullNat) => match ext {
+                Some(x) => (self.rip, x.lip, self.rport, x.lport),
+                None => return false,
+            },
+            (Dir::Out, _) => (self.rip, self.cip, self.rport, self.cport),
         };
         src_ip == k.src_ip
             && dst_ip == k.dst_ip
@@ -188,6 +224,9 @@ fn pack(k: &FlowKey) -> u128 {
 pub struct ConnTable {
     /// All entries, live and free; length `max`, never reallocated.
     slab: Vec<Entry>,
+    /// FullNAT fields by slab index: empty until
+    /// [`ConnTable::enable_fullnat`], then length `max`.
+    fnat: Vec<FnatExt>,
     /// `slab index | OUT_BIT for outbound` for every key of every live entry.
     index: BucketIndex,
     hasher: ahash::RandomState,
@@ -228,6 +267,7 @@ impl ConnTable {
         }
         ConnTable {
             slab,
+            fnat: Vec::new(),
             index: BucketIndex::with_keys(2 * max as usize),
             hasher: ahash::RandomState::new(),
             wheel: Wheel::new(),
@@ -235,6 +275,30 @@ impl ConnTable {
             len: 0,
             max,
         }
+    }
+
+    /// Allocates the FullNAT side array (12 bytes per connection of
+    /// capacity) if it is not there yet, so that FullNAT connections can be
+    /// inserted. Slow path: the worker calls it when it adopts a snapshot
+    /// with a FullNAT real server; a table that never sees one never pays
+    /// for it.
+    pub fn enable_fullnat(&mut self) {
+        if self.fnat.len() < self.slab.len() {
+            self.fnat = vec![FNAT_BLANK; self.slab.len()];
+        }
+    }
+
+    /// Whether [`ConnTable::enable_fullnat`] was called.
+    pub fn fullnat_enabled(&self) -> bool {
+        !self.fnat.is_empty() || self.slab.is_empty()
+    }
+
+    /// The connection in slab slot `i` (live or not), FullNAT fields
+    /// included.
+    #[inline]
+    fn conn_at(&self, i: usize) -> Option<Conn> {
+        let e = self.slab.get(i)?;
+        Some(e.conn(self.fnat.get(i)))
     }
 
     /// Live connections.
@@ -257,6 +321,7 @@ impl ConnTable {
     /// connection including both hash keys (56 for large tables).
     pub fn memory_bytes(&self) -> usize {
         self.slab.capacity() * Self::ENTRY_BYTES
+            + self.fnat.capacity() * core::mem::size_of::<FnatExt>()
             + self.index.memory_bytes()
             + wheel::WHEEL_SLOTS * 4
     }
@@ -291,10 +356,11 @@ impl ConnTable {
 
     #[inline]
     fn find(&self, hash: u64, key: &FlowKey) -> Option<u32> {
-        let slab = &self.slab;
+        let (slab, fnat) = (&self.slab, &self.fnat);
         self.index.find(hash, |v| {
-            slab.get((v & IDX_MASK) as usize)
-                .is_some_and(|e| e.has_key(dir_of(v), key))
+            let i = (v & IDX_MASK) as usize;
+            slab.get(i)
+                .is_some_and(|e| e.has_key(dir_of(v), key, fnat.get(i)))
         })
     }
 
@@ -323,12 +389,15 @@ impl ConnTable {
     /// milliseconds on the worker's monotonic clock).
     ///
     /// Keys: inbound `cip:cport → vip:vport`; for [`Method::Nat`] also
-    /// outbound `rip:rport → cip:cport` (both with `proto`). They are taken
-    /// from `conn` now and kept for the connection's life.
+    /// outbound `rip:rport → cip:cport`, for [`Method::FullNat`] outbound
+    /// `rip:rport → lip:lport` (all with `proto`). They are taken
+    /// from `conn` now and kept for the connection's life, as are FullNAT's
+    /// `lip`, `lport`, `client_address` and `isn1`.
     ///
     /// # Errors
     /// - [`InsertError::TableFull`] when `capacity()` connections are live
-    ///   (checked first);
+    ///   (checked first), or for a FullNAT connection before
+    ///   [`ConnTable::enable_fullnat`];
     /// - [`InsertError::Exists`] when either key is already in the table, or
     ///   when a NAT connection's two keys are equal.
     ///
@@ -339,7 +408,7 @@ impl ConnTable {
         timeout_ms: u32,
         now_ms: u64,
     ) -> Result<ConnId, InsertError> {
-        if self.len >= self.max {
+        if self.len >= self.max || (conn.method == Method::FullNat && self.fnat.is_empty()) {
             return Err(InsertError::TableFull);
         }
         let k_in = conn.inbound_key();
@@ -385,6 +454,16 @@ impl ConnTable {
                 },
             );
         }
+        if conn.method == Method::FullNat {
+            if let Some(x) = self.fnat.get_mut(idx as usize) {
+                *x = FnatExt {
+                    lip: conn.lip,
+                    isn1: conn.isn1,
+                    lport: conn.lport,
+                    client_address: conn.client_address,
+                };
+            }
+        }
         self.wheel.file(&mut self.slab, idx);
         self.len += 1;
         Ok(ConnId(idx))
@@ -394,10 +473,11 @@ impl ConnTable {
     /// id out of range.
     #[inline]
     pub fn get(&self, id: ConnId) -> Option<Conn> {
+        let i = id.0 as usize;
         self.slab
-            .get(id.0 as usize)
+            .get(i)
             .filter(|e| e.in_use())
-            .map(Entry::conn)
+            .map(|e| e.conn(self.fnat.get(i)))
     }
 
     /// Sets the IPVS state of connection `id` and returns the connection as
@@ -405,9 +485,11 @@ impl ConnTable {
     /// range. The key fields cannot be changed after insertion.
     #[inline]
     pub fn set_state(&mut self, id: ConnId, state: TcpState) -> Option<Conn> {
-        let e = self.slab.get_mut(id.0 as usize).filter(|e| e.in_use())?;
+        let i = id.0 as usize;
+        let e = self.slab.get_mut(i).filter(|e| e.in_use())?;
         e.state = state;
-        Some(e.conn())
+        let e = *e;
+        Some(e.conn(self.fnat.get(i)))
     }
 
     /// Sets connection `id` to expire `timeout_ms` after `now_ms`
@@ -449,8 +531,8 @@ impl ConnTable {
         let mut left = budget;
         let mut removed = 0;
         while let Some(i) = self.wheel.pop_due(&mut self.slab, target, &mut left) {
-            if let Some(e) = self.slab.get(i as usize) {
-                on_expire(&e.conn());
+            if let Some(c) = self.conn_at(i as usize) {
+                on_expire(&c);
             }
             self.release(i);
             removed += 1;
@@ -523,10 +605,14 @@ impl ConnTable {
     /// Drops entry `i`'s keys from the index and puts it on the free list.
     /// The entry must be live and already out of the wheel.
     fn release(&mut self, i: u32) {
-        let Some(e) = self.slab.get(i as usize).filter(|e| e.in_use()) else {
+        let Some(c) = self
+            .slab
+            .get(i as usize)
+            .filter(|e| e.in_use())
+            .and_then(|_| self.conn_at(i as usize))
+        else {
             return;
         };
-        let c = e.conn();
         let h_in = self.hash(&c.inbound_key());
         self.index.remove(h_in, i);
         if let Some(k) = c.outbound_key() {
@@ -563,6 +649,10 @@ mod tests {
             real: 1,
             service: 0,
             state: TcpState::SynRecv,
+            lip: 0,
+            lport: 0,
+            client_address: ClientAddress::None,
+            isn1: 0,
         }
     }
 
@@ -625,7 +715,7 @@ mod tests {
 
     #[test]
     fn test_sizes() {
-        assert_eq!(core::mem::size_of::<Conn>(), 28);
+        assert_eq!(core::mem::size_of::<Conn>(), 40);
         assert_eq!(core::mem::size_of::<Link>(), 12);
         assert_eq!(ConnTable::ENTRY_BYTES, 40);
     }
@@ -671,6 +761,47 @@ mod tests {
             proto: 6,
         };
         assert_eq!(t.lookup(&rev), None);
+    }
+
+    #[test]
+    fn test_lookup_fullnat() {
+        let mut t = ConnTable::new(8);
+        let c = Conn {
+            lip: 0x0a01_0064,
+            lport: 1024,
+            client_address: ClientAddress::ProxyV2,
+            isn1: 1001,
+            ..conn(0xc0a8_0001, 40000, Method::FullNat)
+        };
+        // No side array yet: refused, nothing inserted.
+        assert_eq!(t.insert(c, 60_000, 0), Err(InsertError::TableFull));
+        assert!(t.is_empty());
+        t.enable_fullnat();
+        assert!(t.fullnat_enabled());
+        let id = t.insert(c, 60_000, 0).unwrap();
+        assert_eq!(t.get(id), Some(c));
+        assert_eq!(t.lookup(&in_key(&c)), Some((id, Dir::In)));
+        let out = c.outbound_key().unwrap();
+        assert_eq!((out.dst_ip, out.dst_port), (0x0a01_0064, 1024));
+        assert_eq!(t.lookup(&out), Some((id, Dir::Out)));
+        // The NAT-style reply key (to the client) is not this connection's.
+        let nat_out = Conn {
+            method: Method::Nat,
+            ..c
+        }
+        .outbound_key()
+        .unwrap();
+        assert_eq!(t.lookup(&nat_out), None);
+        // The expiry callback sees the FullNAT fields (to free the lport).
+        let mut seen = Vec::new();
+        t.expire(120_000, usize::MAX, |x| seen.push((x.lip, x.lport)));
+        assert_eq!(seen, vec![(0x0a01_0064, 1024)]);
+        assert_eq!(t.lookup(&out), None);
+        // 12 more bytes per connection of capacity once enabled.
+        let mut big = ConnTable::new(1 << 10);
+        let before = big.memory_bytes();
+        big.enable_fullnat();
+        assert_eq!(big.memory_bytes() - before, 12 << 10);
     }
 
     #[test]
@@ -1143,6 +1274,7 @@ mod tests {
                             method: if nat { Method::Nat } else { Method::Dr },
                             real: rip, service: 0,
                             state: if udp { TcpState::Udp } else { TcpState::None },
+                            lip: 0, lport: 0, client_address: ClientAddress::None, isn1: 0,
                         };
                         let taken: HashSet<FlowKey> = model.iter().flat_map(|m| keys_of(&m.conn)).collect();
                         let want = if model.len() >= max as usize {

@@ -196,7 +196,8 @@ impl TcpState {
     ///   live connection's timeout to 10 s.)
     /// - `dir`: [`Dir::In`] for client → real server as the director sees it,
     ///   [`Dir::Out`] for real server → client (NAT replies only).
-    /// - `input_only`: `true` when the replies never pass the director (DR);
+    /// - `input_only`: `true` when the replies never pass the director (DR,
+    ///   TUN);
     ///   IPVS then uses its INPUT-ONLY table for [`Dir::In`]. A [`Dir::Out`]
     ///   segment always uses the OUTPUT table (IPVS clears
     ///   `IP_VS_CONN_F_NOOUTPUT` as soon as it sees one).

@@ -6,10 +6,12 @@
 //! (anything for a DIP, or for a VIP that is not TCP/UDP: ICMP echo and the
 //! exception path), VRRP adverts (to 224.0.0.18 or a DIP), VIP
 //! traffic (client → virtual service) and reply candidates (a real server
-//! answering a client through a NAT connection).
+//! answering a client through a NAT connection, or LIP:lport through a
+//! FullNAT one).
 //!
 //! ICMP to another host is `IcmpError`: `icmp_relay` decides whether it is
-//! an error about a NAT flow (else `not_for_us`).
+//! an error about a NAT flow (else `not_for_us`). ICMP to a VIP or a
+//! FullNAT local address is `Local`, and `icmp_relay` sees it first.
 //!
 //! Refuses with `not_for_us` only a packet that is neither for a director
 //! address nor TCP/UDP/ICMP (which alone could be a NAT reply or an error
@@ -33,14 +35,16 @@ pub enum Class {
     Local(LocalKind),
     /// TCP/UDP to a VIP: owner check, then the connection table.
     Vip,
-    /// TCP/UDP to an address that is not ours: possibly a NAT reply.
+    /// TCP/UDP to an address that is not ours (possibly a NAT reply) or to
+    /// a FullNAT local address (possibly a FullNAT reply).
     Reply,
     /// VRRP (IP protocol 112) to 224.0.0.18 or to a DIP: checked by
     /// `local::vrrp` and handed to the control thread through the kernel.
     Vrrp,
     /// ICMP to an address that is not ours: possibly an error from the
     /// real servers' side about a NAT flow, for `icmp_relay` (ICMP errors
-    /// to a VIP are `Local(Vip)`, and `icmp_relay` sees them first).
+    /// to a VIP or a LIP are `Local(Vip)` / `Local(Lip)`, and `icmp_relay`
+    /// sees them first).
     IcmpError,
 }
 
@@ -119,6 +123,8 @@ impl LocalIndex {
 pub fn classify(p: &Parsed, local: &LocalIndex) -> Result<Class, DropReason> {
     match local.get(p.key.dst_ip) {
         Some(LocalKind::Vip) if p.has_ports() => Ok(Class::Vip),
+        // A real server answering a FullNAT connection, to LIP:lport.
+        Some(LocalKind::Lip) if p.has_ports() => Ok(Class::Reply),
         Some(LocalKind::Standby) => Err(DropReason::VrrpBackup),
         Some(kind) if p.key.proto == PROTO_VRRP => match kind {
             LocalKind::Dip => Ok(Class::Vrrp),

@@ -13,8 +13,9 @@
 //! through it.
 
 use crate::conn::{Conn, ConnId, ConnTable, Dir, FlowKey, InsertError, TcpState};
+use crate::lport::LportPools;
 use crate::persist::{TemplateFact, TemplateKey, TemplateTable};
-use crate::snapshot::{Method, Snapshot};
+use crate::snapshot::{ClientAddress, Method, Snapshot};
 use crate::stats::{DropReason, RealStats, WorkerStats};
 use crate::wire;
 use crate::xmit;
@@ -68,6 +69,8 @@ pub struct ConnParts<'a> {
     pub template_out: &'a mut Vec<TemplateFact>,
     /// Counters.
     pub stats: &'a mut WorkerStats,
+    /// FullNAT local ports.
+    pub lports: &'a mut LportPools,
     /// This worker's id.
     pub worker: u16,
     /// Workers in all.
@@ -127,7 +130,23 @@ impl ConnParts<'_> {
         }
         validate::source(p, snap, ctx.in_port)?;
         validate::l4_checksum(frame, p)?;
-        self.create(snap, svc, p, now_ms)
+        // The SYN's sequence number: FullNAT's client address methods key
+        // on the first data byte (ISN + 1). `parse` checked the TCP header.
+        let l4 = usize::from(p.l4);
+        let isn1 = match (p.kind, frame.get(l4 + 4..l4 + 8)) {
+            (L4::Tcp, Some(b)) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]).wrapping_add(1),
+            _ => 0,
+        };
+        self.create(snap, svc, p, isn1, now_ms)
+    }
+
+    /// Removes connection `id` (`c`, just read) and gives back its FullNAT
+    /// lport.
+    fn remove(&mut self, id: ConnId, c: &Conn) {
+        self.conns.remove(id);
+        if c.method == Method::FullNat {
+            self.lports.release(c.lip, c.lport);
+        }
     }
 
     /// `expire_nodest_conn` (IPVS `ip_vs_in`): expires connection `id` when
@@ -141,7 +160,7 @@ impl ConnParts<'_> {
         if snap.reals.get(c.real as usize).is_some_and(|r| r.available) {
             return false;
         }
-        self.conns.remove(id);
+        self.remove(id, &c);
         account(self.reals, c.real, Some(c.state.is_active()), None);
         self.stats.conns_expired_nodest += 1;
         true
@@ -163,13 +182,14 @@ impl ConnParts<'_> {
         if !matches!(c.state, TcpState::TimeWait | TcpState::Close) {
             return false;
         }
-        self.conns.remove(id);
+        self.remove(id, &c);
         account(self.reals, c.real, Some(c.state.is_active()), None);
         self.stats.conns_reused += 1;
         true
     }
 
-    /// The connection of a real server → client packet (a NAT reply).
+    /// The connection of a real server → client packet (a NAT reply) or
+    /// real server → LIP packet (a FullNAT reply).
     ///
     /// # Errors
     /// `reply_no_conn` when no connection has this outbound key.
@@ -182,12 +202,15 @@ impl ConnParts<'_> {
     }
 
     /// Schedules and inserts a new connection of service index `svc` for
-    /// the flow `p`.
+    /// the flow `p`; `isn1` is a TCP SYN's sequence number plus one. A
+    /// FullNAT connection books its lport here (`fullnat_no_lport` when none
+    /// is free) and gives it back if the insertion fails.
     fn create(
         &mut self,
         snap: &Snapshot,
         svc: u16,
         p: &Parsed,
+        isn1: u32,
         now_ms: u64,
     ) -> Result<ConnId, DropReason> {
         let service = snap
@@ -215,8 +238,16 @@ impl ConnParts<'_> {
             .reals
             .get(rid as usize)
             .ok_or(DropReason::NoRealServer)?;
-        // NAT and TUN route, so the TTL would reach 0: no connection for it.
+        // NAT, TUN and FullNAT route, so the TTL would reach 0: no
+        // connection for it.
         xmit::may_forward(real.method, p.ttl)?;
+        let (lip, lport) = if real.method == Method::FullNat {
+            self.lports
+                .book(&service.local_addresses)
+                .ok_or(DropReason::FullnatNoLport)?
+        } else {
+            (0, 0)
+        };
         if let (Some(tk), Some(pers), None) = (tkey, service.persistence, templated) {
             self.templates().create(tk, real, pers.timeout_ms, now_ms);
         }
@@ -242,15 +273,31 @@ impl ConnParts<'_> {
             real: rid,
             service: svc,
             state,
+            lip,
+            lport,
+            client_address: match real.method {
+                Method::FullNat if key.proto == wire::PROTO_TCP => service.client_address,
+                _ => ClientAddress::None,
+            },
+            isn1: if real.method == Method::FullNat {
+                isn1
+            } else {
+                0
+            },
         };
         let timeout = state.timeout_ms(&snap.timeouts);
-        let id = self
-            .conns
-            .insert(conn, timeout, now_ms)
-            .map_err(|e| match e {
-                InsertError::TableFull => DropReason::ConnTableFull,
-                InsertError::Exists => DropReason::ConnKeyCollision,
-            })?;
+        let id = match self.conns.insert(conn, timeout, now_ms) {
+            Ok(id) => id,
+            Err(e) => {
+                if real.method == Method::FullNat {
+                    self.lports.release(lip, lport);
+                }
+                return Err(match e {
+                    InsertError::TableFull => DropReason::ConnTableFull,
+                    InsertError::Exists => DropReason::ConnKeyCollision,
+                });
+            }
+        };
         self.stats.conns_created += 1;
         if let Some(s) = self.reals.get_mut(rid as usize) {
             s.conns += 1;
@@ -280,7 +327,13 @@ impl ConnParts<'_> {
         xmit::may_forward(c.method, p.ttl)?;
         let old = c.state;
         let new = if c.proto == wire::PROTO_TCP {
-            old.next(p.tcp_flags, dir, c.method == Method::Dr)
+            // DR and TUN replies bypass the director (IPVS sets
+            // IP_VS_CONN_F_NOOUTPUT for every method but masquerading).
+            old.next(
+                p.tcp_flags,
+                dir,
+                matches!(c.method, Method::Dr | Method::Tun),
+            )
         } else {
             old
         };

@@ -142,8 +142,8 @@ impl Core {
         let dir = match self.local_index.get(p.key.dst_ip) {
             Some(LocalKind::Vip) if balanced => Dir::In,
             Some(LocalKind::Standby) => return Err(DropReason::VrrpBackup),
-            Some(_) => return Err(DropReason::Ipv4Fragment),
-            None if balanced => {
+            // A reply: to a client through NAT, or to a LIP (FullNAT).
+            Some(LocalKind::Lip) | None if balanced => {
                 let from_real = if first {
                     self.may_be_reply(p.key.src_ip, p.key.src_port)
                 } else {
@@ -154,6 +154,7 @@ impl Core {
                 }
                 Dir::Out
             }
+            Some(_) => return Err(DropReason::Ipv4Fragment),
             None => return Err(DropReason::NotForUs),
         };
         let key = key_of(frame, p);

@@ -1,41 +1,62 @@
 //! Stage `icmp_relay`: ICMP errors about balanced flows, to the other end.
 //!
 //! Layer: dataplane pipeline, entered from `classify` for ICMP to a VIP
-//! (the client's side) and ICMP to an address that is not the director's
-//! (the real servers' side, on its way to a client). As IPVS's
-//! `ip_vs_in_icmp` and `ip_vs_out_icmp`, an error (destination unreachable
-//! including "fragmentation needed", time exceeded, parameter problem) is
-//! matched by the TCP/UDP tuple it quotes, reversed, against the
-//! connection table, so an error from a router in between (outer source
-//! neither client nor real server) works as well as one from the end host:
+//! (the client's side), ICMP to a FullNAT local address (the real servers'
+//! side of a FullNAT flow) and ICMP to an address that is not the
+//! director's (the real servers' side of a NAT flow, on its way to a
+//! client). As IPVS's `ip_vs_in_icmp` and `ip_vs_out_icmp` (and DPVS's
+//! `__dp_vs_in_icmp4` / `__dp_vs_xmit_icmp4` for FullNAT), an error
+//! (destination unreachable including "fragmentation needed", time
+//! exceeded, parameter problem) is matched by the TCP/UDP tuple it quotes,
+//! reversed, against the connection table, so an error from a router in
+//! between (outer source neither client nor real server) works as well as
+//! one from the end host:
 //!
 //! | arrives from | quote | key looked up | sent to | rewrite (NAT) |
 //! |---|---|---|---|---|
 //! | client side, to the VIP | VIP:vport → CIP:cport | CIP:cport → VIP:vport (inbound) | the real server | outer dst VIP → RIP; quoted src VIP:vport → RIP:rport |
 //! | real servers' side, to the CIP | CIP:cport → RIP:rport | RIP:rport → CIP:cport (outbound) | the client | outer src → VIP; quoted dst RIP:rport → VIP:vport |
 //!
-//! DR relays only the first row, at L2, untouched (the real server holds
-//! the VIP, so the quote is already its own packet). NAT decrements the
-//! outer TTL (it routes); a relayed error whose TTL would reach 0 is
-//! dropped as `ttl_exceeded` (never an error about an error). The rewrites
-//! keep the outer IPv4, the ICMP, the quoted IPv4 and the quoted TCP/UDP
-//! checksums right with RFC 1624 updates. The error goes to the flow's
-//! owner worker (shard on the quote's client end). The connection's state
-//! and timer are not touched (IPVS neither).
+//! FullNAT rewrites both ends, as its packets do (the real server knows
+//! only LIP:lport, the client only VIP:vport):
+//!
+//! | arrives from | quote | key looked up | sent to | rewrite (FullNAT) |
+//! |---|---|---|---|---|
+//! | client side, to the VIP | VIP:vport → CIP:cport | CIP:cport → VIP:vport (inbound) | the real server | outer src → LIP, dst VIP → RIP; quoted VIP:vport → RIP:rport, CIP:cport → LIP:lport |
+//! | real servers' side, to the LIP | LIP:lport → RIP:rport | RIP:rport → LIP:lport (outbound) | the client | outer src → VIP, dst LIP → CIP; quoted LIP:lport → CIP:cport, RIP:rport → VIP:vport |
+//!
+//! With `client_address: "proxy_v2"` the quoted client segment's sequence
+//! number is in the real server's space (shifted by the 28-byte header) and
+//! is moved back to the client's ([`fullnat::unshift`]); a quoted real
+//! server segment's sequence number is the real server's own and needs
+//! nothing. A quoted acknowledgment (beyond RFC 792's 8 bytes) is left as
+//! it is: neither end's stack reads it (Linux's `tcp_v4_err` checks the
+//! sequence number only).
+//!
+//! DR and TUN relay only the first row, at L2, untouched (the real server
+//! holds the VIP, so the quote is already its own packet). NAT and FullNAT
+//! decrement the outer TTL (they route); a relayed error whose TTL would
+//! reach 0 is dropped as `ttl_exceeded` (never an error about an error).
+//! The rewrites keep the outer IPv4, the ICMP, the quoted IPv4 and the
+//! quoted TCP/UDP checksums right with RFC 1624 updates. The error goes to
+//! the flow's owner worker (shard on the quote's client end, or on
+//! LIP:lport for FullNAT's real servers' side, as its replies). The
+//! connection's state and timer are not touched (IPVS neither).
 //!
 //! Refuses, each a named drop: `icmp_malformed` (shorter than an ICMP
 //! header), `icmp_quote_truncated`, `icmp_quote_malformed`,
 //! `icmp_bad_checksum`, `icmp_error_about_error`, `icmp_quote_mismatch`
 //! (quoted source ≠ outer destination), `icmp_error_no_conn`. ICMP that is
 //! not an error is not this stage's: the caller goes on as before (echo to
-//! a VIP is answered by `local`, anything else to another host is
+//! a VIP or LIP is answered by `local`, anything else to another host is
 //! `not_for_us`).
 
 use crate::conn::{Conn, Dir, FlowKey};
-use crate::snapshot::Method;
+use crate::snapshot::{ClientAddress, Method};
 use crate::stats::DropReason;
 use crate::wire::icmp_quote::{self, IcmpQuote, QuoteSide};
 use crate::wire::{self, Ipv4Packet, ICMP_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::xmit::fullnat;
 
 use super::parse::Parsed;
 
@@ -45,8 +66,10 @@ pub enum ErrorSide {
     /// Addressed to a VIP: about a packet the director (NAT) or a DR real
     /// server sent to a client.
     Client,
-    /// Addressed to another host, through the director: about a packet the
-    /// director sent to a NAT real server, on its way to that client.
+    /// Addressed to another host, through the director (about a packet the
+    /// director sent to a NAT real server, on its way to that client), or
+    /// to a FullNAT local address (about a packet the director sent from
+    /// LIP:lport to a FullNAT real server).
     Real,
 }
 
@@ -59,8 +82,9 @@ pub struct ErrorMatch {
     pub key: FlowKey,
     /// The direction `key` must have in the connection table.
     pub dir: Dir,
-    /// The client's address and port (host order), whose owner worker
-    /// holds the connection.
+    /// The address and port (host order) whose owner worker holds the
+    /// connection: the client's, or for an error to a FullNAT local
+    /// address LIP:lport (FullNAT books only lports its worker owns).
     pub client: (u32, u16),
 }
 
@@ -130,15 +154,16 @@ pub fn match_error(
 }
 
 /// Rewrites the error `p` in `frame` for connection `conn`, found by
-/// [`match_error`] from `side` (see the module table). `frame[l3..ip_end]`
-/// was checked by [`match_error`]. NAT: the outer TTL is decremented (the
-/// caller checked it is above 1), the outer address and the quote are
-/// rewritten with their checksums. DR: the IP packet is left as it is.
-/// The Ethernet header is the caller's.
+/// [`match_error`] from `side` (see the module tables). `frame[l3..ip_end]`
+/// was checked by [`match_error`]. NAT and FullNAT: the outer TTL is
+/// decremented (the caller checked it is above 1), the outer addresses and
+/// the quote are rewritten with their checksums. DR and TUN: the IP packet
+/// is left as it is. The Ethernet header is the caller's.
 pub fn rewrite(frame: &mut [u8], p: &Parsed, conn: &Conn, side: ErrorSide) {
-    if conn.method != Method::Nat {
+    if !matches!(conn.method, Method::Nat | Method::FullNat) {
         return;
     }
+    let fnat = conn.method == Method::FullNat;
     let (l3, l4, end) = (usize::from(p.l3), usize::from(p.l4), usize::from(p.ip_end));
     let Some(ip) = frame.get_mut(l3..end) else {
         return;
@@ -147,20 +172,47 @@ pub fn rewrite(frame: &mut [u8], p: &Parsed, conn: &Conn, side: ErrorSide) {
         let mut outer = Ipv4Packet::new_unchecked(&mut *ip);
         let ttl = outer.ttl();
         outer.rewrite_ttl(ttl.saturating_sub(1));
-        // ICMP has no pseudo-header: the outer address touches only the
+        // ICMP has no pseudo-header: the outer addresses touch only the
         // IPv4 header checksum.
         match side {
-            ErrorSide::Client => outer.rewrite_dst_addr(conn.rip),
-            ErrorSide::Real => outer.rewrite_src_addr(conn.vip),
+            ErrorSide::Client => {
+                outer.rewrite_dst_addr(conn.rip);
+                if fnat {
+                    // The real server may have no route to the client's
+                    // side: the error comes from the connection's LIP.
+                    outer.rewrite_src_addr(conn.lip);
+                }
+            }
+            ErrorSide::Real => {
+                outer.rewrite_src_addr(conn.vip);
+                if fnat {
+                    outer.rewrite_dst_addr(conn.cip);
+                }
+            }
         };
     }
     let Some(msg) = frame.get_mut(l4..end) else {
         return;
     };
-    if let Ok(mut q) = IcmpQuote::new_checked(msg) {
-        match side {
-            ErrorSide::Client => q.rewrite_inner(QuoteSide::Src, conn.rip, conn.rport),
-            ErrorSide::Real => q.rewrite_inner(QuoteSide::Dst, conn.vip, conn.vport),
+    let Ok(mut q) = IcmpQuote::new_checked(msg) else {
+        return;
+    };
+    match side {
+        ErrorSide::Client => {
+            q.rewrite_inner(QuoteSide::Src, conn.rip, conn.rport);
+            if fnat {
+                q.rewrite_inner(QuoteSide::Dst, conn.lip, conn.lport);
+            }
+        }
+        ErrorSide::Real => {
+            q.rewrite_inner(QuoteSide::Dst, conn.vip, conn.vport);
+            if fnat {
+                q.rewrite_inner(QuoteSide::Src, conn.cip, conn.cport);
+                if conn.client_address == ClientAddress::ProxyV2 {
+                    let seq = q.inner_tcp_seq();
+                    q.set_inner_tcp_seq(fullnat::unshift(seq, conn.isn1));
+                }
+            }
         }
     }
 }

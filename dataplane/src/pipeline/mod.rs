@@ -49,6 +49,7 @@ use sched::AnyScheduler;
 use crate::conn::{ConnId, ConnTable, Dir};
 use crate::frag::FragTable;
 use crate::frame::Frame;
+use crate::lport::LportPools;
 use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
 use crate::snapshot::{
@@ -168,8 +169,10 @@ pub struct Core {
     hops: HopCache,
     /// The snapshot's local addresses, for `classify`.
     local_index: LocalIndex,
-    /// RIP:rport of every NAT real server in the snapshot: what a reply that
-    /// RSS put on the wrong worker may come from.
+    /// FullNAT local ports this worker may book (only those it owns).
+    pub lports: LportPools,
+    /// RIP:rport of every NAT and FullNAT real server in the snapshot: what
+    /// a reply that RSS put on the wrong worker may come from.
     nat_reals: HashSet<(u32, u16), ahash::RandomState>,
     /// RIP of every NAT real server: what a non-first fragment of a reply
     /// (no port) may come from.
@@ -219,6 +222,7 @@ impl Core {
             sched: SchedSet::default(),
             hops: HopCache::default(),
             local_index: LocalIndex::default(),
+            lports: LportPools::new(id, n_workers),
             nat_reals: HashSet::default(),
             nat_real_ips: HashSet::default(),
             frags: FragTable::new(crate::frag::FRAG_TABLE_SLOTS),
@@ -285,10 +289,19 @@ impl Core {
             .reals
             .iter()
             .skip(1)
-            .filter(|r| r.method == Method::Nat)
+            .filter(|r| matches!(r.method, Method::Nat | Method::FullNat))
             .map(|r| (r.ip, r.port))
             .collect();
         self.nat_real_ips = self.nat_reals.iter().map(|&(ip, _)| ip).collect();
+        if snap
+            .reals
+            .iter()
+            .skip(1)
+            .any(|r| r.method == Method::FullNat)
+        {
+            self.conns.enable_fullnat();
+        }
+        self.lports.sync(snap);
         if self.reals.len() < snap.reals.len() {
             self.reals.resize(snap.reals.len(), RealStats::default());
         }
@@ -534,9 +547,17 @@ impl Core {
         }
         let dir = match classify::classify(p, &self.local_index)? {
             Class::Local(kind) => {
-                if kind == LocalKind::Vip && p.kind == parse::L4::Icmp {
-                    if let Some(m) = icmp_relay::match_error(frame, p, ErrorSide::Client)? {
-                        return self.relay_icmp(ctx, frame, p, m, ErrorSide::Client);
+                // An error to a VIP is from the client's side; one to a
+                // FullNAT local address from the real servers' side (their
+                // packets of a FullNAT flow go to LIP:lport).
+                let side = match kind {
+                    LocalKind::Vip => Some(ErrorSide::Client),
+                    LocalKind::Lip => Some(ErrorSide::Real),
+                    _ => None,
+                };
+                if let (Some(side), parse::L4::Icmp) = (side, p.kind) {
+                    if let Some(m) = icmp_relay::match_error(frame, p, side)? {
+                        return self.relay_icmp(ctx, frame, p, m, side);
                     }
                 }
                 validate::source(p, snap, ctx.in_port)?;
@@ -609,8 +630,8 @@ impl Core {
     /// real server (client side) or the client (real servers' side).
     ///
     /// # Errors
-    /// `icmp_error_no_conn`, `ttl_exceeded` (NAT, outer TTL ≤ 1), the
-    /// route drops.
+    /// `icmp_error_no_conn`, `ttl_exceeded` (a routing method: NAT, TUN,
+    /// FullNAT; outer TTL ≤ 1), the route drops.
     #[cold]
     fn relay_icmp(
         &mut self,
@@ -687,30 +708,39 @@ impl Core {
             Method::Tun => Some(self.tun_outer(snap, &conn, hop.port, &p.key)),
             _ => None,
         };
-        // A tunnel adds its outer headers to what must fit the egress MTU.
-        let overhead = outer
-            .as_ref()
-            .map_or(0, |o| xmit::tun::overhead(o.conf.kind));
-        if !xmit::tun::fits(p.ip_len(), overhead, mtu) {
+        // What the method adds must fit the egress MTU too: a tunnel's
+        // outer headers, FullNAT's PROXY v2 header or TOA option.
+        let overhead = match (&outer, conn.method, dir) {
+            (Some(o), _, _) => xmit::tun::overhead(o.conf.kind),
+            (None, Method::FullNat, Dir::In) => xmit::fullnat::inbound_growth(
+                frame,
+                usize::from(p.l3),
+                usize::from(p.ip_end),
+                &conn,
+            ),
+            _ => 0,
+        };
+        if p.ip_len() + overhead > usize::from(mtu) {
             // fulcrum does not fragment: DF asks for path-MTU discovery's
             // answer (RFC 1191) with the MTU the sender may use inside the
-            // tunnel (RFC 2003 §5.1), anything else is dropped.
+            // tunnel (or before the director's additions), anything else is
+            // dropped.
             if icmp_error::dont_fragment(frame.bytes(), p) {
                 let room = usize::from(mtu).saturating_sub(overhead) as u16;
                 return self.icmp_errors().frag_needed(ctx, frame, p, room);
             }
-            return Err(if overhead > 0 {
-                DropReason::TunNeedsFragmentation
-            } else {
-                DropReason::MtuExceeded
+            return Err(match conn.method {
+                // IPVS would fragment the outer packet.
+                Method::Tun => DropReason::TunNeedsFragmentation,
+                _ => DropReason::MtuExceeded,
             });
         }
-        if p.fragment && outer.is_some() {
-            // A later fragment could only follow through the tunnel by an
-            // encapsulation of its own, which `frag::apply` does not do.
-            return Err(DropReason::FragTunnel);
+        if p.fragment && overhead > 0 {
+            // The method grows the first fragment (outer header, PROXY v2,
+            // TOA): the later ones could not follow by `frag::apply`.
+            return Err(DropReason::FragEncap);
         }
-        xmit::transmit(
+        let sent = xmit::transmit(
             frame,
             usize::from(p.l3),
             usize::from(p.ip_end),
@@ -719,6 +749,12 @@ impl Core {
             &hop,
             outer.as_ref(),
         )?;
+        match sent {
+            xmit::fullnat::Sent::Plain => {}
+            xmit::fullnat::Sent::Proxy => self.stats.fullnat_proxy_sent += 1,
+            xmit::fullnat::Sent::Toa => self.stats.fullnat_toa_sent += 1,
+            xmit::fullnat::Sent::ToaNoSpace => self.stats.fullnat_toa_no_space += 1,
+        }
         if p.fragment {
             // A first fragment: its rewrite is what the later ones get.
             self.frag_record(frame.bytes(), p, Verdict::Tx(hop.port), now_ms)?;
@@ -778,10 +814,6 @@ impl Core {
             src,
             dst: rip,
             ident,
-            mtu: snap
-                .ports
-                .get(usize::from(out_port))
-                .map_or(DEFAULT_MTU, |port| port.mtu),
             sport: match conf.kind {
                 TunType::Gue => xmit::tun::gue_src_port(key),
                 TunType::Ipip => 0,
@@ -789,7 +821,7 @@ impl Core {
         }
     }
 
-    /// Whether `ip:port` is a NAT real server of the current snapshot
+    /// Whether `ip:port` is a NAT or FullNAT real server of the current snapshot
     /// (retired ones included: a deleted service's connections drain). A port-0
     /// service's real servers answer from any port, so their address alone
     /// qualifies.
@@ -825,6 +857,7 @@ impl Core {
             templates: &mut self.persist,
             template_out: &mut self.template_out,
             stats: &mut self.stats,
+            lports: &mut self.lports,
             worker: self.id,
             n_workers: self.n_workers,
         }
@@ -907,9 +940,12 @@ impl Core {
     /// sweeps templates, ages scheduler state and (incrementally) the
     /// neighbour table, queueing re-probes.
     pub fn tick(&mut self, snap: &Snapshot, now_ms: u64, budget: usize) {
-        let reals = &mut self.reals;
+        let (reals, lports) = (&mut self.reals, &mut self.lports);
         let n = self.conns.expire(now_ms, budget, |c| {
             account(reals, c.real, Some(c.state.is_active()), None);
+            if c.method == Method::FullNat {
+                lports.release(c.lip, c.lport);
+            }
         });
         self.stats.conns_expired += n as u64;
         self.persist.sweep(now_ms, persist::SWEEP_SLOTS_PER_TICK);

@@ -65,6 +65,7 @@ mod field {
     // Offsets inside the inner L4 header.
     pub const L4_SRC_PORT: usize = 0;
     pub const L4_DST_PORT: usize = 2;
+    pub const TCP_SEQ: usize = 4;
     pub const UDP_CHECKSUM: usize = 6;
     pub const TCP_CHECKSUM: usize = 16;
 }
@@ -213,6 +214,13 @@ impl<T: AsRef<[u8]>> IcmpQuote<T> {
         self.u16_at(self.inner_l4_offset() + field::L4_DST_PORT)
     }
 
+    /// The quoted TCP sequence number, host order (bytes 4..8 of the
+    /// quoted L4 header, inside the 8 bytes every quote holds); meaningful
+    /// only when [`IcmpQuote::inner_protocol`] is TCP.
+    pub fn inner_tcp_seq(&self) -> u32 {
+        self.u32_at(self.inner_l4_offset() + field::TCP_SEQ)
+    }
+
     /// The first byte of the quoted L4 header: an inner ICMP message's
     /// type.
     pub fn inner_l4_first_byte(&self) -> u8 {
@@ -294,12 +302,51 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpQuote<T> {
             self.put_u16(at, c);
         }
     }
+
+    /// Sets the quoted TCP sequence number to `seq` (host order), keeping
+    /// the inner TCP checksum (when quoted) and the ICMP checksum right
+    /// with RFC 1624 updates. Nothing changes unless the quote is TCP with
+    /// fragment offset 0.
+    ///
+    /// Source: DPVS `__dp_vs_xmit_icmp4`, which moves the quoted sequence
+    /// number of a FullNAT connection between the two sides' spaces.
+    pub fn set_inner_tcp_seq(&mut self, seq: u32) {
+        if self.inner_protocol() != PROTO_TCP || self.inner_frag_offset() != 0 {
+            return;
+        }
+        let at = self.inner_l4_offset() + field::TCP_SEQ;
+        let old = self.u32_at(at);
+        self.put_u32(at, seq);
+        if let Some(c_at) = self.inner_l4_checksum_at() {
+            let c = checksum::update_u32(self.u16_at(c_at), old, seq);
+            self.put_u16(c_at, c);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The ICMP message (no IPv4 header) of type `ty`, code `code`, sent
+    /// from `src` to `dst`, quoting the first `n` bytes of the datagram
+    /// `inner`; checksums by etherparse.
+    fn error_quoting(
+        ty: u8,
+        code: u8,
+        src: [u8; 4],
+        dst: [u8; 4],
+        inner: &[u8],
+        n: usize,
+    ) -> Vec<u8> {
+        let mut m = Vec::new();
+        etherparse::PacketBuilder::ipv4(src, dst, 64)
+            .icmpv4_raw(ty, code, [0; 4])
+            .write(&mut m, &inner[..n])
+            .unwrap();
+        m[20..].to_vec()
+    }
 
     /// Port unreachable from 10.1.0.11 about UDP 10.0.0.2:5000 ->
     /// 10.1.0.11:5353 (8 payload bytes quoted), checksums by etherparse.
@@ -309,12 +356,7 @@ mod tests {
             .udp(5000, 5353)
             .write(&mut inner, b"question")
             .unwrap();
-        let mut m = Vec::new();
-        etherparse::PacketBuilder::ipv4([10, 1, 0, 11], [10, 0, 0, 2], 64)
-            .icmpv4_raw(3, 3, [0; 4])
-            .write(&mut m, &inner[..28])
-            .unwrap();
-        m[20..].to_vec()
+        error_quoting(3, 3, [10, 1, 0, 11], [10, 0, 0, 2], &inner, 28)
     }
 
     #[test]
@@ -375,12 +417,10 @@ mod tests {
             .udp(5000, 53)
             .write(&mut inner, b"question")
             .unwrap();
-        let mut want = Vec::new();
-        etherparse::PacketBuilder::ipv4([10, 1, 0, 11], [10, 0, 0, 2], 64)
-            .icmpv4_raw(3, 3, [0; 4])
-            .write(&mut want, &inner[..28])
-            .unwrap();
-        assert_eq!(m, want[20..]);
+        assert_eq!(
+            m,
+            error_quoting(3, 3, [10, 1, 0, 11], [10, 0, 0, 2], &inner, 28)
+        );
     }
 
     #[test]
@@ -399,6 +439,35 @@ mod tests {
         assert_eq!(&m[28..30], &80u16.to_be_bytes());
     }
 
+    #[test]
+    fn test_set_inner_tcp_seq_matches_a_rebuild() {
+        // A time exceeded quoting 20 bytes of TCP (checksum included):
+        // moving the quoted sequence number 1029 -> 1001 gives the bytes
+        // etherparse builds for that segment.
+        let quote = |seq: u32| {
+            let mut inner = Vec::new();
+            etherparse::PacketBuilder::ipv4([10, 2, 0, 1], [10, 1, 0, 11], 63)
+                .tcp(1024, 8080, seq, 64240)
+                .ack(7)
+                .write(&mut inner, b"data")
+                .unwrap();
+            error_quoting(11, 0, [10, 1, 0, 254], [10, 2, 0, 1], &inner, 40)
+        };
+        let mut m = quote(1029);
+        let mut q = IcmpQuote::new_checked(&mut m[..]).unwrap();
+        assert_eq!(q.inner_tcp_seq(), 1029);
+        q.set_inner_tcp_seq(1001);
+        assert_eq!(q.inner_tcp_seq(), 1001);
+        assert_eq!(m, quote(1001));
+        // UDP has no sequence number: nothing changes.
+        let mut u = udp_unreachable();
+        let before = u.clone();
+        IcmpQuote::new_checked(&mut u[..])
+            .unwrap()
+            .set_inner_tcp_seq(1);
+        assert_eq!(u, before);
+    }
+
     proptest! {
         #[test]
         fn prop_checked_never_panics(data in proptest::collection::vec(any::<u8>(), 0..100),
@@ -408,12 +477,13 @@ mod tests {
                 let _ = (q.msg_type(), q.msg_code(), q.checksum(), q.next_hop_mtu());
                 let _ = (q.inner_protocol(), q.inner_src_addr(), q.inner_dst_addr());
                 let _ = (q.inner_src_port(), q.inner_dst_port(), q.inner_l4_first_byte());
-                let _ = (q.inner_frag_offset(), q.verify_checksum(), q.len());
+                let _ = (q.inner_frag_offset(), q.verify_checksum(), q.len(), q.inner_tcp_seq());
             }
             let checked_before = IcmpQuote::new_checked(&data[..]).map(|q| q.verify_checksum());
             if let Ok(mut q) = IcmpQuote::new_checked(&mut data[..]) {
                 let side = if src { QuoteSide::Src } else { QuoteSide::Dst };
                 q.rewrite_inner(side, addr, port);
+                q.set_inner_tcp_seq(addr.rotate_left(7));
                 // A message whose checksum held still holds one.
                 if checked_before == Ok(true) {
                     prop_assert!(q.verify_checksum());

@@ -12,8 +12,10 @@ use crate::wire::{Ipv4Packet, TcpPacket, UdpPacket, PROTO_TCP, PROTO_UDP};
 
 /// Which address/port pair of the packet is rewritten.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
+pub(crate) enum Side {
+    /// The source address and port.
     Src,
+    /// The destination address and port.
     Dst,
 }
 
@@ -21,7 +23,7 @@ enum Side {
 /// updates: the IPv4 header checksum for the address, the TCP/UDP checksum
 /// for the port and for the pseudo-header address (UDP "no checksum" stays
 /// 0). Other protocols only get the address rewritten.
-fn rewrite(ip: &mut [u8], side: Side, new_addr: u32, new_port: u16) {
+pub(crate) fn rewrite(ip: &mut [u8], side: Side, new_addr: u32, new_port: u16) {
     let mut p = Ipv4Packet::new_unchecked(ip);
     let old_addr = match side {
         Side::Src => p.rewrite_src_addr(new_addr),

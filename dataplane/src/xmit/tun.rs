@@ -25,14 +25,16 @@
 //! The real server holds the VIP, decapsulates and answers the client
 //! directly: like DR, a TUN connection has no outbound key.
 //!
+//! The egress MTU is the pipeline's, checked for every method before the
+//! rewrite with what the method adds ([`overhead`] here, RFC 2003 §5.1:
+//! the tunnel's MTU is the path's less the outer header): an encapsulated
+//! packet above it gets ICMP "fragmentation needed" with the MTU left
+//! inside the tunnel when DF is set, else it is dropped as
+//! `tun_needs_fragmentation` (IPVS would fragment the outer packet;
+//! fulcrum does not fragment).
+//!
 //! Refuses (a named drop, nothing written): a frame whose buffer cannot
-//! grow by the overhead (`tun_no_room`); an encapsulated packet above the
-//! egress MTU (`mtu_exceeded`). The pipeline's forward stage checks the MTU
-//! first, with the overhead counted ([`fits`]): with DF set the client gets
-//! ICMP "fragmentation needed" with the tunnel's MTU (the port's less the
-//! overhead, RFC 2003 §5.1), without it the packet is
-//! `tun_needs_fragmentation` (IPVS would fragment the outer packet; fulcrum
-//! does not fragment), so the check here is a backstop.
+//! grow by the overhead (`tun_no_room`).
 
 use crate::conn::FlowKey;
 use crate::frame::Frame;
@@ -47,9 +49,6 @@ use crate::wire::{
 pub const IPIP_OVERHEAD: usize = IPV4_HEADER_LEN;
 /// Bytes a GUE encapsulation adds: outer IPv4, UDP and GUE headers.
 pub const GUE_OVERHEAD: usize = IPV4_HEADER_LEN + UDP_HEADER_LEN + GUE_HEADER_LEN;
-/// Egress MTU (bytes of IPv4 datagram) the tunnel checks against until
-/// ports have a configured `mtu`: Ethernet's 1500.
-pub const DEFAULT_MTU: u16 = 1500;
 /// First port of the range GUE's outer source port is drawn from (RFC 6335
 /// §6's dynamic ports, 49152..=65535).
 pub const GUE_SRC_PORT_MIN: u16 = 49152;
@@ -66,8 +65,6 @@ pub struct Outer {
     pub dst: u32,
     /// Outer IPv4 identification.
     pub ident: u16,
-    /// Egress MTU in bytes (largest IPv4 datagram the port sends).
-    pub mtu: u16,
     /// GUE's outer UDP source port, host order ([`gue_src_port`]).
     pub sport: u16,
 }
@@ -93,28 +90,18 @@ pub fn gue_src_port(key: &FlowKey) -> u16 {
     GUE_SRC_PORT_MIN | (h >> 50) as u16
 }
 
-/// Whether an inner datagram of `inner_len` bytes still fits an egress
-/// MTU of `mtu` bytes once `overhead` bytes (0 for NAT and DR, [`overhead`]
-/// for a tunnel) are put in front of it (RFC 2003 §5.1: the tunnel's MTU is
-/// the path's less the outer header).
-#[inline]
-#[must_use]
-pub fn fits(inner_len: usize, overhead: usize, mtu: u16) -> bool {
-    inner_len + overhead <= usize::from(mtu)
-}
-
 /// Encapsulates the IPv4 datagram at `frame[l3..ip_end]` (its header
-/// already checked with `check_len`, TTL > 1) for `outer`: checks the MTU
-/// and the room, decrements the inner TTL, drops any Ethernet padding after
+/// already checked with `check_len`, TTL > 1, and with [`overhead`] bytes
+/// more within the egress MTU: the caller's check) for `outer`: checks the
+/// room, decrements the inner TTL, drops any Ethernet padding after
 /// `ip_end`, opens the outer header's gap at `l3` and writes it. The
 /// Ethernet header (`frame[..l3]`) is the caller's.
 ///
 /// # Errors
-/// `mtu_exceeded` when the encapsulated packet would not fit `outer.mtu`
-/// ([`fits`]; the pipeline has already answered such a packet),
 /// `tun_no_room` when the frame cannot grow by [`overhead`] bytes,
 /// `ipv4_malformed` if `l3..ip_end` is not a 20-byte-or-longer range of the
-/// frame (the pipeline never passes one). The frame is unchanged on error.
+/// frame or the outer datagram would exceed 65535 bytes (the pipeline never
+/// passes either). The frame is unchanged on error.
 pub fn encapsulate(
     frame: &mut Frame<'_>,
     l3: usize,
@@ -122,14 +109,15 @@ pub fn encapsulate(
     outer: &Outer,
 ) -> Result<(), DropReason> {
     let oh = overhead(outer.conf.kind);
-    let df = match frame.bytes().get(l3..ip_end) {
-        Some(ip) if ip.len() >= IPV4_HEADER_LEN => Ipv4Packet::new_unchecked(ip).dont_frag(),
+    let (df, inner_len) = match frame.bytes().get(l3..ip_end) {
+        Some(ip) if ip.len() >= IPV4_HEADER_LEN => {
+            (Ipv4Packet::new_unchecked(ip).dont_frag(), ip.len())
+        }
         _ => return Err(DropReason::Ipv4Malformed),
     };
-    let inner_len = ip_end - l3;
-    if !fits(inner_len, oh, outer.mtu) {
-        return Err(DropReason::MtuExceeded);
-    }
+    let Ok(outer_len) = u16::try_from(inner_len + oh) else {
+        return Err(DropReason::Ipv4Malformed);
+    };
     if ip_end + oh > frame.capacity() {
         return Err(DropReason::TunNoRoom);
     }
@@ -143,7 +131,6 @@ pub fn encapsulate(
         return Err(DropReason::TunNoRoom);
     }
     let hdr = &mut frame.bytes_mut()[l3..l3 + oh];
-    let outer_len = inner_len + oh;
     let proto = match outer.conf.kind {
         TunType::Ipip => PROTO_IPIP,
         TunType::Gue => PROTO_UDP,
@@ -153,8 +140,7 @@ pub fn encapsulate(
         ip.set_version(4);
         ip.set_header_len(IPV4_HEADER_LEN);
         ip.set_dscp_ecn(tos);
-        // outer_len <= mtu <= 65535 (fits).
-        ip.set_total_len(outer_len as u16);
+        ip.set_total_len(outer_len);
         ip.set_ident(outer.ident);
         ip.set_flags_and_frag(df, false, 0);
         ip.set_ttl(ttl);
@@ -164,7 +150,7 @@ pub fn encapsulate(
         ip.fill_checksum();
     }
     if outer.conf.kind == TunType::Gue {
-        let udp_len = (outer_len - IPV4_HEADER_LEN) as u16;
+        let udp_len = outer_len - IPV4_HEADER_LEN as u16;
         let (udp, gue) = hdr[IPV4_HEADER_LEN..].split_at_mut(UDP_HEADER_LEN);
         let mut u = UdpPacket::new_unchecked(udp);
         u.set_src_port(outer.sport);
@@ -211,7 +197,6 @@ mod tests {
             src: 0x0a01_0001,
             dst: 0x0a01_000b,
             ident: 0x1234,
-            mtu: DEFAULT_MTU,
             sport: 50123,
         }
     }
@@ -267,32 +252,6 @@ mod tests {
         assert_eq!(
             encapsulate(&mut f, 14, 54, &outer(TunType::Ipip)),
             Err(DropReason::TunNoRoom)
-        );
-        assert_eq!(f.len(), 60);
-        assert_eq!(f.bytes(), &frame_bytes()[..60], "TTL not touched");
-    }
-
-    #[test]
-    fn test_fits() {
-        assert!(fits(1480, IPIP_OVERHEAD, 1500));
-        assert!(!fits(1481, IPIP_OVERHEAD, 1500));
-        assert!(!fits(1469, GUE_OVERHEAD, 1500));
-        assert!(fits(1468, GUE_OVERHEAD, 1500));
-        assert!(fits(1500, 0, 1500));
-        assert!(!fits(1501, 0, 1500));
-    }
-
-    #[test]
-    fn test_too_big_leaves_frame() {
-        let mut b = frame_bytes();
-        let mut f = Frame::new(&mut b, 60);
-        let o = Outer {
-            mtu: 59,
-            ..outer(TunType::Ipip)
-        };
-        assert_eq!(
-            encapsulate(&mut f, 14, 54, &o),
-            Err(DropReason::MtuExceeded)
         );
         assert_eq!(f.len(), 60);
         assert_eq!(f.bytes(), &frame_bytes()[..60], "TTL not touched");

@@ -17,6 +17,8 @@ pub const VIP: [u8; 4] = [10, 0, 0, 100];
 pub const DIP_OUT: [u8; 4] = [10, 0, 0, 1];
 pub const RIP1: [u8; 4] = [10, 1, 0, 11];
 pub const RIP2: [u8; 4] = [10, 1, 0, 12];
+/// The FullNAT local address of FullNAT snapshots (inside subnet).
+pub const LIP: [u8; 4] = [10, 1, 0, 100];
 
 pub fn ip(a: [u8; 4]) -> u32 {
     u32::from_be_bytes(a)
@@ -24,9 +26,21 @@ pub fn ip(a: [u8; 4]) -> u32 {
 
 /// Two ports (outside 10.0.0.1/24, inside 10.1.0.1/24), one TCP and one UDP
 /// service on the VIP with two real servers each, rr; real server port 8080
-/// for NAT (to exercise the port rewrite), 80 for DR.
+/// for NAT and FullNAT (to exercise the port rewrite), 80 for DR and TUN. A
+/// FullNAT snapshot's services have the local address [`LIP`], answered on
+/// the inside port, and no client address method.
 pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
-    let rport = if method == Method::Nat { 8080 } else { 80 };
+    // Only NAT and FullNAT rewrite the port: DR and TUN keep the vport.
+    let rport = if matches!(method, Method::Nat | Method::FullNat) {
+        8080
+    } else {
+        80
+    };
+    let lips = if method == Method::FullNat {
+        vec![ip(LIP)]
+    } else {
+        vec![]
+    };
     let ports = vec![
         PortConf {
             name: "outside".into(),
@@ -100,6 +114,15 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
             arp_ports: 1,
         },
     );
+    if method == Method::FullNat {
+        local.insert(
+            ip(LIP),
+            LocalAddr {
+                kind: LocalKind::Lip,
+                arp_ports: 2,
+            },
+        );
+    }
     let tcp = ServiceKey {
         vip: ip(VIP),
         vport: 80,
@@ -161,6 +184,8 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
                 mh_table: None,
                 reals: vec![1, 2],
                 persistence: None,
+                local_addresses: lips.clone(),
+                client_address: ClientAddress::None,
             },
             Service {
                 key: udp,
@@ -170,12 +195,15 @@ pub fn snapshot(method: Method, neighbours: bool) -> Snapshot {
                 mh_table: None,
                 reals: vec![3, 4],
                 persistence: None,
+                local_addresses: lips,
+                client_address: ClientAddress::None,
             },
         ],
         service_index,
         reals,
         timeouts: Timeouts::default(),
         expire_nodest_conn: false,
+        lport_range: LportRange::default(),
     }
 }
 

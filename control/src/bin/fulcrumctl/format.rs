@@ -63,12 +63,14 @@ fn proto_option(p: Proto) -> &'static str {
 
 /// ipvsadm's forwarding option for `m`: `-m` (masquerading), `-g` (direct
 /// routing, "gatewaying"), `-i` (IP tunnelling; the status does not carry
-/// a GUE server's `--tun-type`, so `-S` saves it as IPIP).
+/// a GUE server's `--tun-type`, so `-S` saves it as IPIP), `--fullnat`
+/// (DPVS's ipvsadm).
 fn method_option(m: Method) -> &'static str {
     match m {
         Method::Nat => "-m",
         Method::Dr => "-g",
         Method::Tun => "-i",
+        Method::FullNat => "--fullnat",
     }
 }
 

@@ -17,13 +17,14 @@
 //!   daemon refuses them if its config has no such fields. `-E` replaces the
 //!   service's settings and keeps its real servers.
 //! - `-D -t|-u VIP:PORT`: delete a virtual service.
-//! - `-a|-e -t|-u VIP:PORT -r RIP[:PORT] [-g|-m|-i] [-w WEIGHT]
+//! - `-a|-e -t|-u VIP:PORT -r RIP[:PORT] [-g|-m|-i|--fullnat] [-w WEIGHT]
 //!   [--tun-type ipip|gue] [--tun-port PORT]`: add or edit a real server.
 //!   As in ipvsadm: `-g` (direct routing) is the default, `-m` is
 //!   masquerading (NAT), `-i` is IP tunnelling (VS/TUN, IPIP unless
-//!   `--tun-type gue` with its `--tun-port`), the weight defaults to 1, a
-//!   RIP without a port takes the virtual port, and with `-g` or `-i` the
-//!   port is always the virtual port.
+//!   `--tun-type gue` with its `--tun-port`), `--fullnat` is FullNAT (as
+//!   DPVS's ipvsadm; the service needs `local_addresses` in the config),
+//!   the weight defaults to 1, a RIP without a port takes the virtual port,
+//!   and with `-g` or `-i` the port is always the virtual port.
 //! - `-d -t|-u VIP:PORT -r RIP[:PORT]`: delete a real server.
 //! - `-C`: clear every virtual service.
 //! - `-L`/`-l`/`--list` (`-n`/`--numeric` accepted, always numeric):
@@ -171,6 +172,10 @@ struct Cli {
     /// With -i --tun-type gue: the real server's GUE UDP port (ipvsadm --tun-port).
     #[arg(long = "tun-port", value_name = "PORT")]
     tun_port: Option<u16>,
+    /// FullNAT (DPVS's ipvsadm `--fullnat`): the service needs
+    /// `local_addresses` in the config.
+    #[arg(long = "fullnat", group = "method")]
+    fullnat: bool,
     /// Real server weight 0..=65535; default 1.
     #[arg(short = 'w', long = "weight", value_name = "WEIGHT")]
     weight: Option<u64>,
@@ -286,6 +291,7 @@ impl Cmd {
                 "-g",
                 "-m",
                 "-i",
+                "--fullnat",
                 "-w",
                 "--tun-type",
                 "--tun-port",
@@ -368,6 +374,7 @@ fn check_options(cli: &Cli, cmd: Cmd) -> Result<(), String> {
         ("-g", cli.gatewaying),
         ("-m", cli.masquerading),
         ("-i", cli.ipip),
+        ("--fullnat", cli.fullnat),
         ("-w", cli.weight.is_some()),
         ("--tun-type", cli.tun_type.is_some()),
         ("--tun-port", cli.tun_port.is_some()),
@@ -477,11 +484,13 @@ fn edit_request(cli: &Cli, cmd: Cmd) -> Result<Value, String> {
                 Method::Nat
             } else if cli.ipip {
                 Method::Tun
+            } else if cli.fullnat {
+                Method::FullNat
             } else {
                 Method::Dr
             };
             // DR and TUN carry the packet to the virtual port unchanged.
-            let fixed_port = cmd != Cmd::DeleteReal && method != Method::Nat;
+            let fixed_port = cmd != Cmd::DeleteReal && matches!(method, Method::Dr | Method::Tun);
             let addr = real_addr(cli.real_server.as_deref().unwrap_or(""), vport, fixed_port)?;
             let (name, real) = match cmd {
                 Cmd::DeleteReal => ("delete_real", json!({ "addr": addr })),
@@ -691,13 +700,19 @@ mod tests {
 -A -u 10.0.0.100:53 -s sh -b sh-port
 -a -u 10.0.0.100:53 -r 10.1.0.12:53 -g -w 1
 -a -t 10.0.0.100:80 -r 10.2.0.5:8080 -i --tun-type gue --tun-port 6080
+-a -t 10.0.0.100:80 -r 10.2.0.6:8080 --fullnat -w 3
 ";
         let (rules, lines) = parse_rules(text).expect("valid");
-        assert_eq!(lines, vec![2, 4, 5, 6, 7]);
+        assert_eq!(lines, vec![2, 4, 5, 6, 7, 8]);
         assert_eq!(
             rules[4]["real"],
             json!({"addr":"10.2.0.5:80","weight":1,"forwarding":"tun",
                    "tun_type":"gue","tun_port":6080})
+        );
+        // FullNAT rewrites the port, so the real server keeps its own.
+        assert_eq!(
+            rules[5]["real"],
+            json!({"addr":"10.2.0.6:8080","weight":3,"forwarding":"fullnat"})
         );
         assert_eq!(
             rules[0],

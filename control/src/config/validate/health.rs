@@ -228,11 +228,11 @@ fn sorry_server(
                 connected_subnets(cfg)
             ),
         )),
-        Method::Nat if !cfg.has_route(ip) => Err(verr(
+        Method::Nat | Method::FullNat if !cfg.has_route(ip) => Err(verr(
             path(),
             format!("no route to NAT sorry server {ip}: expected it on a connected subnet or covered by a static route"),
         )),
-        Method::Nat if (vport == 0) != (port == 0) => Err(verr(
+        Method::Nat | Method::FullNat if (vport == 0) != (port == 0) => Err(verr(
             path(),
             "sorry server port: expected port 0 exactly in a port-0 service".into(),
         )),

@@ -1,16 +1,18 @@
 //! The real servers of one service: none twice, none on a director
 //! address (DIP or VIP); a DR real server on a connected subnet with the
-//! virtual port (DR only rewrites the MAC); a NAT real server reachable by
-//! some route, with port 0 exactly in a port-0 service; a TUN real server
-//! reachable by some route with the virtual port (the packet is carried
-//! unchanged), its `tun_type`/`tun_port` consistent, the service's
-//! `tun_src` one of the director's addresses.
+//! virtual port (DR only rewrites the MAC); a NAT or FullNAT real server
+//! reachable by some route, with port 0 exactly in a port-0 service; a TUN
+//! real server reachable by some route with the virtual port (the packet
+//! is carried unchanged), its `tun_type`/`tun_port` consistent, the
+//! service's `tun_src` one of the director's addresses; a FullNAT
+//! service's local addresses (present, each once, on a connected subnet,
+//! not a director address) and client address method (TCP only).
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-use dataplane::snapshot::{Method, TunType};
+use dataplane::snapshot::{ClientAddress, Method, Proto, TunType};
 
 use super::{connected_subnets, verr, Dips};
 use crate::config::error::{PathSeg, ValidationError};
@@ -106,7 +108,7 @@ pub(super) fn check(
                     ));
                 }
             }
-            Method::Nat => {
+            Method::Nat | Method::FullNat => {
                 if vport == 0 && rport != 0 {
                     return Err(verr(
                         path(),
@@ -132,6 +134,62 @@ pub(super) fn check(
                 }
             }
         }
+    }
+    local_addresses(cfg, dips, vips, i, s)
+}
+
+/// A FullNAT service's `local_addresses` and `client_address`.
+fn local_addresses(
+    cfg: &Config,
+    dips: &Dips,
+    vips: &HashSet<Ipv4Addr>,
+    i: usize,
+    s: &ServiceConfig,
+) -> Result<(), ValidationError> {
+    use PathSeg::{Field as F, Index as I};
+    let fullnat = s
+        .real_servers
+        .iter()
+        .any(|r| r.method(s) == Method::FullNat)
+        || (s.sorry_server.is_some()
+            && s.sorry_server_forwarding.map_or(s.forwarding.0, |f| f.0) == Method::FullNat);
+    if fullnat && s.local_addresses.is_empty() {
+        return Err(verr(
+            vec![F("services"), I(i), F("local_addresses")],
+            "a FullNAT service without local addresses: expected local_addresses: [\"10.x.y.z\", ...] on a connected subnet".into(),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (j, a) in s.local_addresses.iter().enumerate() {
+        let path = || vec![F("services"), I(i), F("local_addresses"), I(j)];
+        let ip = a.0;
+        if !seen.insert(ip) {
+            return Err(verr(path(), format!("duplicate local address {ip}")));
+        }
+        if dips.contains_key(&ip) || vips.contains(&ip) {
+            return Err(verr(
+                path(),
+                format!("local address {ip} is a DIP or VIP: expected an address of its own"),
+            ));
+        }
+        if cfg.connected_port(ip).is_none() {
+            return Err(verr(
+                path(),
+                format!(
+                    "local address {ip} is not on a connected subnet: fulcrum answers ARP for it on that port, expected an address inside {}",
+                    connected_subnets(cfg)
+                ),
+            ));
+        }
+    }
+    if s.client_address.0 != ClientAddress::None && s.proto.0 != Proto::Tcp {
+        return Err(verr(
+            vec![F("services"), I(i), F("client_address")],
+            format!(
+                "client_address {:?} needs a TCP service (TOA and PROXY v2 ride on TCP): expected \"none\"",
+                s.client_address.0.config_name()
+            ),
+        ));
     }
     Ok(())
 }

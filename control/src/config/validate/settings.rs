@@ -1,5 +1,6 @@
 //! Workers and the scalar settings: `workers`, `burst`, `mbufs_per_socket`,
-//! `rx_desc`, `tx_desc`, `conn_table_size`, `admin_socket`, `admin_group`.
+//! `rx_desc`, `tx_desc`, `conn_table_size`, `admin_socket`, `admin_group`,
+//! `fullnat_lport_min`/`fullnat_lport_max`.
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
@@ -41,6 +42,23 @@ pub(super) fn check(cfg: &Config) -> Result<(), ValidationError> {
                 ),
             ));
         }
+    }
+
+    // FullNAT's local port range.
+    if cfg.fullnat_lport_min == 0 {
+        return Err(verr(
+            vec![F("fullnat_lport_min")],
+            "fullnat_lport_min 0: expected a port 1..=65535".into(),
+        ));
+    }
+    if cfg.fullnat_lport_max < cfg.fullnat_lport_min {
+        return Err(verr(
+            vec![F("fullnat_lport_max")],
+            format!(
+                "fullnat_lport_max {} is below fullnat_lport_min {}: expected max >= min",
+                cfg.fullnat_lport_max, cfg.fullnat_lport_min
+            ),
+        ));
     }
 
     // Scalars.
