@@ -81,7 +81,9 @@
 # And "fullnat" (1 and 2 workers, tests/e2e/fullnat.sh): real servers on a
 # routed subnet with no route back to the client; nginx with
 # `proxy_protocol` logs the client's address for all 300 requests, 0
-# failures, and with 2 workers redirects_out == 0.
+# failures, and every LIP:lport the real servers saw names the worker that
+# owns its client (with 2 workers: per-connection, and per-worker counts
+# equal conns_created).
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
