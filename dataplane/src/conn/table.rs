@@ -144,13 +144,14 @@ impl Entry {
         }
     }
 
-    /// Whether this entry's key for direction `dir` is `k`; `ext` is its
-    /// FullNAT fields (the outbound key's destination is LIP:lport).
+    /// Whether this entry, slab index `i`, has key `k` for direction `dir`;
+    /// `fnat` is the table's FullNAT side array (a FullNAT outbound key's
+    /// destination is LIP:lport), read only for that key.
     #[inline]
-    fn has_key(&self, dir: Dir, k: &FlowKey, ext: Option<&FnatExt>) -> bool {
+    fn has_key(&self, dir: Dir, k: &FlowKey, fnat: &[FnatExt], i: usize) -> bool {
         let (src_ip, dst_ip, src_port, dst_port) = match (dir, self.method) {
             (Dir::In, _) => (self.cip, self.vip, self.cport, self.vport),
-            (Dir::Out, Method::FullNat) => match ext {
+            (Dir::Out, Method::FullNat) => match fnat.get(i) {
                 Some(x) => (self.rip, x.lip, self.rport, x.lport),
                 None => return false,
             },
@@ -360,7 +361,7 @@ impl ConnTable {
         self.index.find(hash, |v| {
             let i = (v & IDX_MASK) as usize;
             slab.get(i)
-                .is_some_and(|e| e.has_key(dir_of(v), key, fnat.get(i)))
+                .is_some_and(|e| e.has_key(dir_of(v), key, fnat, i))
         })
     }
 
