@@ -188,8 +188,8 @@ proptest! {
     /// A frame with tailroom (`process_frame`): an ICMP error may grow
     /// it, never past its room, and the verdict counts as in `check`.
     #[test]
-    fn prop_frames_with_room(which in 0usize..7, ttl in 0u8..3, cut in 0usize..1600, grow in 0usize..700, dr: bool) {
-        let snap = snapshot(if dr { Method::Dr } else { Method::Nat }, true);
+    fn prop_frames_with_room(which in 0usize..7, ttl in 0u8..3, cut in 0usize..1600, grow in 0usize..700, m in 0usize..4) {
+        let snap = snapshot(Method::ALL[m], true);
         let mut core = Core::new(0, 1, 64);
         core.sync(&snap);
         let mut f = seeds()[which].clone();
@@ -211,8 +211,8 @@ proptest! {
     }
 
     #[test]
-    fn prop_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200), port in 0u8..4, dr: bool, redirected: bool, id in 0u16..2) {
-        let snap = snapshot(if dr { Method::Dr } else { Method::Nat }, true);
+    fn prop_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200), port in 0u8..4, m in 0usize..4, redirected: bool, id in 0u16..2) {
+        let snap = snapshot(Method::ALL[m], true);
         let mut core = Core::new(id, 2, 64);
         core.sync(&snap);
         let mut f = bytes;
@@ -225,10 +225,10 @@ proptest! {
         edits in proptest::collection::vec((0usize..128, any::<u8>()), 1..6),
         cut in proptest::option::of(0usize..128),
         port in 0u8..2,
-        dr: bool,
+        m in 0usize..4,
         redirected: bool,
     ) {
-        let snap = snapshot(if dr { Method::Dr } else { Method::Nat }, true);
+        let snap = snapshot(Method::ALL[m], true);
         let mut core = Core::new(0, 1, 64);
         core.sync(&snap);
         let mut f = seeds()[which].clone();
@@ -291,17 +291,14 @@ fn stage(s: &Seen) -> &'static str {
     }
 }
 
-/// Structured frames (`framegen`) on two workers in NAT and DR, with the
+/// Structured frames (`framegen`) on two workers in every forwarding method, with the
 /// invariants of `framegen::check`; then the share of frames that ended
 /// at each stage, which must show the generator gets past `parse` (at
 /// least 30 %) and through to `tx` (at least 5 %), and that every stage
 /// before `route` decides some. `--nocapture` prints the shares.
 #[test]
 fn test_structured_frames_reach_every_stage() {
-    let snaps = [
-        framegen::snapshot(Method::Nat),
-        framegen::snapshot(Method::Dr),
-    ];
+    let snaps = Method::ALL.map(framegen::snapshot);
     let counts: RefCell<BTreeMap<&'static str, u64>> = RefCell::new(BTreeMap::new());
     let reasons: RefCell<BTreeMap<&'static str, u64>> = RefCell::new(BTreeMap::new());
     let mut runner = TestRunner::new(Config {
@@ -312,7 +309,7 @@ fn test_structured_frames_reach_every_stage() {
     runner
         .run(&proptest::collection::vec(any::<u8>(), 0..400), |data| {
             let mut case = framegen::case(&data);
-            let snap = &snaps[usize::from(case.dr)];
+            let snap = &snaps[case.method];
             let mut cores = framegen::cores(snap, 64);
             framegen::drive(&mut cores, snap, &mut case, 1, |s| {
                 *counts.borrow_mut().entry(stage(&s)).or_default() += 1;

@@ -1,5 +1,5 @@
-//! Fuzz `Core::process` with structured frames, on two workers, in NAT and
-//! DR.
+//! Fuzz `Core::process` with structured frames, on two workers, in every
+//! forwarding method (NAT, DR, TUN, FullNAT).
 //!
 //! The input does not become the frame: it drives the generator of
 //! `dataplane/tests/common/framegen.rs` (shared with the proptest in
@@ -9,7 +9,7 @@
 //! connection. A redirected frame is processed again on its owner, as the
 //! ring between workers would.
 //!
-//! The snapshots and the four cores (NAT/DR × two workers) are built once
+//! The snapshots and the eight cores (4 methods × two workers) are built once
 //! per process, not per input: a core's neighbour table alone is 256 KiB.
 //! State therefore carries over between inputs (connections, learnt
 //! neighbours); the clock advances 100 ms per input and the slow tick runs
@@ -37,39 +37,31 @@ use common::framegen;
 /// Connections per core: small, so a full table is reachable too.
 const MAX_CONNS: u32 = 4096;
 
-fn snapshots() -> &'static [Snapshot; 2] {
-    static SNAPS: OnceLock<[Snapshot; 2]> = OnceLock::new();
-    SNAPS.get_or_init(|| {
-        [
-            framegen::snapshot(Method::Nat),
-            framegen::snapshot(Method::Dr),
-        ]
-    })
+fn snapshots() -> &'static [Snapshot; 4] {
+    static SNAPS: OnceLock<[Snapshot; 4]> = OnceLock::new();
+    SNAPS.get_or_init(|| Method::ALL.map(framegen::snapshot))
 }
 
 struct State {
-    cores: [[Core; 2]; 2],
+    cores: [[Core; 2]; 4],
     now_ms: u64,
 }
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State {
-        cores: [
-            framegen::cores(&snapshots()[0], MAX_CONNS),
-            framegen::cores(&snapshots()[1], MAX_CONNS),
-        ],
+        cores: std::array::from_fn(|m| framegen::cores(&snapshots()[m], MAX_CONNS)),
         now_ms: 0,
     });
 }
 
 fuzz_target!(|data: &[u8]| {
     let mut case = framegen::case(data);
-    let snap = &snapshots()[usize::from(case.dr)];
+    let snap = &snapshots()[case.method];
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.now_ms += 100;
         let now = s.now_ms;
-        let cores = &mut s.cores[usize::from(case.dr)];
+        let cores = &mut s.cores[case.method];
         framegen::drive(cores, snap, &mut case, now, |_| {});
         for core in cores.iter_mut() {
             core.tick(snap, now, 256);

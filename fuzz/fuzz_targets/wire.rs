@@ -13,10 +13,11 @@
 //! Any panic or failed assertion is a defect in `dataplane::wire`.
 #![no_main]
 
+use dataplane::wire::icmp_quote::{IcmpQuote, QuoteSide};
 use dataplane::wire::{
-    checksum, ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Ipv4Packet, TcpPacket, UdpPacket,
-    VlanHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_QINQ, ETHERTYPE_VLAN, PROTO_ICMP,
-    PROTO_TCP, PROTO_UDP,
+    checksum, ArpPacket, ArpRepr, EthernetFrame, GuePacket, Icmpv4Packet, Ipv4Packet, TcpPacket,
+    UdpPacket, VlanHeader, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_QINQ, ETHERTYPE_VLAN,
+    GUE_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -73,6 +74,40 @@ fn each_view_alone(data: &[u8]) {
     }
     if let Ok(icmp) = Icmpv4Packet::new_checked(data) {
         icmp_getters(&icmp);
+    }
+    if let Ok(gue) = GuePacket::new_checked(data) {
+        let _ = (gue.version(), gue.control(), gue.proto_ctype(), gue.flags());
+        assert!(gue.header_len() >= GUE_HEADER_LEN && gue.header_len() <= data.len());
+    }
+    icmp_quote(data);
+}
+
+/// The ICMP error view (`icmp_quote`): every getter of an accepted
+/// message, then both inner rewrites and the TCP sequence rewrite on a
+/// copy, which must keep a verifying ICMP checksum verifying (RFC 1624).
+fn icmp_quote(data: &[u8]) {
+    let mut copy = data.to_vec();
+    let Ok(mut q) = IcmpQuote::new_checked(&mut copy[..]) else {
+        return;
+    };
+    let _ = (q.msg_type(), q.msg_code(), q.checksum(), q.next_hop_mtu());
+    let _ = (q.inner_protocol(), q.inner_src_addr(), q.inner_dst_addr());
+    let _ = (
+        q.inner_frag_offset(),
+        q.inner_src_port(),
+        q.inner_dst_port(),
+    );
+    let _ = (q.inner_tcp_seq(), q.inner_l4_first_byte());
+    assert!(q.inner_l4_offset() + 8 <= q.len());
+    let ok = q.verify_checksum();
+    q.rewrite_inner(QuoteSide::Src, u32_at(data, 0), 80);
+    q.rewrite_inner(QuoteSide::Dst, u32_at(data, 4), 8080);
+    q.set_inner_tcp_seq(u32_at(data, 8));
+    if ok {
+        assert!(
+            q.verify_checksum(),
+            "an inner rewrite keeps the ICMP checksum"
+        );
     }
 }
 

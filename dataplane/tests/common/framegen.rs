@@ -83,8 +83,9 @@ pub struct Frame {
 
 /// One input's worth of traffic for one director.
 pub struct Case {
-    /// Direct routing instead of NAT.
-    pub dr: bool,
+    /// The forwarding method, an index of `Method::ALL` (NAT, DR, TUN,
+    /// FullNAT).
+    pub method: usize,
     /// Which of two workers receives the frames first.
     pub worker: u16,
     pub frames: Vec<Frame>,
@@ -183,7 +184,7 @@ pub fn case(data: &[u8]) -> Case {
         frames.push(f);
     }
     Case {
-        dr: ctl & 1 != 0,
+        method: usize::from(ctl & 1) | usize::from(ctl >> 7) << 1,
         worker: u16::from((ctl >> 1) & 1),
         frames,
     }
