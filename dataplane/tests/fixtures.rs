@@ -840,6 +840,41 @@ fn cases() -> Vec<Case> {
                 "real1.inactive_conns",
                 "real1.in_pkts",
             ]),
+        // DR UDP: only the MACs change; the real server answers the client
+        // directly.
+        row(
+            "dr_in_udp",
+            syn.clone()
+                .with(L4::Udp {
+                    sport: 5000,
+                    dport: 53,
+                })
+                .bytes(),
+            0,
+            Verdict::Tx(1),
+        )
+        .setup(Setup {
+            method: Method::Dr,
+            ..base()
+        })
+        .out(
+            Pkt {
+                smac: IN_MAC,
+                dmac: RS1_MAC,
+                ..syn.clone().with(L4::Udp {
+                    sport: 5000,
+                    dport: 53,
+                })
+            }
+            .bytes(),
+        )
+        .bumps(&[
+            "conns_created",
+            "conns",
+            "real3.conns",
+            "real3.inactive_conns",
+            "real3.in_pkts",
+        ]),
         row("tun_ipip_in_syn", syn.bytes(), 0, Verdict::Tx(1))
             .setup(tun_base())
             .out(tunnelled(&inner_of(&syn), [10, 1, 0, 1], 63, 0, None))
@@ -2423,6 +2458,35 @@ fn icmp_rows(v: &mut Vec<Case>) {
         ))
         .bumps(&["icmp_errors_in"]),
     );
+    // VS/TUN: the error goes through the flow's tunnel (the real server
+    // may be on no link of the director's), its TTL one lower inside; the
+    // outer identification is 1 (the SYN of the pre-state took 0); GUE's
+    // source port is the flow's (the client's SYN's).
+    let tun_conn = |snap: fn(&mut Snapshot)| Setup {
+        pre: pre_tun_syn,
+        snap,
+        ..tun_base()
+    };
+    let err_in = unreach(CLIENT_MAC, CIP, 64, &ipv4_of(&to_client));
+    let err_inner = unreach(CLIENT_MAC, CIP, 63, &ipv4_of(&to_client))[IP..].to_vec();
+    v.push(
+        row("icmp_relay_tun_ipip_in", err_in.clone(), 0, Verdict::Tx(1))
+            .setup(tun_conn(|_| {}))
+            .out(tunnelled(&err_inner, [10, 1, 0, 1], 63, 1, None))
+            .bumps(&["icmp_errors_in"]),
+    );
+    v.push(
+        row("icmp_relay_tun_gue_in", err_in, 0, Verdict::Tx(1))
+            .setup(tun_conn(gue_reals))
+            .out(tunnelled(
+                &err_inner,
+                [10, 1, 0, 1],
+                63,
+                1,
+                Some((gue_sport(&Pkt::syn()), 6080)),
+            ))
+            .bumps(&["icmp_errors_in"]),
+    );
     // ---- relayed, real server side -> client (IPVS ip_vs_out_icmp) ----
     v.push(
         row(
@@ -3489,6 +3553,13 @@ fn test_every_reason_has_a_row() {
         "fullnat_in_udp",
         "fullnat_out_udp",
         "dr_in_syn",
+        "dr_in_udp",
+        "tun_ipip_in_syn",
+        "tun_ipip_in_udp",
+        "tun_gue_in_syn",
+        "tun_gue_in_udp",
+        "icmp_relay_tun_ipip_in",
+        "icmp_relay_tun_gue_in",
         "arp_reply_for_vip",
         "icmp_echo_reply_vip",
         "redirect_to_owner",

@@ -557,7 +557,7 @@ impl Core {
                 };
                 if let (Some(side), parse::L4::Icmp) = (side, p.kind) {
                     if let Some(m) = icmp_relay::match_error(frame, p, side)? {
-                        return self.relay_icmp(ctx, frame, p, m, side);
+                        return self.relay_icmp(ctx, whole, p, m, side);
                     }
                 }
                 validate::source(p, snap, ctx.in_port)?;
@@ -565,7 +565,7 @@ impl Core {
             }
             Class::IcmpError => {
                 return match icmp_relay::match_error(frame, p, ErrorSide::Real)? {
-                    Some(m) => self.relay_icmp(ctx, frame, p, m, ErrorSide::Real),
+                    Some(m) => self.relay_icmp(ctx, whole, p, m, ErrorSide::Real),
                     None => Err(DropReason::NotForUs),
                 };
             }
@@ -629,14 +629,21 @@ impl Core {
     /// flow's owner, finds the connection, and sends the error on to the
     /// real server (client side) or the client (real servers' side).
     ///
+    /// An error for a VS/TUN flow from the client's side goes through the
+    /// flow's tunnel, as IPVS's `ip_vs_in_icmp` sends it with the
+    /// connection's `packet_xmit`: the real server may be on no link of
+    /// the director's.
+    ///
     /// # Errors
     /// `icmp_error_no_conn`, `ttl_exceeded` (a routing method: NAT, TUN,
-    /// FullNAT; outer TTL ≤ 1), the route drops.
+    /// FullNAT; outer TTL ≤ 1), the route drops; through a tunnel
+    /// `mtu_exceeded` (no error is sent about an error, RFC 1812 §4.3.2.7)
+    /// and those of [`xmit::tun::encapsulate`].
     #[cold]
     fn relay_icmp(
         &mut self,
         ctx: &Ctx<'_>,
-        frame: &mut [u8],
+        whole: &mut Frame<'_>,
         p: &Parsed,
         m: ErrorMatch,
         side: ErrorSide,
@@ -668,8 +675,23 @@ impl Core {
             arp_out: &mut self.arp_out,
         }
         .next_hop(ctx.snap, towards, ctx.now_ms)?;
-        icmp_relay::rewrite(frame, p, &conn, side);
-        xmit::set_macs(frame, hop.src_mac, hop.dst_mac);
+        if conn.method == Method::Tun && side == ErrorSide::Client {
+            // The tunnel's source port hashes the flow (m.key, the
+            // connection's inbound key), so GUE spreads it with its flow.
+            let outer = self.tun_outer(ctx.snap, &conn, hop.port, &m.key);
+            let mtu = ctx
+                .snap
+                .ports
+                .get(usize::from(hop.port))
+                .map_or(DEFAULT_MTU, |port| port.mtu);
+            if p.ip_len() + xmit::tun::overhead(outer.conf.kind) > usize::from(mtu) {
+                return Err(DropReason::MtuExceeded);
+            }
+            xmit::tun::encapsulate(whole, usize::from(p.l3), usize::from(p.ip_end), &outer)?;
+        } else {
+            icmp_relay::rewrite(whole.bytes_mut(), p, &conn, side);
+        }
+        xmit::set_macs(whole.bytes_mut(), hop.src_mac, hop.dst_mac);
         match side {
             ErrorSide::Client => self.stats.icmp_errors_in += 1,
             ErrorSide::Real => self.stats.icmp_errors_out += 1,
