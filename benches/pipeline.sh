@@ -12,16 +12,31 @@
 #      MAC-swapped and sent out of net_null0; the number measured is the
 #      Tx-pps of port 1 (net_null0) from --stats-period=1, i.e. one-way
 #      forwarded frames per second;
-#   3. fulcrum, NAT then DR: the same two vdevs as ports outside (VIP side,
-#      MAC pinned to the frames' destination) and inside (real servers,
-#      static neighbours, no ARP), 1 worker on lcore 1, idle_sleep_us 0, rr
-#      over 3 real servers. Measured: worker tx_pkts delta / time over
-#      WINDOW_S after WARMUP_S (fulcrum-sample, the admin socket's status),
-#      all of it out of net_null0 (the only egress: nothing comes back on a
-#      no-rx null port). Drops over the window are printed by reason;
+#   3. fulcrum, once per forwarding method in METHODS (default NAT, DR,
+#      TUN, FullNAT, in that order): the same two vdevs as ports outside
+#      (VIP side, MAC pinned to the frames' destination) and inside (real
+#      servers, static neighbours, no ARP), 1 worker on lcore 1,
+#      idle_sleep_us 0, rr over 3 real servers. Measured: worker tx_pkts
+#      delta / time over WINDOW_S after WARMUP_S (fulcrum-sample, the admin
+#      socket's status), all of it out of net_null0 (the only egress: nothing
+#      comes back on a no-rx null port). Drops over the window are printed by
+#      reason. The methods' configs differ only in the service: `forwarding`
+#      "nat", "dr", "tun" (IPIP, `tun_type: "ipip"` on each real server,
+#      `tun_src` 10.1.0.1, the inside DIP) or "fullnat" (`local_addresses`
+#      10.1.0.101, .102, ... on the inside port's subnet, `client_address`
+#      "none", the global lport range 1024..65535 written out). FullNAT books
+#      one (LIP, lport) per connection from the port allocator, so the
+#      script gives it ceil(1.25 x flows / 64512) LIPs (64512 lports each in
+#      that range; 1.25 covers the owner hash's uneven split with 2
+#      workers): 1 for 1k flows, 2 for 100k, 4 for nat-syn-new's 200k, 20
+#      for 1M. Every packet of the pass reaches the inside port (no replies
+#      come back), so TUN and FullNAT are measured on the client-to-server
+#      direction, like NAT and DR;
 #   4. for every fulcrum run, the first-pass connection-creation rate
 #      (conns_created sampled every few ms while the first pass of the file
-#      is read; only meaningful for nat-syn-new, where the file is all SYNs),
+#      is read; only meaningful for nat-syn-new, where the file is all SYNs;
+#      for FullNAT each new connection also books an lport, so the port
+#      allocator is in the loop),
 #      and the RSS growth per connection created meanwhile (VmRSS of
 #      /proc/PID/status at the first status answer and when all flows exist);
 #   5. sweeps: the scenarios are the concurrent-flows sweep (1k, 100k, 1M
@@ -60,7 +75,8 @@
 # (RUN=/tmp/fulcrum-bench/<prefix>, printed; not ./run, which `make clean`
 # removes while other people's runs are going on). PERF=1 adds a
 # `perf record -e cpu-clock -g` profile of one extra fulcrum NAT run on the
-# 1k scenario (top symbols in $RUN/perf-top.txt).
+# 1k scenario (top symbols in $RUN/perf-top.txt), and one more per method
+# of PERF_METHODS other than nat ($RUN/perf-top-<method>.txt).
 # Every process is bounded by `timeout`; the EXIT trap kills what is left
 # and removes /dev/hugepages/<prefix>* and /var/run/dpdk/<prefix>.
 #
@@ -77,8 +93,10 @@
 # `CHECK FAILED: ...` line on stderr with both numbers, the run goes on to
 # the end, and the exit status is 1.
 #
-# Knobs (environment): WARMUP_S (2), WINDOW_S (5), SCENARIOS (the three
-# files' names), NOHUGE_COMPARE (1), QUIET_WAIT_S (180), PERF (0),
+# Knobs (environment): WARMUP_S (2), WINDOW_S (5), SCENARIOS (the four
+# files' names), METHODS ("nat dr tun fullnat"; any subset, e.g. "nat dr"
+# for the older runs' shape), NOHUGE_COMPARE (1), QUIET_WAIT_S (180), PERF
+# (0), PERF_METHODS (nat; e.g. "nat tun fullnat"),
 # CONN_TABLE_SIZE (fulcrum's conn_table_size; empty = its default 1048576),
 # SCALE_SCENARIO (nat-established-100k; empty skips the workers sweep),
 # MEMORY_SWEEP (1; 0 skips the conn_table_size RSS comparison).
@@ -110,6 +128,18 @@ NOHUGE_COMPARE=${NOHUGE_COMPARE:-1}
 QUIET_WAIT_S=${QUIET_WAIT_S:-180}
 PERF=${PERF:-0}
 CONN_TABLE_SIZE=${CONN_TABLE_SIZE:-}
+METHODS=${METHODS:-"nat dr tun fullnat"}
+PERF_METHODS=${PERF_METHODS:-nat}
+for m in $METHODS $PERF_METHODS; do
+    case $m in nat | dr | tun | fullnat) ;; *)
+        echo "pipeline: unknown method '$m' in METHODS/PERF_METHODS (nat dr tun fullnat)" >&2
+        exit 1
+        ;;
+    esac
+done
+# The FullNAT lport range (fulcrum's defaults, written into the config).
+LPORT_MIN=1024
+LPORT_MAX=65535
 MKPCAP=$FC_BIN_DIR/fulcrum-mkpcap
 SAMPLE=$FC_BIN_DIR/fulcrum-sample
 TESTPMD=${TESTPMD:-$(command -v dpdk-testpmd)}
@@ -338,10 +368,37 @@ run_testpmd() {
     check "$tag" testpmd "TX-dropped" 0 "${dropped:-?}"
 }
 
-# write_config MODE "PCAP..." POOL MEMMODE FILE [WORKERS]: fulcrum's config
-# for this bench (WORKERS 1 or 2, one PCAP per worker's RX queue).
+# n_lips FLOWS: FullNAT local addresses for FLOWS connections: each LIP
+# has LPORT_MAX - LPORT_MIN + 1 lports; 25 % spare for the owner hash's
+# uneven split of ports and flows between 2 workers.
+n_lips() {
+    local per=$((LPORT_MAX - LPORT_MIN + 1))
+    echo $(((${1:-1} * 5 / 4 + per - 1) / per))
+}
+
+# service_extra MODE FLOWS: sets SVC_EXTRA, the method's service fields (one
+# line of RON), and RS_EXTRA, the fields each real server gets.
+service_extra() {
+    local n i lips=
+    SVC_EXTRA= RS_EXTRA=
+    case $1 in
+    tun)
+        SVC_EXTRA='tun_src: "10.1.0.1",'
+        RS_EXTRA=' tun_type: "ipip",'
+        ;;
+    fullnat)
+        n=$(n_lips "$2")
+        for ((i = 1; i <= n; i++)); do lips+="${lips:+, }\"10.1.0.$((100 + i))\""; done
+        SVC_EXTRA="local_addresses: [$lips], client_address: \"none\","
+        ;;
+    esac
+}
+
+# write_config MODE "PCAP..." POOL MEMMODE FILE [WORKERS] [FLOWS]: fulcrum's
+# config for this bench (WORKERS 1 or 2, one PCAP per worker's RX queue;
+# FLOWS sizes FullNAT's local addresses).
 write_config() {
-    local mode=$1 pcaps=$2 pool=$3 mm=$4 file=$5 nw=${6:-1} eal workers=1
+    local mode=$1 pcaps=$2 pool=$3 mm=$4 file=$5 nw=${6:-1} flows=${7:-1000} eal workers=1
     local -a mem lc pc
     mapfile -t mem < <(mem_args "$mm" "$pool")
     mapfile -t lc < <(lcore_args "$nw")
@@ -349,8 +406,9 @@ write_config() {
     [ "$nw" = 2 ] && workers="1, 2"
     eal=$(fc_ron_list "${lc[@]}" --no-pci "--file-prefix=$P" --log-level=lib.eal:error "${mem[@]}" \
         "$(pcap_vdev "${pc[@]}")" --vdev=net_null0,no-rx=1)
+    service_extra "$mode" "$flows"
     cat >"$file" <<EOF
-// Generated by benches/pipeline.sh for run $P: $mode, $nw worker(s), $mm.
+// Generated by benches/pipeline.sh for run $P: $mode, $nw worker(s), $mm, $flows flows.
 (
     eal_args: $eal,
     workers: [$workers],
@@ -361,6 +419,10 @@ write_config() {
     burst: 32,
     idle_sleep_us: 0,
     ${CONN_TABLE_SIZE:+conn_table_size: $CONN_TABLE_SIZE,}
+    // FullNAT's lport range per local address (the defaults, written out:
+    // the script sizes local_addresses from it).
+    fullnat_lport_min: $LPORT_MIN,
+    fullnat_lport_max: $LPORT_MAX,
     exception_path: (enabled: $([ "${BENCH_EXCEPTION:-1}" = 0 ] && echo false || echo true)),
     admin_socket: "$RUN/fulcrum.sock",
     ports: [
@@ -381,10 +443,11 @@ write_config() {
     ],
     services: [
         (vip: "10.0.0.100:80", proto: "tcp", scheduler: "rr", forwarding: "$mode",
+         $SVC_EXTRA
          real_servers: [
-            (addr: "10.1.0.11:80", weight: 1),
-            (addr: "10.1.0.12:80", weight: 1),
-            (addr: "10.1.0.13:80", weight: 1),
+            (addr: "10.1.0.11:80", weight: 1,$RS_EXTRA),
+            (addr: "10.1.0.12:80", weight: 1,$RS_EXTRA),
+            (addr: "10.1.0.13:80", weight: 1,$RS_EXTRA),
          ]),
     ],
 )
@@ -398,7 +461,7 @@ run_fulcrum() {
     local mode=$1 pcap=$2 pool=$3 mm=$4 flows=$5 tag=$6 nw=${7:-1}
     local cfg=$RUN/fulcrum-$tag.ron win=$RUN/window-$tag.txt fp=$RUN/firstpass-$tag.txt
     FC_PPS= FC_NOTE= FC_NEWCONN= FC_RSS_KB= FC_RSS_PER_CONN=
-    write_config "$mode" "$pcap" "$pool" "$mm" "$cfg" "$nw"
+    write_config "$mode" "$pcap" "$pool" "$mm" "$cfg" "$nw" "$flows"
     rm -f "$RUN/fulcrum.sock"
     "$FULCRUM" --config "$cfg" >"$RUN/fulcrum-$tag.out" 2>"$RUN/fulcrum-$tag.log" &
     FC_PID=$!
@@ -469,8 +532,18 @@ CHECKS=$RUN/checks.csv
 echo "sweep,scenario,flows,workers,memory,program,mpps,ratio_vs_testpmd,busy" >"$CSV"
 echo "metric,scenario,program,value,unit,detail" >"$METRICS"
 echo "run,program,check,expected,measured,verdict" >"$CHECKS"
-# Results of the 1-worker runs, by scenario: packets/s per program.
-declare -A TP1 NAT1 DR1 FLOWS_OF POOL_OF MEM_OF
+# Results of the 1-worker runs: testpmd's packets/s by scenario, fulcrum's
+# by "scenario method".
+declare -A TP1 FC1 FLOWS_OF POOL_OF MEM_OF
+# Mpps of each PERF_METHODS run while perf sampled it.
+declare -A PERF_MPPS=()
+# label METHOD: the method's name in tables (NAT, DR, TUN, FullNAT).
+label() {
+    case $1 in
+    fullnat) echo FullNAT ;;
+    *) tr '[:lower:]' '[:upper:]' <<<"$1" ;;
+    esac
+}
 
 # csv_row SWEEP SCENARIO FLOWS WORKERS MEM PROGRAM PPS TP_PPS BUSY
 csv_row() {
@@ -501,8 +574,8 @@ mkpcap() {
     PARTS=$(sed -n 's/^part: \([^ ]*\) .*/\1/p' <<<"$out" | tr '\n' ' ')
 }
 
-run_scenario() { # NAME [MEMMODE]: testpmd, fulcrum NAT and DR, 1 worker.
-    local name=$1 pcap=$RUN/$1.pcap pool mm tag tp nat dr busy=
+run_scenario() { # NAME [MEMMODE]: testpmd, then fulcrum once per METHODS, 1 worker.
+    local name=$1 pcap=$RUN/$1.pcap pool mm tag tp busy= row
     mkpcap "$name" "$pcap" || return 1
     pool=$(pool_for "$FRAMES")
     mm=${2:-$(mem_for "$pool")}
@@ -519,13 +592,13 @@ run_scenario() { # NAME [MEMMODE]: testpmd, fulcrum NAT and DR, 1 worker.
 
     local -A pps=()
     local m
-    for m in nat dr; do
+    for m in $METHODS; do
         wait_quiet
         fc_say "   load before fulcrum $m: $(cut -d' ' -f1-3 /proc/loadavg)"
         run_fulcrum "$m" "$pcap" "$pool" "$mm" "$FLOWS" "$tag-$m"
         [ -n "$BUSY" ] && busy=busy
         pps[$m]=$FC_PPS
-        fc_say "   fulcrum $(printf '%-3s' "$m")     : $(mpps "$FC_PPS") Mpps  [$FC_NOTE]"
+        fc_say "   fulcrum $(printf '%-7s' "$m") : $(mpps "$FC_PPS") Mpps = $(ratio "$FC_PPS" "$tp") x testpmd  [$FC_NOTE]"
         fc_say "     first pass: ${FC_NEWCONN:-n/a} new conns/s (${FC_FP_SAMPLES:-0} samples inside the pass, all created: ${FC_FP_REACHED:-?}); $FC_RSS_NOTE"
         NOTES+=("$tag fulcrum $m: $FC_NOTE; $FC_RSS_NOTE, ${FC_RSS_PER_CONN:-?} B per new conn; VmRSS after the window ${FC_RSS_KB:-?} kB")
         NEWCONN_ROWS+=("| $name | $mm | $m | ${FC_NEWCONN:-n/a} | ${FC_FP_SAMPLES:-0} |")
@@ -536,16 +609,20 @@ run_scenario() { # NAME [MEMMODE]: testpmd, fulcrum NAT and DR, 1 worker.
             echo "bytes_per_live_conn,$name,fulcrum-nat,$FC_RSS_PER_CONN,bytes,$FC_RSS_NOTE" >>"$METRICS"
         fi
     done
-    ROWS+=("$name|$mm|$(mpps "$tp")|$(mpps "${pps[nat]}")|$(ratio "${pps[nat]}" "$tp")|$(mpps "${pps[dr]}")|$(ratio "${pps[dr]}" "$tp")|${busy:-ok}")
+    row="$name|$mm|$(mpps "$tp")"
+    for m in $METHODS; do row+="|$(mpps "${pps[$m]}")|$(ratio "${pps[$m]}" "$tp")"; done
+    ROWS+=("$row|${busy:-ok}")
     local sw
     sw=$(sweep_of "$name")
     # A forced memory mode is the --no-huge comparison, not a sweep point.
     [ -n "${2:-}" ] && sw=nohuge-compare
     csv_row "$sw" "$name" "$FLOWS" 1 "$mm" testpmd "$tp" "$tp" "$busy"
-    csv_row "$sw" "$name" "$FLOWS" 1 "$mm" fulcrum-nat "${pps[nat]}" "$tp" "$busy"
-    csv_row "$sw" "$name" "$FLOWS" 1 "$mm" fulcrum-dr "${pps[dr]}" "$tp" "$busy"
+    for m in $METHODS; do
+        csv_row "$sw" "$name" "$FLOWS" 1 "$mm" "fulcrum-$m" "${pps[$m]}" "$tp" "$busy"
+    done
     if [ -z "${TP1[$name]:-}" ]; then
-        TP1[$name]=$tp NAT1[$name]=${pps[nat]} DR1[$name]=${pps[dr]}
+        TP1[$name]=$tp
+        for m in $METHODS; do FC1["$name $m"]=${pps[$m]}; done
         FLOWS_OF[$name]=$FLOWS POOL_OF[$name]=$pool MEM_OF[$name]=$mm
     fi
 }
@@ -574,14 +651,13 @@ run_scaling() { # NAME: the same scenario with 2 workers / 2 forwarding cores.
     csv_row workers "$name" "$FLOWS" 2 "$mm" testpmd "$tp" "$tp" "$busy"
     SCALE_ROWS+=("| testpmd macswap (1 → 2 forwarding cores) | $(mpps "${TP1[$name]}") | $(mpps "$tp") | $(eff "$tp" "${TP1[$name]}") | - |")
     echo "scaling_efficiency,$name,testpmd,$(eff "$tp" "${TP1[$name]}"),x,2 cores / 1 core" >>"$METRICS"
-    for m in nat dr; do
+    for m in $METHODS; do
         wait_quiet
         run_fulcrum "$m" "$parts" "$pool" "$mm" "$FLOWS" "$tag-$m" 2
         [ -n "$BUSY" ] && busy=busy
         fc_say "   fulcrum $m, 2 workers: $(mpps "$FC_PPS") Mpps  [$FC_NOTE]"
         NOTES+=("$tag fulcrum $m (2 workers): $FC_NOTE")
-        local one
-        if [ "$m" = nat ]; then one=${NAT1[$name]}; else one=${DR1[$name]}; fi
+        local one=${FC1["$name $m"]}
         csv_row workers "$name" "$FLOWS" 1 "${MEM_OF[$name]}" "fulcrum-$m" "$one" "${TP1[$name]}"
         csv_row workers "$name" "$FLOWS" 2 "$mm" "fulcrum-$m" "$FC_PPS" "$tp" "$busy"
         SCALE_ROWS+=("| fulcrum $m (1 → 2 workers) | $(mpps "$one") | $(mpps "$FC_PPS") | $(eff "$FC_PPS" "$one") | $(ratio "$FC_PPS" "$tp") |")
@@ -625,23 +701,33 @@ fi
 if [ "$PERF" = 1 ] && ! command -v perf >/dev/null; then
     fc_say "-- profile skipped: perf is not installed (apt-get install -y linux-perf)"
 elif [ "$PERF" = 1 ]; then
-    fc_say "-- profile: fulcrum NAT, nat-established-1k, $MAIN_MEM"
     pcap=$RUN/nat-established-1k.pcap
     [ -f "$pcap" ] || "$MKPCAP" "$ROOT/pktgen-scenarios/nat-established-1k.ron" "$pcap" >/dev/null
-    PERF_TAG=perf
     pool=$(pool_for 32000)
-    run_fulcrum nat "$pcap" "$pool" "$(mem_for "$pool")" 1000 perf
-    fc_say "   during perf: $(mpps "$FC_PPS") Mpps"
-    perf report -i "$RUN/perf-perf.data" --stdio --no-children --sort symbol 2>/dev/null |
-        grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -n 15 >"$RUN/perf-top.txt"
-    perf report -i "$RUN/perf-perf.data" --stdio --no-children --sort dso 2>/dev/null |
-        grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -n 8 >"$RUN/perf-dso.txt"
-    if [ -s "$RUN/perf-top.txt" ]; then
-        sed 's/^/   /' "$RUN/perf-top.txt"
-    else
-        fc_say "   perf recorded nothing (see $RUN/perf-record.log); on a VM without"
-        fc_say "   perf events use valgrind --tool=callgrind on the criterion bench"
-    fi
+    # NAT's profile keeps the names perf-perf.data / perf-top.txt of the
+    # older runs; another method's is perf-perf-<method>.data /
+    # perf-top-<method>.txt.
+    for m in $PERF_METHODS; do
+        PERF_TAG=perf
+        [ "$m" != nat ] && PERF_TAG=perf-$m
+        top=$RUN/perf-top.txt
+        [ "$m" != nat ] && top=$RUN/perf-top-$m.txt
+        fc_say "-- profile: fulcrum $(label "$m"), nat-established-1k, $MAIN_MEM"
+        wait_quiet
+        run_fulcrum "$m" "$pcap" "$pool" "$(mem_for "$pool")" 1000 "$PERF_TAG"
+        PERF_MPPS[$m]=$(mpps "$FC_PPS")
+        fc_say "   during perf: $(mpps "$FC_PPS") Mpps"
+        perf report -i "$RUN/perf-$PERF_TAG.data" --stdio --no-children --sort symbol 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -n 15 >"$top"
+        [ "$m" = nat ] && perf report -i "$RUN/perf-$PERF_TAG.data" --stdio --no-children --sort dso 2>/dev/null |
+            grep -E '^ +[0-9.]+%' | sed 's/[ -]*$//' | head -n 8 >"$RUN/perf-dso.txt"
+        if [ -s "$top" ]; then
+            sed 's/^/   /' "$top"
+        else
+            fc_say "   perf recorded nothing (see $RUN/perf-record.log); on a VM without"
+            fc_say "   perf events use valgrind --tool=callgrind on the criterion bench"
+        fi
+    done
 fi
 
 # --- report ---------------------------------------------------------------
@@ -651,8 +737,13 @@ fi
         "fulcrum built $(stat -c %y "$FULCRUM" | cut -d. -f1), window ${WINDOW_S} s after ${WARMUP_S} s warm-up," \
         "conn_table_size ${CONN_TABLE_SIZE:-1048576}, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end."
     echo
-    echo "| scenario | memory | testpmd macswap Mpps | fulcrum NAT Mpps | NAT / testpmd | fulcrum DR Mpps | DR / testpmd | other fulcrum running |"
-    echo "|---|---|---:|---:|---:|---:|---:|---|"
+    hdr="| scenario | memory | testpmd macswap Mpps |" sep="|---|---|---:|"
+    for m in $METHODS; do
+        hdr+=" fulcrum $(label "$m") Mpps | $(label "$m") / testpmd |"
+        sep+="---:|---:|"
+    done
+    echo "$hdr other fulcrum running |"
+    echo "$sep---|"
     for r in "${ROWS[@]}"; do echo "| ${r//|/ | } |"; done
     echo
     if [ "${#SCALE_ROWS[@]}" -gt 0 ]; then
@@ -679,14 +770,17 @@ fi
     echo "|---|---|---|---:|---:|"
     printf '%s\n' "${NEWCONN_ROWS[@]}"
     echo
-    if [ -s "$RUN/perf-top.txt" ]; then
-        echo "perf record -e cpu-clock -g, fulcrum NAT, nat-established-1k (top symbols, self time):"
+    for m in $PERF_METHODS; do
+        top=$RUN/perf-top.txt
+        [ "$m" != nat ] && top=$RUN/perf-top-$m.txt
+        [ -s "$top" ] || continue
+        echo "perf record -e cpu-clock -g, fulcrum $(label "$m"), nat-established-1k, ${PERF_MPPS[$m]:-?} Mpps while sampled (top symbols, self time):"
         echo
         echo '```text'
-        cat "$RUN/perf-top.txt"
+        cat "$top"
         echo '```'
         echo
-    fi
+    done
     echo "Notes per run:"
     echo
     for n in "${NOTES[@]}"; do echo "- $n"; done
@@ -702,7 +796,9 @@ fi
 fc_say ""
 fc_say "== results (one-way frames/s out of net_null0; window ${WINDOW_S} s after ${WARMUP_S} s warm-up)"
 {
-    echo "scenario|memory|testpmd_Mpps|nat_Mpps|nat/tp|dr_Mpps|dr/tp|other_fulcrum"
+    hdr="scenario|memory|testpmd_Mpps"
+    for m in $METHODS; do hdr+="|${m}_Mpps|$m/tp"; done
+    echo "$hdr|other_fulcrum"
     printf '%s\n' "${ROWS[@]}"
 } | column -t -s '|'
 if [ "${#SCALE_ROWS[@]}" -gt 0 ]; then
