@@ -7,17 +7,57 @@
 #
 # `udp_nat_case_run NW`: the NAT topology (scripts/topo.sh) with a UDP
 # echo server (python3, /usr/bin/python3) on port 5353 of each real server,
-# answering "rsN:" + the datagram. fulcrum balances the UDP service
-# 10.0.0.100:53 (rr) to rsN:5353, and a second one, 10.0.0.100:54, to
-# rs1:5999, where nothing listens. The client sends UDP_NAT_REQUESTS
-# (default 300) requests, each from a fresh socket (a new source port, so a
-# new connection) and waits at most 2 s for its answer. Checks: every answer
-# arrived, carries its own request and names a real server; every real
-# server answered UDP_NAT_REQUESTS/3 ± 5; then a connected socket's
-# datagram to VIP:54 fails with ECONNREFUSED: rs1's kernel sent "port
-# unreachable" to the client, which only fulcrum's ICMP relay (the real
-# servers' side, IPVS ip_vs_out_icmp) could bring back with VIP:54 in its
-# quote; `icmp_errors_out` > 0; no unexpected drop; fulcrum exits 0.
+# answering "rsN:" + the datagram (up to 65535 bytes). fulcrum balances the
+# UDP service 10.0.0.100:53 (rr) to rsN:5353, and a second one,
+# 10.0.0.100:54, to rs1:5999, where nothing listens. Two fulcrum runs,
+# NW workers each:
+#
+# 1. On net_af_packet (out0/in0, as every case). The client sends
+# UDP_NAT_REQUESTS (default 300) requests, each from a fresh socket (a new
+# source port, so a new connection) and waits at most 2 s for its answer.
+# Checks: every answer arrived, carries its own request and names a real
+# server; every real server answered UDP_NAT_REQUESTS/3 ± 5 (an ephemeral
+# port can repeat, and its request then joins its old connection); then a
+# connected socket's datagram to VIP:54 fails with ECONNREFUSED: rs1's
+# kernel sent "port unreachable" to the client, which only fulcrum's ICMP
+# relay (the real servers' side, IPVS ip_vs_out_icmp) could bring back
+# with VIP:54 in its quote; `icmp_errors_out` > 0; no unexpected drop;
+# fulcrum exits 0.
+#
+# 2. Fragments, on net_tap. The client sends UDP_NAT_FRAG_REQUESTS
+# (default 30) requests of 4000 bytes, then UDP_NAT_FRAG_BIG_REQUESTS
+# (default 9) of 9000 bytes, each from its own fixed source port (20000+I,
+# 21000+I: a new connection each) and with its own content (a seeded
+# pseudo-random stream); the client's kernel cuts each into 3 or 7
+# fragments at the 1500-byte MTU, the real server's kernel reassembles it,
+# and its answer (4 bytes longer) is fragmented the same way by the real
+# server's kernel, so fragments cross fulcrum in both NAT directions.
+# Checks: every answer came back complete and byte-identical (and from the
+# VIP); each real server answered COUNT/3 of each size, ± 2*NW/3 (each
+# worker's rr keeps its own position; exact with one worker); fulcrum's
+# `frags_first` and `frags_forwarded` (summed over workers) are > 0 and
+# equal exactly the first and later fragments of all those datagrams both
+# ways (2 and 4 per 4000-byte request, 2 and 12 per 9000-byte one); the
+# service has one connection per request; no frag_bad, frag_no_first,
+# frag_table_full, frag_encap_unsupported or ipv4_fragment drop, no
+# unexpected drop; fulcrum exits 0. With 2 workers the fragments go to
+# their datagram's home worker and on to the flow's owner (the redirect
+# counters are printed, not asserted).
+#
+# Why net_tap for the fragments: DPDK 22.11's net_af_packet joins every
+# queue's socket to a PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG group,
+# so the director's kernel reassembles IPv4 fragments before the PMD reads
+# them, and the whole datagram is cut to the ring's 2048-byte frame:
+# fulcrum never sees a fragment there, only a truncated datagram
+# (ipv4_bad_length; dpdk-dumpcap shows one 1982-byte frame with IP total
+# length 4028 where the wire carried three fragments). net_tap reads the
+# frames as a NIC would. fulcrum makes the TAP devices fxo0/fxi0 in the
+# director's namespace; udp_nat_tap_bridge bridges them with out0/in0 (the
+# TAP ends get other MACs than the ports', ARP is off on the bridges), the
+# client's and the real servers' neighbour caches are flushed (the first
+# run's MACs) and pings from them teach fulcrum theirs. With NW workers
+# each TAP has NW queues, which the kernel fills by its flow hash
+# (addresses only, for a fragment).
 #
 # `pmtu_case_run NW`: path-MTU discovery through fulcrum's ICMP relay, both
 # directions, in one fulcrum run with two NAT services: 10.0.0.100:80 over
@@ -80,16 +120,23 @@ icmp_cleanup() {
     ICMP_EXTRA_NS=()
 }
 
-# icmp_write_config NW FILE TOP_EXTRA SERVICES: the two-port config of
-# scripts/lib.sh's fc_write_veth_config, with the given services.
+# icmp_write_config NW FILE TOP_EXTRA SERVICES [PMD]: the two-port config of
+# scripts/lib.sh's fc_write_veth_config, with the given services. PMD
+# af_packet (the default) puts the ports on out0/in0 with net_af_packet;
+# tap on the TAP devices fxo0/fxi0 of net_tap, NW queues each (udp-nat's
+# fragments run: udp_nat_frag_run).
 icmp_write_config() {
-    local nw=$1 file=$2 top_extra=$3 services=$4 eal
+    local nw=$1 file=$2 top_extra=$3 services=$4 pmd=${5:-af_packet} eal v0 v1
     fc_eal_lcores "$nw"
+    if [ "$pmd" = tap ]; then
+        v0=net_tap_fx0,iface=fxo0 v1=net_tap_fx1,iface=fxi0
+    else
+        v0="net_af_packet0,iface=out0,qpairs=$nw" v1="net_af_packet1,iface=in0,qpairs=$nw"
+    fi
     eal=$(fc_ron_list "${FC_LCORE_ARGS[@]}" --no-pci "--file-prefix=$P" --log-level=lib.eal:error \
-        "${FC_MEM_ARGS[@]}" \
-        "--vdev=net_af_packet0,iface=out0,qpairs=$nw" "--vdev=net_af_packet1,iface=in0,qpairs=$nw")
+        "${FC_MEM_ARGS[@]}" "--vdev=$v0" "--vdev=$v1")
     cat >"$file" <<EOF
-// Generated by tests/e2e/icmp.sh for run $P, $nw worker(s).
+// Generated by tests/e2e/icmp.sh for run $P, $nw worker(s), $pmd.
 (
     eal_args: $eal,
     workers: $FC_WORKERS,
@@ -98,8 +145,8 @@ icmp_write_config() {
     icmp_rate_limit: (rate_pps: 1000, burst: 50),
     $top_extra
     ports: [
-        (name: "outside", device: "net_af_packet0", addrs: ["10.0.0.1/24"], mtu: 1500),
-        (name: "inside",  device: "net_af_packet1", addrs: ["10.1.0.1/24"]),
+        (name: "outside", device: "${v0%%,*}", addrs: ["10.0.0.1/24"], mtu: 1500),
+        (name: "inside",  device: "${v1%%,*}", addrs: ["10.1.0.1/24"]),
     ],
     services: [
 $services
@@ -109,17 +156,22 @@ EOF
 }
 
 # The UDP echo server each real server runs (argv: name, port); bounded:
-# it exits after 600 s.
+# it exits after 600 s. It reads whole datagrams up to 65535 bytes (its
+# kernel reassembles the fragmented ones; 1 MiB socket buffers) and answers
+# each with "rsN:" + the datagram, which its kernel fragments in turn when
+# it exceeds the 1500-byte MTU.
 ICMP_ECHO_PY='
 import socket, sys, time
 name, port = sys.argv[1], int(sys.argv[2])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
 s.bind(("0.0.0.0", port))
 s.settimeout(1.0)
 end = time.time() + 600
 while time.time() < end:
     try:
-        data, peer = s.recvfrom(2048)
+        data, peer = s.recvfrom(65535)
     except socket.timeout:
         continue
     s.sendto(name.encode() + b":" + data, peer)
@@ -148,6 +200,161 @@ for i in range(n):
         s.close()
 '
 
+# The fragments client (argv: vip, port, count, size, sport): like
+# ICMP_CLIENT_PY, one fresh socket per request and 2 s wait each, but
+# request I is sent from source port SPORT+I (below the ephemeral range, so
+# every request is a new connection for certain: rr's spread is exact) and
+# is a SIZE-byte datagram ("frag-SIZE-I:" then bytes of a pseudo-random
+# stream seeded with SIZE and I: every request differs), which the
+# client's kernel fragments at its 1500-byte MTU. An answer must be "rsN:"
+# + exactly those bytes. Prints "ok rsN SIZE SHA256[:16]" or "FAIL why"
+# per request (a short or differing answer says where).
+ICMP_FRAG_CLIENT_PY='
+import hashlib, random, socket, sys
+vip, port, n, size, sport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+for i in range(n):
+    head = b"frag-%d-%d:" % (size, i)
+    msg = head + random.Random(size * 1000003 + i).randbytes(size - len(head))
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.settimeout(2.0)
+    try:
+        s.bind(("0.0.0.0", sport + i))
+        s.sendto(msg, (vip, port))
+        data, peer = s.recvfrom(65535)
+        name, _, echo = data.partition(b":")
+        if peer != (vip, port):
+            print("FAIL answer from %r" % (peer,))
+        elif echo != msg:
+            at = next((k for k in range(min(len(echo), len(msg))) if echo[k] != msg[k]), min(len(echo), len(msg)))
+            print("FAIL answer of %d bytes for %d, differs from byte %d" % (len(echo), len(msg), at))
+        else:
+            print("ok %s %d %s" % (name.decode(errors="replace"), len(echo), hashlib.sha256(echo).hexdigest()[:16]))
+    except Exception as e:
+        print("FAIL " + type(e).__name__)
+    finally:
+        s.close()
+'
+
+# udp_nat_frag_count LEN: into how many fragments a Linux sender with a
+# 1500-byte MTU cuts a UDP datagram of LEN payload bytes (8 bytes of UDP
+# header, 1480 data bytes per fragment: 1500 less a 20-byte IP header).
+udp_nat_frag_count() {
+    echo $((($1 + 8 + 1479) / 1480))
+}
+
+# udp_nat_tap_bridge: once fulcrum (PMD tap) has made fxo0 and fxi0 in the
+# director's namespace, bridges each with the veth the topology gives that
+# side (brxo: out0 + fxo0; brxi: in0 + fxi0), so frames from the bridges
+# in ${P}sw reach the TAP queues unchanged. net_tap gives the kernel
+# interface the port's own MAC, and a bridge keeps a port's MAC for
+# itself, so the TAP ends get other MACs first; ARP is off on the bridges
+# because the director's kernel holds the DIPs (on fulcrum's exception
+# TAPs) and would answer for them next to fulcrum.
+udp_nat_tap_bridge() {
+    local s veth mac
+    for s in "o out0 02:fc:00:00:00:f1" "i in0 02:fc:00:00:01:f1"; do
+        read -r s veth mac <<<"$s"
+        topo_x dir ip link set "fx${s}0" address "$mac" &&
+            topo_x dir ip link add "brx$s" type bridge stp_state 0 mcast_snooping 0 &&
+            topo_x dir ip link set "brx$s" arp off &&
+            topo_x dir ip link set "$veth" master "brx$s" &&
+            topo_x dir ip link set "fx${s}0" master "brx$s" &&
+            topo_x dir ip link set "brx$s" up || return 1
+    done
+    topo_x dir ip -d link show
+}
+
+# udp_nat_frag_run NW SERVICES: udp-nat's fragments run (part 2 in the
+# file's header, which says why on net_tap): a second fulcrum with
+# SERVICES, the first one stopped. Fails (status 1) only if fulcrum did not
+# start (then all is torn down); every failed check is a case_fail.
+udp_nat_frag_run() {
+    local nw=$1 services=$2 total=0 exp_first=0 exp_fwd=0 spec size cnt sport ok nfrq nfrp
+    local slack=$((2 * nw / 3)) lo hi per n v line r first fwd conns
+    # The first run's files, kept for post-mortems.
+    for v in fulcrum.log fulcrum.out stats.json drops.txt; do
+        [ -f "$RUN/$v" ] && mv "$RUN/$v" "$RUN/af_packet-$v"
+    done
+    icmp_write_config "$nw" "$RUN/fulcrum-tap.ron" "" "$services" tap
+    case_start_fulcrum "$RUN/fulcrum-tap.ron" || return 1
+    if ! udp_nat_tap_bridge >"$RUN/tap-bridge.log" 2>&1; then
+        case_fail "the TAP ports could not be bridged: $(tail -n 3 "$RUN/tap-bridge.log" | paste -sd'|' -)"
+        return 0
+    fi
+    # The real servers' and the client's caches still hold in0's and out0's
+    # MACs (the first run's), and fulcrum's start-up ARP went out before the
+    # bridges: a ping to the DIP from each real server and one to the VIP
+    # from the client teach both sides (fulcrum learns from ARP requests).
+    for n in cl rs1 rs2 rs3; do topo_x "$n" ip neigh flush all; done
+    sleep 0.3
+    ok=0
+    for n in 1 2 3; do
+        if topo_x "rs$n" ping -c 1 -W 2 10.1.0.1 >>"$RUN/tap-warmup.txt" 2>&1; then
+            ok=$((ok + 1))
+        else
+            case_fail "fragments run: ping DIP 10.1.0.1 from rs$n failed (the TAP ports' bridges)"
+        fi
+    done
+    if topo_x cl ping -c 1 -W 2 "$TOPO_VIP" >>"$RUN/tap-warmup.txt" 2>&1; then
+        ok=$((ok + 1))
+    else
+        case_fail "fragments run: ping $TOPO_VIP from the client failed (the TAP ports' bridges)"
+    fi
+    fc_say "fragments run: fulcrum on net_tap ($nw queue(s) a port) bridged to out0/in0; $ok of 4 warm-up pings (rs1..rs3 to the DIP, client to the VIP) answered"
+
+    for spec in "4000:${UDP_NAT_FRAG_REQUESTS:-30}:20000" "9000:${UDP_NAT_FRAG_BIG_REQUESTS:-9}:21000"; do
+        IFS=: read -r size cnt sport <<<"$spec"
+        total=$((total + cnt))
+        timeout $((cnt * 2 + 30)) ip netns exec "${P}cl" "$PY" -c "$ICMP_FRAG_CLIENT_PY" \
+            "$TOPO_VIP" 53 "$cnt" "$size" "$sport" >"$RUN/udp-frag-$size.txt" 2>"$RUN/udp-frag-$size.err"
+        ok=$(grep -c "^ok rs[1-3] $size [0-9a-f]\{16\}\$" "$RUN/udp-frag-$size.txt")
+        nfrq=$(udp_nat_frag_count "$size")
+        nfrp=$(udp_nat_frag_count $((size + 4)))
+        fc_say "udp requests of $size bytes ($nfrq fragments in, $nfrp out): $cnt sent, $ok answered complete and byte-identical"
+        [ "$ok" = "$cnt" ] ||
+            case_fail "$((cnt - ok)) of $cnt fragmented UDP requests of $size bytes failed: $(grep -v '^ok' "$RUN/udp-frag-$size.txt" | sort | uniq -c | head -n 3 | tr -s ' ' | paste -sd'|' -)"
+        # Each worker's rr has its own position: over a worker's k requests
+        # a real server gets floor(k/3) or ceil(k/3), so the sum is within
+        # 2*NW/3 of CNT/3 (exact with one worker).
+        lo=$((cnt / 3 - slack))
+        hi=$(((cnt + 2) / 3 + slack))
+        per=
+        for n in 1 2 3; do
+            v=$(grep -c "^ok rs$n $size " "$RUN/udp-frag-$size.txt")
+            per="$per rs$n=$v"
+            { [ "$v" -ge "$lo" ] && [ "$v" -le "$hi" ]; } ||
+                case_fail "rs$n answered $v fragmented UDP requests of $size bytes, expected $lo..$hi (rr over 3)"
+        done
+        fc_say "  per real server:$per (expected $lo..$hi each)"
+        [ "$nfrq" -gt 1 ] && exp_first=$((exp_first + cnt)) exp_fwd=$((exp_fwd + cnt * (nfrq - 1)))
+        [ "$nfrp" -gt 1 ] && exp_first=$((exp_first + cnt)) exp_fwd=$((exp_fwd + cnt * (nfrp - 1)))
+    done
+
+    case_read_stats || return 0
+    first=$("$PY" "$FC_ROOT/scripts/fcjson.py" value "$RUN/stats.json" workers.frags_first)
+    fwd=$("$PY" "$FC_ROOT/scripts/fcjson.py" value "$RUN/stats.json" workers.frags_forwarded)
+    conns=$("$PY" "$FC_ROOT/scripts/fcjson.py" value "$RUN/stats.json" services.0.conns)
+    fc_say "frags_first = $first (per worker: $("$PY" "$FC_ROOT/scripts/fcjson.py" each "$RUN/stats.json" frags_first)), frags_forwarded = $fwd (per worker: $("$PY" "$FC_ROOT/scripts/fcjson.py" each "$RUN/stats.json" frags_forwarded)); expected $exp_first and $exp_fwd (every datagram, both ways); service conns = $conns (expected $total)"
+    [ "$nw" -gt 1 ] &&
+        fc_say "redirects between workers: out=$("$PY" "$FC_ROOT/scripts/fcjson.py" each "$RUN/stats.json" redirects_out) in=$("$PY" "$FC_ROOT/scripts/fcjson.py" each "$RUN/stats.json" redirects_in) (per worker, informational)"
+    { [ "${first:-0}" -gt 0 ] && [ "${fwd:-0}" -gt 0 ]; } ||
+        case_fail "frags_first = ${first:-?}, frags_forwarded = ${fwd:-?}: fulcrum did not forward the fragments itself"
+    { [ "$first" = "$exp_first" ] && [ "$fwd" = "$exp_fwd" ]; } ||
+        case_fail "frags_first = ${first:-?} and frags_forwarded = ${fwd:-?}, expected $exp_first and $exp_fwd (every fragment of every datagram, both ways)"
+    [ "$conns" = "$total" ] || case_fail "service 10.0.0.100:53 has ${conns:-?} connections, expected $total (one per fragmented request)"
+    line=
+    for r in frag_bad frag_no_first frag_table_full frag_encap_unsupported ipv4_fragment; do
+        v=$("$PY" "$FC_ROOT/scripts/fcjson.py" value "$RUN/stats.json" "drops.$r")
+        line="$line $r=$v"
+        [ "$v" = 0 ] || case_fail "drops $r = $v: fragments were lost in fulcrum"
+    done
+    fc_say "fragment drops:$line"
+    while IFS= read -r line; do
+        case_fail "unexpected drops (fragments run): $line"
+    done < <(awk '$3 == "UNEXPECTED" {print $1 " = " $2}' "$RUN/drops.txt")
+}
+
 # A connected socket to a port nobody serves (argv: vip, port): prints
 # "refused" when the port unreachable came back, else what happened.
 ICMP_REFUSED_PY='
@@ -172,7 +379,7 @@ for attempt in range(3):
 '
 
 udp_nat_case_run() {
-    local nw=$1 nreq=${UDP_NAT_REQUESTS:-300} n ok cnt lo hi v services
+    local nw=$1 nreq=${UDP_NAT_REQUESTS:-300} n ok cnt lo hi v services line
     # shellcheck disable=SC2034 # read by case_fail and case_finish (scripts/case.sh)
     CASE_FAILS=()
     case_setup "udp-nat-${nw}w" nat || return 1
@@ -221,6 +428,13 @@ udp_nat_case_run() {
             case_fail "unexpected drops: $line"
         done < <(awk '$3 == "UNEXPECTED" {print $1 " = " $2}' "$RUN/drops.txt")
     fi
+    fc_stop
+    if [ "$FC_STATUS" != 0 ]; then
+        case_fail "fulcrum (net_af_packet run) exited with status $FC_STATUS on SIGTERM (expected 0)"
+        fc_show_log
+    fi
+
+    udp_nat_frag_run "$nw" "$services" || return 1
     case_finish
 }
 

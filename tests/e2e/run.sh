@@ -67,7 +67,13 @@
 # And the ICMP cases (tests/e2e/icmp.sh): "udp-nat" (a UDP NAT service
 # over 3 python3 echo servers: 300 requests, each answer checked, spread
 # over the real servers; a real server's port unreachable reaches the
-# client through fulcrum's ICMP relay as ECONNREFUSED) and "pmtu" (a router
+# client through fulcrum's ICMP relay as ECONNREFUSED; then a second
+# fulcrum on net_tap, whose ports get fragments as a NIC's would (under
+# net_af_packet the kernel reassembles them): 30 requests of 4000 bytes
+# and 9 of 9000 fragmented both ways, every answer complete and
+# byte-identical, rr's spread, frags_first and frags_forwarded exactly the
+# datagrams' fragments, no frag_* drop; udp-nat:2 runs it with 2 workers)
+# and "pmtu" (a router
 # with a 1280-byte link in front of a far client: its fragmentation needed
 # reaches the real server through the relay, whose route cache then shows
 # mtu 1280, and a 2 MiB download completes intact; and a router with a
