@@ -138,7 +138,7 @@ fc_need_root || exit 1
 NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
-CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1 reload:1 vrrp-dr:1 vrrp-nat:1 vrrp-keepalived:1 vrrp-split:1 udp-nat:1 pmtu:1 tun:1 fullnat:1 fullnat:2}
+CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1 reload:1 vrrp-dr:1 vrrp-nat:1 vrrp-keepalived:1 vrrp-split:1 udp-nat:1 udp-nat:2 pmtu:1 tun:1 fullnat:1 fullnat:2}
 PASS=0
 FAIL=0
 
@@ -237,7 +237,7 @@ for c in $CASES; do
             run=(vrrp_split_case_run)
             ;;
         udp-nat)
-            fc_say "== e2e case: udp-nat, $nw worker(s), ${UDP_NAT_REQUESTS:-300} UDP requests and a relayed port unreachable"
+            fc_say "== e2e case: udp-nat, $nw worker(s), ${UDP_NAT_REQUESTS:-300} UDP requests and a relayed port unreachable, then fragmented datagrams both ways (net_tap)"
             run=(udp_nat_case_run "$nw")
             ;;
         pmtu)
