@@ -2487,6 +2487,20 @@ fn icmp_rows(v: &mut Vec<Case>) {
             ))
             .bumps(&["icmp_errors_in"]),
     );
+    // The error would not fit the tunnel (88 bytes with the outer header,
+    // the inside port's MTU 80; the pre-state's SYN fit): it is dropped,
+    // since no error is sent about an error (RFC 1812 §4.3.2.7).
+    let err_in = unreach(CLIENT_MAC, CIP, 64, &ipv4_of(&to_client));
+    v.push(
+        dropped(
+            "icmp_relay_tun_mtu_exceeded",
+            err_in.clone(),
+            0,
+            R::MtuExceeded,
+        )
+        .setup(tun_conn(|s| s.ports[1].mtu = 80))
+        .out(err_in),
+    );
     // ---- relayed, real server side -> client (IPVS ip_vs_out_icmp) ----
     v.push(
         row(

@@ -483,6 +483,31 @@ pmtu_topo_fail() {
     return 1
 }
 
+# pmtu_router R H NEAR RMAC HMAC RIP FAR MTU [GW]: namespaces ${P}R (a
+# router) and ${P}H (a host behind it). The router's veth NEAR (eout or
+# ein, MAC RMAC, address RIP/24) is on the switch's bridge br${NEAR#e}; its
+# far link of MTU bytes reaches H (MAC HMAC) on FAR.0/24, router FAR.1,
+# host FAR.2 (default route via FAR.1). GW, when given, is the router's
+# own default route.
+pmtu_router() {
+    local r=$1 h=$2 near=$3 rmac=$4 hmac=$5 rip=$6 far=$7 mtu=$8 gw=${9:-} ns
+    ip netns add "${P}$r" && ip netns add "${P}$h" &&
+        for ns in "$r" "$h"; do
+            topo_x "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 &&
+                topo_x "$ns" ip link set lo up || return 1
+        done &&
+        topo_veth "$r" "$near" "$rmac" sw "$r${near#e}" &&
+        topo_x sw ip link set "$r${near#e}" master "br${near#e}" &&
+        topo_veth "$r" efar "$hmac" "$h" eth0 &&
+        topo_x "$r" ip link set efar mtu "$mtu" &&
+        topo_x "$r" ip addr add "$rip/24" dev "$near" &&
+        topo_x "$r" ip addr add "$far.1/24" dev efar &&
+        { [ -z "$gw" ] || topo_x "$r" ip route add default via "$gw"; } &&
+        topo_x "$r" sysctl -qw net.ipv4.ip_forward=1 &&
+        topo_x "$h" ip addr add "$far.2/24" dev eth0 &&
+        topo_x "$h" ip route add default via "$far.1"
+}
+
 pmtu_case_run() {
     local nw=$1 size=${PMTU_BYTES:-2097152} mtu=${PMTU_MTU:-1280} up_port=${PMTU_UP_PORT:-8080}
     local sum got_sum rc code got_size n seen v services before after ans got line _
@@ -491,43 +516,14 @@ pmtu_case_run() {
     case_setup "pmtu-${nw}w" nat || return 1
     ICMP_EXTRA_NS=("${P}pr" "${P}fc" "${P}sr" "${P}fs")
     # Part 1's far client behind the router on the client segment.
-    {
-        ip netns add "${P}pr" && ip netns add "${P}fc" &&
-            for ns in pr fc; do
-                topo_x "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 &&
-                    topo_x "$ns" ip link set lo up
-            done &&
-            topo_veth pr eout 02:fc:00:00:00:fd sw prout &&
-            topo_x sw ip link set prout master brout &&
-            topo_veth pr efar 02:fc:00:00:09:01 fc eth0 &&
-            topo_x pr ip link set efar mtu "$mtu" &&
-            topo_x pr ip addr add 10.0.0.253/24 dev eout &&
-            topo_x pr ip addr add 10.9.0.1/24 dev efar &&
-            topo_x pr sysctl -qw net.ipv4.ip_forward=1 &&
-            topo_x fc ip addr add 10.9.0.2/24 dev eth0 &&
-            topo_x fc ip route add default via 10.9.0.1
-    } >"$RUN/pmtu-topo.log" 2>&1 ||
+    pmtu_router pr fc eout 02:fc:00:00:00:fd 02:fc:00:00:09:01 10.0.0.253 10.9.0 "$mtu" \
+        >"$RUN/pmtu-topo.log" 2>&1 ||
         { pmtu_topo_fail "$RUN/pmtu-topo.log" "the far client's router and link"; return 1; }
     fc_say "far client 10.9.0.2 behind router 10.0.0.253 (its far link: mtu $mtu)"
     # Part 2's far real server behind the router on the inside segment
     # (10.1.0.254 is the topology's router ${P}rt).
-    {
-        ip netns add "${P}sr" && ip netns add "${P}fs" &&
-            for ns in sr fs; do
-                topo_x "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 &&
-                    topo_x "$ns" ip link set lo up
-            done &&
-            topo_veth sr ein 02:fc:00:00:01:fd sw srin &&
-            topo_x sw ip link set srin master brin &&
-            topo_veth sr efar 02:fc:00:00:08:01 fs eth0 &&
-            topo_x sr ip link set efar mtu "$mtu" &&
-            topo_x sr ip addr add 10.1.0.253/24 dev ein &&
-            topo_x sr ip addr add 10.8.0.1/24 dev efar &&
-            topo_x sr ip route add default via 10.1.0.1 &&
-            topo_x sr sysctl -qw net.ipv4.ip_forward=1 &&
-            topo_x fs ip addr add 10.8.0.2/24 dev eth0 &&
-            topo_x fs ip route add default via 10.8.0.1
-    } >"$RUN/pmtu-topo2.log" 2>&1 ||
+    pmtu_router sr fs ein 02:fc:00:00:01:fd 02:fc:00:00:08:01 10.1.0.253 10.8.0 "$mtu" 10.1.0.1 \
+        >"$RUN/pmtu-topo2.log" 2>&1 ||
         { pmtu_topo_fail "$RUN/pmtu-topo2.log" "the far real server's router and link"; return 1; }
     timeout 700 ip netns exec "${P}fs" "$PY" -c "$ICMP_UPLOAD_PY" 80 >"$RUN/upload-server.log" 2>&1 &
     # Killed with its namespace at the end: no job notice for it.

@@ -22,11 +22,10 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use dataplane::snapshot::ServiceKey;
 use dataplane::wire::vrrp::{self, Version};
 use hwinit::packet_socket::PacketSocket;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -35,11 +34,13 @@ use tracing::{error, info, warn};
 use super::group::{propagate, SyncGroup};
 use super::io::{garp_frame, AdvertSocket, GROUP};
 use super::machine::{Action, Machine, Params, State};
-use super::report::{InstanceReport, SharedVrrp, Transition, VrrpReport};
+use super::report::{SharedVrrp, VrrpReport};
 use super::scripts::{NotifyJob, Scripts};
-use crate::compile::VrrpView;
 use crate::config::{Config, InitialState, VrrpInstanceConfig};
 use crate::edit::Editor;
+
+mod publish;
+mod track;
 
 /// Longest wait for a packet in one pass, so the stop flag and tracking
 /// are looked at often enough.
@@ -588,147 +589,6 @@ impl Runner {
                 x.last_split_log = now;
             }
         }
-    }
-
-    /// Re-reads every instance's tracked objects and tells its machine.
-    fn track(&mut self, now: u64) {
-        self.last_track = Some(now);
-        let health = if self.insts.iter().any(|x| !x.cfg.track_service.is_empty()) {
-            Some(self.editor.health())
-        } else {
-            None
-        };
-        for i in 0..self.insts.len() {
-            let x = &self.insts[i];
-            let mut fault = false;
-            let mut delta = 0i32;
-            let mut why = Vec::new();
-            for t in &x.cfg.track_interface {
-                let p = self.cfg.ports.iter().position(|p| &p.name == t);
-                let up = p
-                    .and_then(|p| self.links.get(p))
-                    .is_none_or(|l| l.load(Ordering::Relaxed));
-                if !up {
-                    fault = true;
-                    why.push(format!("track_interface {t} down"));
-                }
-            }
-            for t in &x.cfg.track_script {
-                let Some(k) = self.cfg.vrrp_script.iter().position(|s| s.name == t.script) else {
-                    continue;
-                };
-                let w = t.weight.unwrap_or(self.cfg.vrrp_script[k].weight);
-                let failed = self
-                    .scripts
-                    .as_ref()
-                    .and_then(|s| s.failed.get(k))
-                    .is_some_and(|f| f.load(Ordering::Relaxed));
-                // keepalived: a positive weight is added while the script
-                // succeeds, a negative one while it fails, 0 = FAULT on failure.
-                match (failed, w) {
-                    (true, 0) => {
-                        fault = true;
-                        why.push(format!("track_script {} failed", t.script));
-                    }
-                    (true, w) if w < 0 => {
-                        delta += w;
-                        why.push(format!("track_script {} failed ({w})", t.script));
-                    }
-                    (false, w) if w > 0 => delta += w,
-                    _ => {}
-                }
-            }
-            if let Some(h) = &health {
-                for t in &x.cfg.track_service {
-                    let key = ServiceKey {
-                        vip: u32::from(t.vip.ip()),
-                        vport: t.vip.port(),
-                        proto: t.proto.0,
-                    };
-                    let lost = h.sorry.contains(&key);
-                    match (lost, t.weight) {
-                        (true, 0) => {
-                            fault = true;
-                            why.push(format!("track_service {} lost quorum", t.vip.0));
-                        }
-                        (true, w) if w < 0 => {
-                            delta += w;
-                            why.push(format!("track_service {} lost quorum ({w})", t.vip.0));
-                        }
-                        (false, w) if w > 0 => delta += w,
-                        _ => {}
-                    }
-                }
-            }
-            self.insts[i].tracking = why;
-            let acts = self.insts[i].m.set_tracking(now, fault, delta);
-            if !acts.is_empty() {
-                self.apply(i, acts, now, false);
-            }
-        }
-    }
-
-    /// Publishes the held addresses (a no-op when unchanged) and the report.
-    fn publish(&mut self) {
-        let held: BTreeSet<u32> = self
-            .insts
-            .iter()
-            .filter(|x| x.m.state() == State::Master)
-            .flat_map(|x| x.addrs.iter().copied())
-            .collect();
-        if let Err(e) = self.editor.set_vrrp(VrrpView { held }) {
-            error!("VRRP ownership not published: {e}");
-        }
-        let now_unix = unix_ms();
-        let now = self.now();
-        let instances = self
-            .insts
-            .iter()
-            .map(|x| {
-                let s = x.m.stats();
-                InstanceReport {
-                    name: x.cfg.name.clone(),
-                    interface: x.cfg.interface.clone(),
-                    vrid: x.cfg.virtual_router_id,
-                    version: x.cfg.version,
-                    state: x.m.state().to_string(),
-                    split_brain: x.m.split_brain(),
-                    priority: x.cfg.priority,
-                    effective_priority: x.m.effective_priority(),
-                    master: x.m.master_ip().map(|a| Ipv4Addr::from(a).to_string()),
-                    advert_int_ms: x.cfg.advert_int_ms(),
-                    master_down_ms: x.m.master_down_ms(),
-                    addresses: x
-                        .addrs
-                        .iter()
-                        .map(|&a| Ipv4Addr::from(a).to_string())
-                        .collect(),
-                    sync_group: x.group.map(|g| self.groups[g].name.clone()),
-                    tracking: x.tracking.clone(),
-                    adverts_sent: s.adverts_sent,
-                    adverts_received: s.adverts_received,
-                    adverts_rejected: s
-                        .rejected
-                        .iter()
-                        .map(|(k, v)| ((*k).to_string(), *v))
-                        .collect(),
-                    became_master: s.became_master,
-                    released_master: s.released_master,
-                    split_brain_events: s.split_brain_events,
-                    garps_sent: x.garps_sent,
-                    last_transition: x.m.last_transition().map(|(at, from, to, why)| Transition {
-                        at_unix_ms: now_unix.saturating_sub(now.saturating_sub(at)),
-                        from: from.to_string(),
-                        to: to.to_string(),
-                        reason: why.to_string(),
-                    }),
-                }
-            })
-            .collect();
-        *self.report.lock().unwrap_or_else(PoisonError::into_inner) = VrrpReport {
-            instances,
-            dropped: self.dropped.clone(),
-        };
     }
 }
 

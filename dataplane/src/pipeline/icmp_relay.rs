@@ -52,13 +52,17 @@
 //! `not_for_us`).
 
 use crate::conn::{Conn, Dir, FlowKey};
-use crate::snapshot::{ClientAddress, Method};
+use crate::frame::Frame;
+use crate::snapshot::{ClientAddress, Method, DEFAULT_MTU};
 use crate::stats::DropReason;
 use crate::wire::icmp_quote::{self, IcmpQuote, QuoteSide};
 use crate::wire::{self, Ipv4Packet, ICMP_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
-use crate::xmit::fullnat;
+use crate::xmit::{self, fullnat};
 
 use super::parse::Parsed;
+use super::route::RouteParts;
+use super::shard;
+use super::{Core, Ctx, Verdict};
 
 /// Where an ICMP error came from, as `classify` saw it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,5 +218,82 @@ pub fn rewrite(frame: &mut [u8], p: &Parsed, conn: &Conn, side: ErrorSide) {
                 }
             }
         }
+    }
+}
+
+impl Core {
+    /// Stage `icmp_relay` after [`icmp_relay::match_error`] found that the
+    /// ICMP error `p` from `side` is about the flow `m`: hands it to the
+    /// flow's owner, finds the connection, and sends the error on to the
+    /// real server (client side) or the client (real servers' side).
+    ///
+    /// An error for a VS/TUN flow from the client's side goes through the
+    /// flow's tunnel, as IPVS's `ip_vs_in_icmp` sends it with the
+    /// connection's `packet_xmit`: the real server may be on no link of
+    /// the director's.
+    ///
+    /// # Errors
+    /// `icmp_error_no_conn`, `ttl_exceeded` (a routing method: NAT, TUN,
+    /// FullNAT; outer TTL ≤ 1), the route drops; through a tunnel
+    /// `mtu_exceeded` (no error is sent about an error, RFC 1812 §4.3.2.7)
+    /// and those of [`xmit::tun::encapsulate`].
+    #[cold]
+    pub(super) fn relay_icmp(
+        &mut self,
+        ctx: &Ctx<'_>,
+        whole: &mut Frame<'_>,
+        p: &Parsed,
+        m: ErrorMatch,
+        side: ErrorSide,
+    ) -> Result<Verdict, DropReason> {
+        if let Some(o) = shard::redirect_to(
+            m.client.0,
+            m.client.1,
+            self.id,
+            self.n_workers,
+            ctx.redirected,
+        ) {
+            self.stats.redirects_out += 1;
+            return Ok(Verdict::Redirect(o));
+        }
+        let conn = match self.conns.lookup(&m.key) {
+            Some((id, dir)) if dir == m.dir => {
+                self.conns.get(id).ok_or(DropReason::IcmpErrorNoConn)?
+            }
+            _ => return Err(DropReason::IcmpErrorNoConn),
+        };
+        xmit::may_forward(conn.method, p.ttl)?;
+        let towards = match side {
+            ErrorSide::Client => conn.rip,
+            ErrorSide::Real => conn.cip,
+        };
+        let hop = RouteParts {
+            hops: &mut self.hops,
+            neigh: &mut self.neigh,
+            arp_out: &mut self.arp_out,
+        }
+        .next_hop(ctx.snap, towards, ctx.now_ms)?;
+        if conn.method == Method::Tun && side == ErrorSide::Client {
+            // The tunnel's source port hashes the flow (m.key, the
+            // connection's inbound key), so GUE spreads it with its flow.
+            let outer = self.tun_outer(ctx.snap, &conn, hop.port, &m.key);
+            let mtu = ctx
+                .snap
+                .ports
+                .get(usize::from(hop.port))
+                .map_or(DEFAULT_MTU, |port| port.mtu);
+            if p.ip_len() + xmit::tun::overhead(outer.conf.kind) > usize::from(mtu) {
+                return Err(DropReason::MtuExceeded);
+            }
+            xmit::tun::encapsulate(whole, usize::from(p.l3), usize::from(p.ip_end), &outer)?;
+        } else {
+            rewrite(whole.bytes_mut(), p, &conn, side);
+        }
+        xmit::set_macs(whole.bytes_mut(), hop.src_mac, hop.dst_mac);
+        match side {
+            ErrorSide::Client => self.stats.icmp_errors_in += 1,
+            ErrorSide::Real => self.stats.icmp_errors_out += 1,
+        }
+        Ok(Verdict::Tx(hop.port))
     }
 }

@@ -15,6 +15,7 @@
 //! | local | `local.rs` | ARP, ICMP echo, VRRP adverts, the exception path to the kernel |
 //! | shard | `shard.rs` | the flow's owner worker, redirect |
 //! | conn | `conn.rs` | lookup, creation (persistence, scheduler), TCP state |
+//! | forward | `forward.rs` | state update, next hop, egress MTU, then `route` and `xmit` |
 //! | route | `route.rs` | next hop from the cache, routes and neighbours |
 //! | xmit | `crate::xmit` | the forwarding method's rewrite |
 //! | icmp_error | `icmp_error.rs` | time exceeded, fragmentation needed (egress MTU) |
@@ -31,6 +32,8 @@
 
 pub mod classify;
 pub mod conn;
+mod entry;
+mod forward;
 pub mod frag;
 pub mod icmp_error;
 pub mod icmp_relay;
@@ -43,29 +46,25 @@ pub mod templates;
 pub mod validate;
 
 use hashbrown::HashSet;
-use hwinit::PacketBuf;
 use sched::AnyScheduler;
 
-use crate::conn::{ConnId, ConnTable, Dir};
+use crate::conn::{ConnTable, Dir};
 use crate::frag::FragTable;
 use crate::frame::Frame;
 use crate::lport::LportPools;
 use crate::neigh::{self, Lookup, NeighTable};
 use crate::persist::{self, Template, TemplateFact, TemplateTable};
-use crate::snapshot::{
-    LocalKind, Method, PortConf, Proto, ServiceKey, Snapshot, TunType, DEFAULT_MTU,
-};
+use crate::snapshot::{LocalKind, Method, PortConf, Proto, ServiceKey, Snapshot};
 use crate::stats::{DropReason, RealStats, WorkerStats};
-use crate::xmit;
 
 use self::classify::{Class, LocalIndex};
 use self::conn::{account, ConnParts};
 use self::icmp_error::IcmpErrorParts;
-use self::icmp_relay::{ErrorMatch, ErrorSide};
+use self::icmp_relay::ErrorSide;
 use self::local::{LocalParts, TokenBucket};
 use self::parse::Parsed;
 pub use self::route::emit_arp_request;
-use self::route::{HopCache, RouteParts};
+use self::route::HopCache;
 use self::schedulers::SchedSet;
 use self::templates::{real_index, TemplateParts};
 
@@ -364,168 +363,6 @@ impl Core {
         parse::parse(frame, port, &self.conns)
     }
 
-    /// Processes one frame that arrived on port `in_port`, in place, when
-    /// its buffer has no room to grow: a rewrite that must change the
-    /// length (a tunnel's outer header, an ICMP error) is refused as it
-    /// would be on a full mbuf. Use [`Core::process_frame`] to see length
-    /// changes.
-    ///
-    /// `frame` is the whole Ethernet frame (no FCS). `now_ms` is the worker's
-    /// monotonic clock in milliseconds. `redirected` is true when another
-    /// worker already classified the frame and moved it here; such a frame is
-    /// never redirected again. Counts `rx_*` only for frames from a port
-    /// (`redirected == false`); `tx_*` are counted by the loop that sends.
-    pub fn process(
-        &mut self,
-        snap: &Snapshot,
-        frame: &mut [u8],
-        in_port: u8,
-        now_ms: u64,
-        redirected: bool,
-    ) -> Verdict {
-        self.process_frame(snap, &mut Frame::fixed(frame), in_port, now_ms, redirected)
-    }
-
-    /// [`Core::process`] on a [`Frame`] whose buffer may have tailroom: the
-    /// frame's final length (grown, shrunk or unchanged) is `frame.len()`
-    /// when this returns.
-    pub fn process_frame(
-        &mut self,
-        snap: &Snapshot,
-        frame: &mut Frame<'_>,
-        in_port: u8,
-        now_ms: u64,
-        redirected: bool,
-    ) -> Verdict {
-        let parsed = self.parse(snap, frame.bytes(), in_port);
-        self.act(
-            snap,
-            frame,
-            parsed.as_ref().map_err(|&r| r),
-            in_port,
-            now_ms,
-            redirected,
-        )
-    }
-
-    /// [`Core::process_frame`] on a packet buffer: the buffer's length
-    /// follows the frame's.
-    pub fn process_buf<B: PacketBuf>(
-        &mut self,
-        snap: &Snapshot,
-        buf: &mut B,
-        in_port: u8,
-        now_ms: u64,
-        redirected: bool,
-    ) -> Verdict {
-        let len = buf.data().len();
-        let mut frame = Frame::new(buf.room_mut(), len);
-        let v = self.process_frame(snap, &mut frame, in_port, now_ms, redirected);
-        let new_len = frame.len();
-        if new_len != len {
-            // Within the room by Frame's contract, so this cannot fail.
-            buf.set_data_len(new_len);
-        }
-        v
-    }
-
-    /// Processes a burst of frames from port `in_port` in stages: `parse`
-    /// for every frame, then the connection table's index and entry lines of
-    /// every TCP/UDP frame are prefetched, then each frame goes through the
-    /// remaining stages in order. `verdicts[i]` receives frame `i`'s verdict.
-    /// Processes `min(bufs.len(), verdicts.len(), MAX_BURST)` frames; the
-    /// same results as calling [`Core::process`] on each in turn.
-    pub fn process_burst<B: PacketBuf>(
-        &mut self,
-        snap: &Snapshot,
-        bufs: &mut [B],
-        in_port: u8,
-        now_ms: u64,
-        redirected: bool,
-        verdicts: &mut [Verdict],
-    ) -> usize {
-        let n = bufs.len().min(verdicts.len()).min(MAX_BURST);
-        let port = snap.ports.get(usize::from(in_port));
-        // Never None between bursts; the fallback allocates once if it were.
-        let mut burst = self
-            .burst
-            .take()
-            .unwrap_or_else(|| Box::new([Parsed::EMPTY; MAX_BURST]));
-        for ((p, refused), buf) in burst
-            .iter_mut()
-            .zip(self.refused.iter_mut())
-            .zip(&bufs[..n])
-        {
-            *refused = match port {
-                Some(port) => parse::parse_into(buf.data(), port, &self.conns, p).err(),
-                None => Some(DropReason::BadPort),
-            };
-            if refused.is_none() && p.has_ports() {
-                self.conns.prefetch_index(p.hash);
-            }
-        }
-        for (p, refused) in burst[..n].iter().zip(&self.refused[..n]) {
-            if refused.is_none() && p.has_ports() {
-                self.conns.prefetch_entry(p.hash);
-            }
-        }
-        for i in 0..n {
-            let parsed = match self.refused[i] {
-                None => Ok(&burst[i]),
-                Some(r) => Err(r),
-            };
-            let buf = &mut bufs[i];
-            let len = buf.data().len();
-            let mut frame = Frame::new(buf.room_mut(), len);
-            verdicts[i] = self.act(snap, &mut frame, parsed, in_port, now_ms, redirected);
-            let new_len = frame.len();
-            if new_len != len {
-                // Within the room by Frame's contract, so this cannot fail.
-                buf.set_data_len(new_len);
-            }
-        }
-        self.burst = Some(burst);
-        n
-    }
-
-    /// Every stage after `parse`, with the counting that brackets them.
-    #[inline]
-    fn act(
-        &mut self,
-        snap: &Snapshot,
-        frame: &mut Frame<'_>,
-        parsed: Result<&Parsed, DropReason>,
-        in_port: u8,
-        now_ms: u64,
-        redirected: bool,
-    ) -> Verdict {
-        if !redirected {
-            self.stats.rx_pkts += 1;
-            self.stats.rx_bytes += frame.len() as u64;
-        }
-        let v = match (parsed, snap.ports.get(usize::from(in_port))) {
-            (Ok(p), Some(port)) => {
-                let ctx = Ctx {
-                    snap,
-                    port,
-                    in_port,
-                    now_ms,
-                    redirected,
-                };
-                self.stages(&ctx, frame, p).unwrap_or_else(Verdict::Drop)
-            }
-            (Err(r), _) => Verdict::Drop(r),
-            (Ok(_), None) => Verdict::Drop(DropReason::BadPort),
-        };
-        if let Verdict::Drop(r) = v {
-            if r == DropReason::L4ChecksumPartial {
-                self.stats.partial_csum_ports |= 1u64 << (in_port & 63);
-            }
-            self.stats.drop(r);
-        }
-        v
-    }
-
     /// validate → (frag) → classify → local | shard → conn → route → xmit.
     #[inline]
     fn stages(
@@ -621,225 +458,6 @@ impl Core {
             // (RFC 1812 §5.3.1), rate limited.
             Err(DropReason::TtlExceeded) => self.icmp_errors().time_exceeded(ctx, whole, p),
             v => v,
-        }
-    }
-
-    /// Stage `icmp_relay` after [`icmp_relay::match_error`] found that the
-    /// ICMP error `p` from `side` is about the flow `m`: hands it to the
-    /// flow's owner, finds the connection, and sends the error on to the
-    /// real server (client side) or the client (real servers' side).
-    ///
-    /// An error for a VS/TUN flow from the client's side goes through the
-    /// flow's tunnel, as IPVS's `ip_vs_in_icmp` sends it with the
-    /// connection's `packet_xmit`: the real server may be on no link of
-    /// the director's.
-    ///
-    /// # Errors
-    /// `icmp_error_no_conn`, `ttl_exceeded` (a routing method: NAT, TUN,
-    /// FullNAT; outer TTL ≤ 1), the route drops; through a tunnel
-    /// `mtu_exceeded` (no error is sent about an error, RFC 1812 §4.3.2.7)
-    /// and those of [`xmit::tun::encapsulate`].
-    #[cold]
-    fn relay_icmp(
-        &mut self,
-        ctx: &Ctx<'_>,
-        whole: &mut Frame<'_>,
-        p: &Parsed,
-        m: ErrorMatch,
-        side: ErrorSide,
-    ) -> Result<Verdict, DropReason> {
-        if let Some(o) = shard::redirect_to(
-            m.client.0,
-            m.client.1,
-            self.id,
-            self.n_workers,
-            ctx.redirected,
-        ) {
-            self.stats.redirects_out += 1;
-            return Ok(Verdict::Redirect(o));
-        }
-        let conn = match self.conns.lookup(&m.key) {
-            Some((id, dir)) if dir == m.dir => {
-                self.conns.get(id).ok_or(DropReason::IcmpErrorNoConn)?
-            }
-            _ => return Err(DropReason::IcmpErrorNoConn),
-        };
-        xmit::may_forward(conn.method, p.ttl)?;
-        let towards = match side {
-            ErrorSide::Client => conn.rip,
-            ErrorSide::Real => conn.cip,
-        };
-        let hop = RouteParts {
-            hops: &mut self.hops,
-            neigh: &mut self.neigh,
-            arp_out: &mut self.arp_out,
-        }
-        .next_hop(ctx.snap, towards, ctx.now_ms)?;
-        if conn.method == Method::Tun && side == ErrorSide::Client {
-            // The tunnel's source port hashes the flow (m.key, the
-            // connection's inbound key), so GUE spreads it with its flow.
-            let outer = self.tun_outer(ctx.snap, &conn, hop.port, &m.key);
-            let mtu = ctx
-                .snap
-                .ports
-                .get(usize::from(hop.port))
-                .map_or(DEFAULT_MTU, |port| port.mtu);
-            if p.ip_len() + xmit::tun::overhead(outer.conf.kind) > usize::from(mtu) {
-                return Err(DropReason::MtuExceeded);
-            }
-            xmit::tun::encapsulate(whole, usize::from(p.l3), usize::from(p.ip_end), &outer)?;
-        } else {
-            icmp_relay::rewrite(whole.bytes_mut(), p, &conn, side);
-        }
-        xmit::set_macs(whole.bytes_mut(), hop.src_mac, hop.dst_mac);
-        match side {
-            ErrorSide::Client => self.stats.icmp_errors_in += 1,
-            ErrorSide::Real => self.stats.icmp_errors_out += 1,
-        }
-        Ok(Verdict::Tx(hop.port))
-    }
-
-    /// Forwards a packet of connection `id` travelling in direction `dir`:
-    /// state update, next hop, the forwarding method's rewrite.
-    #[inline]
-    fn forward(
-        &mut self,
-        ctx: &Ctx<'_>,
-        frame: &mut Frame<'_>,
-        p: &Parsed,
-        id: ConnId,
-        dir: Dir,
-    ) -> Result<Verdict, DropReason> {
-        let (snap, now_ms) = (ctx.snap, ctx.now_ms);
-        let conn = self.conn_parts().advance(snap, id, p, dir, now_ms)?;
-        let towards = match dir {
-            Dir::In => conn.rip,
-            Dir::Out => conn.cip,
-        };
-        let hop = RouteParts {
-            hops: &mut self.hops,
-            neigh: &mut self.neigh,
-            arp_out: &mut self.arp_out,
-        }
-        .next_hop(snap, towards, now_ms)?;
-        let mtu = snap
-            .ports
-            .get(usize::from(hop.port))
-            .map_or(DEFAULT_MTU, |port| port.mtu);
-        let outer = match conn.method {
-            Method::Tun => Some(self.tun_outer(snap, &conn, hop.port, &p.key)),
-            _ => None,
-        };
-        // What the method adds must fit the egress MTU too: a tunnel's
-        // outer headers, FullNAT's PROXY v2 header or TOA option.
-        let overhead = match (&outer, conn.method, dir) {
-            (Some(o), _, _) => xmit::tun::overhead(o.conf.kind),
-            (None, Method::FullNat, Dir::In) => xmit::fullnat::inbound_growth(
-                frame,
-                usize::from(p.l3),
-                usize::from(p.ip_end),
-                &conn,
-            ),
-            _ => 0,
-        };
-        if p.ip_len() + overhead > usize::from(mtu) {
-            // fulcrum does not fragment: DF asks for path-MTU discovery's
-            // answer (RFC 1191) with the MTU the sender may use inside the
-            // tunnel (or before the director's additions), anything else is
-            // dropped.
-            if icmp_error::dont_fragment(frame.bytes(), p) {
-                let room = usize::from(mtu).saturating_sub(overhead) as u16;
-                return self.icmp_errors().frag_needed(ctx, frame, p, room);
-            }
-            return Err(match conn.method {
-                // IPVS would fragment the outer packet.
-                Method::Tun => DropReason::TunNeedsFragmentation,
-                _ => DropReason::MtuExceeded,
-            });
-        }
-        if p.fragment && overhead > 0 {
-            // The method grows the first fragment (outer header, PROXY v2,
-            // TOA): the later ones could not follow by `frag::apply`.
-            return Err(DropReason::FragEncap);
-        }
-        let sent = xmit::transmit(
-            frame,
-            usize::from(p.l3),
-            usize::from(p.ip_end),
-            &conn,
-            dir,
-            &hop,
-            outer.as_ref(),
-        )?;
-        match sent {
-            xmit::fullnat::Sent::Plain => {}
-            xmit::fullnat::Sent::Proxy => self.stats.fullnat_proxy_sent += 1,
-            xmit::fullnat::Sent::Toa => self.stats.fullnat_toa_sent += 1,
-            xmit::fullnat::Sent::ToaNoSpace => self.stats.fullnat_toa_no_space += 1,
-        }
-        if p.fragment {
-            // A first fragment: its rewrite is what the later ones get.
-            self.frag_record(frame.bytes(), p, Verdict::Tx(hop.port), now_ms)?;
-        }
-        if let Some(s) = self.reals.get_mut(conn.real as usize) {
-            let len = p.ip_len() as u64;
-            match dir {
-                Dir::In => {
-                    s.in_pkts += 1;
-                    s.in_bytes += len;
-                }
-                Dir::Out => {
-                    s.out_pkts += 1;
-                    s.out_bytes += len;
-                }
-            }
-        }
-        Ok(Verdict::Tx(hop.port))
-    }
-
-    /// The outer header inputs of a VS/TUN packet of connection `conn`
-    /// leaving by port `out_port`, whose flow (as it arrived) is `key`: the
-    /// real server's tunnel parameters, the outer source (the service's
-    /// `tun_src`, else the egress port's DIP on the RIP's subnet, else its
-    /// first DIP), the next identification and GUE's source port.
-    #[inline]
-    fn tun_outer(
-        &mut self,
-        snap: &Snapshot,
-        conn: &crate::conn::Conn,
-        out_port: u8,
-        key: &crate::conn::FlowKey,
-    ) -> xmit::tun::Outer {
-        let rip = conn.rip;
-        let conf = snap
-            .reals
-            .get(conn.real as usize)
-            .map(|r| r.tun)
-            .unwrap_or_default();
-        let src = if conf.src != 0 {
-            conf.src
-        } else {
-            let addrs = snap
-                .ports
-                .get(usize::from(out_port))
-                .map_or(&[][..], |p| &p.addrs[..]);
-            addrs
-                .iter()
-                .find(|(_, net)| net.contains(rip))
-                .or_else(|| addrs.first())
-                .map_or(0, |&(a, _)| a)
-        };
-        let ident = self.tun_ident;
-        self.tun_ident = ident.wrapping_add(1);
-        xmit::tun::Outer {
-            conf,
-            src,
-            dst: rip,
-            ident,
-            sport: match conf.kind {
-                TunType::Gue => xmit::tun::gue_src_port(key),
-                TunType::Ipip => 0,
-            },
         }
     }
 

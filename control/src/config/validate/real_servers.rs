@@ -69,16 +69,24 @@ pub(super) fn check(
                 format!("real server {rip} is one of the director's own addresses: expected another host"),
             ));
         }
-        match r.method(s) {
+        let method = r.method(s);
+        // DR and TUN deliver the client's packet with its own ports (the
+        // real server holds the VIP), as IPVS does.
+        if let (Method::Dr | Method::Tun, true) = (method, rport != vport) {
+            let how = if method == Method::Dr {
+                "direct routing"
+            } else {
+                "tunnelling"
+            };
+            return Err(verr(
+                path(),
+                format!(
+                    "{how} cannot change the port: real server port {rport} must equal the virtual port {vport}"
+                ),
+            ));
+        }
+        match method {
             Method::Dr => {
-                if rport != vport {
-                    return Err(verr(
-                        path(),
-                        format!(
-                            "direct routing cannot change the port: real server port {rport} must equal the virtual port {vport}"
-                        ),
-                    ));
-                }
                 if cfg.connected_port(rip).is_none() {
                     return Err(verr(
                         path(),
@@ -90,14 +98,6 @@ pub(super) fn check(
                 }
             }
             Method::Tun => {
-                if rport != vport {
-                    return Err(verr(
-                        path(),
-                        format!(
-                            "tunnelling cannot change the port: real server port {rport} must equal the virtual port {vport}"
-                        ),
-                    ));
-                }
                 if !cfg.has_route(rip) {
                     return Err(verr(
                         path(),
