@@ -9,13 +9,13 @@
 
 use crate::conn::{Conn, ConnId, Dir, FlowKey};
 use crate::frame::Frame;
-use crate::snapshot::{Method, Snapshot, TunType, DEFAULT_MTU};
+use crate::snapshot::{Method, Snapshot, TunType};
 use crate::stats::DropReason;
 use crate::xmit;
 
 use super::icmp_error;
 use super::parse::Parsed;
-use super::route::RouteParts;
+use super::route;
 use super::{Core, Ctx, Verdict};
 
 impl Core {
@@ -36,16 +36,8 @@ impl Core {
             Dir::In => conn.rip,
             Dir::Out => conn.cip,
         };
-        let hop = RouteParts {
-            hops: &mut self.hops,
-            neigh: &mut self.neigh,
-            arp_out: &mut self.arp_out,
-        }
-        .next_hop(snap, towards, now_ms)?;
-        let mtu = snap
-            .ports
-            .get(usize::from(hop.port))
-            .map_or(DEFAULT_MTU, |port| port.mtu);
+        let hop = self.route().next_hop(snap, towards, now_ms)?;
+        let mtu = route::egress_mtu(snap, hop.port);
         let outer = match conn.method {
             Method::Tun => Some(self.tun_outer(snap, &conn, hop.port, &p.key)),
             _ => None,

@@ -53,14 +53,14 @@
 
 use crate::conn::{Conn, Dir, FlowKey};
 use crate::frame::Frame;
-use crate::snapshot::{ClientAddress, Method, DEFAULT_MTU};
+use crate::snapshot::{ClientAddress, Method};
 use crate::stats::DropReason;
 use crate::wire::icmp_quote::{self, IcmpQuote, QuoteSide};
 use crate::wire::{self, Ipv4Packet, ICMP_HEADER_LEN, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 use crate::xmit::{self, fullnat};
 
 use super::parse::Parsed;
-use super::route::RouteParts;
+use super::route;
 use super::shard;
 use super::{Core, Ctx, Verdict};
 
@@ -267,21 +267,12 @@ impl Core {
             ErrorSide::Client => conn.rip,
             ErrorSide::Real => conn.cip,
         };
-        let hop = RouteParts {
-            hops: &mut self.hops,
-            neigh: &mut self.neigh,
-            arp_out: &mut self.arp_out,
-        }
-        .next_hop(ctx.snap, towards, ctx.now_ms)?;
+        let hop = self.route().next_hop(ctx.snap, towards, ctx.now_ms)?;
         if conn.method == Method::Tun && side == ErrorSide::Client {
             // The tunnel's source port hashes the flow (m.key, the
             // connection's inbound key), so GUE spreads it with its flow.
             let outer = self.tun_outer(ctx.snap, &conn, hop.port, &m.key);
-            let mtu = ctx
-                .snap
-                .ports
-                .get(usize::from(hop.port))
-                .map_or(DEFAULT_MTU, |port| port.mtu);
+            let mtu = route::egress_mtu(ctx.snap, hop.port);
             if p.ip_len() + xmit::tun::overhead(outer.conf.kind) > usize::from(mtu) {
                 return Err(DropReason::MtuExceeded);
             }

@@ -64,7 +64,7 @@ use self::icmp_relay::ErrorSide;
 use self::local::{LocalParts, TokenBucket};
 use self::parse::Parsed;
 pub use self::route::emit_arp_request;
-use self::route::HopCache;
+use self::route::{HopCache, RouteParts};
 use self::schedulers::SchedSet;
 use self::templates::{real_index, TemplateParts};
 
@@ -486,6 +486,16 @@ impl Core {
             neigh_out: &mut self.neigh_out,
             stats: &mut self.stats,
             kernel: &mut self.kernel,
+        }
+    }
+
+    /// The parts stage `route` borrows (the next-hop cache, neighbours,
+    /// the ARP requests to send).
+    fn route(&mut self) -> RouteParts<'_> {
+        RouteParts {
+            hops: &mut self.hops,
+            neigh: &mut self.neigh,
+            arp_out: &mut self.arp_out,
         }
     }
 

@@ -10,7 +10,7 @@
 //! retransmission recovers once the reply is in.
 
 use crate::neigh::{Lookup, NeighTable};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, DEFAULT_MTU};
 use crate::stats::DropReason;
 
 use crate::wire::{self, ArpPacket, ArpRepr, EthernetFrame, ETHERTYPE_ARP};
@@ -142,6 +142,16 @@ impl RouteParts<'_> {
         }
         Ok(hop)
     }
+}
+
+/// The MTU of egress port `port` in bytes (its IPv4 datagrams, the
+/// Ethernet header not counted): the port's configured `mtu`, else
+/// [`DEFAULT_MTU`] (1500) for a port the snapshot lacks.
+#[inline]
+pub fn egress_mtu(snap: &Snapshot, port: u8) -> u16 {
+    snap.ports
+        .get(usize::from(port))
+        .map_or(DEFAULT_MTU, |p| p.mtu)
 }
 
 /// Queues an ARP request for `target` (host order) on `port`, from the

@@ -48,20 +48,8 @@ impl Runner {
                     .as_ref()
                     .and_then(|s| s.failed.get(k))
                     .is_some_and(|f| f.load(Ordering::Relaxed));
-                // keepalived: a positive weight is added while the script
-                // succeeds, a negative one while it fails, 0 = FAULT on failure.
-                match (failed, w) {
-                    (true, 0) => {
-                        fault = true;
-                        why.push(format!("track_script {} failed", t.script));
-                    }
-                    (true, w) if w < 0 => {
-                        delta += w;
-                        why.push(format!("track_script {} failed ({w})", t.script));
-                    }
-                    (false, w) if w > 0 => delta += w,
-                    _ => {}
-                }
+                let what = || format!("track_script {} failed", t.script);
+                weigh(failed, w, what, &mut fault, &mut delta, &mut why);
             }
             if let Some(h) = &health {
                 for t in &x.cfg.track_service {
@@ -71,18 +59,8 @@ impl Runner {
                         proto: t.proto.0,
                     };
                     let lost = h.sorry.contains(&key);
-                    match (lost, t.weight) {
-                        (true, 0) => {
-                            fault = true;
-                            why.push(format!("track_service {} lost quorum", t.vip.0));
-                        }
-                        (true, w) if w < 0 => {
-                            delta += w;
-                            why.push(format!("track_service {} lost quorum ({w})", t.vip.0));
-                        }
-                        (false, w) if w > 0 => delta += w,
-                        _ => {}
-                    }
+                    let what = || format!("track_service {} lost quorum", t.vip.0);
+                    weigh(lost, t.weight, what, &mut fault, &mut delta, &mut why);
                 }
             }
             self.insts[i].tracking = why;
@@ -91,5 +69,64 @@ impl Runner {
                 self.apply(i, acts, now, false);
             }
         }
+    }
+}
+
+/// keepalived's weight rule for one tracked object (`track_script`,
+/// `track_service`): a positive weight `w` is added to `delta` while the
+/// object is fine, a negative one while it `failed`, and weight 0 sets
+/// `fault` while it failed. A failure that counts is explained in `why`
+/// as `what()`, with the weight when it lowers the priority.
+fn weigh(
+    failed: bool,
+    w: i32,
+    what: impl FnOnce() -> String,
+    fault: &mut bool,
+    delta: &mut i32,
+    why: &mut Vec<String>,
+) {
+    match (failed, w) {
+        (true, 0) => {
+            *fault = true;
+            why.push(what());
+        }
+        (true, w) if w < 0 => {
+            *delta += w;
+            why.push(format!("{} ({w})", what()));
+        }
+        (false, w) if w > 0 => *delta += w,
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weigh;
+
+    /// (failed, weight) -> (fault, delta, explanation).
+    fn run(failed: bool, w: i32) -> (bool, i32, Vec<String>) {
+        let (mut fault, mut delta, mut why) = (false, 0, Vec::new());
+        weigh(
+            failed,
+            w,
+            || "x failed".to_string(),
+            &mut fault,
+            &mut delta,
+            &mut why,
+        );
+        (fault, delta, why)
+    }
+
+    #[test]
+    fn test_weigh_follows_keepalived() {
+        assert_eq!(run(true, 0), (true, 0, vec!["x failed".to_string()]));
+        assert_eq!(run(false, 0), (false, 0, vec![]));
+        assert_eq!(
+            run(true, -30),
+            (false, -30, vec!["x failed (-30)".to_string()])
+        );
+        assert_eq!(run(false, -30), (false, 0, vec![]));
+        assert_eq!(run(false, 20), (false, 20, vec![]));
+        assert_eq!(run(true, 20), (false, 0, vec![]));
     }
 }
