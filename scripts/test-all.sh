@@ -68,7 +68,15 @@ for s in startup pcap pktgen e2e; do
     # take well under a minute.
     cap=5m
     [ "$s" = e2e ] && cap=15m
-    if timeout "$cap" bash "tests/$s/run.sh"; then RES[$s]=PASS; else RES[$s]=FAIL; fi
+    # The suite's own output is kept in run/$s.log so the summary can repeat
+    # what failed: CI shows only the head and tail of a long run.
+    if timeout "$cap" bash "tests/$s/run.sh" 2>&1 | tee "run/$s.log"; then
+        RES[$s]=PASS
+    else
+        rc=${PIPESTATUS[0]}
+        RES[$s]=FAIL
+        [ "$rc" = 124 ] && echo "$s: killed by its ${cap} time cap" | tee -a "run/$s.log"
+    fi
 done
 
 step "bench-gate: benches/gate.sh"
@@ -87,6 +95,11 @@ line=""
 for s in "${ORDER[@]}"; do
     line+=" $s=${RES[$s]}"
     if [ "${RES[$s]}" = PASS ]; then pass=$((pass + 1)); else fail=$((fail + 1)); fi
+done
+for s in startup pcap pktgen e2e; do
+    [ "${RES[$s]}" = FAIL ] && [ -f "run/$s.log" ] || continue
+    printf '\n%s failures (from run/%s.log):\n' "$s" "$s"
+    grep -E 'FAIL|reason:|time cap' "run/$s.log" | head -n 40
 done
 printf '\nmake test summary (%d s):%s\n' $((SECONDS - T0)) "$line"
 echo "$pass passed, $fail failed"

@@ -89,7 +89,9 @@ impl Core {
     /// every TCP/UDP frame are prefetched, then each frame goes through the
     /// remaining stages in order. `verdicts[i]` receives frame `i`'s verdict.
     /// Processes `min(bufs.len(), verdicts.len(), MAX_BURST)` frames; the
-    /// same results as calling [`Core::process`] on each in turn.
+    /// same results as calling [`Core::process_buf`] on each in turn (so a
+    /// method that grows the frame can use the buffer's tailroom, which
+    /// [`Core::process`] refuses).
     pub fn process_burst<B: PacketBuf>(
         &mut self,
         snap: &Snapshot,
