@@ -92,8 +92,11 @@
 # equal conns_created).
 # E2E_CASES picks cases, e.g. E2E_CASES="sh:2 persist:2" or
 # E2E_CASES=arp-spoof:1.
+# A failed case runs once more from a fresh topology (E2E_RETRIES, default
+# 1; 0 turns retries off); each failed attempt's reasons are printed, and a
+# case that passed only on a retry is named in the last line.
 # Prints PASS/FAIL per case with reasons, then `e2e: N passed, M failed`;
-# exits 1 if any case (or the topology check) failed.
+# exits 1 if any case (or the topology check) failed on every attempt.
 
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -139,8 +142,10 @@ NREQ=${E2E_REQUESTS:-300}
 # Capture both bridges and have tshark validate every checksum on the wire.
 export FC_CAPTURE=${FC_CAPTURE:-1}
 CASES=${E2E_CASES:-nat:1 nat:2 dr:1 dr:2 sh:2 persist:2 arp-spoof:1 live-delete:1 exception:1 health:1 health-dr:1 health-quorum:1 dpdk-tools:1 rate:1 metrics:1 reload:1 vrrp-dr:1 vrrp-nat:1 vrrp-keepalived:1 vrrp-split:1 udp-nat:1 udp-nat:2 pmtu:1 tun:1 fullnat:1 fullnat:2}
+RETRIES=${E2E_RETRIES:-1}
 PASS=0
 FAIL=0
+RETRIED=()
 
 HEALTH_SCRIPT_DIR=
 trap 'metrics_cleanup; vrrp_cleanup; icmp_cleanup; tun_cleanup; case_cleanup; [ -n "$HEALTH_SCRIPT_DIR" ] && rm -rf "$HEALTH_SCRIPT_DIR"' EXIT
@@ -253,16 +258,42 @@ for c in $CASES; do
             run=(case_run "$mode" "$nw" "$NREQ" 0)
             ;;
     esac
-    if "${run[@]}"; then
-        fc_say "e2e $mode ${nw}w: PASS"
-        PASS=$((PASS + 1))
-    else
+    # A failed case runs again (E2E_RETRIES more times, default 1) from a
+    # fresh topology: the timing cases (takeover within master_down + 100 ms
+    # on the wire, detection windows) can miss on a busy 2-core VM. A broken
+    # feature fails every attempt; a pass on a later attempt is reported as
+    # such, with the first attempt's reasons, and listed in the last line.
+    attempt=1
+    while :; do
+        if "${run[@]}"; then
+            if [ "$attempt" = 1 ]; then
+                fc_say "e2e $mode ${nw}w: PASS"
+            else
+                fc_say "e2e $mode ${nw}w: PASS on retry (attempt $attempt; the failed attempts' reasons are above)"
+                RETRIED+=("$c")
+            fi
+            PASS=$((PASS + 1))
+            break
+        fi
+        if [ "$attempt" -le "$RETRIES" ]; then
+            fc_say "e2e $mode ${nw}w: attempt $attempt FAILED, retrying"
+            for r in "${CASE_FAILS[@]}"; do fc_say "  attempt $attempt reason: $r"; done
+            attempt=$((attempt + 1))
+            fc_say ""
+            fc_say "== e2e case: $mode, $nw worker(s), attempt $attempt"
+            continue
+        fi
         fc_say "e2e $mode ${nw}w: FAIL"
         for r in "${CASE_FAILS[@]}"; do fc_say "  reason: $r"; done
         FAIL=$((FAIL + 1))
-    fi
+        break
+    done
 done
 
 fc_say ""
-fc_say "e2e: $PASS passed, $FAIL failed"
+if [ "${#RETRIED[@]}" -gt 0 ]; then
+    fc_say "e2e: $PASS passed, $FAIL failed (passed only on retry: ${RETRIED[*]})"
+else
+    fc_say "e2e: $PASS passed, $FAIL failed"
+fi
 [ "$FAIL" = 0 ]
