@@ -366,6 +366,25 @@ for run in sys.argv[1:]:
             print(f"| {m['scenario']} | {NAME.get(m['program'], m['program'])} | {v:.0f} | "
                   f"{'met' if v >= NC else '**missed**'} | {m['detail']} |")
         print()
+    ws = [r for r in csv.DictReader(open(f"{run}/sweep.csv")) if r["sweep"] == "workers"]
+    if ws:
+        eff = {m["program"]: m["value"] for m in metrics if m["metric"] == "scaling_efficiency"}
+        print(f"Workers sweep, {ws[0]['scenario']} (the file split by flow owner, one per RX queue; "
+              "this VM has 2 CPUs, so the second worker shares CPU 0 with the main lcore and the "
+              "samplers). Scaling efficiency = 2-worker Mpps ÷ 1-worker Mpps of the same program, "
+              "both from this run:")
+        print()
+        print("| program | 1 worker Mpps | 2 workers Mpps | efficiency | 2 workers / testpmd 2 cores |")
+        print("|---|---:|---:|---:|---:|")
+        for prog in dict.fromkeys(r["program"] for r in ws):
+            one = next((r for r in ws if r["program"] == prog and r["workers"] == "1"), None)
+            two = next((r for r in ws if r["program"] == prog and r["workers"] == "2"), None)
+            if one is None or two is None:
+                continue
+            ratio = num(two["ratio_vs_testpmd"])
+            print(f"| {NAME.get(prog, prog)} | {one['mpps']} | {two['mpps']} | {eff.get(prog, '-')} | "
+                  f"{'-' if ratio is None else f'{ratio:.3f}'} |")
+        print()
     failed = [c for c in checks if c["verdict"] != "ok"]
     print(f"Checks of this run (`checks.csv`: per fulcrum run window rx_pkts = tx_pkts, drops = 0, "
           f"conns_created = flows, rr spread exact, sampled, exit status 0; per testpmd run the stats "
