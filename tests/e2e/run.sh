@@ -259,10 +259,10 @@ for c in $CASES; do
             ;;
     esac
     # A failed case runs again (E2E_RETRIES more times, default 1) from a
-    # fresh topology: the timing cases (takeover within master_down + 100 ms
-    # on the wire, detection windows) can miss on a busy 2-core VM. A broken
-    # feature fails every attempt; a pass on a later attempt is reported as
-    # such, with the first attempt's reasons, and listed in the last line.
+    # fresh topology: one CI run failed a case that its output did not name,
+    # and no local run failed one since. A broken feature fails every
+    # attempt; a pass on a later attempt is reported as such, with the first
+    # attempt's reasons, and listed in the last line.
     attempt=1
     while :; do
         if "${run[@]}"; then
